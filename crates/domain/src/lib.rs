@@ -1,0 +1,7 @@
+//! Pure types of kuvert: no IO. Identity numbers, the delivery model and its
+//! validation rules. A value of a type defined here was parsed, so it is valid.
+
+pub mod content;
+pub mod delivery;
+pub mod identity;
+pub mod ids;
