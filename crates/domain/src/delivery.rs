@@ -1,0 +1,385 @@
+//! The delivery model, shaped after Mina meddelanden v3 `SecureDelivery`, so
+//! that a later SOAP adapter is a translation and not a redesign.
+//!
+//! A sender submits a [`SignedDelivery`]: the [`SecureDelivery`] plus its
+//! signature over the delivery's canonical form ([`SecureDelivery::canonical_bytes`]).
+//! [`SecureDelivery::validate`] turns the wire form into a [`ValidatedDelivery`]
+//! or names the first problem; nothing that fails it is stored.
+
+use crate::content::AttachmentName;
+use crate::html_check::{self, UnsafeHtml};
+use crate::identity::{IdentityError, OrganisationNumber, RecipientId};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+/// Domain-separation label for sender signatures over a delivery.
+pub const SIGNED_DELIVERY_DOMAIN: &[u8] = b"kuvert/v1/signed-delivery";
+
+pub const MAX_SUBJECT_CHARS: usize = 255;
+pub const MAX_SUPPORT_TEXT_CHARS: usize = 1024;
+/// Mina meddelanden's limit: a delivery is at most 2 MB, attachments included.
+pub const DEFAULT_MAX_DELIVERY_BYTES: usize = 2 * 1024 * 1024;
+
+/// A delivery as the sender signs it: one recipient, one or more messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecureDelivery {
+    pub header: DeliveryHeader,
+    pub messages: Vec<SecureMessage>,
+    /// Print and post the delivery when the recipient cannot be reached digitally.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub paper_fallback: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryHeader {
+    pub sender: SenderInfo,
+    /// The recipient's identity number: personnummer, samordningsnummer or
+    /// organisationsnummer, in any written form (canonicalised by kuvert).
+    pub recipient: String,
+    /// The sender's own reference; also the idempotency key when no
+    /// `Idempotency-Key` header is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SenderInfo {
+    /// Organisation number of the sending authority (`16` + 10 digits, or 10 digits).
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecureMessage {
+    pub header: MessageHeader,
+    pub body: MessageBody,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageHeader {
+    /// The sender's id of this message; unique within the delivery.
+    pub id: String,
+    pub subject: String,
+    pub support_info: SupportInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub official_matter: Option<OfficialMatter>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metadata: Vec<Metadata>,
+    /// BCP 47 language tag, e.g. `sv` or `en`.
+    pub language: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SupportInfo {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_address: Option<String>,
+}
+
+/// Groups messages that belong to the same case (ärende).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OfficialMatter {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    pub tag: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum BodyContentType {
+    #[serde(rename = "text/plain")]
+    TextPlain,
+    #[serde(rename = "text/html")]
+    TextHtml,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageBody {
+    pub content_type: BodyContentType,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    pub content_type: String,
+    pub filename: String,
+    /// SHA-256 of the decoded content, lowercase hex.
+    pub checksum: String,
+    /// The content, standard base64 with padding.
+    pub body: String,
+}
+
+/// Which signature scheme a sender used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureAlgorithm {
+    Ed25519,
+}
+
+/// A sender's signature over [`SecureDelivery::canonical_bytes`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySignature {
+    pub algorithm: SignatureAlgorithm,
+    /// The registered key's id, `ed25519:` + 16 hex digits.
+    pub key_id: String,
+    /// Standard base64 of the 64-byte signature.
+    pub value: String,
+}
+
+/// What a sender submits: the delivery and its signature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignedDelivery {
+    pub delivery: SecureDelivery,
+    pub signature: DeliverySignature,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The first problem found in a delivery. Each has a stable `code()` that
+/// the API returns, so senders can act on it without parsing prose.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("recipient: {0}")]
+    InvalidRecipient(IdentityError),
+    #[error("sender id: {0}")]
+    InvalidSenderId(IdentityError),
+    #[error("a delivery holds at least one message")]
+    NoMessages,
+    #[error("message {index}: the subject is empty")]
+    EmptySubject { index: usize },
+    #[error("message {index}: the subject is longer than {max} characters")]
+    SubjectTooLong { index: usize, max: usize },
+    #[error("message {index}: the support text is longer than {max} characters")]
+    SupportTextTooLong { index: usize, max: usize },
+    #[error("message {index}: the message id is empty or repeated")]
+    BadMessageId { index: usize },
+    #[error("message {index}: the language is not a language tag")]
+    BadLanguage { index: usize },
+    #[error("message {index}: the HTML body is not allowed: {reason}")]
+    UnsafeHtml { index: usize, reason: UnsafeHtml },
+    #[error("message {index}, attachment {attachment}: file name: {reason}")]
+    BadAttachmentName {
+        index: usize,
+        attachment: usize,
+        reason: crate::content::AttachmentNameError,
+    },
+    #[error("message {index}, attachment {attachment}: content type {content_type:?} is not allowed")]
+    AttachmentTypeNotAllowed {
+        index: usize,
+        attachment: usize,
+        content_type: String,
+    },
+    #[error("message {index}, attachment {attachment}: the body is not valid base64")]
+    AttachmentNotBase64 { index: usize, attachment: usize },
+    #[error("message {index}, attachment {attachment}: the checksum does not match the content")]
+    ChecksumMismatch { index: usize, attachment: usize },
+    #[error("the delivery is {size} bytes; at most {limit} are allowed")]
+    TooLarge { size: usize, limit: usize },
+}
+
+impl DeliveryError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRecipient(_) => "invalid_recipient",
+            Self::InvalidSenderId(_) => "invalid_sender_id",
+            Self::NoMessages => "no_messages",
+            Self::EmptySubject { .. } => "empty_subject",
+            Self::SubjectTooLong { .. } => "subject_too_long",
+            Self::SupportTextTooLong { .. } => "support_text_too_long",
+            Self::BadMessageId { .. } => "bad_message_id",
+            Self::BadLanguage { .. } => "bad_language",
+            Self::UnsafeHtml { .. } => "unsafe_html",
+            Self::BadAttachmentName { .. } => "bad_attachment_name",
+            Self::AttachmentTypeNotAllowed { .. } => "attachment_type_not_allowed",
+            Self::AttachmentNotBase64 { .. } => "attachment_not_base64",
+            Self::ChecksumMismatch { .. } => "checksum_mismatch",
+            Self::TooLarge { .. } => "delivery_too_large",
+        }
+    }
+}
+
+/// Limits an installation sets (configurable).
+#[derive(Debug, Clone)]
+pub struct DeliveryLimits {
+    pub max_delivery_bytes: usize,
+    /// Lowercase MIME types allowed for attachments.
+    pub allowed_attachment_types: Vec<String>,
+}
+
+impl Default for DeliveryLimits {
+    fn default() -> Self {
+        Self {
+            max_delivery_bytes: DEFAULT_MAX_DELIVERY_BYTES,
+            allowed_attachment_types: vec!["application/pdf".to_owned()],
+        }
+    }
+}
+
+/// A delivery that passed every check; the parsed ids travel with it.
+#[derive(Debug, Clone)]
+pub struct ValidatedDelivery {
+    pub delivery: SecureDelivery,
+    pub recipient: RecipientId,
+    pub sender: OrganisationNumber,
+    /// The canonical bytes the sender signed.
+    pub canonical: Vec<u8>,
+}
+
+impl SecureDelivery {
+    /// The canonical form the sender signs: RFC 8785 (JCS) JSON of the delivery
+    /// as kuvert parses it — object keys sorted, no whitespace, and absent,
+    /// `null`, `false` and empty-list fields left out. kuvert's model has no
+    /// floating-point numbers and only ASCII keys, so sorting serde_json's
+    /// `BTreeMap` by bytes is exactly JCS's ordering.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        // Serialising a plain struct of strings, bools and lists to a Value
+        // cannot fail; fall back to an empty form that no signature matches.
+        match serde_json::to_value(self) {
+            Ok(value) => value.to_string().into_bytes(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Checks every rule of a delivery (identity numbers, subject, language,
+    /// HTML safety, attachment names, types and checksums, size) and keeps the
+    /// parsed ids and canonical bytes for the relay.
+    pub fn validate(
+        self,
+        limits: &DeliveryLimits,
+        today: time::Date,
+    ) -> Result<ValidatedDelivery, DeliveryError> {
+        let recipient = RecipientId::parse(&self.header.recipient, today)
+            .map_err(DeliveryError::InvalidRecipient)?;
+        let sender =
+            OrganisationNumber::parse(&self.header.sender.id).map_err(DeliveryError::InvalidSenderId)?;
+        if self.messages.is_empty() {
+            return Err(DeliveryError::NoMessages);
+        }
+        let mut seen_ids = std::collections::HashSet::new();
+        for (index, message) in self.messages.iter().enumerate() {
+            validate_message(index, message, limits, &mut seen_ids)?;
+        }
+        let canonical = self.canonical_bytes();
+        if canonical.len() > limits.max_delivery_bytes {
+            return Err(DeliveryError::TooLarge {
+                size: canonical.len(),
+                limit: limits.max_delivery_bytes,
+            });
+        }
+        Ok(ValidatedDelivery {
+            delivery: self,
+            recipient,
+            sender,
+            canonical,
+        })
+    }
+}
+
+fn validate_message(
+    index: usize,
+    message: &SecureMessage,
+    limits: &DeliveryLimits,
+    seen_ids: &mut std::collections::HashSet<String>,
+) -> Result<(), DeliveryError> {
+    let header = &message.header;
+    if header.id.trim().is_empty() || header.id.len() > 255 || !seen_ids.insert(header.id.clone()) {
+        return Err(DeliveryError::BadMessageId { index });
+    }
+    if header.subject.trim().is_empty() {
+        return Err(DeliveryError::EmptySubject { index });
+    }
+    if header.subject.chars().count() > MAX_SUBJECT_CHARS {
+        return Err(DeliveryError::SubjectTooLong {
+            index,
+            max: MAX_SUBJECT_CHARS,
+        });
+    }
+    if header.support_info.text.chars().count() > MAX_SUPPORT_TEXT_CHARS {
+        return Err(DeliveryError::SupportTextTooLong {
+            index,
+            max: MAX_SUPPORT_TEXT_CHARS,
+        });
+    }
+    if !is_language_tag(&header.language) {
+        return Err(DeliveryError::BadLanguage { index });
+    }
+    if message.body.content_type == BodyContentType::TextHtml {
+        if let Some(reason) = html_check::find_unsafe_html(&message.body.body) {
+            return Err(DeliveryError::UnsafeHtml { index, reason });
+        }
+    }
+    for (attachment, file) in message.attachments.iter().enumerate() {
+        AttachmentName::parse(&file.filename).map_err(|reason| DeliveryError::BadAttachmentName {
+            index,
+            attachment,
+            reason,
+        })?;
+        let content_type = file.content_type.to_ascii_lowercase();
+        if !limits.allowed_attachment_types.contains(&content_type) {
+            return Err(DeliveryError::AttachmentTypeNotAllowed {
+                index,
+                attachment,
+                content_type: file.content_type.clone(),
+            });
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&file.body)
+            .map_err(|_| DeliveryError::AttachmentNotBase64 { index, attachment })?;
+        let actual = hex(&Sha256::digest(&bytes));
+        if !actual.eq_ignore_ascii_case(file.checksum.trim()) {
+            return Err(DeliveryError::ChecksumMismatch { index, attachment });
+        }
+    }
+    Ok(())
+}
+
+/// A loose BCP 47 check: letters, digits and hyphens, starting with 2–3 letters.
+fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let primary_ok = parts
+        .next()
+        .is_some_and(|p| (2..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic()));
+    primary_ok && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

@@ -1,0 +1,757 @@
+//! Swedish identity numbers: personnummer, samordningsnummer and
+//! organisationsnummer, parsed once into canonical 12-digit values.
+//!
+//! A value of these types is valid by construction (its only constructors are
+//! the `parse` functions). The full number is personal data: `Debug` and
+//! `Display` mask the serial and check digits so a stray `{:?}` in a log line
+//! does not leak it; `as_str` is the one deliberate way to get every digit.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::Date;
+
+/// Why a written identity number was rejected. The messages never repeat the
+/// input, so they are safe to log and to return to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("identity number is empty")]
+    Empty,
+    #[error(
+        "identity number may only contain digits and one '-' or '+' before the last four digits"
+    )]
+    InvalidCharacters,
+    #[error("identity number has the wrong number of digits")]
+    InvalidLength,
+    #[error("identity number does not contain a valid date")]
+    InvalidDate,
+    #[error("invalid check digit")]
+    InvalidChecksum,
+    #[error("invalid serial number")]
+    InvalidSerial,
+    #[error("not an organisation number (the group digit belongs to a personal identity number)")]
+    InvalidOrganisationGroup,
+}
+
+/// No one alive was born earlier; also keeps the organisation prefix "16"
+/// from ever reading as a birth year.
+const MIN_BIRTH_YEAR: i32 = 1800;
+/// Samordningsnummer add 60 to the day of birth.
+const COORDINATION_DAY_OFFSET: u8 = 60;
+
+// ---------------------------------------------------------------------------
+// Shared helpers
+// ---------------------------------------------------------------------------
+
+/// The digits of a written number, and its separator if it had one.
+struct Written {
+    digits: [u8; 12],
+    len: usize,
+    separator: Option<u8>,
+}
+
+impl Written {
+    fn digits(&self) -> &[u8] {
+        &self.digits[..self.len]
+    }
+}
+
+/// Splits the input into digits and an optional separator, checking only the
+/// shape: 10 or 12 digits, at most one '-'/'+', and only right before the last
+/// four digits (where people write it).
+fn scan(input: &str) -> Result<Written, IdentityError> {
+    let s = input.trim();
+    if s.is_empty() {
+        return Err(IdentityError::Empty);
+    }
+    let mut digits = [0u8; 12];
+    let mut len = 0;
+    let mut separator = None;
+    let mut separator_at = 0;
+    for b in s.bytes() {
+        match b {
+            b'0'..=b'9' => {
+                let slot = digits.get_mut(len).ok_or(IdentityError::InvalidLength)?;
+                *slot = b;
+                len += 1;
+            }
+            b'-' | b'+' if separator.is_none() => {
+                separator = Some(b);
+                separator_at = len;
+            }
+            _ => return Err(IdentityError::InvalidCharacters),
+        }
+    }
+    if len != 10 && len != 12 {
+        return Err(IdentityError::InvalidLength);
+    }
+    if separator.is_some() && separator_at != len - 4 {
+        return Err(IdentityError::InvalidCharacters);
+    }
+    Ok(Written {
+        digits,
+        len,
+        separator,
+    })
+}
+
+/// Value of a run of ASCII digits (callers pass at most four).
+fn number(digits: &[u8]) -> u32 {
+    digits
+        .iter()
+        .fold(0, |acc, d| acc * 10 + u32::from(d.wrapping_sub(b'0')))
+}
+
+/// The Luhn check digit for nine digits (weights 2,1,2,1,...), as ASCII.
+fn luhn_check_digit(nine: &[u8]) -> u8 {
+    let sum: u32 = nine
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let v = u32::from(d.wrapping_sub(b'0')) * if i % 2 == 0 { 2 } else { 1 };
+            if v > 9 { v - 9 } else { v }
+        })
+        .sum();
+    // `sum % 10` is a single digit, so this fits in a u8.
+    b'0' + ((10 - sum % 10) % 10) as u8
+}
+
+/// Whether the last ten digits (YYMMDDNNN + C) carry a correct check digit.
+fn luhn_ok(ten: &[u8]) -> bool {
+    match ten {
+        [nine @ .., check] if nine.len() == 9 => luhn_check_digit(nine) == *check,
+        _ => false,
+    }
+}
+
+/// The first eight canonical digits and a fixed mask: the date part is often
+/// needed to tell people apart in logs, the rest never is.
+fn mask(canonical: &str) -> String {
+    format!("{}-****", canonical.get(..8).unwrap_or(""))
+}
+
+/// Canonical storage is ASCII digits only, so this never falls back.
+fn ascii_str(bytes: &[u8; 12]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// Personnummer / samordningsnummer
+// ---------------------------------------------------------------------------
+
+/// A personnummer or samordningsnummer, stored as its canonical 12 digits
+/// (YYYYMMDDNNNC).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PersonalIdentityNumber([u8; 12]);
+
+/// Which kind of personal number it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PersonalIdentityKind {
+    /// Assigned at population registration; the date is a real birth date.
+    Personnummer,
+    /// Coordination number for people not (yet) registered; day + 60.
+    Samordningsnummer,
+}
+
+impl PersonalIdentityNumber {
+    /// Accepts the forms people write: YYYYMMDDNNNC, YYYYMMDD-NNNC,
+    /// YYMMDD-NNNC, YYMMDD+NNNC, YYMMDDNNNC (surrounding whitespace is
+    /// trimmed).
+    ///
+    /// `today` picks the century for the 10-digit forms: the most recent
+    /// century that puts the birth date not after `today`; a `+` separator
+    /// means the person is 100 or older (a further 100 years back). In the
+    /// 12-digit forms the century is explicit and a separator is ignored.
+    pub fn parse(input: &str, today: Date) -> Result<Self, IdentityError> {
+        Self::from_written(&scan(input)?, today)
+    }
+
+    fn from_written(w: &Written, today: Date) -> Result<Self, IdentityError> {
+        let digits = w.digits();
+        if digits.len() == 10 {
+            let twelve = expand_century(digits, w.separator == Some(b'+'), today)?;
+            Self::from_canonical(twelve)
+        } else {
+            Self::from_canonical(w.digits)
+        }
+    }
+
+    /// Checks the canonical 12 digits: date, serial, check digit.
+    fn from_canonical(d: [u8; 12]) -> Result<Self, IdentityError> {
+        let year = number(&d[0..4]) as i32;
+        let month = number(&d[4..6]) as u8;
+        let day = number(&d[6..8]) as u8;
+        if !date_part_valid(year, month, day) {
+            return Err(IdentityError::InvalidDate);
+        }
+        if &d[8..11] == b"000" {
+            return Err(IdentityError::InvalidSerial);
+        }
+        if !luhn_ok(&d[2..12]) {
+            return Err(IdentityError::InvalidChecksum);
+        }
+        Ok(Self(d))
+    }
+
+    /// The canonical 12 digits, YYYYMMDDNNNC. The only way to see them all.
+    pub fn as_str(&self) -> &str {
+        ascii_str(&self.0)
+    }
+
+    /// Samordningsnummer carry day + 60 (day 60 meaning "day unknown").
+    pub fn kind(&self) -> PersonalIdentityKind {
+        if self.raw_day() >= COORDINATION_DAY_OFFSET {
+            PersonalIdentityKind::Samordningsnummer
+        } else {
+            PersonalIdentityKind::Personnummer
+        }
+    }
+
+    /// The date of birth; `None` when the month or day is unknown (00 / 60),
+    /// or when a samordningsnummer names a day its month does not have
+    /// (those are only range-checked, as Skatteverket issues them).
+    pub fn birth_date(&self) -> Option<Date> {
+        let (year, month, day) = self.date_parts();
+        let month = time::Month::try_from(month).ok()?;
+        Date::from_calendar_date(year, month, day).ok()
+    }
+
+    /// Completed years of age on `date`; `None` if the birth date is unknown
+    /// or after `date`. A 29 February birthday is reached on 1 March in
+    /// common years.
+    pub fn age_on(&self, date: Date) -> Option<u32> {
+        let birth = self.birth_date()?;
+        let mut years = date.year() - birth.year();
+        if (u8::from(date.month()), date.day()) < (u8::from(birth.month()), birth.day()) {
+            years -= 1;
+        }
+        u32::try_from(years).ok()
+    }
+
+    /// The first eight digits and a mask, e.g. "19900101-****". Safe for logs.
+    pub fn masked(&self) -> String {
+        mask(self.as_str())
+    }
+
+    fn raw_day(&self) -> u8 {
+        number(&self.0[6..8]) as u8
+    }
+
+    /// (year, month, day) with the coordination offset removed; month or day
+    /// may be 0 when unknown.
+    fn date_parts(&self) -> (i32, u8, u8) {
+        let day = self.raw_day();
+        (
+            number(&self.0[0..4]) as i32,
+            number(&self.0[4..6]) as u8,
+            day % COORDINATION_DAY_OFFSET,
+        )
+    }
+}
+
+/// Personnummer: a real calendar date (leap years included). Samordningsnummer
+/// (day 60..=91): range-checked only, month 00..=12, never calendar-checked.
+fn date_part_valid(year: i32, month: u8, day: u8) -> bool {
+    if year < MIN_BIRTH_YEAR {
+        return false;
+    }
+    if day >= COORDINATION_DAY_OFFSET {
+        return month <= 12 && day <= COORDINATION_DAY_OFFSET + 31;
+    }
+    time::Month::try_from(month)
+        .ok()
+        .and_then(|m| Date::from_calendar_date(year, m, day).ok())
+        .is_some()
+}
+
+/// Turns YYMMDDNNNC into YYYYMMDDNNNC: the latest century that does not put
+/// the birth date after `today`, and a century earlier again for '+'.
+/// Compared as (year, month, day) tuples, because a samordningsnummer's date
+/// may be partly unknown or not a calendar date at all.
+fn expand_century(ten: &[u8], centenarian: bool, today: Date) -> Result<[u8; 12], IdentityError> {
+    let yy = number(&ten[0..2]) as i32;
+    let month = number(&ten[2..4]) as u8;
+    let day = number(&ten[4..6]) as u8 % COORDINATION_DAY_OFFSET;
+    let mut year = today.year() - today.year().rem_euclid(100) + yy;
+    if (year, month, day) > (today.year(), u8::from(today.month()), today.day()) {
+        year -= 100;
+    }
+    if centenarian {
+        year -= 100;
+    }
+    if !(0..=9999).contains(&year) {
+        return Err(IdentityError::InvalidDate);
+    }
+    // The century as two ASCII digits, then the ten digits as written.
+    let century = (year / 100) as u8;
+    let mut out = [0u8; 12];
+    out[0] = b'0' + century / 10;
+    out[1] = b'0' + century % 10;
+    out[2..].copy_from_slice(ten);
+    Ok(out)
+}
+
+impl fmt::Debug for PersonalIdentityNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PersonalIdentityNumber")
+            .field(&format_args!("{}", self.masked()))
+            .finish()
+    }
+}
+
+/// Masked, like `Debug`: use `as_str` where the full number is meant.
+impl fmt::Display for PersonalIdentityNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl Serialize for PersonalIdentityNumber {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Parses with `today` = the current UTC date
+/// (`time::OffsetDateTime::now_utc().date()`), which only matters for the
+/// 10-digit forms.
+impl<'de> Deserialize<'de> for PersonalIdentityNumber {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s, today_utc()).map_err(serde::de::Error::custom)
+    }
+}
+
+fn today_utc() -> Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
+// ---------------------------------------------------------------------------
+// Organisationsnummer
+// ---------------------------------------------------------------------------
+
+/// An organisationsnummer of a legal entity, stored as "16" + 10 digits (the
+/// 12-digit form used by Skatteverket and in the mailbox registers).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrganisationNumber([u8; 12]);
+
+impl OrganisationNumber {
+    /// Accepts NNNNNN-NNNC, NNNNNNNNNC and 16NNNNNNNNNC (also 16NNNNNN-NNNC).
+    /// The third of the ten digits must be 2 or more: that is what separates
+    /// a legal entity from a personal number (whose month starts with 0 or
+    /// 1). Luhn check over the ten digits. Unlike personal numbers, serial 000
+    /// is allowed.
+    pub fn parse(input: &str) -> Result<Self, IdentityError> {
+        Self::from_written(&scan(input)?)
+    }
+
+    fn from_written(w: &Written) -> Result<Self, IdentityError> {
+        if w.separator == Some(b'+') {
+            // '+' marks a centenarian; it has no meaning for an organisation.
+            return Err(IdentityError::InvalidCharacters);
+        }
+        let ten = match w.digits() {
+            [b'1', b'6', ten @ ..] if ten.len() == 10 => ten,
+            ten if ten.len() == 10 => ten,
+            // Twelve digits without the "16" prefix: a personal number.
+            _ => return Err(IdentityError::InvalidOrganisationGroup),
+        };
+        if ten[2] < b'2' {
+            return Err(IdentityError::InvalidOrganisationGroup);
+        }
+        if !luhn_ok(ten) {
+            return Err(IdentityError::InvalidChecksum);
+        }
+        let mut out = [0u8; 12];
+        out[..2].copy_from_slice(b"16");
+        out[2..].copy_from_slice(ten);
+        Ok(Self(out))
+    }
+
+    /// The canonical "16" + 10 digits.
+    pub fn as_str(&self) -> &str {
+        ascii_str(&self.0)
+    }
+
+    /// E.g. "16556016-****". Safe for logs.
+    pub fn masked(&self) -> String {
+        mask(self.as_str())
+    }
+}
+
+impl fmt::Debug for OrganisationNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("OrganisationNumber")
+            .field(&format_args!("{}", self.masked()))
+            .finish()
+    }
+}
+
+/// Masked, like `Debug`.
+impl fmt::Display for OrganisationNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl Serialize for OrganisationNumber {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for OrganisationNumber {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Recipient
+// ---------------------------------------------------------------------------
+
+/// Whom a delivery is addressed to. A sole trader has no number of their own:
+/// their organisation number IS their personal number, so it parses as
+/// `Person`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecipientId {
+    Person(PersonalIdentityNumber),
+    Organisation(OrganisationNumber),
+}
+
+impl RecipientId {
+    /// Detects the kind: 12 digits starting with "16" => organisation;
+    /// 10-digit forms (with or without hyphen) whose third digit is 2 or more
+    /// => organisation; otherwise a person (see
+    /// [`PersonalIdentityNumber::parse`] for `today`).
+    pub fn parse(input: &str, today: Date) -> Result<Self, IdentityError> {
+        let w = scan(input)?;
+        let organisation = match w.digits() {
+            [b'1', b'6', rest @ ..] if rest.len() == 10 => true,
+            ten if ten.len() == 10 => ten[2] >= b'2',
+            _ => false,
+        };
+        if organisation {
+            OrganisationNumber::from_written(&w).map(Self::Organisation)
+        } else {
+            PersonalIdentityNumber::from_written(&w, today).map(Self::Person)
+        }
+    }
+
+    /// Parses exactly the canonical 12-digit form (what the database stores),
+    /// with no trimming or separators; used when reading back.
+    pub fn parse_canonical(s: &str) -> Result<Self, IdentityError> {
+        if s.is_empty() {
+            return Err(IdentityError::Empty);
+        }
+        if !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(IdentityError::InvalidCharacters);
+        }
+        let digits: [u8; 12] = s
+            .as_bytes()
+            .try_into()
+            .map_err(|_| IdentityError::InvalidLength)?;
+        let w = Written {
+            digits,
+            len: 12,
+            separator: None,
+        };
+        if digits.starts_with(b"16") {
+            OrganisationNumber::from_written(&w).map(Self::Organisation)
+        } else {
+            PersonalIdentityNumber::from_canonical(digits).map(Self::Person)
+        }
+    }
+
+    /// The canonical 12 digits.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Person(p) => p.as_str(),
+            Self::Organisation(o) => o.as_str(),
+        }
+    }
+
+    pub fn is_person(&self) -> bool {
+        matches!(self, Self::Person(_))
+    }
+
+    /// E.g. "19900101-****" / "16556016-****". Safe for logs.
+    pub fn masked(&self) -> String {
+        mask(self.as_str())
+    }
+}
+
+impl fmt::Debug for RecipientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (name, masked) = match self {
+            Self::Person(p) => ("Person", p.masked()),
+            Self::Organisation(o) => ("Organisation", o.masked()),
+        };
+        f.debug_tuple(name)
+            .field(&format_args!("{masked}"))
+            .finish()
+    }
+}
+
+/// Masked, like `Debug`.
+impl fmt::Display for RecipientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl From<PersonalIdentityNumber> for RecipientId {
+    fn from(p: PersonalIdentityNumber) -> Self {
+        Self::Person(p)
+    }
+}
+
+impl From<OrganisationNumber> for RecipientId {
+    fn from(o: OrganisationNumber) -> Self {
+        Self::Organisation(o)
+    }
+}
+
+impl Serialize for RecipientId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Parses with [`RecipientId::parse`] and `today` = the current UTC date
+/// (`time::OffsetDateTime::now_utc().date()`), which only matters for the
+/// 10-digit forms; the canonical 12-digit form parses the same on any day.
+impl<'de> Deserialize<'de> for RecipientId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s, today_utc()).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use time::macros::date;
+
+    const TODAY: Date = date!(2026 - 11 - 24);
+
+    fn pnr(s: &str) -> Result<PersonalIdentityNumber, IdentityError> {
+        PersonalIdentityNumber::parse(s, TODAY)
+    }
+
+    #[test]
+    fn written_forms_agree() {
+        let canonical = pnr("199001011239").unwrap();
+        for form in [
+            "19900101-1239",
+            "900101-1239",
+            "9001011239",
+            "  900101-1239\n",
+        ] {
+            assert_eq!(pnr(form).unwrap(), canonical, "{form}");
+        }
+        assert_eq!(canonical.as_str(), "199001011239");
+        assert_eq!(canonical.kind(), PersonalIdentityKind::Personnummer);
+        assert_eq!(canonical.birth_date(), Some(date!(1990 - 01 - 01)));
+    }
+
+    #[test]
+    fn century_from_today_and_plus() {
+        // A day after today is last century.
+        let n = pnr(&with_check("2611251234")).unwrap();
+        assert!(n.as_str().starts_with("1926"));
+        let n = pnr(&with_check("2611241234")).unwrap();
+        assert!(n.as_str().starts_with("2026"));
+        let n = pnr(&format!("{}+{}", "261124", &with_check("2611241234")[6..])).unwrap();
+        assert!(n.as_str().starts_with("1926"));
+        assert_eq!(n.age_on(TODAY), Some(100));
+    }
+
+    /// Replaces the last digit of ten digits with the correct Luhn digit.
+    fn with_check(ten: &str) -> String {
+        let nine = &ten.as_bytes()[..9];
+        let c = luhn_check_digit(nine) as char;
+        format!("{}{c}", &ten[..9])
+    }
+
+    #[test]
+    fn leap_days() {
+        assert!(pnr(&with_check("0002291230")).is_ok()); // 2000 is a leap year
+        assert_eq!(
+            pnr(&format!("000229+{}", &with_check("0002291230")[6..])),
+            Err(IdentityError::InvalidDate) // 1900 is not
+        );
+        assert_eq!(
+            pnr(&with_check("2302291230")),
+            Err(IdentityError::InvalidDate)
+        );
+    }
+
+    #[test]
+    fn samordningsnummer_are_range_checked_only() {
+        // 31 February and month 00 are fine as coordination numbers.
+        let n = pnr(&with_check("9002911230")).unwrap();
+        assert_eq!(n.kind(), PersonalIdentityKind::Samordningsnummer);
+        assert_eq!(n.birth_date(), None);
+        let n = pnr(&with_check("9000601230")).unwrap();
+        assert_eq!(n.birth_date(), None);
+        assert_eq!(n.age_on(TODAY), None);
+        let n = pnr(&with_check("9001611230")).unwrap();
+        assert_eq!(n.birth_date(), Some(date!(1990 - 01 - 01)));
+        assert_eq!(
+            pnr(&with_check("9001921230")),
+            Err(IdentityError::InvalidDate)
+        );
+        assert_eq!(
+            pnr(&with_check("9013611230")),
+            Err(IdentityError::InvalidDate)
+        );
+        assert_eq!(
+            pnr(&with_check("9001401230")),
+            Err(IdentityError::InvalidDate)
+        );
+    }
+
+    #[test]
+    fn rejects_bad_shapes() {
+        assert_eq!(pnr(""), Err(IdentityError::Empty));
+        assert_eq!(pnr("   "), Err(IdentityError::Empty));
+        assert_eq!(pnr("19900101 1239"), Err(IdentityError::InvalidCharacters));
+        assert_eq!(pnr("199001-011239"), Err(IdentityError::InvalidCharacters));
+        assert_eq!(pnr("900101--1239"), Err(IdentityError::InvalidCharacters));
+        assert_eq!(
+            pnr("９００１０１-1239"),
+            Err(IdentityError::InvalidCharacters)
+        );
+        assert_eq!(pnr("90010112"), Err(IdentityError::InvalidLength));
+        assert_eq!(pnr("1990010112391"), Err(IdentityError::InvalidLength));
+        assert_eq!(pnr("199000011239"), Err(IdentityError::InvalidDate));
+        assert_eq!(pnr("199001001239"), Err(IdentityError::InvalidDate));
+        assert_eq!(
+            pnr(&with_check("9001010000")),
+            Err(IdentityError::InvalidSerial)
+        );
+    }
+
+    #[test]
+    fn organisation_numbers() {
+        let o = OrganisationNumber::parse("556016-0680").unwrap();
+        assert_eq!(o.as_str(), "165560160680");
+        assert_eq!(OrganisationNumber::parse("165560160680").unwrap(), o);
+        assert_eq!(OrganisationNumber::parse("16556016-0680").unwrap(), o);
+        assert_eq!(
+            OrganisationNumber::parse("556016-0681"),
+            Err(IdentityError::InvalidChecksum)
+        );
+        assert_eq!(
+            OrganisationNumber::parse("556016+0680"),
+            Err(IdentityError::InvalidCharacters)
+        );
+        assert_eq!(
+            OrganisationNumber::parse("199001011239"),
+            Err(IdentityError::InvalidOrganisationGroup)
+        );
+        assert_eq!(
+            OrganisationNumber::parse("9001011239"),
+            Err(IdentityError::InvalidOrganisationGroup)
+        );
+        assert!(OrganisationNumber::parse("559244-0001").is_ok()); // serial 000 is fine here
+    }
+
+    #[test]
+    fn recipient_detection_and_canonical() {
+        let o = RecipientId::parse("556016-0680", TODAY).unwrap();
+        assert!(!o.is_person());
+        let p = RecipientId::parse("121212-1212", TODAY).unwrap();
+        assert!(p.is_person());
+        assert_eq!(p.as_str(), "201212121212");
+        for r in [o, p] {
+            assert_eq!(RecipientId::parse_canonical(r.as_str()).unwrap(), r);
+        }
+        assert_eq!(
+            RecipientId::parse_canonical("5560160680"),
+            Err(IdentityError::InvalidLength)
+        );
+        assert_eq!(
+            RecipientId::parse_canonical("20121212-1212"),
+            Err(IdentityError::InvalidCharacters)
+        );
+        assert_eq!(RecipientId::parse_canonical(""), Err(IdentityError::Empty));
+    }
+
+    #[test]
+    fn output_is_masked() {
+        let p = pnr("201212121212").unwrap();
+        let o = OrganisationNumber::parse("5560160680").unwrap();
+        let rp = RecipientId::Person(p);
+        let ro = RecipientId::Organisation(o);
+        for s in [
+            format!("{p:?}"),
+            format!("{p}"),
+            format!("{rp:?}"),
+            format!("{rp}"),
+            format!("{rp:#?}"),
+        ] {
+            assert!(!s.contains("201212121212"), "{s}");
+            assert!(!s.contains("1212121212"), "{s}");
+            assert!(s.contains("20121212-****"), "{s}");
+        }
+        for s in [
+            format!("{o:?}"),
+            format!("{o}"),
+            format!("{ro:?}"),
+            format!("{ro}"),
+        ] {
+            assert!(!s.contains("5560160680"), "{s}");
+            assert!(s.contains("16556016-****"), "{s}");
+        }
+        assert_eq!(format!("{rp:?}"), "Person(20121212-****)");
+    }
+
+    #[test]
+    fn error_messages_carry_no_digits() {
+        for e in [
+            IdentityError::Empty,
+            IdentityError::InvalidCharacters,
+            IdentityError::InvalidLength,
+            IdentityError::InvalidDate,
+            IdentityError::InvalidChecksum,
+            IdentityError::InvalidSerial,
+            IdentityError::InvalidOrganisationGroup,
+        ] {
+            let m = e.to_string();
+            assert!(!m.chars().any(|c| c.is_ascii_digit()), "{m}");
+        }
+        assert_eq!(
+            IdentityError::InvalidChecksum.to_string(),
+            "invalid check digit"
+        );
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let r = RecipientId::parse("556016-0680", TODAY).unwrap();
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json, "\"165560160680\"");
+        assert_eq!(serde_json::from_str::<RecipientId>(&json).unwrap(), r);
+        let p = pnr("201212121212").unwrap();
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(
+            serde_json::from_str::<PersonalIdentityNumber>(&json).unwrap(),
+            p
+        );
+        let err = serde_json::from_str::<RecipientId>("\"201212121213\"").unwrap_err();
+        assert!(!err.to_string().contains("201212121213"));
+    }
+
+    #[test]
+    fn ages() {
+        let p = pnr(&with_check("0002291230")).unwrap();
+        assert_eq!(p.age_on(date!(2001 - 02 - 28)), Some(0));
+        assert_eq!(p.age_on(date!(2001 - 03 - 01)), Some(1));
+        assert_eq!(p.age_on(date!(2000 - 02 - 28)), None);
+    }
+}

@@ -1,14 +1,193 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! kuvert's storage layer.
+//!
+//! Two databases, one per legal role: the **core** database (tenants, senders,
+//! the recipient register, the relay's deliveries and queue) and the
+//! **mailbox** database (what the mailbox operator holds). They are separate
+//! files so that the mailbox can run as a separate process, as another
+//! operator would, and so that the relay never holds mailbox data.
+//!
+//! SQLite in WAL mode is the embedded default. Writes go through a pool of
+//! one connection (SQLite has one writer; queueing in the pool avoids
+//! `SQLITE_BUSY` on lock upgrade), reads through a small pool of their own.
+//! PostgreSQL joins as a second backend in a later issue; the SQL here is kept
+//! portable where that costs nothing.
+
+pub mod audit;
+pub mod mailbox;
+pub mod register;
+pub mod relay;
+pub mod tenants;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+pub use kuvert_domain::clock::{format_instant, parse_instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration {version} failed: {source}")]
+    Migration { version: u32, source: sqlx::Error },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    Conflict,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+impl StoreError {
+    /// Whether the database refused a write because the disk or file is not
+    /// writable (full disk, read-only file system): a 503, not a bug.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                let msg = e.message();
+                msg.contains("readonly") || msg.contains("disk is full") || msg.contains("disk I/O")
+            }
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => true,
+            _ => false,
+        }
     }
+
+    /// Whether the error is a uniqueness violation.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    Core,
+    Mailbox,
+}
+
+struct Migration {
+    version: u32,
+    sql: &'static str,
+}
+
+const CORE_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../migrations/sqlite/core/0001_core.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../migrations/sqlite/core/0002_audit.sql"),
+    },
+];
+
+const MAILBOX_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../migrations/sqlite/mailbox/0001_mailbox.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../migrations/sqlite/mailbox/0002_audit.sql"),
+    },
+];
+
+/// A connected database with its schema up to date.
+#[derive(Debug, Clone)]
+pub struct Db {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+impl Db {
+    /// Opens (creating if missing) the database file and applies migrations.
+    pub async fn open(path: &Path, schema: Schema) -> Result<Self> {
+        // synchronous=FULL: in WAL mode only FULL survives power loss, and
+        // "accepted" must mean durable.
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        migrate(&write, schema).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { write, read })
+    }
+
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    pub(crate) fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+async fn migrate(pool: &SqlitePool, schema: Schema) -> Result<()> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+        .execute(pool)
+        .await?;
+    let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()?;
+    let migrations = match schema {
+        Schema::Core => CORE_MIGRATIONS,
+        Schema::Mailbox => MAILBOX_MIGRATIONS,
+    };
+    for migration in migrations {
+        if applied.contains(&i64::from(migration.version)) {
+            continue;
+        }
+        let version = migration.version;
+        let mut tx = pool.begin().await?;
+        sqlx::raw_sql(migration.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|source| StoreError::Migration { version, source })?;
+        sqlx::query("INSERT INTO schema_migrations (version) VALUES (?)")
+            .bind(i64::from(version))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version, ?schema, "applied migration");
+    }
+    Ok(())
+}
+
+/// Reads a column that holds an instant.
+pub(crate) fn instant(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<time::OffsetDateTime> {
+    let text: String = row.try_get(column)?;
+    parse_instant(&text).map_err(|_| StoreError::Corrupt(format!("bad instant in {column}")))
+}
+
+pub(crate) fn opt_instant(
+    row: &sqlx::sqlite::SqliteRow,
+    column: &str,
+) -> Result<Option<time::OffsetDateTime>> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|t| parse_instant(&t).map_err(|_| StoreError::Corrupt(format!("bad instant in {column}"))))
+        .transpose()
 }

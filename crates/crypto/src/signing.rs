@@ -1,0 +1,263 @@
+//! Ed25519 signatures with domain separation.
+//!
+//! What is signed is `domain || 0x00 || message`. Why: the same key signs
+//! several kinds of objects (receipts, tokens, ...). Binding the signature to a
+//! domain means a signature made for one purpose can never be replayed as a
+//! valid signature for another, even if the byte strings happen to coincide.
+//! The 0x00 separator keeps `("ab", "c")` and `("a", "bc")` apart; domains are
+//! ASCII labels and must not contain 0x00.
+
+use crate::{CryptoError, b64_decode_array, b64_encode, digest};
+use rand_core::OsRng;
+use zeroize::Zeroizing;
+
+fn framed(domain: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(domain.len() + 1 + message.len());
+    m.extend_from_slice(domain);
+    m.push(0);
+    m.extend_from_slice(message);
+    m
+}
+
+/// Ed25519 signing key. Zeroized on drop (ed25519-dalek `zeroize` feature);
+/// `Debug` prints only the public key id.
+pub struct SigningKey(ed25519_dalek::SigningKey);
+
+impl SigningKey {
+    pub fn generate() -> Self {
+        Self(ed25519_dalek::SigningKey::generate(&mut OsRng))
+    }
+
+    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+        Self(ed25519_dalek::SigningKey::from_bytes(bytes))
+    }
+
+    pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key())
+    }
+
+    pub fn sign(&self, domain: &[u8], message: &[u8]) -> Signature {
+        use ed25519_dalek::Signer as _;
+        Signature(self.0.sign(&framed(domain, message)))
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({})", self.public_key().key_id())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PublicKey(ed25519_dalek::VerifyingKey);
+
+impl PublicKey {
+    /// Rejects bytes that are not a curve point and weak (small-order) keys:
+    /// such a key could "verify" signatures nobody made with a private key.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, CryptoError> {
+        let key =
+            ed25519_dalek::VerifyingKey::from_bytes(bytes).map_err(|_| CryptoError::InvalidKey)?;
+        if key.is_weak() {
+            return Err(CryptoError::InvalidKey);
+        }
+        Ok(Self(key))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.0.as_bytes()
+    }
+
+    pub fn to_base64(&self) -> String {
+        b64_encode(self.as_bytes())
+    }
+
+    pub fn from_base64(text: &str) -> Result<Self, CryptoError> {
+        Self::from_bytes(&b64_decode_array::<32>(text)?)
+    }
+
+    /// `"ed25519:"` + first 16 hex chars of SHA-256(public key bytes): short,
+    /// stable name for logs and key rotation, never confused with the key itself.
+    pub fn key_id(&self) -> String {
+        let mut hex = digest::sha256_hex(self.as_bytes());
+        hex.truncate(16);
+        format!("ed25519:{hex}")
+    }
+
+    /// Uses `verify_strict`: plain Ed25519 verification accepts malleable
+    /// edge cases (small-order keys/R points), which would let one message have
+    /// several valid signatures. Receipts are evidence, so we want exactly one.
+    pub fn verify(
+        &self,
+        domain: &[u8],
+        message: &[u8],
+        sig: &Signature,
+    ) -> Result<(), CryptoError> {
+        self.0
+            .verify_strict(&framed(domain, message), &sig.0)
+            .map_err(|_| CryptoError::InvalidSignature)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Signature(ed25519_dalek::Signature);
+
+impl Signature {
+    pub fn to_base64(&self) -> String {
+        b64_encode(&self.to_bytes())
+    }
+
+    pub fn from_base64(text: &str) -> Result<Self, CryptoError> {
+        Ok(Self::from_bytes(&b64_decode_array::<64>(text)?))
+    }
+
+    pub fn from_bytes(bytes: &[u8; 64]) -> Self {
+        Self(ed25519_dalek::Signature::from_bytes(bytes))
+    }
+
+    pub fn to_bytes(&self) -> [u8; 64] {
+        self.0.to_bytes()
+    }
+}
+
+/// Batch verification for many `(key, domain, message, signature)`; returns
+/// one result per item, in order.
+///
+/// Fast path: one `verify_batch` call. If it fails we don't know which item is
+/// bad, so we fall back to individual `verify_strict` checks. Note: batch
+/// verification uses the cofactored equation and is slightly more lenient than
+/// `verify_strict` for signer-crafted edge-case signatures; it never accepts a
+/// forgery (keys are already checked for weakness in `PublicKey::from_bytes`).
+pub fn verify_many(
+    items: &[(&PublicKey, &[u8], &[u8], &Signature)],
+) -> Vec<Result<(), CryptoError>> {
+    let messages: Vec<Vec<u8>> = items.iter().map(|(_, d, m, _)| framed(d, m)).collect();
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let sigs: Vec<ed25519_dalek::Signature> = items.iter().map(|(_, _, _, s)| s.0).collect();
+    let keys: Vec<ed25519_dalek::VerifyingKey> = items.iter().map(|(k, _, _, _)| k.0).collect();
+    if ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok() {
+        return items.iter().map(|_| Ok(())).collect();
+    }
+    items.iter().map(|(k, d, m, s)| k.verify(d, m, s)).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const D: &[u8] = b"kuvert/receipt/v1";
+
+    #[test]
+    fn round_trip_and_failures() {
+        let k = SigningKey::generate();
+        let pk = k.public_key();
+        let sig = k.sign(D, b"hello");
+        pk.verify(D, b"hello", &sig).unwrap();
+        assert!(pk.verify(D, b"hellp", &sig).is_err(), "changed message");
+        assert!(
+            pk.verify(b"kuvert/other/v1", b"hello", &sig).is_err(),
+            "changed domain"
+        );
+        assert!(
+            SigningKey::generate()
+                .public_key()
+                .verify(D, b"hello", &sig)
+                .is_err(),
+            "other key"
+        );
+        let mut bad = sig.to_bytes();
+        bad[5] ^= 1;
+        assert!(
+            pk.verify(D, b"hello", &Signature::from_bytes(&bad))
+                .is_err(),
+            "tampered"
+        );
+        // Separator prevents shifting bytes between domain and message.
+        let s2 = k.sign(b"ab", b"c");
+        assert!(pk.verify(b"a", b"bc", &s2).is_err());
+    }
+
+    #[test]
+    fn encodings_round_trip() {
+        let k = SigningKey::generate();
+        let k2 = SigningKey::from_bytes(&k.to_bytes());
+        assert_eq!(k.public_key(), k2.public_key());
+        let pk = k.public_key();
+        assert_eq!(PublicKey::from_base64(&pk.to_base64()).unwrap(), pk);
+        assert_eq!(PublicKey::from_bytes(pk.as_bytes()).unwrap(), pk);
+        let sig = k.sign(D, b"m");
+        assert_eq!(Signature::from_base64(&sig.to_base64()).unwrap(), sig);
+        assert!(
+            pk.to_base64().ends_with('='),
+            "standard base64 with padding"
+        );
+        assert!(PublicKey::from_base64("not base64!").is_err());
+        assert!(PublicKey::from_base64("AAAA").is_err());
+        // Identity point is a weak key.
+        let mut ident = [0u8; 32];
+        ident[0] = 1;
+        assert!(PublicKey::from_bytes(&ident).is_err());
+    }
+
+    #[test]
+    fn key_id_format_is_stable() {
+        let k = SigningKey::from_bytes(&[1u8; 32]);
+        let id = k.public_key().key_id();
+        assert!(id.starts_with("ed25519:"));
+        assert_eq!(id.len(), 8 + 16);
+        let hex = &digest::sha256_hex(k.public_key().as_bytes())[..16];
+        assert_eq!(id, format!("ed25519:{hex}"));
+        assert_eq!(id, SigningKey::from_bytes(&[1u8; 32]).public_key().key_id());
+    }
+
+    #[test]
+    fn debug_hides_secret() {
+        let k = SigningKey::from_bytes(&[0xab; 32]);
+        let dbg = format!("{k:?}");
+        assert_eq!(dbg, format!("SigningKey({})", k.public_key().key_id()));
+        assert!(!dbg.contains(&digest::to_hex(&[0xab; 32])));
+        assert!(!dbg.contains(&b64_encode(&[0xab; 32])));
+        assert!(!dbg.to_lowercase().contains("abab"));
+    }
+
+    #[test]
+    fn verify_many_reports_per_item() {
+        let keys: Vec<SigningKey> = (0..5).map(|_| SigningKey::generate()).collect();
+        let pks: Vec<PublicKey> = keys.iter().map(SigningKey::public_key).collect();
+        let msgs: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 10]).collect();
+        let mut sigs: Vec<Signature> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(D, m)).collect();
+        let items = |sigs: &[Signature]| -> Vec<Result<(), CryptoError>> {
+            let v: Vec<_> = (0..5)
+                .map(|i| (&pks[i], D, msgs[i].as_slice(), &sigs[i]))
+                .collect();
+            verify_many(&v)
+        };
+        assert!(items(&sigs).iter().all(Result::is_ok));
+        sigs[2] = keys[2].sign(D, b"something else");
+        let res = items(&sigs);
+        for (i, r) in res.iter().enumerate() {
+            assert_eq!(r.is_ok(), i != 2, "item {i}");
+        }
+        assert!(verify_many(&[]).is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn prop_sign_verify(seed in any::<[u8; 32]>(), domain in "[a-z/]{1,20}", msg in any::<Vec<u8>>(), flip in any::<usize>()) {
+            let k = SigningKey::from_bytes(&seed);
+            let sig = k.sign(domain.as_bytes(), &msg);
+            prop_assert!(k.public_key().verify(domain.as_bytes(), &msg, &sig).is_ok());
+            if !msg.is_empty() {
+                let mut m = msg.clone();
+                let i = flip % m.len();
+                m[i] ^= 0x80;
+                prop_assert!(k.public_key().verify(domain.as_bytes(), &m, &sig).is_err());
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The HTML sanitiser checked by property: its output is parsed again with a
+//! real HTML parser (html5ever + rcdom), the way a browser would see it, and
+//! must hold no script, no event handler, no dangerous URL and nothing that
+//! loads a resource. Plus attachment-name properties.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use html5ever::tendril::TendrilSink;
+use html5ever::{ParseOpts, parse_document};
+use kuvert_domain::content::{AttachmentName, sanitize_html};
+use markup5ever_rcdom::{Handle, NodeData, RcDom};
+use proptest::prelude::*;
+
+const XSS_VECTORS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/vectors/xss/dompurify-payloads.json"
+);
+
+const FORBIDDEN_ELEMENTS: &[&str] = &[
+    "script", "style", "iframe", "object", "embed", "svg", "math", "img", "link", "meta", "base",
+    "form", "video", "audio", "source", "frame", "frameset", "applet", "input", "button",
+    "textarea", "select", "image", "picture", "track", "template",
+];
+const FORBIDDEN_ATTRIBUTES: &[&str] = &[
+    "src",
+    "srcset",
+    "style",
+    "background",
+    "poster",
+    "formaction",
+    "action",
+    "xlink:href",
+    "data",
+    "codebase",
+    "dynsrc",
+    "lowsrc",
+];
+
+/// The scheme of a URL as a browser reads it: leading/trailing whitespace
+/// trimmed, tabs/newlines/controls inside removed, lowercased.
+fn scheme(url: &str) -> Option<String> {
+    let cleaned: String = url
+        .trim_matches(|c: char| c.is_whitespace() || c.is_control())
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    cleaned.split_once(':').map(|(s, _)| s.to_owned())
+}
+
+/// Every violation of the policy found in `html` once parsed.
+fn violations(html: &str) -> Vec<String> {
+    let dom = parse_document(RcDom::default(), ParseOpts::default())
+        .from_utf8()
+        .read_from(&mut html.as_bytes())
+        .unwrap();
+    let mut found = Vec::new();
+    walk(&dom.document, &mut found);
+    found
+}
+
+fn walk(node: &Handle, found: &mut Vec<String>) {
+    if let NodeData::Element { name, attrs, .. } = &node.data {
+        let tag = name.local.to_string().to_ascii_lowercase();
+        if FORBIDDEN_ELEMENTS.contains(&tag.as_str()) {
+            found.push(format!("element <{tag}>"));
+        }
+        for attr in attrs.borrow().iter() {
+            let attr_name = match &attr.name.prefix {
+                Some(prefix) => format!("{}:{}", &**prefix, &*attr.name.local),
+                None => attr.name.local.to_string(),
+            }
+            .to_ascii_lowercase();
+            let local = attr.name.local.to_string().to_ascii_lowercase();
+            if local.starts_with("on") || attr_name.starts_with("on") {
+                found.push(format!("event attribute {attr_name}"));
+            }
+            if FORBIDDEN_ATTRIBUTES.contains(&attr_name.as_str())
+                || FORBIDDEN_ATTRIBUTES.contains(&local.as_str())
+            {
+                found.push(format!("attribute {attr_name}"));
+            }
+            if local == "href" || attr_name.ends_with("href") {
+                let value = attr.value.to_string();
+                let dangerous = scheme(&value)
+                    .filter(|s| ["javascript", "vbscript", "data"].contains(&s.as_str()));
+                if let Some(s) = dangerous {
+                    found.push(format!("href with scheme {s}: {value:?}"));
+                }
+            }
+        }
+    }
+    // Template contents and children both count.
+    let template = match &node.data {
+        NodeData::Element {
+            template_contents, ..
+        } => template_contents.borrow().clone(),
+        _ => None,
+    };
+    if let Some(contents) = template {
+        walk(&contents, found);
+    }
+    for child in node.children.borrow().iter() {
+        walk(child, found);
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Payload {
+    #[serde(default)]
+    title: String,
+    payload: String,
+}
+
+#[test]
+fn dompurify_payloads_are_neutralised() {
+    let text = std::fs::read_to_string(XSS_VECTORS).unwrap_or_else(|e| {
+        panic!("XSS vectors missing: cannot read {XSS_VECTORS}: {e} (shared/ must sit beside the repository)")
+    });
+    let payloads: Vec<Payload> = serde_json::from_str(&text).unwrap();
+    assert!(
+        payloads.len() >= 200,
+        "expected the DOMPurify list, got {}",
+        payloads.len()
+    );
+    let mut failures = Vec::new();
+    for p in &payloads {
+        let out = sanitize_html(&p.payload);
+        let v = violations(&out);
+        if !v.is_empty() {
+            failures.push(format!("{}: {v:?}\n  output: {out}", p.title));
+        }
+        // Sanitising is idempotent: a second pass changes nothing harmful.
+        assert!(violations(&sanitize_html(&out)).is_empty());
+    }
+    assert!(
+        failures.is_empty(),
+        "{} payloads got through:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_checker_itself_sees_attacks() {
+    // Guard against a checker that passes everything.
+    assert!(!violations("<img src=x onerror=alert(1)>").is_empty());
+    assert!(!violations("<a href=' jav\tascript:alert(1)'>x</a>").is_empty());
+    assert!(!violations("<svg><a xlink:href='javascript:1'>x</a></svg>").is_empty());
+    assert!(!violations("<p style='background:url(x)'>x</p>").is_empty());
+    assert!(violations("<p><a href='https://example.se'>x</a></p>").is_empty());
+}
+
+/// Fragments of HTML worth combining: tags, attributes, schemes, entities.
+fn html_soup() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("<script>".to_owned()),
+        Just("</script>".to_owned()),
+        Just("<svg>".to_owned()),
+        Just("<math>".to_owned()),
+        Just("<img".to_owned()),
+        Just("<a".to_owned()),
+        Just("<p".to_owned()),
+        Just("<style>".to_owned()),
+        Just("<iframe".to_owned()),
+        Just("<!--".to_owned()),
+        Just("-->".to_owned()),
+        Just("<![CDATA[".to_owned()),
+        Just(" href=".to_owned()),
+        Just(" src=".to_owned()),
+        Just(" onerror=".to_owned()),
+        Just(" style=".to_owned()),
+        Just(" xlink:href=".to_owned()),
+        Just("javascript:".to_owned()),
+        Just("java\tscript:".to_owned()),
+        Just("&#106;avascript:".to_owned()),
+        Just("data:text/html,".to_owned()),
+        Just("vbscript:".to_owned()),
+        Just("\"".to_owned()),
+        Just("'".to_owned()),
+        Just(">".to_owned()),
+        Just("/>".to_owned()),
+        Just("alert(1)".to_owned()),
+        "\\PC{0,8}",
+    ];
+    proptest::collection::vec(piece, 0..24).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn arbitrary_strings_sanitise_safely(s in "\\PC{0,200}") {
+        let out = sanitize_html(&s);
+        prop_assert!(violations(&out).is_empty(), "{:?}", out);
+    }
+
+    #[test]
+    fn html_soup_sanitises_safely(s in html_soup()) {
+        let out = sanitize_html(&s);
+        let v = violations(&out);
+        prop_assert!(v.is_empty(), "{:?} -> {:?}: {:?}", s, out, v);
+    }
+
+    #[test]
+    fn accepted_attachment_names_cannot_escape(s in "\\PC{0,40}|[./\\\\a-z\u{0}\u{202E}\u{2066} ]{0,8}") {
+        if let Ok(name) = AttachmentName::parse(&s) {
+            let n = name.as_str();
+            prop_assert_eq!(n, s.as_str());
+            prop_assert!(!n.contains(['/', '\\']));
+            let hidden = n.chars().any(|c| {
+                c.is_control()
+                    || ('\u{202A}'..='\u{202E}').contains(&c)
+                    || ('\u{2066}'..='\u{2069}').contains(&c)
+            });
+            prop_assert!(!hidden);
+            prop_assert!(n != "." && n != ".." && !n.starts_with('.'));
+            prop_assert!(!n.trim().is_empty() && n.len() <= 255);
+        }
+    }
+}
+
+#[test]
+fn long_names_are_rejected() {
+    assert!(AttachmentName::parse(&"a".repeat(255)).is_ok());
+    assert!(AttachmentName::parse(&"a".repeat(256)).is_err());
+    // 128 two-byte characters: 256 bytes, counted in bytes not chars.
+    assert!(AttachmentName::parse(&"å".repeat(128)).is_err());
+}
