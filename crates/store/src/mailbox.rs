@@ -1,0 +1,287 @@
+//! The mailbox operator's store: accepted deliveries with their receipts,
+//! and each recipient's messages (subject and content encrypted).
+
+use crate::audit::{AuditEntry, append};
+use crate::{Db, Result, StoreError, format_instant, instant, opt_instant};
+use kuvert_domain::ids::MailboxMessageId;
+use sqlx::Row;
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone)]
+pub struct NewMailboxMessage {
+    pub id: MailboxMessageId,
+    pub sender_name: String,
+    pub wrapped_key: Vec<u8>,
+    pub subject: Vec<u8>,
+    pub content: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMailboxDelivery {
+    pub delivery_id: String,
+    pub recipient_id: String,
+    pub sender_id: String,
+    pub relay_key_id: String,
+    pub received_at: OffsetDateTime,
+    pub delivered_at: OffsetDateTime,
+    pub receipt: String,
+    pub messages: Vec<NewMailboxMessage>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: MailboxMessageId,
+    pub delivery_id: String,
+    pub position: i64,
+    pub recipient_id: String,
+    pub sender_id: String,
+    pub sender_name: String,
+    pub delivered_at: OffsetDateTime,
+    pub read_at: Option<OffsetDateTime>,
+    pub archived_at: Option<OffsetDateTime>,
+    pub wrapped_key: Vec<u8>,
+    pub subject: Vec<u8>,
+    pub content: Option<Vec<u8>>,
+}
+
+/// Which of a recipient's messages to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Folder {
+    Inbox,
+    Archive,
+}
+
+impl Db {
+    /// The receipt already given for a delivery id, if any: a redelivery gets
+    /// the first receipt back, never a second message.
+    pub async fn mailbox_receipt(&self, delivery_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT receipt FROM mailbox_deliveries WHERE delivery_id = ?")
+            .bind(delivery_id)
+            .fetch_optional(self.writer())
+            .await?;
+        row.map(|r| r.try_get::<String, _>(0).map_err(Into::into)).transpose()
+    }
+
+    /// Stores deliveries (one transaction for the lot). A delivery id seen
+    /// before is skipped; the caller answers with the stored receipt.
+    pub async fn insert_mailbox_deliveries(&self, deliveries: &[NewMailboxDelivery], now: OffsetDateTime) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        for d in deliveries {
+            let delivered_at = format_instant(d.delivered_at);
+            let inserted = sqlx::query(
+                "INSERT INTO mailbox_deliveries (delivery_id, recipient_id, sender_id, relay_key_id, received_at, delivered_at, receipt)
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING",
+            )
+            .bind(&d.delivery_id)
+            .bind(&d.recipient_id)
+            .bind(&d.sender_id)
+            .bind(&d.relay_key_id)
+            .bind(format_instant(d.received_at))
+            .bind(&delivered_at)
+            .bind(&d.receipt)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                continue;
+            }
+            for (position, m) in d.messages.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO mailbox_messages (id, delivery_id, position, recipient_id, sender_id, sender_name,
+                       delivered_at, wrapped_key, subject, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(m.id.to_string())
+                .bind(&d.delivery_id)
+                .bind(i64::try_from(position).unwrap_or(i64::MAX))
+                .bind(&d.recipient_id)
+                .bind(&d.sender_id)
+                .bind(&m.sender_name)
+                .bind(&delivered_at)
+                .bind(&m.wrapped_key)
+                .bind(&m.subject)
+                .bind(&m.content)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let detail = serde_json::json!({ "sender": d.sender_id, "messages": d.messages.len() }).to_string();
+            append(
+                &mut tx,
+                now,
+                &AuditEntry {
+                    tenant: None,
+                    actor: "mailbox",
+                    action: "delivery.stored",
+                    subject: &d.delivery_id,
+                    detail: &detail,
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One page of a recipient's messages, newest first (without content).
+    pub async fn mailbox_page(
+        &self,
+        recipient: &str,
+        folder: Folder,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredMessage>> {
+        let archived = match folder {
+            Folder::Inbox => "archived_at IS NULL",
+            Folder::Archive => "archived_at IS NOT NULL",
+        };
+        let sql = format!(
+            "SELECT id, delivery_id, position, recipient_id, sender_id, sender_name, delivered_at, read_at, archived_at,
+               wrapped_key, subject
+             FROM mailbox_messages WHERE recipient_id = ? AND deleted_at IS NULL AND {archived}
+             ORDER BY delivered_at DESC, id DESC LIMIT ? OFFSET ?"
+        );
+        sqlx::query(&sql)
+            .bind(recipient)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|row| message_from_row(row, false))
+            .collect()
+    }
+
+    /// (total, unread) of a recipient's non-deleted messages in a folder.
+    pub async fn mailbox_counts(&self, recipient: &str, folder: Folder) -> Result<(i64, i64)> {
+        let archived = match folder {
+            Folder::Inbox => "archived_at IS NULL",
+            Folder::Archive => "archived_at IS NOT NULL",
+        };
+        let sql = format!(
+            "SELECT COUNT(*), COALESCE(SUM(read_at IS NULL), 0) FROM mailbox_messages
+             WHERE recipient_id = ? AND deleted_at IS NULL AND {archived}"
+        );
+        let row = sqlx::query(&sql).bind(recipient).fetch_one(self.reader()).await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    /// One message with its content, only if it is this recipient's.
+    pub async fn mailbox_message(&self, recipient: &str, id: &MailboxMessageId) -> Result<Option<StoredMessage>> {
+        let row = sqlx::query(
+            "SELECT * FROM mailbox_messages WHERE id = ? AND recipient_id = ? AND deleted_at IS NULL",
+        )
+        .bind(id.to_string())
+        .bind(recipient)
+        .fetch_optional(self.writer())
+        .await?;
+        row.map(|row| message_from_row(&row, true)).transpose()
+    }
+
+    /// Marks read (first time only) with an audit entry.
+    pub async fn mailbox_mark_read(&self, recipient: &str, id: &MailboxMessageId, now: OffsetDateTime) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        let updated = sqlx::query(
+            "UPDATE mailbox_messages SET read_at = ? WHERE id = ? AND recipient_id = ? AND read_at IS NULL",
+        )
+        .bind(format_instant(now))
+        .bind(id.to_string())
+        .bind(recipient)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() > 0 {
+            append(
+                &mut tx,
+                now,
+                &AuditEntry {
+                    tenant: None,
+                    actor: "recipient",
+                    action: "message.read",
+                    subject: &id.to_string(),
+                    detail: "{}",
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Archives (or, with `false`, moves back to the inbox).
+    pub async fn mailbox_set_archived(
+        &self,
+        recipient: &str,
+        id: &MailboxMessageId,
+        archived: bool,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE mailbox_messages SET archived_at = ? WHERE id = ? AND recipient_id = ? AND deleted_at IS NULL",
+        )
+        .bind(archived.then(|| format_instant(now)))
+        .bind(id.to_string())
+        .bind(recipient)
+        .execute(self.writer())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Deletes a message: the encrypted content and its key are erased; the
+    /// row stays as a tombstone so a redelivery cannot bring it back.
+    pub async fn mailbox_delete(&self, recipient: &str, id: &MailboxMessageId, now: OffsetDateTime) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        let done = sqlx::query(
+            "UPDATE mailbox_messages SET deleted_at = ?, wrapped_key = X'', subject = X'', content = X''
+             WHERE id = ? AND recipient_id = ? AND deleted_at IS NULL",
+        )
+        .bind(format_instant(now))
+        .bind(id.to_string())
+        .bind(recipient)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        append(
+            &mut tx,
+            now,
+            &AuditEntry {
+                tenant: None,
+                actor: "recipient",
+                action: "message.deleted",
+                subject: &id.to_string(),
+                detail: "{}",
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// How many deliveries the mailbox holds with this id (0 or 1 by
+    /// construction; tests use it to prove "never twice").
+    pub async fn mailbox_delivery_count(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM mailbox_deliveries")
+            .fetch_one(self.writer())
+            .await?
+            .try_get(0)?)
+    }
+}
+
+fn message_from_row(row: &sqlx::sqlite::SqliteRow, with_content: bool) -> Result<StoredMessage> {
+    let id: String = row.try_get("id")?;
+    Ok(StoredMessage {
+        id: MailboxMessageId::parse(&id).map_err(|_| StoreError::Corrupt("message id".into()))?,
+        delivery_id: row.try_get("delivery_id")?,
+        position: row.try_get("position")?,
+        recipient_id: row.try_get("recipient_id")?,
+        sender_id: row.try_get("sender_id")?,
+        sender_name: row.try_get("sender_name")?,
+        delivered_at: instant(row, "delivered_at")?,
+        read_at: opt_instant(row, "read_at")?,
+        archived_at: opt_instant(row, "archived_at")?,
+        wrapped_key: row.try_get("wrapped_key")?,
+        subject: row.try_get("subject")?,
+        content: if with_content { Some(row.try_get("content")?) } else { None },
+    })
+}

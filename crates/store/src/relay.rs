@@ -1,0 +1,543 @@
+//! The relay's deliveries, work queue towards mailbox operators, paper queue,
+//! status events and batches.
+
+use crate::audit::{AuditEntry, append};
+use crate::{Db, Result, StoreError, format_instant, instant, opt_instant};
+use kuvert_domain::ids::{BatchId, DeliveryId, OperatorId, TenantId};
+use sqlx::Row;
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Accepted,
+    Delivered,
+    Paper,
+    NotDelivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 5] = [
+        Self::Accepted,
+        Self::Delivered,
+        Self::Paper,
+        Self::NotDelivered,
+        Self::Failed,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Delivered => "delivered",
+            Self::Paper => "paper",
+            Self::NotDelivered => "not_delivered",
+            Self::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery status {s:?}")))
+    }
+    pub fn is_final(self) -> bool {
+        self != Self::Accepted
+    }
+}
+
+/// Where an accepted delivery goes next; decided at intake.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// Queued for the operator; `sealed` is the JSON sealed delivery.
+    Operator { operator: OperatorId, sealed: Vec<u8> },
+    /// Unreachable, and the sender asked for paper: content encrypted at rest.
+    Paper { wrapped_key: Vec<u8>, content: Vec<u8>, reason: String },
+    /// Unreachable, no paper fallback.
+    NotDelivered { reason: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: DeliveryId,
+    pub sender_id: String,
+    pub recipient_id: String,
+    pub idempotency_key: String,
+    pub request_hash: String,
+    pub message_ids: Vec<String>,
+    pub route: Route,
+}
+
+/// The answer for one delivery of an intake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intake {
+    Created(DeliveryId),
+    /// The idempotency key was used before; this is the first delivery.
+    Existing { id: DeliveryId, same_request: bool },
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryRecord {
+    pub id: DeliveryId,
+    pub tenant_id: TenantId,
+    pub sender_id: String,
+    pub recipient_id: String,
+    pub batch_id: Option<BatchId>,
+    pub message_ids: Vec<String>,
+    pub status: DeliveryStatus,
+    pub status_reason: Option<String>,
+    pub operator_id: Option<String>,
+    pub received_at: OffsetDateTime,
+    pub status_at: OffsetDateTime,
+    pub delivered_at: Option<OffsetDateTime>,
+    pub receipt: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxJob {
+    pub delivery_id: DeliveryId,
+    pub tenant_id: TenantId,
+    pub operator_id: OperatorId,
+    pub sealed: Vec<u8>,
+    pub attempts: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusEvent {
+    pub seq: i64,
+    pub delivery_id: String,
+    pub status: String,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StatusCounts {
+    pub accepted: i64,
+    pub delivered: i64,
+    pub paper: i64,
+    pub not_delivered: i64,
+    pub failed: i64,
+}
+
+impl StatusCounts {
+    fn add(&mut self, status: DeliveryStatus, n: i64) {
+        match status {
+            DeliveryStatus::Accepted => self.accepted += n,
+            DeliveryStatus::Delivered => self.delivered += n,
+            DeliveryStatus::Paper => self.paper += n,
+            DeliveryStatus::NotDelivered => self.not_delivered += n,
+            DeliveryStatus::Failed => self.failed += n,
+        }
+    }
+    pub fn total(&self) -> i64 {
+        self.accepted + self.delivered + self.paper + self.not_delivered + self.failed
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchRecord {
+    pub id: BatchId,
+    pub created_at: OffsetDateTime,
+    pub submitted: i64,
+    pub rejected: i64,
+    pub counts: StatusCounts,
+}
+
+fn delivery_id(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<DeliveryId> {
+    let text: String = row.try_get(column)?;
+    DeliveryId::parse(&text).map_err(|_| StoreError::Corrupt("delivery id".into()))
+}
+
+fn tenant_id(row: &sqlx::sqlite::SqliteRow) -> Result<TenantId> {
+    let text: String = row.try_get("tenant_id")?;
+    TenantId::parse(&text).map_err(|_| StoreError::Corrupt("tenant id".into()))
+}
+
+async fn status_event(
+    conn: &mut sqlx::SqliteConnection,
+    tenant: &str,
+    id: &str,
+    status: DeliveryStatus,
+    at: &str,
+) -> Result<()> {
+    sqlx::query("INSERT INTO status_events (tenant_id, delivery_id, status, at) VALUES (?, ?, ?, ?)")
+        .bind(tenant)
+        .bind(id)
+        .bind(status.as_str())
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+impl Db {
+    /// Stores a set of accepted deliveries in ONE transaction: delivery rows,
+    /// queue or paper rows, status events, audit entries and (for a bulk
+    /// submission) the batch row. Returns after the commit, so "accepted"
+    /// is only ever said of what is durable. A repeated idempotency key
+    /// creates nothing and answers with the first delivery.
+    pub async fn insert_deliveries(
+        &self,
+        tenant: &TenantId,
+        actor: &str,
+        batch: Option<(BatchId, i64)>,
+        items: &[NewDelivery],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Intake>> {
+        let at = format_instant(now);
+        let mut tx = self.writer().begin().await?;
+        if let Some((batch_id, rejected)) = batch {
+            sqlx::query("INSERT INTO batches (id, tenant_id, created_at, submitted, rejected) VALUES (?, ?, ?, ?, ?)")
+                .bind(batch_id.to_string())
+                .bind(tenant.as_str())
+                .bind(&at)
+                .bind(i64::try_from(items.len()).unwrap_or(i64::MAX) + rejected)
+                .bind(rejected)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let batch_text = batch.map(|(id, _)| id.to_string());
+        let mut answers = Vec::with_capacity(items.len());
+        for item in items {
+            let (status, reason, operator) = match &item.route {
+                Route::Operator { operator, .. } => (DeliveryStatus::Accepted, None, Some(operator.as_str())),
+                Route::Paper { reason, .. } => (DeliveryStatus::Paper, Some(reason.as_str()), None),
+                Route::NotDelivered { reason } => (DeliveryStatus::NotDelivered, Some(reason.as_str()), None),
+            };
+            let id = item.id.to_string();
+            let inserted = sqlx::query(
+                "INSERT INTO deliveries (id, tenant_id, sender_id, recipient_id, idempotency_key, request_hash,
+                   batch_id, message_ids, status, status_reason, operator_id, received_at, status_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (tenant_id, sender_id, idempotency_key) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(tenant.as_str())
+            .bind(&item.sender_id)
+            .bind(&item.recipient_id)
+            .bind(&item.idempotency_key)
+            .bind(&item.request_hash)
+            .bind(&batch_text)
+            .bind(serde_json::to_string(&item.message_ids).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(operator)
+            .bind(&at)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                let row = sqlx::query(
+                    "SELECT id, request_hash FROM deliveries WHERE tenant_id = ? AND sender_id = ? AND idempotency_key = ?",
+                )
+                .bind(tenant.as_str())
+                .bind(&item.sender_id)
+                .bind(&item.idempotency_key)
+                .fetch_one(&mut *tx)
+                .await?;
+                let same_request = row.try_get::<String, _>("request_hash")? == item.request_hash;
+                answers.push(Intake::Existing {
+                    id: delivery_id(&row, "id")?,
+                    same_request,
+                });
+                continue;
+            }
+            match &item.route {
+                Route::Operator { operator, sealed } => {
+                    sqlx::query(
+                        "INSERT INTO outbox (delivery_id, operator_id, sealed, next_attempt_at) VALUES (?, ?, ?, ?)",
+                    )
+                    .bind(&id)
+                    .bind(operator.as_str())
+                    .bind(sealed)
+                    .bind(&at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Route::Paper { wrapped_key, content, .. } => {
+                    sqlx::query(
+                        "INSERT INTO paper_queue (delivery_id, recipient_id, wrapped_key, content, queued_at) VALUES (?, ?, ?, ?, ?)",
+                    )
+                    .bind(&id)
+                    .bind(&item.recipient_id)
+                    .bind(wrapped_key)
+                    .bind(content)
+                    .bind(&at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Route::NotDelivered { .. } => {}
+            }
+            status_event(&mut tx, tenant.as_str(), &id, status, &at).await?;
+            let detail = serde_json::json!({
+                "sender": item.sender_id, "status": status.as_str(), "batch": batch_text, "reason": reason,
+            })
+            .to_string();
+            append(
+                &mut tx,
+                now,
+                &AuditEntry {
+                    tenant: Some(tenant),
+                    actor,
+                    action: "delivery.accepted",
+                    subject: &id,
+                    detail: &detail,
+                },
+            )
+            .await?;
+            answers.push(Intake::Created(item.id));
+        }
+        tx.commit().await?;
+        Ok(answers)
+    }
+
+    /// One delivery, only if it belongs to `tenant`.
+    pub async fn delivery(&self, tenant: &TenantId, id: &DeliveryId) -> Result<Option<DeliveryRecord>> {
+        let row = sqlx::query("SELECT * FROM deliveries WHERE id = ? AND tenant_id = ?")
+            .bind(id.to_string())
+            .bind(tenant.as_str())
+            .fetch_optional(self.writer())
+            .await?;
+        row.map(|row| delivery_from_row(&row)).transpose()
+    }
+
+    /// Leases up to `limit` due jobs for `lease`: a worker that dies leaves
+    /// them to come due again, so nothing is lost.
+    pub async fn claim_due_jobs(
+        &self,
+        now: OffsetDateTime,
+        lease: time::Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxJob>> {
+        let mut tx = self.writer().begin().await?;
+        let rows = sqlx::query(
+            "SELECT o.delivery_id, d.tenant_id, o.operator_id, o.sealed, o.attempts
+             FROM outbox o JOIN deliveries d ON d.id = o.delivery_id
+             JOIN tenants t ON t.id = d.tenant_id
+             WHERE o.next_attempt_at <= ? AND t.status = 'active'
+             ORDER BY o.next_attempt_at LIMIT ?",
+        )
+        .bind(format_instant(now))
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let lease_until = format_instant(now + lease);
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let operator: String = row.try_get("operator_id")?;
+            let job = OutboxJob {
+                delivery_id: delivery_id(&row, "delivery_id")?,
+                tenant_id: tenant_id(&row)?,
+                operator_id: OperatorId::parse(&operator).map_err(|_| StoreError::Corrupt("operator id".into()))?,
+                sealed: row.try_get("sealed")?,
+                attempts: row.try_get("attempts")?,
+            };
+            sqlx::query("UPDATE outbox SET next_attempt_at = ? WHERE delivery_id = ?")
+                .bind(&lease_until)
+                .bind(job.delivery_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            jobs.push(job);
+        }
+        tx.commit().await?;
+        Ok(jobs)
+    }
+
+    /// The earliest time a queued job comes due, if any.
+    pub async fn next_job_due(&self) -> Result<Option<OffsetDateTime>> {
+        let row = sqlx::query("SELECT MIN(next_attempt_at) FROM outbox")
+            .fetch_one(self.writer())
+            .await?;
+        let text: Option<String> = row.try_get(0)?;
+        text.map(|t| crate::parse_instant(&t).map_err(|_| StoreError::Corrupt("instant".into())))
+            .transpose()
+    }
+
+    pub async fn outbox_len(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM outbox").fetch_one(self.writer()).await?.try_get(0)?)
+    }
+
+    /// Records the operator's receipt: the delivery is final, the job leaves
+    /// the queue, the sender can see it — all in one transaction.
+    pub async fn record_delivered(
+        &self,
+        job: &OutboxJob,
+        delivered_at: OffsetDateTime,
+        receipt_json: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let id = job.delivery_id.to_string();
+        let at = format_instant(now);
+        let mut tx = self.writer().begin().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET status = 'delivered', status_at = ?, delivered_at = ?, receipt = ?
+             WHERE id = ? AND status = 'accepted'",
+        )
+        .bind(&at)
+        .bind(format_instant(delivered_at))
+        .bind(receipt_json)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM outbox WHERE delivery_id = ?")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() > 0 {
+            status_event(&mut tx, job.tenant_id.as_str(), &id, DeliveryStatus::Delivered, &at).await?;
+            let detail = serde_json::json!({
+                "operator": job.operator_id.as_str(), "delivered_at": format_instant(delivered_at),
+            })
+            .to_string();
+            append(
+                &mut tx,
+                now,
+                &AuditEntry {
+                    tenant: Some(&job.tenant_id),
+                    actor: "relay",
+                    action: "delivery.delivered",
+                    subject: &id,
+                    detail: &detail,
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn reschedule_job(&self, job: &OutboxJob, next_attempt: OffsetDateTime, error: &str) -> Result<()> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE delivery_id = ?")
+            .bind(format_instant(next_attempt))
+            .bind(error)
+            .bind(job.delivery_id.to_string())
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// The operator refused the delivery for good (not a transient error).
+    pub async fn record_failed(&self, job: &OutboxJob, reason: &str, now: OffsetDateTime) -> Result<()> {
+        let id = job.delivery_id.to_string();
+        let at = format_instant(now);
+        let mut tx = self.writer().begin().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET status = 'failed', status_reason = ?, status_at = ? WHERE id = ? AND status = 'accepted'",
+        )
+        .bind(reason)
+        .bind(&at)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM outbox WHERE delivery_id = ?")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() > 0 {
+            status_event(&mut tx, job.tenant_id.as_str(), &id, DeliveryStatus::Failed, &at).await?;
+            let detail = serde_json::json!({ "reason": reason }).to_string();
+            append(
+                &mut tx,
+                now,
+                &AuditEntry {
+                    tenant: Some(&job.tenant_id),
+                    actor: "relay",
+                    action: "delivery.failed",
+                    subject: &id,
+                    detail: &detail,
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Status changes of one tenant after `after`, oldest first.
+    pub async fn status_events(&self, tenant: &TenantId, after: i64, limit: i64) -> Result<Vec<StatusEvent>> {
+        sqlx::query("SELECT seq, delivery_id, status, at FROM status_events WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?")
+            .bind(tenant.as_str())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(StatusEvent {
+                    seq: row.try_get("seq")?,
+                    delivery_id: row.try_get("delivery_id")?,
+                    status: row.try_get("status")?,
+                    at: row.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// A batch and how far it has come, only if it belongs to `tenant`.
+    pub async fn batch(&self, tenant: &TenantId, id: &BatchId) -> Result<Option<BatchRecord>> {
+        let Some(row) = sqlx::query("SELECT created_at, submitted, rejected FROM batches WHERE id = ? AND tenant_id = ?")
+            .bind(id.to_string())
+            .bind(tenant.as_str())
+            .fetch_optional(self.writer())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut counts = StatusCounts::default();
+        for count in sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM deliveries WHERE tenant_id = ? AND batch_id = ? GROUP BY status",
+        )
+        .bind(tenant.as_str())
+        .bind(id.to_string())
+        .fetch_all(self.writer())
+        .await?
+        {
+            counts.add(DeliveryStatus::parse(&count.try_get::<String, _>("status")?)?, count.try_get("n")?);
+        }
+        Ok(Some(BatchRecord {
+            id: *id,
+            created_at: instant(&row, "created_at")?,
+            submitted: row.try_get("submitted")?,
+            rejected: row.try_get("rejected")?,
+            counts,
+        }))
+    }
+
+    /// Current statuses of a tenant's deliveries received on `day` (UTC).
+    pub async fn daily_counts(&self, tenant: &TenantId, day: time::Date) -> Result<StatusCounts> {
+        let mut counts = StatusCounts::default();
+        let prefix = format!("{}%", &format_instant(day.midnight().assume_utc())[..10]);
+        for row in sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM deliveries WHERE tenant_id = ? AND received_at LIKE ? GROUP BY status",
+        )
+        .bind(tenant.as_str())
+        .bind(prefix)
+        .fetch_all(self.reader())
+        .await?
+        {
+            counts.add(DeliveryStatus::parse(&row.try_get::<String, _>("status")?)?, row.try_get("n")?);
+        }
+        Ok(counts)
+    }
+}
+
+fn delivery_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DeliveryRecord> {
+    let batch: Option<String> = row.try_get("batch_id")?;
+    let message_ids: String = row.try_get("message_ids")?;
+    Ok(DeliveryRecord {
+        id: delivery_id(row, "id")?,
+        tenant_id: tenant_id(row)?,
+        sender_id: row.try_get("sender_id")?,
+        recipient_id: row.try_get("recipient_id")?,
+        batch_id: batch
+            .map(|b| BatchId::parse(&b).map_err(|_| StoreError::Corrupt("batch id".into())))
+            .transpose()?,
+        message_ids: serde_json::from_str(&message_ids).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        status: DeliveryStatus::parse(&row.try_get::<String, _>("status")?)?,
+        status_reason: row.try_get("status_reason")?,
+        operator_id: row.try_get("operator_id")?,
+        received_at: instant(row, "received_at")?,
+        status_at: instant(row, "status_at")?,
+        delivered_at: opt_instant(row, "delivered_at")?,
+        receipt: row.try_get("receipt")?,
+    })
+}

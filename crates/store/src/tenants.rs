@@ -1,0 +1,309 @@
+//! Tenants, their API credentials, senders and signing keys. Every query on
+//! tenant data takes the caller's `TenantId` first and filters by it.
+
+use crate::{Db, Result, StoreError, format_instant, instant, opt_instant};
+use kuvert_domain::ids::TenantId;
+use sqlx::Row;
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+}
+
+impl TenantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+        }
+    }
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "active" => Ok(Self::Active),
+            "suspended" => Ok(Self::Suspended),
+            other => Err(StoreError::Corrupt(format!("tenant status {other:?}"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub status: TenantStatus,
+    pub created_at: OffsetDateTime,
+}
+
+/// What authenticating a credential needs: the stored hash and who it is.
+#[derive(Debug, Clone)]
+pub struct CredentialRecord {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub secret_hash: Vec<u8>,
+    pub revoked: bool,
+    pub tenant_status: TenantStatus,
+}
+
+#[derive(Debug, Clone)]
+pub struct CredentialInfo {
+    pub id: String,
+    pub label: String,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SenderKeyRecord {
+    pub key_id: String,
+    pub tenant_id: TenantId,
+    pub sender_id: String,
+    pub public_key: String,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub id: String,
+    pub name: String,
+}
+
+fn tenant_id(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<TenantId> {
+    let text: String = row.try_get(column)?;
+    TenantId::parse(&text).map_err(|_| StoreError::Corrupt("tenant id".into()))
+}
+
+impl Db {
+    pub async fn create_tenant(&self, id: &TenantId, name: &str, now: OffsetDateTime) -> Result<()> {
+        let result = sqlx::query("INSERT INTO tenants (id, name, status, created_at) VALUES (?, ?, 'active', ?)")
+            .bind(id.as_str())
+            .bind(name)
+            .bind(format_instant(now))
+            .execute(self.writer())
+            .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    pub async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
+        let row = sqlx::query("SELECT id, name, status, created_at FROM tenants WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(self.reader())
+            .await?;
+        row.map(|row| tenant_from_row(&row)).transpose()
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<Tenant>> {
+        sqlx::query("SELECT id, name, status, created_at FROM tenants ORDER BY id")
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(tenant_from_row)
+            .collect()
+    }
+
+    pub async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<()> {
+        let done = sqlx::query("UPDATE tenants SET status = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(id.as_str())
+            .execute(self.writer())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub async fn create_credential(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        label: &str,
+        secret_hash: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO credentials (id, tenant_id, label, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(tenant.as_str())
+        .bind(label)
+        .bind(secret_hash)
+        .bind(format_instant(now))
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Looks a credential up by its public id, for authentication. Read from
+    /// the writer so that a revocation is seen by the very next request.
+    pub async fn credential(&self, id: &str) -> Result<Option<CredentialRecord>> {
+        let row = sqlx::query(
+            "SELECT c.id, c.tenant_id, c.secret_hash, c.revoked_at, t.status
+             FROM credentials c JOIN tenants t ON t.id = c.tenant_id WHERE c.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(self.writer())
+        .await?;
+        row.map(|row| {
+            Ok(CredentialRecord {
+                id: row.try_get("id")?,
+                tenant_id: tenant_id(&row, "tenant_id")?,
+                secret_hash: row.try_get("secret_hash")?,
+                revoked: row.try_get::<Option<String>, _>("revoked_at")?.is_some(),
+                tenant_status: TenantStatus::parse(&row.try_get::<String, _>("status")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn credentials(&self, tenant: &TenantId) -> Result<Vec<CredentialInfo>> {
+        sqlx::query(
+            "SELECT id, label, created_at, revoked_at FROM credentials WHERE tenant_id = ? ORDER BY created_at",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(CredentialInfo {
+                id: row.try_get("id")?,
+                label: row.try_get("label")?,
+                created_at: instant(row, "created_at")?,
+                revoked_at: opt_instant(row, "revoked_at")?,
+            })
+        })
+        .collect()
+    }
+
+    pub async fn revoke_credential(&self, tenant: &TenantId, id: &str, now: OffsetDateTime) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE credentials SET revoked_at = ? WHERE id = ? AND tenant_id = ? AND revoked_at IS NULL",
+        )
+        .bind(format_instant(now))
+        .bind(id)
+        .bind(tenant.as_str())
+        .execute(self.writer())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub async fn create_sender(&self, tenant: &TenantId, sender_id: &str, name: &str, now: OffsetDateTime) -> Result<()> {
+        let result = sqlx::query("INSERT INTO senders (id, tenant_id, name, created_at) VALUES (?, ?, ?, ?)")
+            .bind(sender_id)
+            .bind(tenant.as_str())
+            .bind(name)
+            .bind(format_instant(now))
+            .execute(self.writer())
+            .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    /// The sender, if it belongs to this tenant.
+    pub async fn sender(&self, tenant: &TenantId, sender_id: &str) -> Result<Option<Sender>> {
+        let row = sqlx::query("SELECT id, name FROM senders WHERE id = ? AND tenant_id = ?")
+            .bind(sender_id)
+            .bind(tenant.as_str())
+            .fetch_optional(self.reader())
+            .await?;
+        row.map(|row| {
+            Ok(Sender {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn senders(&self, tenant: &TenantId) -> Result<Vec<Sender>> {
+        sqlx::query("SELECT id, name FROM senders WHERE tenant_id = ? ORDER BY id")
+            .bind(tenant.as_str())
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Sender {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn add_sender_key(
+        &self,
+        tenant: &TenantId,
+        sender_id: &str,
+        key_id: &str,
+        public_key: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let result = sqlx::query(
+            "INSERT INTO sender_keys (key_id, tenant_id, sender_id, public_key, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(key_id)
+        .bind(tenant.as_str())
+        .bind(sender_id)
+        .bind(public_key)
+        .bind(format_instant(now))
+        .execute(self.writer())
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    pub async fn revoke_sender_key(&self, tenant: &TenantId, key_id: &str, now: OffsetDateTime) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE sender_keys SET revoked_at = ? WHERE key_id = ? AND tenant_id = ? AND revoked_at IS NULL",
+        )
+        .bind(format_instant(now))
+        .bind(key_id)
+        .bind(tenant.as_str())
+        .execute(self.writer())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// A signing key, read from the writer so revocation applies at once.
+    pub async fn sender_key(&self, key_id: &str) -> Result<Option<SenderKeyRecord>> {
+        let row = sqlx::query(
+            "SELECT key_id, tenant_id, sender_id, public_key, revoked_at FROM sender_keys WHERE key_id = ?",
+        )
+        .bind(key_id)
+        .fetch_optional(self.writer())
+        .await?;
+        row.map(|row| {
+            Ok(SenderKeyRecord {
+                key_id: row.try_get("key_id")?,
+                tenant_id: tenant_id(&row, "tenant_id")?,
+                sender_id: row.try_get("sender_id")?,
+                public_key: row.try_get("public_key")?,
+                revoked: row.try_get::<Option<String>, _>("revoked_at")?.is_some(),
+            })
+        })
+        .transpose()
+    }
+}
+
+fn tenant_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Tenant> {
+    Ok(Tenant {
+        id: tenant_id(row, "id")?,
+        name: row.try_get("name")?,
+        status: TenantStatus::parse(&row.try_get::<String, _>("status")?)?,
+        created_at: instant(row, "created_at")?,
+    })
+}
