@@ -1,14 +1,12 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The mailbox operator (brevlådeoperatör).
+//!
+//! [`protocol`] is the delivery contract between a relay and any mailbox
+//! operator (the one other operators implement); [`accept`] takes sealed
+//! deliveries, checks them, stores them encrypted and signs the receipt that
+//! marks the legal moment of delivery; [`reading`] is what a recipient sees.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod accept;
+pub mod protocol;
+pub mod reading;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use accept::{Mailbox, MailboxError};

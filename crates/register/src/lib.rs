@@ -1,14 +1,260 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The recipient register (förmedlingsadressregister): who is reachable
+//! digitally, through which mailbox operator, and whether they accept mail
+//! from a given sender.
+
+use kuvert_crypto::digest::Pseudonymizer;
+use kuvert_domain::clock::Clock;
+use kuvert_domain::identity::{OrganisationNumber, RecipientId};
+use kuvert_domain::ids::{OperatorId, TenantId};
+use kuvert_store::audit::AuditEntry;
+use kuvert_store::register::{Operator, RecipientStatus};
+use kuvert_store::{Db, StoreError};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// At most this many recipients per lookup, as in Mina meddelanden.
+pub const MAX_LOOKUP: usize = 1000;
+/// The age from which a person may hold a mailbox.
+pub const MIN_AGE: u32 = 18;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a lookup holds at most {max} recipients, this one {count}")]
+    TooManyRecipients { count: usize, max: usize },
+    #[error("a person must be {min} or older to hold a mailbox")]
+    TooYoung { min: u32 },
+    #[error("unknown mailbox operator")]
+    UnknownOperator,
+    #[error("the recipient is not registered")]
+    NotRegistered,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Mina meddelanden's AccountStatus type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountType {
+    /// Registered with a secure mailbox.
+    Secure,
+    /// Not registered (or deregistered).
+    Not,
+    /// The id given is not a valid identity number.
+    Invalid,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ServiceSupplier {
+    pub id: String,
+    pub name: String,
+    pub service_address: String,
+    pub ui_address: String,
+}
+
+/// The answer for one recipient of a lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReachabilityAnswer {
+    /// The id as asked.
+    pub recipient: String,
+    /// Canonical 12-digit form, when the id is valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient_id: Option<String>,
+    #[serde(rename = "type")]
+    pub account_type: AccountType,
+    /// An organisation whose registration awaits more signatories.
+    pub pending: bool,
+    /// Registered and has not refused this sender: mail can be delivered.
+    pub sender_accepted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_supplier: Option<ServiceSupplier>,
+    /// Why the id is invalid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Where a delivery for one recipient can go.
+#[derive(Debug, Clone)]
+pub enum Route {
+    Mailbox(Operator),
+    Unreachable { reason: &'static str },
+}
+
+pub struct Register {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub pseudonyms: Arc<Pseudonymizer>,
+}
+
+impl Register {
+    /// Reachability of up to [`MAX_LOOKUP`] recipients as seen by `sender`.
+    /// An invalid id gets its own answer; it does not fail the batch.
+    pub async fn lookup(
+        &self,
+        tenant: &TenantId,
+        sender: &OrganisationNumber,
+        ids: &[String],
+    ) -> Result<Vec<ReachabilityAnswer>, RegisterError> {
+        if ids.len() > MAX_LOOKUP {
+            return Err(RegisterError::TooManyRecipients {
+                count: ids.len(),
+                max: MAX_LOOKUP,
+            });
+        }
+        let today = self.clock.today();
+        let parsed: Vec<Result<RecipientId, _>> = ids.iter().map(|id| RecipientId::parse(id, today)).collect();
+        let canonical: Vec<String> = parsed
+            .iter()
+            .filter_map(|p| p.as_ref().ok().map(|r| r.as_str().to_owned()))
+            .collect();
+        let found = self.db.reachability(&canonical, sender.as_str()).await?;
+        let operators = self.db.operators().await?;
+        let answers = ids
+            .iter()
+            .zip(parsed)
+            .map(|(asked, parsed)| match parsed {
+                Err(e) => ReachabilityAnswer {
+                    recipient: asked.clone(),
+                    recipient_id: None,
+                    account_type: AccountType::Invalid,
+                    pending: false,
+                    sender_accepted: false,
+                    service_supplier: None,
+                    error: Some(e.to_string()),
+                },
+                Ok(id) => {
+                    let entry = found.get(id.as_str());
+                    let status = entry.map(|e| e.record.status);
+                    let supplier = entry
+                        .and_then(|e| e.record.operator.as_ref())
+                        .and_then(|op| operators.iter().find(|o| &o.id == op))
+                        .filter(|_| status != Some(RecipientStatus::Deregistered))
+                        .map(|o| ServiceSupplier {
+                            id: o.id.to_string(),
+                            name: o.name.clone(),
+                            service_address: o.delivery_url.clone(),
+                            ui_address: o.ui_url.clone(),
+                        });
+                    let secure = status == Some(RecipientStatus::Registered) && supplier.is_some();
+                    ReachabilityAnswer {
+                        recipient: asked.clone(),
+                        recipient_id: Some(id.as_str().to_owned()),
+                        account_type: if secure { AccountType::Secure } else { AccountType::Not },
+                        pending: status == Some(RecipientStatus::Pending),
+                        sender_accepted: secure && !entry.is_some_and(|e| e.refuses_sender),
+                        service_supplier: supplier,
+                        error: None,
+                    }
+                }
+            })
+            .collect();
+        let detail = serde_json::json!({ "sender": sender.as_str(), "count": ids.len() }).to_string();
+        self.db
+            .append_audit(
+                self.clock.now(),
+                &AuditEntry {
+                    tenant: Some(tenant),
+                    actor: "sender",
+                    action: "register.lookup",
+                    subject: sender.as_str(),
+                    detail: &detail,
+                },
+            )
+            .await?;
+        Ok(answers)
+    }
+
+    /// Where a delivery to `recipient` from `sender` goes (no audit entry:
+    /// the delivery's own entry records the outcome).
+    pub async fn route(&self, recipient: &RecipientId, sender: &OrganisationNumber) -> Result<Route, RegisterError> {
+        let found = self
+            .db
+            .reachability(&[recipient.as_str().to_owned()], sender.as_str())
+            .await?;
+        let Some(entry) = found.get(recipient.as_str()) else {
+            return Ok(Route::Unreachable { reason: "not_registered" });
+        };
+        if entry.record.status != RecipientStatus::Registered {
+            return Ok(Route::Unreachable { reason: "not_registered" });
+        }
+        if entry.refuses_sender {
+            return Ok(Route::Unreachable { reason: "sender_refused" });
+        }
+        let Some(operator_id) = &entry.record.operator else {
+            return Ok(Route::Unreachable { reason: "no_mailbox" });
+        };
+        match self.db.operator(operator_id).await? {
+            Some(operator) => Ok(Route::Mailbox(operator)),
+            None => Ok(Route::Unreachable { reason: "no_mailbox" }),
+        }
+    }
+
+    /// Registers a recipient with a mailbox operator (accepting digital mail).
+    /// An organisation may be registered `pending` until enough signatories
+    /// have signed; a person must be of age.
+    pub async fn register(&self, recipient: &RecipientId, operator: &OperatorId, pending: bool) -> Result<(), RegisterError> {
+        let now = self.clock.now();
+        if let RecipientId::Person(person) = recipient {
+            if person.age_on(now.date()).is_some_and(|age| age < MIN_AGE) {
+                return Err(RegisterError::TooYoung { min: MIN_AGE });
+            }
+        }
+        if self.db.operator(operator).await?.is_none() {
+            return Err(RegisterError::UnknownOperator);
+        }
+        let status = if pending && !recipient.is_person() {
+            RecipientStatus::Pending
+        } else {
+            RecipientStatus::Registered
+        };
+        self.db.set_recipient(recipient.as_str(), status, Some(operator), now).await?;
+        self.audit(recipient, "register.registered", &serde_json::json!({ "operator": operator.as_str(), "status": status.as_str() }))
+            .await
+    }
+
+    pub async fn deregister(&self, recipient: &RecipientId) -> Result<(), RegisterError> {
+        if self.db.recipient(recipient.as_str()).await?.is_none() {
+            return Err(RegisterError::NotRegistered);
+        }
+        self.db
+            .set_recipient(recipient.as_str(), RecipientStatus::Deregistered, None, self.clock.now())
+            .await?;
+        self.audit(recipient, "register.deregistered", &serde_json::json!({})).await
+    }
+
+    /// Refuses (or accepts again) digital mail from one sender.
+    pub async fn set_sender_refused(
+        &self,
+        recipient: &RecipientId,
+        sender: &OrganisationNumber,
+        refuse: bool,
+    ) -> Result<(), RegisterError> {
+        if self.db.recipient(recipient.as_str()).await?.is_none() {
+            return Err(RegisterError::NotRegistered);
+        }
+        self.db
+            .set_sender_refused(recipient.as_str(), sender.as_str(), refuse, self.clock.now())
+            .await?;
+        let action = if refuse { "register.sender_refused" } else { "register.sender_accepted" };
+        self.audit(recipient, action, &serde_json::json!({ "sender": sender.as_str() })).await
+    }
+
+    async fn audit(&self, recipient: &RecipientId, action: &str, detail: &serde_json::Value) -> Result<(), RegisterError> {
+        // The subject is a keyed pseudonym: the log can be followed per person
+        // without holding identity numbers.
+        let subject = self.pseudonyms.pseudonym(recipient.as_str());
+        self.db
+            .append_audit(
+                self.clock.now(),
+                &AuditEntry {
+                    tenant: None,
+                    actor: "recipient",
+                    action,
+                    subject: &subject,
+                    detail: &detail.to_string(),
+                },
+            )
+            .await?;
+        Ok(())
     }
 }

@@ -1,14 +1,11 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The relay (förmedlare): takes a sender's signed deliveries, checks them,
+//! routes each through the register, seals it for the recipient's mailbox
+//! operator and stores it durably ([`intake`]); then delivers the queue to
+//! the operators, retrying with backoff, and records their signed receipts
+//! ([`worker`]).
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod intake;
+pub mod worker;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use intake::{Accepted, Caller, IntakeError, Relay, Submission};
+pub use worker::{DeliveryWorker, Pass, RetryPolicy};

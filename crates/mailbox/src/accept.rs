@@ -1,0 +1,232 @@
+//! Accepting sealed deliveries: check the relay's seal, open the content,
+//! check the sender's signature, store encrypted, sign the receipt.
+
+use crate::protocol::{DeliveryResult, HPKE_INFO, Receipt, SealedContent, SealedDelivery};
+use kuvert_crypto::at_rest::KeyEncryptionKey;
+use kuvert_crypto::digest::sha256_hex;
+use kuvert_crypto::sealing::{SealingPrivateKey, open};
+use kuvert_crypto::signing::{PublicKey, Signature, SigningKey};
+use kuvert_domain::clock::{Clock, format_instant, parse_instant};
+use kuvert_domain::delivery::{SIGNED_DELIVERY_DOMAIN, SecureMessage};
+use kuvert_domain::ids::{MailboxMessageId, OperatorId};
+use kuvert_store::mailbox::{NewMailboxDelivery, NewMailboxMessage};
+use kuvert_store::{Db, StoreError};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailboxError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("not found")]
+    NotFound,
+    #[error("stored content could not be decrypted")]
+    Decrypt,
+}
+
+/// Why one sealed delivery was refused. Every one is permanent: the same
+/// bytes will be refused again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    WrongOperator,
+    UnknownRelay,
+    BadSeal,
+    CannotOpen,
+    ContentHashMismatch,
+    MalformedContent,
+    HeaderMismatch,
+    BadSenderSignature,
+}
+
+impl Refusal {
+    fn code(self) -> &'static str {
+        match self {
+            Self::WrongOperator => "wrong_operator",
+            Self::UnknownRelay => "unknown_relay",
+            Self::BadSeal => "bad_seal",
+            Self::CannotOpen => "cannot_open",
+            Self::ContentHashMismatch => "content_hash_mismatch",
+            Self::MalformedContent => "malformed_content",
+            Self::HeaderMismatch => "header_mismatch",
+            Self::BadSenderSignature => "bad_sender_signature",
+        }
+    }
+    fn message(self) -> &'static str {
+        match self {
+            Self::WrongOperator => "the delivery is sealed for another operator",
+            Self::UnknownRelay => "the seal is by a relay this operator does not trust",
+            Self::BadSeal => "the relay's seal signature does not verify",
+            Self::CannotOpen => "the content cannot be opened with this operator's key",
+            Self::ContentHashMismatch => "the content does not match the sealed hash",
+            Self::MalformedContent => "the sealed content is not a signed delivery",
+            Self::HeaderMismatch => "the sealed routing fields differ from the signed delivery",
+            Self::BadSenderSignature => "the sender's signature does not verify",
+        }
+    }
+}
+
+/// The mailbox operator's keys and store.
+pub struct Mailbox {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub operator_id: OperatorId,
+    pub sealing_key: SealingPrivateKey,
+    pub receipt_key: SigningKey,
+    pub kek: KeyEncryptionKey,
+    /// Relay seal keys this operator accepts deliveries from.
+    pub trusted_relays: Vec<PublicKey>,
+}
+
+/// A message opened for storage: what is encrypted at rest.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct StoredContent {
+    pub sender_name: String,
+    pub message: SecureMessage,
+    pub reference: Option<String>,
+    pub received_at: String,
+}
+
+struct Opened {
+    sealed: SealedDelivery,
+    content: SealedContent,
+}
+
+impl Mailbox {
+    /// Accepts a batch. Deliveries seen before get their first receipt back;
+    /// new ones are stored in one transaction, then every receipt is read
+    /// back from the store, so a concurrent duplicate cannot get a second one.
+    pub async fn accept(&self, batch: Vec<SealedDelivery>) -> Result<Vec<DeliveryResult>, MailboxError> {
+        let now = self.clock.now();
+        let mut results: Vec<Option<DeliveryResult>> = Vec::with_capacity(batch.len());
+        let mut to_store = Vec::new();
+        let mut pending = Vec::new();
+        for sealed in batch {
+            if let Some(receipt) = self.db.mailbox_receipt(&sealed.delivery_id).await? {
+                results.push(Some(parse_receipt(&receipt)?));
+                continue;
+            }
+            match self.open(sealed) {
+                Ok(opened) => {
+                    let row = self.prepare(&opened, now)?;
+                    pending.push((results.len(), opened.sealed.delivery_id.clone()));
+                    results.push(None);
+                    to_store.push(row);
+                }
+                Err((delivery_id, refusal)) => {
+                    tracing::warn!(code = refusal.code(), "refused a sealed delivery");
+                    results.push(Some(DeliveryResult::Rejected {
+                        delivery_id,
+                        code: refusal.code().to_owned(),
+                        message: refusal.message().to_owned(),
+                    }));
+                }
+            }
+        }
+        if !to_store.is_empty() {
+            self.db.insert_mailbox_deliveries(&to_store, now).await?;
+        }
+        for (index, delivery_id) in pending {
+            let stored = self.db.mailbox_receipt(&delivery_id).await?.ok_or(MailboxError::NotFound)?;
+            results[index] = Some(parse_receipt(&stored)?);
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    fn open(&self, sealed: SealedDelivery) -> Result<Opened, (String, Refusal)> {
+        let id = sealed.delivery_id.clone();
+        let fail = |r| (id.clone(), r);
+        if sealed.operator_id != self.operator_id.as_str() {
+            return Err(fail(Refusal::WrongOperator));
+        }
+        let relay = self
+            .trusted_relays
+            .iter()
+            .find(|k| k.key_id() == sealed.relay_key_id)
+            .ok_or_else(|| fail(Refusal::UnknownRelay))?;
+        sealed.verify_seal(relay).map_err(|_| fail(Refusal::BadSeal))?;
+        let sealed_box = sealed.sealed_box().map_err(|_| fail(Refusal::CannotOpen))?;
+        let plaintext = open(&self.sealing_key, HPKE_INFO, &sealed.seal_bytes(), &sealed_box)
+            .map_err(|_| fail(Refusal::CannotOpen))?;
+        if sha256_hex(&plaintext) != sealed.content_hash {
+            return Err(fail(Refusal::ContentHashMismatch));
+        }
+        let content: SealedContent =
+            serde_json::from_slice(&plaintext).map_err(|_| fail(Refusal::MalformedContent))?;
+        // The routing fields in the clear must be those of the signed delivery.
+        let header = &content.signed.delivery.header;
+        let recipient_matches = kuvert_domain::identity::RecipientId::parse(&header.recipient, self.clock.today())
+            .is_ok_and(|r| r.as_str() == sealed.recipient);
+        let sender_matches = kuvert_domain::identity::OrganisationNumber::parse(&header.sender.id)
+            .is_ok_and(|s| s.as_str() == sealed.sender_id);
+        if !recipient_matches || !sender_matches {
+            return Err(fail(Refusal::HeaderMismatch));
+        }
+        // The sender's own signature, end to end: the relay cannot forge it.
+        let key = PublicKey::from_base64(&content.sender_public_key).map_err(|_| fail(Refusal::BadSenderSignature))?;
+        let signature =
+            Signature::from_base64(&content.signed.signature.value).map_err(|_| fail(Refusal::BadSenderSignature))?;
+        if key.key_id() != content.signed.signature.key_id {
+            return Err(fail(Refusal::BadSenderSignature));
+        }
+        key.verify(SIGNED_DELIVERY_DOMAIN, &content.signed.delivery.canonical_bytes(), &signature)
+            .map_err(|_| fail(Refusal::BadSenderSignature))?;
+        Ok(Opened { sealed, content })
+    }
+
+    fn prepare(&self, opened: &Opened, now: time::OffsetDateTime) -> Result<NewMailboxDelivery, MailboxError> {
+        let delivery = &opened.content.signed.delivery;
+        let received_at = parse_instant(&opened.sealed.received_at).unwrap_or(now);
+        let mut messages = Vec::with_capacity(delivery.messages.len());
+        for message in &delivery.messages {
+            let id = MailboxMessageId::new();
+            let (data_key, wrapped_key) = self.kek.new_data_key().map_err(|_| MailboxError::Decrypt)?;
+            // The message id is the associated data: a ciphertext moved to
+            // another row does not decrypt.
+            let aad = id.to_string();
+            let subject = data_key
+                .encrypt(aad.as_bytes(), message.header.subject.as_bytes())
+                .map_err(|_| MailboxError::Decrypt)?;
+            let stored = StoredContent {
+                sender_name: delivery.header.sender.name.clone(),
+                message: message.clone(),
+                reference: delivery.header.reference.clone(),
+                received_at: opened.sealed.received_at.clone(),
+            };
+            let json = serde_json::to_vec(&stored).map_err(|_| MailboxError::Decrypt)?;
+            let content = data_key.encrypt(aad.as_bytes(), &json).map_err(|_| MailboxError::Decrypt)?;
+            messages.push(NewMailboxMessage {
+                id,
+                sender_name: delivery.header.sender.name.clone(),
+                wrapped_key,
+                subject,
+                content,
+            });
+        }
+        let mut receipt = Receipt {
+            delivery_id: opened.sealed.delivery_id.clone(),
+            recipient: opened.sealed.recipient.clone(),
+            operator_id: self.operator_id.to_string(),
+            delivered_at: format_instant(now),
+            content_hash: opened.sealed.content_hash.clone(),
+            message_ids: delivery.messages.iter().map(|m| m.header.id.clone()).collect(),
+            key_id: String::new(),
+            signature: String::new(),
+        };
+        receipt.sign(&self.receipt_key);
+        Ok(NewMailboxDelivery {
+            delivery_id: opened.sealed.delivery_id.clone(),
+            recipient_id: opened.sealed.recipient.clone(),
+            sender_id: opened.sealed.sender_id.clone(),
+            relay_key_id: opened.sealed.relay_key_id.clone(),
+            received_at,
+            delivered_at: now,
+            receipt: serde_json::to_string(&receipt).map_err(|_| MailboxError::Decrypt)?,
+            messages,
+        })
+    }
+}
+
+fn parse_receipt(json: &str) -> Result<DeliveryResult, MailboxError> {
+    let receipt: Receipt =
+        serde_json::from_str(json).map_err(|e| MailboxError::Store(StoreError::Corrupt(e.to_string())))?;
+    Ok(DeliveryResult::Delivered { receipt })
+}

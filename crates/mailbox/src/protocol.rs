@@ -1,0 +1,163 @@
+//! The relay → mailbox-operator delivery contract (`POST /mailbox/v1/deliveries`).
+//!
+//! A relay sends [`SealedDelivery`]s. Each carries, in the clear, only what
+//! routing needs (ids, times, a content hash) and the relay's **seal**: an
+//! Ed25519 signature over [`SealedDelivery::seal_bytes`], like the `Seal`
+//! {ReceivedTime, SignaturesOK} of Mina meddelanden. The content — the
+//! sender's [`SignedDelivery`] and the public key the relay verified it with —
+//! is HPKE-encrypted to the operator's sealing key, with the seal bytes as
+//! associated data, so nothing between relay and mailbox can read or re-route it.
+//!
+//! The operator answers each with a [`Receipt`] signed by its receipt key.
+
+use base64::Engine as _;
+use kuvert_crypto::CryptoError;
+use kuvert_crypto::signing::{PublicKey, Signature, SigningKey};
+use kuvert_domain::delivery::SignedDelivery;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub const SEAL_DOMAIN: &[u8] = b"kuvert/v1/seal";
+pub const RECEIPT_DOMAIN: &[u8] = b"kuvert/v1/delivery-receipt";
+/// HPKE `info` for content sealed to an operator.
+pub const HPKE_INFO: &[u8] = b"kuvert/v1/sealed-content";
+
+/// A delivery sealed by the relay for one mailbox operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SealedDelivery {
+    pub delivery_id: String,
+    /// Canonical 12-digit recipient id.
+    pub recipient: String,
+    pub sender_id: String,
+    pub operator_id: String,
+    /// When the relay accepted the delivery (RFC 3339).
+    pub received_at: String,
+    /// The relay's seal key id.
+    pub relay_key_id: String,
+    /// SHA-256 (hex) of the sealed plaintext.
+    pub content_hash: String,
+    /// Base64: HPKE encapsulated key.
+    pub encapsulated_key: String,
+    /// Base64: HPKE ciphertext of a [`SealedContent`] JSON.
+    pub ciphertext: String,
+    /// Base64: the relay's signature over the seal bytes.
+    pub seal_signature: String,
+}
+
+/// What is inside the HPKE ciphertext.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedContent {
+    pub signed: SignedDelivery,
+    /// The sender key the relay found registered and verified the signature with.
+    pub sender_public_key: String,
+}
+
+impl SealedDelivery {
+    /// The bytes the relay signs and uses as HPKE associated data: a JSON
+    /// array of the routing fields in a fixed order.
+    pub fn seal_bytes(&self) -> Vec<u8> {
+        serde_json::json!([
+            "kuvert-seal-v1",
+            self.delivery_id,
+            self.recipient,
+            self.sender_id,
+            self.operator_id,
+            self.received_at,
+            self.relay_key_id,
+            self.content_hash,
+        ])
+        .to_string()
+        .into_bytes()
+    }
+
+    pub fn sign(&mut self, key: &SigningKey) {
+        self.seal_signature = key.sign(SEAL_DOMAIN, &self.seal_bytes()).to_base64();
+    }
+
+    pub fn verify_seal(&self, key: &PublicKey) -> Result<(), CryptoError> {
+        let signature = Signature::from_base64(&self.seal_signature)?;
+        key.verify(SEAL_DOMAIN, &self.seal_bytes(), &signature)
+    }
+
+    pub fn sealed_box(&self) -> Result<kuvert_crypto::sealing::SealedBox, CryptoError> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        Ok(kuvert_crypto::sealing::SealedBox {
+            encapsulated_key: b64
+                .decode(&self.encapsulated_key)
+                .map_err(|_| CryptoError::Malformed("encapsulated key"))?,
+            ciphertext: b64
+                .decode(&self.ciphertext)
+                .map_err(|_| CryptoError::Malformed("ciphertext"))?,
+        })
+    }
+}
+
+/// The operator's signed statement that a delivery is in the recipient's
+/// mailbox: `delivered_at` is the legal moment of delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    pub delivery_id: String,
+    pub recipient: String,
+    pub operator_id: String,
+    pub delivered_at: String,
+    pub content_hash: String,
+    pub message_ids: Vec<String>,
+    /// The operator's receipt key id.
+    pub key_id: String,
+    /// Base64 signature over the receipt's signed bytes.
+    pub signature: String,
+}
+
+impl Receipt {
+    /// What the operator signs: a JSON array of every field but the signature.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        serde_json::json!([
+            "kuvert-receipt-v1",
+            self.delivery_id,
+            self.recipient,
+            self.operator_id,
+            self.delivered_at,
+            self.content_hash,
+            self.message_ids,
+            self.key_id,
+        ])
+        .to_string()
+        .into_bytes()
+    }
+
+    pub fn sign(&mut self, key: &SigningKey) {
+        self.key_id = key.public_key().key_id();
+        self.signature = key.sign(RECEIPT_DOMAIN, &self.signed_bytes()).to_base64();
+    }
+
+    pub fn verify(&self, key: &PublicKey) -> Result<(), CryptoError> {
+        if self.key_id != key.key_id() {
+            return Err(CryptoError::InvalidSignature);
+        }
+        let signature = Signature::from_base64(&self.signature)?;
+        key.verify(RECEIPT_DOMAIN, &self.signed_bytes(), &signature)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverRequest {
+    pub deliveries: Vec<SealedDelivery>,
+}
+
+/// One answer per delivery, in request order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeliverResponse {
+    pub results: Vec<DeliveryResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum DeliveryResult {
+    Delivered { receipt: Receipt },
+    /// Refused for good: retrying the same delivery cannot succeed.
+    Rejected { delivery_id: String, code: String, message: String },
+}

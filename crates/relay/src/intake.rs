@@ -1,0 +1,302 @@
+//! Intake: from a signed delivery to a durable, routed, sealed row.
+
+use base64::Engine as _;
+use kuvert_crypto::at_rest::KeyEncryptionKey;
+use kuvert_crypto::digest::sha256_hex;
+use kuvert_crypto::sealing::{SealingPublicKey, seal};
+use kuvert_crypto::signing::{PublicKey, Signature, SigningKey};
+use kuvert_domain::clock::{Clock, format_instant};
+use kuvert_domain::delivery::{DeliveryError, DeliveryLimits, SIGNED_DELIVERY_DOMAIN, SignedDelivery, ValidatedDelivery};
+use kuvert_domain::ids::{BatchId, DeliveryId, TenantId};
+use kuvert_mailbox::protocol::{HPKE_INFO, SealedContent, SealedDelivery};
+use kuvert_register::{Register, RegisterError, Route as RegisterRoute};
+use kuvert_store::relay::{DeliveryStatus, Intake, NewDelivery, Route};
+use kuvert_store::{Db, StoreError};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Why a delivery was not accepted. Nothing of it was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("{0}")]
+    Invalid(#[from] DeliveryError),
+    #[error("this credential may not send for sender {0}")]
+    SenderNotAllowed(String),
+    #[error("the signing key {0:?} is not registered")]
+    UnknownKey(String),
+    #[error("the signing key {0:?} is not registered for this sender")]
+    KeyNotForSender(String),
+    #[error("the signing key {0:?} has been revoked")]
+    KeyRevoked(String),
+    #[error("the signature does not verify over the delivery's canonical form")]
+    BadSignature,
+    #[error("an idempotency key is required: send an Idempotency-Key header or a header.reference")]
+    MissingIdempotencyKey,
+    #[error("the idempotency key was already used for a different delivery ({0})")]
+    IdempotencyKeyReused(DeliveryId),
+    #[error("the relay cannot seal for the mailbox operator: {0}")]
+    Sealing(String),
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl IntakeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(e) => e.code(),
+            Self::SenderNotAllowed(_) => "sender_not_allowed",
+            Self::UnknownKey(_) => "signature_key_unknown",
+            Self::KeyNotForSender(_) => "signature_key_not_for_sender",
+            Self::KeyRevoked(_) => "signature_key_revoked",
+            Self::BadSignature => "signature_invalid",
+            Self::MissingIdempotencyKey => "idempotency_key_missing",
+            Self::IdempotencyKeyReused(_) => "idempotency_key_reused",
+            Self::Sealing(_) => "sealing_failed",
+            Self::Register(_) | Self::Store(_) => "internal",
+        }
+    }
+}
+
+/// Who is submitting: the tenant comes from the credential, never the body.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: TenantId,
+    /// The credential id, for the audit log.
+    pub credential: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub signed: SignedDelivery,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub delivery_id: DeliveryId,
+    pub status: DeliveryStatus,
+    /// True when this answers a retry with an idempotency key seen before.
+    pub replayed: bool,
+}
+
+pub struct Relay {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub register: Arc<Register>,
+    pub limits: DeliveryLimits,
+    /// Signs seals; its public key is what mailbox operators trust.
+    pub seal_key: SigningKey,
+    /// Encrypts paper-mail content at rest until the print service takes it.
+    pub paper_kek: KeyEncryptionKey,
+    /// Wakes the delivery worker when something was queued.
+    pub wake: Arc<Notify>,
+}
+
+/// A checked delivery waiting for the transaction.
+struct Prepared {
+    index: usize,
+    row: NewDelivery,
+}
+
+impl Relay {
+    /// Checks every submission, stores the accepted ones in one transaction,
+    /// and answers per submission. A `batch` gets a batch id for progress.
+    pub async fn submit(
+        &self,
+        caller: &Caller,
+        submissions: Vec<Submission>,
+        batch: bool,
+    ) -> Result<(Option<BatchId>, Vec<Result<Accepted, IntakeError>>), IntakeError> {
+        let now = self.clock.now();
+        let mut results: Vec<Option<Result<Accepted, IntakeError>>> = Vec::with_capacity(submissions.len());
+        let mut prepared = Vec::new();
+        for (index, submission) in submissions.into_iter().enumerate() {
+            match self.prepare(caller, submission, now).await {
+                Ok(row) => {
+                    results.push(None);
+                    prepared.push(Prepared { index, row });
+                }
+                Err(e @ (IntakeError::Store(_) | IntakeError::Register(_))) => return Err(e),
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let rejected = results.iter().filter(|r| r.is_some()).count();
+        let batch_id = batch.then(BatchId::new);
+        let rows: Vec<NewDelivery> = prepared.iter().map(|p| p.row.clone()).collect();
+        if !rows.is_empty() || batch_id.is_some() {
+            let intakes = self
+                .db
+                .insert_deliveries(
+                    &caller.tenant,
+                    &caller.credential,
+                    batch_id.map(|id| (id, i64::try_from(rejected).unwrap_or(i64::MAX))),
+                    &rows,
+                    now,
+                )
+                .await?;
+            for (p, intake) in prepared.iter().zip(intakes) {
+                results[p.index] = Some(self.answer(&caller.tenant, &p.row, intake).await);
+            }
+            if rows.iter().any(|r| matches!(r.route, Route::Operator { .. })) {
+                self.wake.notify_one();
+            }
+        }
+        Ok((batch_id, results.into_iter().flatten().collect()))
+    }
+
+    async fn answer(&self, tenant: &TenantId, row: &NewDelivery, intake: Intake) -> Result<Accepted, IntakeError> {
+        match intake {
+            Intake::Created(id) => Ok(Accepted {
+                delivery_id: id,
+                status: match row.route {
+                    Route::Operator { .. } => DeliveryStatus::Accepted,
+                    Route::Paper { .. } => DeliveryStatus::Paper,
+                    Route::NotDelivered { .. } => DeliveryStatus::NotDelivered,
+                },
+                replayed: false,
+            }),
+            Intake::Existing { id, same_request: true } => {
+                let status = self
+                    .db
+                    .delivery(tenant, &id)
+                    .await?
+                    .map_or(DeliveryStatus::Accepted, |d| d.status);
+                Ok(Accepted {
+                    delivery_id: id,
+                    status,
+                    replayed: true,
+                })
+            }
+            Intake::Existing { id, same_request: false } => Err(IntakeError::IdempotencyKeyReused(id)),
+        }
+    }
+
+    async fn prepare(
+        &self,
+        caller: &Caller,
+        submission: Submission,
+        now: time::OffsetDateTime,
+    ) -> Result<NewDelivery, IntakeError> {
+        let signed = submission.signed;
+        let ValidatedDelivery {
+            delivery,
+            recipient,
+            sender,
+            canonical,
+        } = signed.delivery.clone().validate(&self.limits, now.date())?;
+
+        // The sender must be one this tenant may send for; a sender of another
+        // tenant gets the same answer as one that does not exist.
+        if self.db.sender(&caller.tenant, sender.as_str()).await?.is_none() {
+            return Err(IntakeError::SenderNotAllowed(sender.as_str().to_owned()));
+        }
+        let key_id = &signed.signature.key_id;
+        let key = self
+            .db
+            .sender_key(key_id)
+            .await?
+            .filter(|k| k.tenant_id == caller.tenant)
+            .ok_or_else(|| IntakeError::UnknownKey(key_id.clone()))?;
+        if key.sender_id != sender.as_str() {
+            return Err(IntakeError::KeyNotForSender(key_id.clone()));
+        }
+        if key.revoked {
+            return Err(IntakeError::KeyRevoked(key_id.clone()));
+        }
+        let public_key = PublicKey::from_base64(&key.public_key).map_err(|_| IntakeError::BadSignature)?;
+        let signature = Signature::from_base64(&signed.signature.value).map_err(|_| IntakeError::BadSignature)?;
+        public_key
+            .verify(SIGNED_DELIVERY_DOMAIN, &canonical, &signature)
+            .map_err(|_| IntakeError::BadSignature)?;
+
+        let idempotency_key = submission
+            .idempotency_key
+            .or_else(|| delivery.header.reference.clone())
+            .filter(|k| !k.trim().is_empty() && k.len() <= 255)
+            .ok_or(IntakeError::MissingIdempotencyKey)?;
+
+        let id = DeliveryId::new();
+        // What the sender signed, plus its signature: the request's identity.
+        let request_hash = sha256_hex(&[canonical.as_slice(), signed.signature.value.as_bytes()].concat());
+        let message_ids = delivery.messages.iter().map(|m| m.header.id.clone()).collect();
+        let route = match self.register.route(&recipient, &sender).await? {
+            RegisterRoute::Mailbox(operator) => {
+                let sealed = self.seal(&id, recipient.as_str(), sender.as_str(), &operator, &signed, &key.public_key, now)?;
+                Route::Operator {
+                    operator: operator.id,
+                    sealed,
+                }
+            }
+            RegisterRoute::Unreachable { reason } if delivery.paper_fallback => {
+                let (data_key, wrapped_key) = self
+                    .paper_kek
+                    .new_data_key()
+                    .map_err(|e| IntakeError::Sealing(e.to_string()))?;
+                let json = serde_json::to_vec(&signed).map_err(|e| IntakeError::Sealing(e.to_string()))?;
+                let content = data_key
+                    .encrypt(id.to_string().as_bytes(), &json)
+                    .map_err(|e| IntakeError::Sealing(e.to_string()))?;
+                Route::Paper {
+                    wrapped_key,
+                    content,
+                    reason: reason.to_owned(),
+                }
+            }
+            RegisterRoute::Unreachable { reason } => Route::NotDelivered {
+                reason: reason.to_owned(),
+            },
+        };
+        Ok(NewDelivery {
+            id,
+            sender_id: sender.as_str().to_owned(),
+            recipient_id: recipient.as_str().to_owned(),
+            idempotency_key,
+            request_hash,
+            message_ids,
+            route,
+        })
+    }
+
+    /// Seals for the operator: content HPKE-encrypted to its key with the
+    /// routing fields as associated data, and the relay's seal signature.
+    #[allow(clippy::too_many_arguments)]
+    fn seal(
+        &self,
+        id: &DeliveryId,
+        recipient: &str,
+        sender: &str,
+        operator: &kuvert_store::register::Operator,
+        signed: &SignedDelivery,
+        sender_public_key: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<u8>, IntakeError> {
+        let content = SealedContent {
+            signed: signed.clone(),
+            sender_public_key: sender_public_key.to_owned(),
+        };
+        let plaintext = serde_json::to_vec(&content).map_err(|e| IntakeError::Sealing(e.to_string()))?;
+        let mut sealed = SealedDelivery {
+            delivery_id: id.to_string(),
+            recipient: recipient.to_owned(),
+            sender_id: sender.to_owned(),
+            operator_id: operator.id.to_string(),
+            received_at: format_instant(now),
+            relay_key_id: self.seal_key.public_key().key_id(),
+            content_hash: sha256_hex(&plaintext),
+            encapsulated_key: String::new(),
+            ciphertext: String::new(),
+            seal_signature: String::new(),
+        };
+        let operator_key =
+            SealingPublicKey::from_base64(&operator.sealing_key).map_err(|e| IntakeError::Sealing(e.to_string()))?;
+        let sealed_box = seal(&operator_key, HPKE_INFO, &sealed.seal_bytes(), &plaintext)
+            .map_err(|e| IntakeError::Sealing(e.to_string()))?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        sealed.encapsulated_key = b64.encode(&sealed_box.encapsulated_key);
+        sealed.ciphertext = b64.encode(&sealed_box.ciphertext);
+        sealed.sign(&self.seal_key);
+        serde_json::to_vec(&sealed).map_err(|e| IntakeError::Sealing(e.to_string()))
+    }
+}

@@ -1,0 +1,227 @@
+//! Delivers the queue to mailbox operators.
+//!
+//! A pass leases due jobs, sends them per operator in one request, verifies
+//! each signed receipt against the operator's registered receipt key and
+//! records it; a transport error or 5xx reschedules with exponential backoff.
+//! A crash between the operator's answer and the record is harmless: the job
+//! comes due again after its lease and the operator answers a redelivery with
+//! the first receipt (same delivery time), never a second message.
+
+use kuvert_crypto::signing::PublicKey;
+use kuvert_domain::clock::{Clock, parse_instant};
+use kuvert_mailbox::protocol::{DeliverRequest, DeliverResponse, DeliveryResult, SealedDelivery};
+use kuvert_store::relay::OutboxJob;
+use kuvert_store::{Db, StoreError};
+use rand::Rng as _;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// How long to wait before the next attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub base: Duration,
+    pub max: Duration,
+    /// A leased job comes due again after this, if its worker vanished.
+    pub lease: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+            lease: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// `base * 2^attempts`, capped at `max`, with ±20 % jitter so that many
+    /// jobs waiting on the same operator do not return all at once.
+    pub fn delay(&self, attempts: i64) -> Duration {
+        let exponent = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
+        let raw = self.base.saturating_mul(2_u32.saturating_pow(exponent)).min(self.max);
+        let jitter = rand::thread_rng().gen_range(0.8..1.2);
+        raw.mul_f64(jitter)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pass {
+    pub delivered: usize,
+    pub retried: usize,
+    pub failed: usize,
+}
+
+impl Pass {
+    pub fn is_idle(&self) -> bool {
+        self.delivered + self.retried + self.failed == 0
+    }
+}
+
+pub struct DeliveryWorker {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub http: reqwest::Client,
+    pub retry: RetryPolicy,
+    pub wake: Arc<Notify>,
+    pub batch_size: i64,
+}
+
+impl DeliveryWorker {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, retry: RetryPolicy, wake: Arc<Notify>) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder().timeout(retry.request_timeout).build()?;
+        Ok(Self {
+            db,
+            clock,
+            http,
+            retry,
+            wake,
+            batch_size: 200,
+        })
+    }
+
+    /// Runs passes until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let idle = match self.run_pass().await {
+                Ok(pass) => pass.is_idle(),
+                Err(e) => {
+                    tracing::error!(error = %e, "delivery pass failed");
+                    true
+                }
+            };
+            if !idle {
+                continue;
+            }
+            let wait = self.until_next_due().await;
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    async fn until_next_due(&self) -> Duration {
+        // Poll at least every second: another process may have queued work.
+        let cap = Duration::from_secs(1);
+        match self.db.next_job_due().await {
+            Ok(Some(due)) => {
+                let wait = due - self.clock.now();
+                Duration::try_from(wait).unwrap_or(Duration::ZERO).min(cap)
+            }
+            _ => cap,
+        }
+    }
+
+    /// One pass over the due jobs.
+    pub async fn run_pass(&self) -> Result<Pass, StoreError> {
+        let lease = time::Duration::try_from(self.retry.lease).unwrap_or(time::Duration::minutes(2));
+        let jobs = self.db.claim_due_jobs(self.clock.now(), lease, self.batch_size).await?;
+        let mut by_operator: BTreeMap<String, Vec<OutboxJob>> = BTreeMap::new();
+        for job in jobs {
+            by_operator.entry(job.operator_id.to_string()).or_default().push(job);
+        }
+        let mut pass = Pass::default();
+        for jobs in by_operator.into_values() {
+            self.deliver_to_operator(jobs, &mut pass).await?;
+        }
+        Ok(pass)
+    }
+
+    async fn deliver_to_operator(&self, jobs: Vec<OutboxJob>, pass: &mut Pass) -> Result<(), StoreError> {
+        let Some(first) = jobs.first() else { return Ok(()) };
+        let Some(operator) = self.db.operator(&first.operator_id).await? else {
+            for job in &jobs {
+                self.db.record_failed(job, "unknown_operator", self.clock.now()).await?;
+                pass.failed += 1;
+            }
+            return Ok(());
+        };
+        let mut sealed = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            let parsed: SealedDelivery =
+                serde_json::from_slice(&job.sealed).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sealed.push(parsed);
+        }
+        let answer = self.post(&operator.delivery_url, &sealed).await;
+        let results = match answer {
+            Ok(response) if response.results.len() == jobs.len() => response.results,
+            Ok(_) => return self.retry_all(&jobs, "operator answered with the wrong number of results", pass).await,
+            Err(error) => {
+                tracing::warn!(operator = %operator.id, %error, count = jobs.len(), "mailbox operator unreachable; will retry");
+                return self.retry_all(&jobs, &error, pass).await;
+            }
+        };
+        let receipt_key = PublicKey::from_base64(&operator.receipt_key).ok();
+        for ((job, sealed), result) in jobs.iter().zip(&sealed).zip(results) {
+            match result {
+                DeliveryResult::Delivered { receipt } => {
+                    let genuine = receipt_key.as_ref().is_some_and(|k| receipt.verify(k).is_ok())
+                        && receipt.delivery_id == sealed.delivery_id
+                        && receipt.recipient == sealed.recipient
+                        && receipt.content_hash == sealed.content_hash;
+                    let delivered_at = parse_instant(&receipt.delivered_at).ok();
+                    match (genuine, delivered_at) {
+                        (true, Some(at)) => {
+                            let json = serde_json::to_string(&receipt).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                            self.db.record_delivered(job, at, &json, self.clock.now()).await?;
+                            pass.delivered += 1;
+                        }
+                        _ => {
+                            tracing::warn!(operator = %operator.id, "receipt does not verify; will retry");
+                            self.reschedule(job, "receipt does not verify").await?;
+                            pass.retried += 1;
+                        }
+                    }
+                }
+                DeliveryResult::Rejected { code, .. } => {
+                    self.db.record_failed(job, &format!("rejected_by_operator:{code}"), self.clock.now()).await?;
+                    pass.failed += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn post(&self, url: &str, deliveries: &[SealedDelivery]) -> Result<DeliverResponse, String> {
+        let request = DeliverRequest {
+            deliveries: deliveries.to_vec(),
+        };
+        let response = self.http.post(url).json(&request).send().await.map_err(|e| {
+            if e.is_timeout() {
+                "timeout".to_owned()
+            } else if e.is_connect() {
+                "connection refused or unreachable".to_owned()
+            } else {
+                "transport error".to_owned()
+            }
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("operator answered HTTP {}", status.as_u16()));
+        }
+        response.json::<DeliverResponse>().await.map_err(|_| "malformed operator answer".to_owned())
+    }
+
+    async fn retry_all(&self, jobs: &[OutboxJob], error: &str, pass: &mut Pass) -> Result<(), StoreError> {
+        for job in jobs {
+            self.reschedule(job, error).await?;
+            pass.retried += 1;
+        }
+        Ok(())
+    }
+
+    async fn reschedule(&self, job: &OutboxJob, error: &str) -> Result<(), StoreError> {
+        let delay = time::Duration::try_from(self.retry.delay(job.attempts)).unwrap_or(time::Duration::minutes(5));
+        self.db.reschedule_job(job, self.clock.now() + delay, error).await
+    }
+}
