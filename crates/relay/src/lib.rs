@@ -5,6 +5,7 @@
 //! ([`worker`]).
 
 pub mod intake;
+pub mod tenancy;
 pub mod worker;
 
 pub use intake::{Accepted, Caller, IntakeError, Relay, Submission};

@@ -1,14 +1,90 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! kuvert's HTTP surface. Each resource is a module with its own `router()`;
+//! [`router`] merges those of the roles this process runs. Errors map to HTTP
+//! in [`error`], callers are typed extractors in [`auth`], and the whole
+//! contract is published as OpenAPI ([`openapi`]), committed and checked for
+//! drift by the tests.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod openapi;
+
+use auth::RecipientTokens;
+use axum::Router;
+use axum::routing::get;
+use error::ApiError;
+use kuvert_domain::clock::Clock;
+use kuvert_mailbox::Mailbox;
+use kuvert_register::Register;
+use kuvert_relay::Relay;
+use kuvert_store::Db;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The register and relay roles, which share the core database.
+pub struct Core {
+    pub db: Db,
+    pub register: Arc<Register>,
+    pub relay: Arc<Relay>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub struct Inner {
+    pub clock: Arc<dyn Clock>,
+    pub core: Option<Core>,
+    pub mailbox: Option<Arc<Mailbox>>,
+    pub recipient_tokens: RecipientTokens,
+    /// SHA-256 of the platform operator's admin token, if one is set.
+    pub admin_token_hash: Option<[u8; 32]>,
+    /// Off while the mailbox is in maintenance: deliveries get 503 and the
+    /// relay retries later.
+    pub mailbox_open: AtomicBool,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl AppState {
+    pub fn core(&self) -> Result<&Core, ApiError> {
+        self.0.core.as_ref().ok_or_else(ApiError::not_found)
     }
+    pub fn mailbox(&self) -> Result<&Arc<Mailbox>, ApiError> {
+        self.0.mailbox.as_ref().ok_or_else(ApiError::not_found)
+    }
+    pub fn clock(&self) -> &dyn Clock {
+        self.0.clock.as_ref()
+    }
+    pub fn recipient_tokens(&self) -> &RecipientTokens {
+        &self.0.recipient_tokens
+    }
+    pub fn admin_token_hash(&self) -> Option<&[u8; 32]> {
+        self.0.admin_token_hash.as_ref()
+    }
+    pub fn set_mailbox_open(&self, open: bool) {
+        self.0.mailbox_open.store(open, Ordering::SeqCst);
+    }
+    pub fn mailbox_open(&self) -> bool {
+        self.0.mailbox_open.load(Ordering::SeqCst)
+    }
+}
+
+/// All routes of the roles present in `state`.
+pub fn router(state: AppState) -> Router {
+    let mut app = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/openapi.json", get(openapi::serve));
+    if state.0.core.is_some() {
+        app = app
+            .merge(api::deliveries::router())
+            .merge(api::batches::router())
+            .merge(api::status_feed::router())
+            .merge(api::reachability::router())
+            .merge(api::tenant::router())
+            .merge(api::recipient_profile::router())
+            .merge(api::admin::router());
+    }
+    if state.0.mailbox.is_some() {
+        app = app.merge(api::mailbox::router());
+    }
+    app.layer(tower_http::trace::TraceLayer::new_for_http()).with_state(state)
 }

@@ -1,0 +1,129 @@
+//! Managing tenants: what the platform operator does through `kuvert tenant`
+//! and the admin API (both call these functions). Every change is audited.
+
+use kuvert_crypto::digest::{hash_secret, random_token};
+use kuvert_crypto::signing::PublicKey;
+use kuvert_domain::clock::Clock;
+use kuvert_domain::identity::OrganisationNumber;
+use kuvert_domain::ids::TenantId;
+use kuvert_store::audit::AuditEntry;
+use kuvert_store::tenants::TenantStatus;
+use kuvert_store::{Db, StoreError};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no such tenant")]
+    UnknownTenant,
+    #[error("the sender does not belong to this tenant")]
+    UnknownSender,
+    #[error("not a valid Ed25519 public key (base64 of 32 bytes)")]
+    BadPublicKey,
+}
+
+/// A new credential; the token is shown once and never stored.
+#[derive(Debug, Clone)]
+pub struct NewCredential {
+    pub id: String,
+    /// `kvt_<id>.<secret>`: paste into `Authorization: Bearer …`.
+    pub token: String,
+}
+
+pub struct Tenancy {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Tenancy {
+    async fn audit(&self, tenant: &TenantId, actor: &str, action: &str, subject: &str) -> Result<(), TenancyError> {
+        self.db
+            .append_audit(
+                self.clock.now(),
+                &AuditEntry {
+                    tenant: Some(tenant),
+                    actor,
+                    action,
+                    subject,
+                    detail: "{}",
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn existing(&self, tenant: &TenantId) -> Result<(), TenancyError> {
+        match self.db.tenant(tenant).await? {
+            Some(_) => Ok(()),
+            None => Err(TenancyError::UnknownTenant),
+        }
+    }
+
+    pub async fn create_tenant(&self, actor: &str, id: &TenantId, name: &str) -> Result<(), TenancyError> {
+        self.db.create_tenant(id, name, self.clock.now()).await?;
+        self.audit(id, actor, "tenant.created", id.as_str()).await
+    }
+
+    pub async fn set_suspended(&self, actor: &str, id: &TenantId, suspended: bool) -> Result<(), TenancyError> {
+        let status = if suspended { TenantStatus::Suspended } else { TenantStatus::Active };
+        self.db.set_tenant_status(id, status).await.map_err(|e| match e {
+            StoreError::NotFound => TenancyError::UnknownTenant,
+            e => e.into(),
+        })?;
+        let action = if suspended { "tenant.suspended" } else { "tenant.resumed" };
+        self.audit(id, actor, action, id.as_str()).await
+    }
+
+    pub async fn create_credential(&self, actor: &str, tenant: &TenantId, label: &str) -> Result<NewCredential, TenancyError> {
+        self.existing(tenant).await?;
+        let id = random_token(9);
+        // Ids are base64url; '.' separates id from secret, so it cannot occur in either.
+        let id = id.replace(['-', '_'], "x");
+        let secret = random_token(32);
+        self.db
+            .create_credential(tenant, &id, label, &hash_secret(&secret), self.clock.now())
+            .await?;
+        self.audit(tenant, actor, "credential.created", &id).await?;
+        Ok(NewCredential {
+            token: format!("kvt_{id}.{secret}"),
+            id,
+        })
+    }
+
+    pub async fn revoke_credential(&self, actor: &str, tenant: &TenantId, id: &str) -> Result<(), TenancyError> {
+        self.db.revoke_credential(tenant, id, self.clock.now()).await?;
+        self.audit(tenant, actor, "credential.revoked", id).await
+    }
+
+    pub async fn add_sender(&self, actor: &str, tenant: &TenantId, sender: &OrganisationNumber, name: &str) -> Result<(), TenancyError> {
+        self.existing(tenant).await?;
+        self.db.create_sender(tenant, sender.as_str(), name, self.clock.now()).await?;
+        self.audit(tenant, actor, "sender.added", sender.as_str()).await
+    }
+
+    /// Registers a sender's signing key; returns its key id.
+    pub async fn add_key(
+        &self,
+        actor: &str,
+        tenant: &TenantId,
+        sender: &OrganisationNumber,
+        public_key_base64: &str,
+    ) -> Result<String, TenancyError> {
+        let key = PublicKey::from_base64(public_key_base64).map_err(|_| TenancyError::BadPublicKey)?;
+        if self.db.sender(tenant, sender.as_str()).await?.is_none() {
+            return Err(TenancyError::UnknownSender);
+        }
+        let key_id = key.key_id();
+        self.db
+            .add_sender_key(tenant, sender.as_str(), &key_id, &key.to_base64(), self.clock.now())
+            .await?;
+        self.audit(tenant, actor, "key.added", &key_id).await?;
+        Ok(key_id)
+    }
+
+    pub async fn revoke_key(&self, actor: &str, tenant: &TenantId, key_id: &str) -> Result<(), TenancyError> {
+        self.db.revoke_sender_key(tenant, key_id, self.clock.now()).await?;
+        self.audit(tenant, actor, "key.revoked", key_id).await
+    }
+}

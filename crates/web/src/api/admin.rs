@@ -1,0 +1,245 @@
+//! `/admin/v1`: the platform operator manages tenants. It sees tenants and
+//! their totals, never content or recipients.
+
+use crate::AppState;
+use crate::api::batches::Counts;
+use crate::auth::AdminAuth;
+use crate::error::{ApiError, Problem};
+use crate::json::ApiJson;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use kuvert_domain::identity::OrganisationNumber;
+use kuvert_domain::ids::TenantId;
+use kuvert_relay::tenancy::{Tenancy, TenancyError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/tenants", get(list).post(create))
+        .route("/admin/v1/tenants/{id}/suspend", post(suspend))
+        .route("/admin/v1/tenants/{id}/resume", post(resume))
+        .route("/admin/v1/tenants/{id}/credentials", post(create_credential))
+        .route("/admin/v1/tenants/{id}/credentials/{credential}", delete(revoke_credential))
+        .route("/admin/v1/tenants/{id}/senders", post(add_sender))
+        .route("/admin/v1/tenants/{id}/keys", post(add_key))
+        .route("/admin/v1/tenants/{id}/keys/{key}", delete(revoke_key))
+}
+
+impl From<TenancyError> for ApiError {
+    fn from(e: TenancyError) -> Self {
+        match e {
+            TenancyError::Store(s) => s.into(),
+            TenancyError::UnknownTenant | TenancyError::UnknownSender => ApiError::not_found(),
+            TenancyError::BadPublicKey => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_public_key", e.to_string()),
+        }
+    }
+}
+
+fn tenancy(state: &AppState) -> Result<Tenancy, ApiError> {
+    let core = state.core()?;
+    Ok(Tenancy {
+        db: core.db.clone(),
+        clock: state.0.clock.clone(),
+    })
+}
+
+fn tenant_id(text: &str) -> Result<TenantId, ApiError> {
+    TenantId::parse(text).map_err(|_| ApiError::not_found())
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub created_at: String,
+    /// Today's delivery totals (UTC).
+    pub today: Counts,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// A slug: 2–64 of a-z, 0-9, '-'.
+    pub id: String,
+    pub name: String,
+}
+
+/// All tenants with today's totals.
+#[utoipa::path(get, path = "/admin/v1/tenants", tag = "admin",
+    responses((status = 200, body = Vec<TenantView>), (status = 401, body = Problem)), security(("admin" = [])))]
+pub async fn list(State(state): State<AppState>, _: AdminAuth) -> Result<Json<Vec<TenantView>>, ApiError> {
+    let core = state.core()?;
+    let today = state.clock().today();
+    let mut views = Vec::new();
+    for t in core.db.tenants().await? {
+        let counts = core.db.daily_counts(&t.id, today).await?;
+        views.push(TenantView {
+            id: t.id.to_string(),
+            name: t.name,
+            status: t.status.as_str().to_owned(),
+            created_at: kuvert_domain::clock::format_instant(t.created_at),
+            today: counts.into(),
+        });
+    }
+    Ok(Json(views))
+}
+
+/// Create a tenant.
+#[utoipa::path(post, path = "/admin/v1/tenants", tag = "admin", request_body = CreateTenant,
+    responses((status = 201), (status = 401, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("admin" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    ApiJson(request): ApiJson<CreateTenant>,
+) -> Result<StatusCode, ApiError> {
+    let id = TenantId::parse(&request.id)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_tenant_id", e.to_string()))?;
+    tenancy(&state)?.create_tenant("platform-operator", &id, &request.name).await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// Suspend a tenant: its requests are refused, its queued deliveries held.
+#[utoipa::path(post, path = "/admin/v1/tenants/{id}/suspend", tag = "admin",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)), security(("admin" = [])))]
+pub async fn suspend(State(state): State<AppState>, _: AdminAuth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    tenancy(&state)?.set_suspended("platform-operator", &tenant_id(&id)?, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Resume a suspended tenant; held deliveries go out.
+#[utoipa::path(post, path = "/admin/v1/tenants/{id}/resume", tag = "admin",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)), security(("admin" = [])))]
+pub async fn resume(State(state): State<AppState>, _: AdminAuth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    tenancy(&state)?.set_suspended("platform-operator", &tenant_id(&id)?, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCredential {
+    pub label: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CredentialCreated {
+    pub id: String,
+    /// Shown once: `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+/// Create an API credential for a tenant.
+#[utoipa::path(post, path = "/admin/v1/tenants/{id}/credentials", tag = "admin", request_body = CreateCredential,
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 201, body = CredentialCreated), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("admin" = [])))]
+pub async fn create_credential(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<CreateCredential>,
+) -> Result<(StatusCode, Json<CredentialCreated>), ApiError> {
+    let created = tenancy(&state)?
+        .create_credential("platform-operator", &tenant_id(&id)?, &request.label)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CredentialCreated {
+            id: created.id,
+            token: created.token,
+        }),
+    ))
+}
+
+/// Revoke a credential; the next request with it is refused.
+#[utoipa::path(delete, path = "/admin/v1/tenants/{id}/credentials/{credential}", tag = "admin",
+    params(("id" = String, Path, description = "Tenant id"), ("credential" = String, Path, description = "Credential id")),
+    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)), security(("admin" = [])))]
+pub async fn revoke_credential(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path((id, credential)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    tenancy(&state)?
+        .revoke_credential("platform-operator", &tenant_id(&id)?, &credential)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddSender {
+    /// The sender's organisation number.
+    pub id: String,
+    pub name: String,
+}
+
+/// Add a sender the tenant may send for.
+#[utoipa::path(post, path = "/admin/v1/tenants/{id}/senders", tag = "admin", request_body = AddSender,
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 201), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)), security(("admin" = [])))]
+pub async fn add_sender(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<AddSender>,
+) -> Result<StatusCode, ApiError> {
+    let sender = OrganisationNumber::parse(&request.id)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_sender_id", format!("sender: {e}")))?;
+    tenancy(&state)?
+        .add_sender("platform-operator", &tenant_id(&id)?, &sender, &request.name)
+        .await?;
+    Ok(StatusCode::CREATED)
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddKey {
+    pub sender: String,
+    /// Base64 of the 32-byte Ed25519 public key.
+    pub public_key: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct KeyAdded {
+    pub key_id: String,
+}
+
+/// Register a sender's signing key.
+#[utoipa::path(post, path = "/admin/v1/tenants/{id}/keys", tag = "admin", request_body = AddKey,
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 201, body = KeyAdded), (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)), security(("admin" = [])))]
+pub async fn add_key(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<AddKey>,
+) -> Result<(StatusCode, Json<KeyAdded>), ApiError> {
+    let sender = OrganisationNumber::parse(&request.sender)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_sender_id", format!("sender: {e}")))?;
+    let key_id = tenancy(&state)?
+        .add_key("platform-operator", &tenant_id(&id)?, &sender, &request.public_key)
+        .await?;
+    Ok((StatusCode::CREATED, Json(KeyAdded { key_id })))
+}
+
+/// Revoke a signing key; the next delivery signed with it is refused.
+#[utoipa::path(delete, path = "/admin/v1/tenants/{id}/keys/{key}", tag = "admin",
+    params(("id" = String, Path, description = "Tenant id"), ("key" = String, Path, description = "Key id")),
+    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)), security(("admin" = [])))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path((id, key)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    tenancy(&state)?.revoke_key("platform-operator", &tenant_id(&id)?, &key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,184 @@
+//! `POST /v1/batches` (send many) and `GET /v1/batches/{id}` (progress).
+
+use crate::AppState;
+use crate::api::deliveries::StatusName;
+use crate::auth::SenderAuth;
+use crate::error::{ApiError, Problem};
+use crate::json::ApiJson;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kuvert_domain::clock::format_instant;
+use kuvert_domain::delivery::{DeliverySignature, SecureDelivery, SignedDelivery};
+use kuvert_domain::ids::{BatchId, DeliveryId};
+use kuvert_relay::Submission;
+use kuvert_store::relay::StatusCounts;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// At most this many deliveries per batch request; send more as several.
+pub const MAX_BATCH: usize = 10_000;
+pub const BATCH_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/batches", post(submit).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)))
+        .route("/v1/batches/{id}", get(progress))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItem {
+    pub delivery: SecureDelivery,
+    pub signature: DeliverySignature,
+    /// Makes a retry of this item safe; defaults to `delivery.header.reference`.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub deliveries: Vec<BatchItem>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BatchItemResult {
+    pub index: usize,
+    pub delivery_id: Option<DeliveryId>,
+    pub status: Option<StatusName>,
+    #[serde(default)]
+    pub replayed: bool,
+    /// Why this item was not accepted; the others are unaffected.
+    pub error: Option<Problem>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BatchResponse {
+    pub batch_id: BatchId,
+    pub accepted: usize,
+    pub rejected: usize,
+    pub results: Vec<BatchItemResult>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Counts {
+    pub accepted: i64,
+    pub delivered: i64,
+    pub paper: i64,
+    pub not_delivered: i64,
+    pub failed: i64,
+}
+
+impl From<StatusCounts> for Counts {
+    fn from(c: StatusCounts) -> Self {
+        Self {
+            accepted: c.accepted,
+            delivered: c.delivered,
+            paper: c.paper,
+            not_delivered: c.not_delivered,
+            failed: c.failed,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BatchView {
+    pub batch_id: BatchId,
+    pub created_at: String,
+    pub submitted: i64,
+    pub rejected: i64,
+    /// Current statuses of the batch's accepted deliveries.
+    pub counts: Counts,
+    /// True when no accepted delivery is still on its way.
+    pub done: bool,
+}
+
+/// Send many deliveries in one request. Each item is checked on its own: the
+/// valid ones are stored together (one transaction) and answered with ids;
+/// each invalid one gets its own error and nothing of it is stored.
+#[utoipa::path(post, path = "/v1/batches", tag = "sender", request_body = BatchRequest,
+    responses((status = 202, body = BatchResponse), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)),
+    security(("sender" = [])))]
+pub async fn submit(
+    State(state): State<AppState>,
+    auth: SenderAuth,
+    ApiJson(request): ApiJson<BatchRequest>,
+) -> Result<(StatusCode, Json<BatchResponse>), ApiError> {
+    let core = state.core()?;
+    if request.deliveries.is_empty() || request.deliveries.len() > MAX_BATCH {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_batch_size",
+            format!("a batch holds 1 to {MAX_BATCH} deliveries"),
+        ));
+    }
+    let submissions = request
+        .deliveries
+        .into_iter()
+        .map(|item| Submission {
+            signed: SignedDelivery {
+                delivery: item.delivery,
+                signature: item.signature,
+            },
+            idempotency_key: item.idempotency_key,
+        })
+        .collect();
+    let (batch_id, results) = core.relay.submit(&auth.caller(), submissions, true).await?;
+    let batch_id = batch_id.ok_or_else(ApiError::internal)?;
+    let results: Vec<BatchItemResult> = results
+        .into_iter()
+        .enumerate()
+        .map(|(index, r)| match r {
+            Ok(a) => BatchItemResult {
+                index,
+                delivery_id: Some(a.delivery_id),
+                status: Some(a.status.into()),
+                replayed: a.replayed,
+                error: None,
+            },
+            Err(e) => BatchItemResult {
+                index,
+                delivery_id: None,
+                status: None,
+                replayed: false,
+                error: Some(ApiError::from(e).problem()),
+            },
+        })
+        .collect();
+    let accepted = results.iter().filter(|r| r.error.is_none()).count();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(BatchResponse {
+            batch_id,
+            accepted,
+            rejected: results.len() - accepted,
+            results,
+        }),
+    ))
+}
+
+/// How far a batch has come. Another tenant's batch answers 404.
+#[utoipa::path(get, path = "/v1/batches/{id}", tag = "sender",
+    params(("id" = String, Path, description = "The batch id")),
+    responses((status = 200, body = BatchView), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("sender" = [])))]
+pub async fn progress(
+    State(state): State<AppState>,
+    auth: SenderAuth,
+    Path(id): Path<String>,
+) -> Result<Json<BatchView>, ApiError> {
+    let core = state.core()?;
+    let id = BatchId::parse(&id).map_err(|_| ApiError::not_found())?;
+    let batch = core.db.batch(&auth.tenant, &id).await?.ok_or_else(ApiError::not_found)?;
+    Ok(Json(BatchView {
+        batch_id: batch.id,
+        created_at: format_instant(batch.created_at),
+        submitted: batch.submitted,
+        rejected: batch.rejected,
+        done: batch.counts.accepted == 0,
+        counts: batch.counts.into(),
+    }))
+}

@@ -1,0 +1,161 @@
+//! `POST /v1/deliveries` (send one) and `GET /v1/deliveries/{id}` (status).
+
+use crate::AppState;
+use crate::auth::SenderAuth;
+use crate::error::{ApiError, Problem};
+use crate::json::ApiJson;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kuvert_domain::clock::format_instant;
+use kuvert_domain::delivery::SignedDelivery;
+use kuvert_domain::ids::DeliveryId;
+use kuvert_mailbox::protocol::Receipt;
+use kuvert_relay::Submission;
+use kuvert_store::relay::DeliveryStatus;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A single delivery request may be a little over the 2 MiB delivery limit
+/// (signature, JSON framing); the delivery itself is checked exactly.
+pub const SINGLE_BODY_LIMIT: usize = 3 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/deliveries", post(send).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)))
+        .route("/v1/deliveries/{id}", get(status))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SendResponse {
+    pub delivery_id: DeliveryId,
+    /// `accepted` (queued for the mailbox), `paper` or `not_delivered`.
+    pub status: StatusName,
+    /// True when this repeats the answer to an earlier request with the same idempotency key.
+    pub replayed: bool,
+}
+
+/// A delivery's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusName {
+    Accepted,
+    Delivered,
+    Paper,
+    NotDelivered,
+    Failed,
+}
+
+impl From<DeliveryStatus> for StatusName {
+    fn from(s: DeliveryStatus) -> Self {
+        match s {
+            DeliveryStatus::Accepted => Self::Accepted,
+            DeliveryStatus::Delivered => Self::Delivered,
+            DeliveryStatus::Paper => Self::Paper,
+            DeliveryStatus::NotDelivered => Self::NotDelivered,
+            DeliveryStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryView {
+    pub delivery_id: DeliveryId,
+    pub sender_id: String,
+    pub recipient_id: String,
+    pub batch_id: Option<String>,
+    pub message_ids: Vec<String>,
+    pub status: StatusName,
+    /// Why a delivery went to paper, was not delivered, or failed.
+    pub reason: Option<String>,
+    pub operator_id: Option<String>,
+    pub received_at: String,
+    pub status_at: String,
+    /// The legal moment of delivery, from the operator's receipt.
+    pub delivered_at: Option<String>,
+    /// The mailbox operator's signed receipt.
+    pub receipt: Option<Receipt>,
+}
+
+/// Send one signed delivery.
+///
+/// Answers only after the delivery is durably stored. A retry with the same
+/// `Idempotency-Key` (or, without the header, the same `header.reference`)
+/// returns the first answer and creates nothing.
+#[utoipa::path(post, path = "/v1/deliveries", tag = "sender",
+    request_body = SignedDelivery,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe; defaults to header.reference")),
+    responses(
+        (status = 202, description = "Accepted and durably stored", body = SendResponse),
+        (status = 200, description = "A retry: the first answer", body = SendResponse),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem),
+        (status = 503, body = Problem)),
+    security(("sender" = [])))]
+pub async fn send(
+    State(state): State<AppState>,
+    auth: SenderAuth,
+    headers: HeaderMap,
+    ApiJson(signed): ApiJson<SignedDelivery>,
+) -> Result<(StatusCode, Json<SendResponse>), ApiError> {
+    let core = state.core()?;
+    let idempotency_key = match headers.get("idempotency-key") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::bad_request("bad_idempotency_key", "the Idempotency-Key header must be text"))?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let (_, mut results) = core
+        .relay
+        .submit(&auth.caller(), vec![Submission { signed, idempotency_key }], false)
+        .await?;
+    let accepted = results.pop().ok_or_else(ApiError::internal)??;
+    let code = if accepted.replayed { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok((
+        code,
+        Json(SendResponse {
+            delivery_id: accepted.delivery_id,
+            status: accepted.status.into(),
+            replayed: accepted.replayed,
+        }),
+    ))
+}
+
+/// A delivery's status, with the operator's signed receipt once delivered.
+/// Another tenant's delivery answers 404, exactly like one that does not exist.
+#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "sender",
+    params(("id" = String, Path, description = "The delivery id")),
+    responses((status = 200, body = DeliveryView), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("sender" = [])))]
+pub async fn status(
+    State(state): State<AppState>,
+    auth: SenderAuth,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryView>, ApiError> {
+    let core = state.core()?;
+    let id = DeliveryId::parse(&id).map_err(|_| ApiError::not_found())?;
+    let d = core.db.delivery(&auth.tenant, &id).await?.ok_or_else(ApiError::not_found)?;
+    let receipt = d
+        .receipt
+        .as_deref()
+        .map(serde_json::from_str::<Receipt>)
+        .transpose()
+        .map_err(|_| ApiError::internal())?;
+    Ok(Json(DeliveryView {
+        delivery_id: d.id,
+        sender_id: d.sender_id,
+        recipient_id: d.recipient_id,
+        batch_id: d.batch_id.map(|b| b.to_string()),
+        message_ids: d.message_ids,
+        status: d.status.into(),
+        reason: d.status_reason,
+        operator_id: d.operator_id,
+        received_at: format_instant(d.received_at),
+        status_at: format_instant(d.status_at),
+        delivered_at: d.delivered_at.map(format_instant),
+        receipt,
+    }))
+}

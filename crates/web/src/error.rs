@@ -1,0 +1,152 @@
+//! One error type for every API, mapped to HTTP once: `application/problem+json`
+//! with a stable `code` a client can act on. A 5xx reveals nothing of the
+//! cause; it is logged instead.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kuvert_mailbox::MailboxError;
+use kuvert_register::RegisterError;
+use kuvert_relay::IntakeError;
+use kuvert_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+}
+
+/// The body of every error answer (RFC 9457).
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct Problem {
+    pub title: String,
+    pub status: u16,
+    /// Stable, machine-readable reason, e.g. `signature_invalid`.
+    pub code: String,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+        }
+    }
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+    pub fn unauthorized(detail: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred")
+    }
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "storage is not accepting writes; nothing was stored, retry later",
+        )
+    }
+    pub fn problem(&self) -> Problem {
+        Problem {
+            title: self.status.canonical_reason().unwrap_or("error").to_owned(),
+            status: self.status.as_u16(),
+            code: self.code.to_owned(),
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.problem())).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::not_found(),
+            StoreError::Conflict => Self::new(StatusCode::CONFLICT, "conflict", "it already exists"),
+            e if e.is_unavailable() => {
+                tracing::error!(error = %e, "storage unavailable");
+                Self::unavailable()
+            }
+            e => {
+                tracing::error!(error = %e, "storage error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(e: IntakeError) -> Self {
+        let status = match &e {
+            IntakeError::Invalid(kuvert_domain::delivery::DeliveryError::TooLarge { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            IntakeError::Invalid(_)
+            | IntakeError::UnknownKey(_)
+            | IntakeError::BadSignature
+            | IntakeError::MissingIdempotencyKey => StatusCode::UNPROCESSABLE_ENTITY,
+            IntakeError::SenderNotAllowed(_) | IntakeError::KeyNotForSender(_) | IntakeError::KeyRevoked(_) => {
+                StatusCode::FORBIDDEN
+            }
+            IntakeError::IdempotencyKeyReused(_) => StatusCode::CONFLICT,
+            IntakeError::Store(_) | IntakeError::Register(_) | IntakeError::Sealing(_) => {
+                return match e {
+                    IntakeError::Store(s) => s.into(),
+                    IntakeError::Register(r) => r.into(),
+                    other => {
+                        tracing::error!(error = %other, "sealing failed");
+                        Self::internal()
+                    }
+                };
+            }
+        };
+        Self::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<RegisterError> for ApiError {
+    fn from(e: RegisterError) -> Self {
+        match e {
+            RegisterError::Store(s) => s.into(),
+            RegisterError::TooManyRecipients { .. } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "too_many_recipients", e.to_string()),
+            RegisterError::TooYoung { .. } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "too_young", e.to_string()),
+            RegisterError::UnknownOperator => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_operator", e.to_string()),
+            RegisterError::NotRegistered => Self::new(StatusCode::CONFLICT, "not_registered", e.to_string()),
+        }
+    }
+}
+
+impl From<MailboxError> for ApiError {
+    fn from(e: MailboxError) -> Self {
+        match e {
+            MailboxError::Store(s) => s.into(),
+            MailboxError::NotFound => Self::not_found(),
+            MailboxError::Decrypt => {
+                tracing::error!("stored message could not be decrypted");
+                Self::internal()
+            }
+        }
+    }
+}
