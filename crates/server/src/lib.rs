@@ -1,14 +1,9 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The `kuvert` binary's library half: key material in the data folder,
+//! wiring of the roles into one process (or a subset), demo data, and the
+//! small sender client `kuvert send` uses. `main.rs` only parses the command
+//! line and calls in here, so tests start exactly what users start.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod app;
+pub mod client;
+pub mod demo;
+pub mod keys;

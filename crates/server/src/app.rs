@@ -1,0 +1,271 @@
+//! Start-up and shutdown: open the databases, load keys, wire the roles,
+//! register the built-in mailbox operator, start the delivery worker and the
+//! audit checkpointer, and serve HTTP.
+
+use crate::keys::Keys;
+use anyhow::Context as _;
+use kuvert_crypto::digest::hash_secret;
+use kuvert_domain::clock::{Clock, SystemClock};
+use kuvert_domain::delivery::DeliveryLimits;
+use kuvert_domain::ids::OperatorId;
+use kuvert_mailbox::Mailbox;
+use kuvert_register::Register;
+use kuvert_relay::{DeliveryWorker, Relay, RetryPolicy};
+use kuvert_store::register::Operator;
+use kuvert_store::{Db, Schema};
+use kuvert_web::auth::RecipientTokens;
+use kuvert_web::{AppState, Core, Inner};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+/// The id of the mailbox operator kuvert ships.
+pub const BUILT_IN_OPERATOR: &str = "kuvert-brevlada";
+
+/// Which roles this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Register and relay (they share the core database).
+    pub core: bool,
+    /// The built-in mailbox operator.
+    pub mailbox: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles { core: true, mailbox: true };
+
+    /// Parses `core,mailbox` (also `register`/`relay` for `core`, and `all`).
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let mut roles = Roles { core: false, mailbox: false };
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "all" => roles = Roles::ALL,
+                "core" | "register" | "relay" => roles.core = true,
+                "mailbox" => roles.mailbox = true,
+                other => anyhow::bail!("unknown role {other:?}: use core (register + relay), mailbox or all"),
+            }
+        }
+        anyhow::ensure!(roles.core || roles.mailbox, "no role given");
+        Ok(roles)
+    }
+}
+
+#[derive(Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// The URL others reach this process at; defaults to the bound address.
+    pub public_url: Option<String>,
+    pub roles: Roles,
+    /// Where the relay delivers to the built-in mailbox, when the mailbox
+    /// runs in another process; defaults to this process's URL.
+    pub mailbox_url: Option<String>,
+    /// Create demo tenants, senders and recipients on start (idempotent).
+    pub demo: bool,
+    pub retry: RetryPolicy,
+    pub limits: DeliveryLimits,
+    /// The platform operator's admin token (`kva_…`); no admin API without it.
+    pub admin_token: Option<String>,
+    pub audit_checkpoint_every: Duration,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Settings {
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            roles: Roles::ALL,
+            mailbox_url: None,
+            demo: false,
+            retry: RetryPolicy::default(),
+            limits: DeliveryLimits::default(),
+            admin_token: None,
+            audit_checkpoint_every: Duration::from_secs(10),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// A running instance.
+pub struct Running {
+    pub url: String,
+    pub state: AppState,
+    pub core_db: Option<Db>,
+    pub mailbox_db: Option<Db>,
+    pub keys: Arc<Keys>,
+    pub demo: Option<crate::demo::DemoData>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops serving, lets the worker finish its pass, signs a last audit
+    /// checkpoint and closes the databases.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        for db in [&self.core_db, &self.mailbox_db].into_iter().flatten() {
+            let _ = db.checkpoint_audit(&self.keys.audit, SystemClock.now()).await;
+            db.close().await;
+        }
+    }
+}
+
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
+    let keys = Arc::new(Keys::load_or_create(&settings.data_dir)?);
+    let clock = settings.clock.clone();
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let bound = listener.local_addr()?;
+    let url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let mailbox_db = if settings.roles.mailbox {
+        Some(Db::open(&settings.data_dir.join("mailbox.db"), Schema::Mailbox).await?)
+    } else {
+        None
+    };
+    let mailbox = match &mailbox_db {
+        Some(db) => Some(Arc::new(Mailbox {
+            db: db.clone(),
+            clock: clock.clone(),
+            operator_id: operator_id()?,
+            sealing_key: kuvert_crypto::sealing::SealingPrivateKey::from_bytes(&keys.mailbox_sealing.to_bytes())?,
+            receipt_key: kuvert_crypto::signing::SigningKey::from_bytes(&keys.mailbox_receipt.to_bytes()),
+            kek: kuvert_crypto::at_rest::KeyEncryptionKey::from_bytes(&keys.mailbox_kek.to_bytes()),
+            trusted_relays: vec![keys.relay_seal.public_key()],
+        })),
+        None => None,
+    };
+
+    let mut demo = None;
+    let core_db = if settings.roles.core {
+        Some(Db::open(&settings.data_dir.join("kuvert.db"), Schema::Core).await?)
+    } else {
+        None
+    };
+    let core = match &core_db {
+        Some(db) => {
+            let mailbox_base = settings.mailbox_url.clone().unwrap_or_else(|| url.clone());
+            db.upsert_operator(
+                &Operator {
+                    id: operator_id()?,
+                    name: "Kuvert brevlåda".to_owned(),
+                    delivery_url: format!("{}/mailbox/v1/deliveries", mailbox_base.trim_end_matches('/')),
+                    ui_url: mailbox_base.clone(),
+                    sealing_key: keys.mailbox_sealing.public_key().to_base64(),
+                    receipt_key: keys.mailbox_receipt.public_key().to_base64(),
+                },
+                clock.now(),
+            )
+            .await?;
+            let register = Arc::new(Register {
+                db: db.clone(),
+                clock: clock.clone(),
+                pseudonyms: Arc::new(keys.pseudonymizer()),
+            });
+            let wake = Arc::new(Notify::new());
+            let relay = Arc::new(Relay {
+                db: db.clone(),
+                clock: clock.clone(),
+                register: register.clone(),
+                limits: settings.limits.clone(),
+                seal_key: kuvert_crypto::signing::SigningKey::from_bytes(&keys.relay_seal.to_bytes()),
+                paper_kek: kuvert_crypto::at_rest::KeyEncryptionKey::from_bytes(&keys.paper_kek.to_bytes()),
+                wake: wake.clone(),
+            });
+            let worker = DeliveryWorker::new(db.clone(), clock.clone(), settings.retry, wake)?;
+            tasks.push(tokio::spawn(worker.run(shutdown_rx.clone())));
+            if settings.demo {
+                demo = Some(crate::demo::seed(db, &register, &settings.data_dir, &url, &keys, clock.as_ref()).await?);
+            }
+            Some(Core {
+                db: db.clone(),
+                register,
+                relay,
+            })
+        }
+        None => None,
+    };
+
+    for db in [&core_db, &mailbox_db].into_iter().flatten() {
+        tasks.push(tokio::spawn(checkpointer(
+            db.clone(),
+            keys.clone(),
+            clock.clone(),
+            settings.audit_checkpoint_every,
+            shutdown_rx.clone(),
+        )));
+    }
+
+    let state = AppState(Arc::new(Inner {
+        clock: clock.clone(),
+        core,
+        mailbox,
+        recipient_tokens: RecipientTokens::new(keys.recipient_token),
+        admin_token_hash: settings.admin_token.as_deref().map(hash_secret),
+        mailbox_open: AtomicBool::new(true),
+    }));
+    let app = kuvert_web::router(state.clone());
+    let mut server_shutdown = shutdown_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_shutdown.wait_for(|stop| *stop).await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+    }));
+    tracing::info!(%url, roles = ?settings.roles, "kuvert is running");
+    Ok(Running {
+        url,
+        state,
+        core_db,
+        mailbox_db,
+        keys,
+        demo,
+        shutdown,
+        tasks,
+    })
+}
+
+fn operator_id() -> anyhow::Result<OperatorId> {
+    OperatorId::parse(BUILT_IN_OPERATOR).context("built-in operator id")
+}
+
+/// Signs the audit chain's head now and then, so tampering is caught even
+/// by someone holding only the public key.
+async fn checkpointer(
+    db: Db,
+    keys: Arc<Keys>,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        if let Err(e) = db.checkpoint_audit(&keys.audit, clock.now()).await {
+            tracing::warn!(error = %e, "audit checkpoint failed");
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Demo data, so a newcomer can send mail at once: two tenants (a
+//! municipality and a förmedlare sending for two authorities), each with a
+//! credential and a signing key, and recipients in every state the register
+//! knows. Written to `<data>/demo/demo.json` (mode 0600) and reused on the
+//! next start. Never used in production: `--demo` is off unless asked for.
+
+use crate::keys::Keys;
+use anyhow::Context as _;
+use base64::Engine as _;
+use kuvert_crypto::signing::SigningKey;
+use kuvert_domain::clock::Clock;
+use kuvert_domain::identity::{OrganisationNumber, RecipientId};
+use kuvert_domain::ids::{OperatorId, TenantId};
+use kuvert_register::Register;
+use kuvert_relay::tenancy::Tenancy;
+use kuvert_store::Db;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoTenant {
+    pub tenant: String,
+    pub name: String,
+    /// `Authorization: Bearer <token>`.
+    pub token: String,
+    pub senders: Vec<DemoSender>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoSender {
+    pub id: String,
+    pub name: String,
+    pub key_id: String,
+    /// The sender's Ed25519 secret key, base64 (demo only!).
+    pub signing_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoRecipient {
+    pub name: String,
+    pub id: String,
+    /// What the register says of them.
+    pub state: String,
+    /// A recipient token for the mailbox API (valid 30 days from creation).
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoData {
+    pub url: String,
+    pub tenants: Vec<DemoTenant>,
+    pub recipients: Vec<DemoRecipient>,
+}
+
+impl DemoSender {
+    pub fn key(&self) -> anyhow::Result<SigningKey> {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(&self.signing_key)?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("bad demo key"))?;
+        Ok(SigningKey::from_bytes(&bytes))
+    }
+}
+
+/// A valid identity number from a date and a serial: the Luhn check digit
+/// is computed, so the demo needs no list of real numbers.
+pub fn person_number(yyyymmdd: &str, serial: u16) -> String {
+    let nine = format!("{}{serial:03}", &yyyymmdd[2..]);
+    format!("{}{serial:03}{}", yyyymmdd, luhn_digit(&nine))
+}
+
+/// A valid organisation number (10 digits) from its first nine.
+pub fn organisation_number(nine: &str) -> String {
+    format!("{nine}{}", luhn_digit(nine))
+}
+
+fn luhn_digit(nine: &str) -> u32 {
+    let sum: u32 = nine
+        .chars()
+        .filter_map(|c| c.to_digit(10))
+        .enumerate()
+        .map(|(i, d)| {
+            let v = if i % 2 == 0 { d * 2 } else { d };
+            v / 10 + v % 10
+        })
+        .sum();
+    (10 - sum % 10) % 10
+}
+
+pub fn demo_file(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("demo").join("demo.json")
+}
+
+pub fn load(data_dir: &Path) -> anyhow::Result<DemoData> {
+    let path = demo_file(data_dir);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (start `kuvert serve --demo` first)", path.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+pub async fn seed(
+    db: &Db,
+    register: &Register,
+    data_dir: &Path,
+    url: &str,
+    keys: &Keys,
+    clock: &dyn Clock,
+) -> anyhow::Result<DemoData> {
+    let path = demo_file(data_dir);
+    if let Ok(mut existing) = load(data_dir) {
+        let first = existing.tenants.first().map(|t| t.tenant.clone()).unwrap_or_default();
+        if db.tenant(&TenantId::parse(&first)?).await?.is_some() {
+            existing.url = url.to_owned();
+            write(&path, &existing)?;
+            return Ok(existing);
+        }
+    }
+    let tenancy = Tenancy {
+        db: db.clone(),
+        clock: Arc::new(kuvert_domain::clock::SystemClock),
+    };
+    let plan = [
+        ("demokommun", "Demo kommun", vec![(organisation_number("212000999"), "Demo kommun")]),
+        (
+            "demoformedlare",
+            "Demo förmedlare AB",
+            vec![
+                (organisation_number("202100999"), "Demomyndigheten"),
+                (organisation_number("202200999"), "Exempelverket"),
+            ],
+        ),
+    ];
+    let mut tenants = Vec::new();
+    for (id, name, senders) in plan {
+        let tenant = TenantId::parse(id)?;
+        tenancy.create_tenant("demo", &tenant, name).await?;
+        let credential = tenancy.create_credential("demo", &tenant, "demo").await?;
+        let mut demo_senders = Vec::new();
+        for (sender, sender_name) in senders {
+            let org = OrganisationNumber::parse(&sender)?;
+            tenancy.add_sender("demo", &tenant, &org, sender_name).await?;
+            let key = SigningKey::generate();
+            let key_id = tenancy.add_key("demo", &tenant, &org, &key.public_key().to_base64()).await?;
+            demo_senders.push(DemoSender {
+                id: org.as_str().to_owned(),
+                name: sender_name.to_owned(),
+                key_id,
+                signing_key: base64::engine::general_purpose::STANDARD.encode(*key.to_bytes()),
+            });
+        }
+        tenants.push(DemoTenant {
+            tenant: id.to_owned(),
+            name: name.to_owned(),
+            token: credential.token,
+            senders: demo_senders,
+        });
+    }
+    let operator = OperatorId::parse(crate::app::BUILT_IN_OPERATOR)?;
+    let today = clock.today();
+    let tokens = kuvert_web::auth::RecipientTokens::new(keys.recipient_token);
+    let expires = clock.now().unix_timestamp() + 30 * 24 * 3600;
+    let people = [
+        ("Anna Andersson", person_number("19800101", 238), "registered"),
+        ("Bertil Berg", person_number("19750505", 317), "registered"),
+        ("Cecilia Ceder", person_number("19900909", 426), "not_registered"),
+        ("David Dahl", person_number("19850303", 535), "refuses_demokommun"),
+        ("Eva Ek (16 år)", person_number("20100615", 644), "too_young"),
+        ("Förening Framtid", organisation_number("802000999"), "pending"),
+    ];
+    let mut recipients = Vec::new();
+    for (name, number, state) in people {
+        let id = RecipientId::parse(&number, today)?;
+        match state {
+            "registered" => register.register(&id, &operator, false).await?,
+            "refuses_demokommun" => {
+                register.register(&id, &operator, false).await?;
+                let sender = OrganisationNumber::parse(&tenants[0].senders[0].id)?;
+                register.set_sender_refused(&id, &sender, true).await?;
+            }
+            "pending" => register.register(&id, &operator, true).await?,
+            _ => {}
+        }
+        recipients.push(DemoRecipient {
+            name: name.to_owned(),
+            id: id.as_str().to_owned(),
+            state: state.to_owned(),
+            token: tokens.mint(&id, expires),
+        });
+    }
+    let data = DemoData {
+        url: url.to_owned(),
+        tenants,
+        recipients,
+    };
+    write(&path, &data)?;
+    Ok(data)
+}
+
+fn write(path: &Path, data: &DemoData) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text = serde_json::to_string_pretty(data)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    use std::io::Write as _;
+    options.open(path)?.write_all(text.as_bytes())?;
+    Ok(())
+}
