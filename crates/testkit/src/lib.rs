@@ -1,14 +1,212 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The test harness: [`TestApp::spawn`] starts the production wiring
+//! (`kuvert::app::start`) on port 0 with a fresh temporary data folder and
+//! the demo data, and offers typed helpers over real HTTP. Nothing is mocked:
+//! the relay delivers to the mailbox over loopback HTTP, as it would to
+//! another operator.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use kuvert::app::{Running, Settings};
+use kuvert::demo::{DemoData, DemoSender, DemoTenant};
+use kuvert_domain::delivery::{SecureDelivery, SignedDelivery};
+use kuvert_store::Db;
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use kuvert::client;
+
+pub const ADMIN_TOKEN: &str = "kva_test-platform-operator-token";
+
+pub struct TestApp {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub demo: DemoData,
+    running: Option<Running>,
+    data: tempfile::TempDir,
+    configure: fn(&mut Settings),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn no_change(_: &mut Settings) {}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+impl TestApp {
+    /// A fresh instance with demo data and fast retries.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(no_change).await
     }
+
+    /// Like [`spawn`](Self::spawn), with settings adjusted first.
+    pub async fn spawn_with(configure: fn(&mut Settings)) -> TestApp {
+        let data = tempfile::tempdir().expect("temp dir");
+        let running = start(data.path(), configure).await;
+        let demo = running.demo.clone().expect("demo data");
+        TestApp {
+            url: running.url.clone(),
+            http: reqwest::Client::new(),
+            demo,
+            running: Some(running),
+            data,
+            configure,
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
+    }
+
+    pub fn core_db(&self) -> &Db {
+        self.running().core_db.as_ref().expect("core role")
+    }
+
+    pub fn mailbox_db(&self) -> &Db {
+        self.running().mailbox_db.as_ref().expect("mailbox role")
+    }
+
+    pub fn audit_public_key(&self) -> kuvert_crypto::signing::PublicKey {
+        self.running().keys.audit.public_key()
+    }
+
+    /// Stops the instance (as a shutdown would) and starts it again on the
+    /// same data folder, on a new port.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let running = start(self.data.path(), self.configure).await;
+        self.url = running.url.clone();
+        self.running = Some(running);
+    }
+
+    /// Stops the instance; the data folder stays until the TestApp drops.
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+
+    /// Puts the mailbox in (or out of) maintenance: deliveries get 503.
+    pub fn set_mailbox_open(&self, open: bool) {
+        self.running().state.set_mailbox_open(open);
+    }
+
+    pub fn tenant(&self, name: &str) -> &DemoTenant {
+        self.demo.tenants.iter().find(|t| t.tenant == name).expect("demo tenant")
+    }
+
+    /// The demo municipality's first sender.
+    pub fn kommun(&self) -> (&DemoTenant, &DemoSender) {
+        let t = self.tenant("demokommun");
+        (t, &t.senders[0])
+    }
+
+    pub fn recipient(&self, state: &str) -> &kuvert::demo::DemoRecipient {
+        self.demo.recipients.iter().find(|r| r.state == state).expect("demo recipient")
+    }
+
+    /// A one-message delivery from `sender` with a fresh reference.
+    pub fn delivery(&self, sender: &DemoSender, recipient: &str, subject: &str) -> SecureDelivery {
+        client::simple_delivery(
+            &sender.id,
+            &sender.name,
+            recipient,
+            Some(format!("ref-{}", kuvert_crypto::digest::random_token(12))),
+            subject,
+            &format!("Brödtext för {subject}"),
+            false,
+            Vec::new(),
+        )
+    }
+
+    pub fn sign(&self, sender: &DemoSender, delivery: SecureDelivery) -> SignedDelivery {
+        client::sign(delivery, &sender.key().expect("demo key"))
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &impl serde::Serialize) -> (StatusCode, Value) {
+        let mut request = self.http.post(format!("{}{path}", self.url)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        into_parts(request.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.http.get(format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        into_parts(request.send().await.expect("request")).await
+    }
+
+    pub async fn send(&self, token: &str, signed: &SignedDelivery) -> (StatusCode, Value) {
+        self.post("/v1/deliveries", Some(token), signed).await
+    }
+
+    /// Sends as the demo municipality and returns the delivery id.
+    pub async fn send_ok(&self, recipient: &str, subject: &str) -> String {
+        let (tenant, sender) = self.kommun();
+        let signed = self.sign(sender, self.delivery(sender, recipient, subject));
+        let (status, body) = self.send(&tenant.token, &signed).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body["delivery_id"].as_str().expect("id").to_owned()
+    }
+
+    /// Polls a delivery until its status is final (with a generous deadline).
+    pub async fn wait_final(&self, token: &str, delivery_id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = self.get(&format!("/v1/deliveries/{delivery_id}"), Some(token)).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if body["status"] != "accepted" {
+                return body;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "delivery {delivery_id} still accepted");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the relay's queue is empty.
+    pub async fn drain(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while self.core_db().outbox_len().await.expect("outbox") > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "queue did not drain");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A recipient token minted with the installation's key.
+    pub fn recipient_token(&self, canonical_id: &str) -> String {
+        let id = kuvert_domain::identity::RecipientId::parse_canonical(canonical_id).expect("id");
+        let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+        self.running().state.recipient_tokens().mint(&id, exp)
+    }
+
+    /// Every database file (with WAL) in the data folder.
+    pub fn database_files(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.data.path())
+            .expect("data dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().contains(".db"))
+            .collect()
+    }
+}
+
+async fn start(data: &Path, configure: fn(&mut Settings)) -> Running {
+    let mut settings = Settings::new(data.to_path_buf());
+    settings.listen = "127.0.0.1:0".parse().expect("addr");
+    settings.demo = true;
+    settings.retry.base = Duration::from_millis(20);
+    settings.retry.max = Duration::from_millis(200);
+    settings.retry.lease = Duration::from_secs(2);
+    settings.admin_token = Some(ADMIN_TOKEN.to_owned());
+    configure(&mut settings);
+    kuvert::app::start(settings).await.expect("kuvert starts")
+}
+
+async fn into_parts(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
 }

@@ -1,0 +1,6 @@
+//! kuvert's integration tests: one binary, a module per area. Each test
+//! spawns a real instance (port 0, fresh data folder) through the testkit.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod flow;
+mod openapi;
