@@ -2,5 +2,13 @@
 //! spawns a real instance (port 0, fresh data folder) through the testkit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audit;
+mod bad_input;
 mod flow;
+mod idempotency;
 mod openapi;
+mod privacy;
+mod reachability;
+mod recipients;
+mod resilience;
+mod tenants;
