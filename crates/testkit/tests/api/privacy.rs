@@ -1,1 +1,65 @@
-//! (being written)
+//! Confidentiality at rest: the database files hold no plaintext subject,
+//! body or attachment, in the relay's store nor in the mailbox's.
+
+use base64::Engine as _;
+use kuvert_testkit::{TestApp, client};
+
+const SUBJECT: &str = "Hemligt ämne QX7-subject-marker";
+const BODY: &str = "Sekretessbelagd text QX7-body-marker om en skuld";
+const ATTACHMENT_TEXT: &str = "QX7 attachment marker";
+
+#[tokio::test]
+async fn no_database_file_contains_plaintext_content() {
+    let mut app = TestApp::spawn().await;
+    let (tenant, sender) = app.kommun();
+    let token = tenant.token.clone();
+    let anna = app.recipient("registered").id.clone();
+    let cecilia = app.recipient("not_registered").id.clone();
+    let pdf = client::sample_pdf(ATTACHMENT_TEXT);
+    let mut ids = Vec::new();
+    for (recipient, paper) in [(&anna, false), (&cecilia, true)] {
+        let mut delivery = client::simple_delivery(
+            &sender.id,
+            &sender.name,
+            recipient,
+            Some(format!("privacy-{paper}")),
+            SUBJECT,
+            BODY,
+            false,
+            vec![client::attachment("skuld.pdf", "application/pdf", &pdf)],
+        );
+        delivery.paper_fallback = paper;
+        let (status, body) = app.send(&token, &app.sign(sender, delivery)).await;
+        assert!(status.is_success(), "{body}");
+        ids.push(body["delivery_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(app.wait_final(&token, &ids[0]).await["status"], "delivered");
+    // Read it once, so read-side code paths have written what they write.
+    let reader = app.recipient_token(&anna);
+    let (_, page) = app.get("/mailbox/v1/messages", Some(&reader)).await;
+    let message_id = page["messages"][0]["id"].as_str().unwrap().to_owned();
+    let (_, opened) = app.get(&format!("/mailbox/v1/messages/{message_id}"), Some(&reader)).await;
+    assert_eq!(opened["subject"], SUBJECT, "the recipient does see the content");
+    app.stop().await;
+
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let needles: Vec<(String, Vec<u8>)> = vec![
+        ("subject".into(), SUBJECT.as_bytes().to_vec()),
+        ("subject marker".into(), b"QX7-subject-marker".to_vec()),
+        ("body marker".into(), b"QX7-body-marker".to_vec()),
+        ("attachment text".into(), ATTACHMENT_TEXT.as_bytes().to_vec()),
+        ("attachment base64".into(), b64.encode(&pdf).as_bytes()[..40].to_vec()),
+    ];
+    let files = app.database_files();
+    assert!(files.len() >= 2, "expected both databases, found {files:?}");
+    let mut scanned = 0;
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        scanned += bytes.len();
+        for (what, needle) in &needles {
+            let found = bytes.windows(needle.len()).any(|w| w == needle.as_slice());
+            assert!(!found, "{} contains the plaintext {what}", file.display());
+        }
+    }
+    assert!(scanned > 0);
+}

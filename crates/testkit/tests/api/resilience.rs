@@ -1,1 +1,166 @@
-//! (being written)
+//! Nothing lost, nothing twice: the mailbox away and back, a restart with
+//! work queued, and a redelivery of something already delivered.
+
+use base64::Engine as _;
+use kuvert_mailbox::protocol::{DeliverRequest, SealedDelivery};
+use kuvert_testkit::TestApp;
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn deliveries_wait_while_the_mailbox_is_unavailable_and_arrive_once_when_it_is_back() {
+    let mut app = TestApp::spawn().await;
+    let (tenant, _) = app.kommun();
+    let token = tenant.token.clone();
+    let anna = app.recipient("registered").id.clone();
+    app.set_mailbox_open(false);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(app.send_ok(&anna, &format!("Medan brevlådan är stängd {i}")).await);
+    }
+    // The relay tries, gets 503, and backs off: attempts are recorded and
+    // the sender still sees `accepted`.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let attempts: i64 = count(&app, "SELECT COALESCE(MIN(attempts), 0) FROM outbox").await;
+        if attempts >= 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the relay never retried");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for id in &ids {
+        let (_, view) = app.get(&format!("/v1/deliveries/{id}"), Some(&token)).await;
+        assert_eq!(view["status"], "accepted");
+    }
+    let last_error: String = text(&app, "SELECT last_error FROM outbox LIMIT 1").await;
+    assert!(last_error.contains("503"), "{last_error}");
+
+    app.set_mailbox_open(true);
+    for id in &ids {
+        assert_eq!(app.wait_final(&token, id).await["status"], "delivered");
+    }
+    let (_, page) = app.get("/mailbox/v1/messages", Some(&app.recipient_token(&anna))).await;
+    assert_eq!(page["total"], 5, "each delivered exactly once");
+    assert_eq!(app.mailbox_db().mailbox_delivery_count().await.unwrap(), 5);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn queued_deliveries_survive_a_restart_and_are_delivered_after_it() {
+    let mut app = TestApp::spawn().await;
+    let token = app.kommun().0.token.clone();
+    let anna = app.recipient("registered").id.clone();
+    app.set_mailbox_open(false);
+    let id = app.send_ok(&anna, "Före omstarten").await;
+    app.restart().await;
+    // After the restart the mailbox is open again (a new process) and the
+    // relay picks the queued delivery up from the database.
+    assert_eq!(app.wait_final(&token, &id).await["status"], "delivered");
+    let (_, page) = app.get("/mailbox/v1/messages", Some(&app.recipient_token(&anna))).await;
+    assert_eq!(page["total"], 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_redelivery_of_a_delivered_delivery_gets_the_first_receipt_and_no_second_message() {
+    let mut app = TestApp::spawn().await;
+    let token = app.kommun().0.token.clone();
+    let anna = app.recipient("registered").id.clone();
+    app.set_mailbox_open(false);
+    let id = app.send_ok(&anna, "Levereras två gånger").await;
+    // What the relay would send again if it died after the mailbox answered.
+    let sealed: Vec<u8> = blob(&app, "SELECT sealed FROM outbox LIMIT 1").await;
+    let sealed: SealedDelivery = serde_json::from_slice(&sealed).unwrap();
+    app.set_mailbox_open(true);
+    let first = app.wait_final(&token, &id).await;
+    assert_eq!(first["status"], "delivered");
+
+    let (status, again) = app
+        .post("/mailbox/v1/deliveries", None, &DeliverRequest { deliveries: vec![sealed.clone(), sealed] })
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    for result in again["results"].as_array().unwrap() {
+        assert_eq!(result["outcome"], "delivered");
+        assert_eq!(result["receipt"], first["receipt"], "the same signed receipt, same delivery time");
+    }
+    assert_eq!(app.mailbox_db().mailbox_delivery_count().await.unwrap(), 1);
+    let (_, page) = app.get("/mailbox/v1/messages", Some(&app.recipient_token(&anna))).await;
+    assert_eq!(page["total"], 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_mailbox_refuses_a_sealed_delivery_that_was_tampered_with() {
+    let mut app = TestApp::spawn().await;
+    let anna = app.recipient("registered").id.clone();
+    let bertil = app.demo.recipients.iter().find(|r| r.name == "Bertil Berg").unwrap().id.clone();
+    let bertil_token = app.recipient_token(&bertil);
+    app.set_mailbox_open(false);
+    app.send_ok(&anna, "Omdirigeras inte").await;
+    let sealed: Vec<u8> = blob(&app, "SELECT sealed FROM outbox LIMIT 1").await;
+    let original: SealedDelivery = serde_json::from_slice(&sealed).unwrap();
+    app.set_mailbox_open(true);
+
+    let relay_key = kuvert::keys::Keys::load_or_create(app.data_dir()).unwrap().relay_seal;
+    let fresh_id = || kuvert_domain::ids::DeliveryId::new().to_string();
+    // 1. Re-routed to another recipient, seal not renewed.
+    let mut rerouted = original.clone();
+    rerouted.recipient = bertil.clone();
+    rerouted.delivery_id = fresh_id();
+    // 2. Re-routed and re-signed with the genuine relay key: the content is
+    //    still bound to its routing fields by the HPKE associated data.
+    let mut resigned = rerouted.clone();
+    resigned.delivery_id = fresh_id();
+    resigned.sign(&relay_key);
+    // 3. One ciphertext byte flipped, seal renewed.
+    let mut flipped = original.clone();
+    flipped.delivery_id = fresh_id();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut ciphertext = b64.decode(&flipped.ciphertext).unwrap();
+    ciphertext[10] ^= 0x01;
+    flipped.ciphertext = b64.encode(ciphertext);
+    flipped.sign(&relay_key);
+    let (status, answer) = app
+        .post("/mailbox/v1/deliveries", None, &DeliverRequest { deliveries: vec![rerouted, resigned, flipped] })
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let codes: Vec<&str> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["outcome"], "rejected", "{r}");
+            r["code"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(codes, ["bad_seal", "cannot_open", "cannot_open"]);
+    app.drain().await;
+    let (_, page) = app.get("/mailbox/v1/messages", Some(&app.recipient_token(&anna))).await;
+    assert_eq!(page["total"], 1, "only the genuine delivery");
+    let (_, page) = app.get("/mailbox/v1/messages", Some(&bertil_token)).await;
+    assert_eq!(page["total"], 0, "nothing re-routed arrived");
+    app.stop().await;
+}
+
+async fn connect(app: &TestApp) -> sqlx::SqliteConnection {
+    use sqlx::Connection as _;
+    let path = app.data_dir().join("kuvert.db");
+    sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", path.display()))
+        .await
+        .unwrap()
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    let row: (i64,) = sqlx::query_as(sql).fetch_one(&mut connect(app).await).await.unwrap();
+    row.0
+}
+
+async fn text(app: &TestApp, sql: &str) -> String {
+    let row: (String,) = sqlx::query_as(sql).fetch_one(&mut connect(app).await).await.unwrap();
+    row.0
+}
+
+async fn blob(app: &TestApp, sql: &str) -> Vec<u8> {
+    let row: (Vec<u8>,) = sqlx::query_as(sql).fetch_one(&mut connect(app).await).await.unwrap();
+    row.0
+}
