@@ -196,7 +196,9 @@ pub enum DeliveryError {
         attachment: usize,
         reason: crate::content::AttachmentNameError,
     },
-    #[error("message {index}, attachment {attachment}: content type {content_type:?} is not allowed")]
+    #[error(
+        "message {index}, attachment {attachment}: content type {content_type:?} is not allowed"
+    )]
     AttachmentTypeNotAllowed {
         index: usize,
         attachment: usize,
@@ -283,8 +285,8 @@ impl SecureDelivery {
     ) -> Result<ValidatedDelivery, DeliveryError> {
         let recipient = RecipientId::parse(&self.header.recipient, today)
             .map_err(DeliveryError::InvalidRecipient)?;
-        let sender =
-            OrganisationNumber::parse(&self.header.sender.id).map_err(DeliveryError::InvalidSenderId)?;
+        let sender = OrganisationNumber::parse(&self.header.sender.id)
+            .map_err(DeliveryError::InvalidSenderId)?;
         if self.messages.is_empty() {
             return Err(DeliveryError::NoMessages);
         }
@@ -336,16 +338,18 @@ fn validate_message(
     if !is_language_tag(&header.language) {
         return Err(DeliveryError::BadLanguage { index });
     }
-    if message.body.content_type == BodyContentType::TextHtml {
-        if let Some(reason) = html_check::find_unsafe_html(&message.body.body) {
-            return Err(DeliveryError::UnsafeHtml { index, reason });
-        }
+    if message.body.content_type == BodyContentType::TextHtml
+        && let Some(reason) = html_check::find_unsafe_html(&message.body.body)
+    {
+        return Err(DeliveryError::UnsafeHtml { index, reason });
     }
     for (attachment, file) in message.attachments.iter().enumerate() {
-        AttachmentName::parse(&file.filename).map_err(|reason| DeliveryError::BadAttachmentName {
-            index,
-            attachment,
-            reason,
+        AttachmentName::parse(&file.filename).map_err(|reason| {
+            DeliveryError::BadAttachmentName {
+                index,
+                attachment,
+                reason,
+            }
         })?;
         let content_type = file.content_type.to_ascii_lowercase();
         if !limits.allowed_attachment_types.contains(&content_type) {
@@ -372,14 +376,17 @@ fn is_language_tag(tag: &str) -> bool {
     let primary_ok = parts
         .next()
         .is_some_and(|p| (2..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic()));
-    primary_ok && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+    primary_ok
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

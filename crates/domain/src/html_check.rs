@@ -17,7 +17,9 @@ use std::cell::RefCell;
 /// Why an HTML body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnsafeHtml {
-    #[error("the element <{0}> is not allowed (script, embedded content, forms and styles are refused)")]
+    #[error(
+        "the element <{0}> is not allowed (script, embedded content, forms and styles are refused)"
+    )]
     ForbiddenElement(String),
     #[error("the event-handler attribute {0:?} is not allowed")]
     EventHandler(String),
@@ -28,16 +30,65 @@ pub enum UnsafeHtml {
 }
 
 const FORBIDDEN_ELEMENTS: &[&str] = &[
-    "script", "style", "iframe", "frame", "frameset", "object", "embed", "applet", "form",
-    "input", "button", "textarea", "select", "option", "svg", "math", "img", "image", "video",
-    "audio", "source", "track", "picture", "link", "meta", "base", "template", "noscript",
-    "xmp", "plaintext", "noembed", "noframes", "portal", "canvas", "map", "area", "param",
+    "script",
+    "style",
+    "iframe",
+    "frame",
+    "frameset",
+    "object",
+    "embed",
+    "applet",
+    "form",
+    "input",
+    "button",
+    "textarea",
+    "select",
+    "option",
+    "svg",
+    "math",
+    "img",
+    "image",
+    "video",
+    "audio",
+    "source",
+    "track",
+    "picture",
+    "link",
+    "meta",
+    "base",
+    "template",
+    "noscript",
+    "xmp",
+    "plaintext",
+    "noembed",
+    "noframes",
+    "portal",
+    "canvas",
+    "map",
+    "area",
+    "param",
 ];
 
 const RESOURCE_ATTRIBUTES: &[&str] = &[
-    "src", "srcset", "style", "background", "poster", "formaction", "action", "data",
-    "lowsrc", "dynsrc", "ping", "xlink:href", "codebase", "cite", "longdesc", "manifest",
-    "icon", "srcdoc", "imagesrcset",
+    "src",
+    "srcset",
+    "style",
+    "background",
+    "poster",
+    "formaction",
+    "action",
+    "data",
+    "lowsrc",
+    "dynsrc",
+    "ping",
+    "xlink:href",
+    "codebase",
+    "cite",
+    "longdesc",
+    "manifest",
+    "icon",
+    "srcdoc",
+    "imagesrcset",
 ];
 
 /// The first unsafe construct in `html`, or `None` when it is safe to store.
@@ -88,7 +139,9 @@ fn check_attribute(attr: &html5ever::Attribute) -> Option<UnsafeHtml> {
     if name.starts_with("on") {
         return Some(UnsafeHtml::EventHandler(full_name));
     }
-    if RESOURCE_ATTRIBUTES.contains(&full_name.as_str()) || RESOURCE_ATTRIBUTES.contains(&name.as_str()) {
+    if RESOURCE_ATTRIBUTES.contains(&full_name.as_str())
+        || RESOURCE_ATTRIBUTES.contains(&name.as_str())
+    {
         return Some(UnsafeHtml::ResourceAttribute(full_name));
     }
     if (name == "href" || full_name == "xlink:href") && is_dangerous_url(&attr.value) {
@@ -129,13 +182,25 @@ mod tests {
             ("<p onclick=alert(1)>x</p>", "onclick"),
             ("<p ONMOUSEOVER='x'>x</p>", "onmouseover"),
             ("<img src=https://evil.example/t.gif>", "img"),
-            ("<p style=\"background:url(https://evil.example)\">x</p>", "style"),
+            (
+                "<p style=\"background:url(https://evil.example)\">x</p>",
+                "style",
+            ),
             ("<a href=\"java\tscript:alert(1)\">x</a>", "javascript"),
             ("<a href=\" JAVASCRIPT:alert(1)\">x</a>", "javascript"),
-            ("<a href=\"&#106;avascript:alert(1)\">x</a>", "entity javascript"),
+            (
+                "<a href=\"&#106;avascript:alert(1)\">x</a>",
+                "entity javascript",
+            ),
             ("<a href=\"data:text/html,<script>\">x</a>", "data"),
-            ("<svg><a xlink:href=\"javascript:alert(1)\">x</a></svg>", "svg"),
-            ("<div background=\"https://evil.example/x.png\">x</div>", "background"),
+            (
+                "<svg><a xlink:href=\"javascript:alert(1)\">x</a></svg>",
+                "svg",
+            ),
+            (
+                "<div background=\"https://evil.example/x.png\">x</div>",
+                "background",
+            ),
         ];
         for (html, why) in cases {
             assert!(find_unsafe_html(html).is_some(), "{why}: {html}");

@@ -94,7 +94,10 @@ impl Mailbox {
     /// Accepts a batch. Deliveries seen before get their first receipt back;
     /// new ones are stored in one transaction, then every receipt is read
     /// back from the store, so a concurrent duplicate cannot get a second one.
-    pub async fn accept(&self, batch: Vec<SealedDelivery>) -> Result<Vec<DeliveryResult>, MailboxError> {
+    pub async fn accept(
+        &self,
+        batch: Vec<SealedDelivery>,
+    ) -> Result<Vec<DeliveryResult>, MailboxError> {
         let now = self.clock.now();
         let mut results: Vec<Option<DeliveryResult>> = Vec::with_capacity(batch.len());
         let mut to_store = Vec::new();
@@ -125,7 +128,11 @@ impl Mailbox {
             self.db.insert_mailbox_deliveries(&to_store, now).await?;
         }
         for (index, delivery_id) in pending {
-            let stored = self.db.mailbox_receipt(&delivery_id).await?.ok_or(MailboxError::NotFound)?;
+            let stored = self
+                .db
+                .mailbox_receipt(&delivery_id)
+                .await?
+                .ok_or(MailboxError::NotFound)?;
             results[index] = Some(parse_receipt(&stored)?);
         }
         Ok(results.into_iter().flatten().collect())
@@ -142,10 +149,17 @@ impl Mailbox {
             .iter()
             .find(|k| k.key_id() == sealed.relay_key_id)
             .ok_or_else(|| fail(Refusal::UnknownRelay))?;
-        sealed.verify_seal(relay).map_err(|_| fail(Refusal::BadSeal))?;
+        sealed
+            .verify_seal(relay)
+            .map_err(|_| fail(Refusal::BadSeal))?;
         let sealed_box = sealed.sealed_box().map_err(|_| fail(Refusal::CannotOpen))?;
-        let plaintext = open(&self.sealing_key, HPKE_INFO, &sealed.seal_bytes(), &sealed_box)
-            .map_err(|_| fail(Refusal::CannotOpen))?;
+        let plaintext = open(
+            &self.sealing_key,
+            HPKE_INFO,
+            &sealed.seal_bytes(),
+            &sealed_box,
+        )
+        .map_err(|_| fail(Refusal::CannotOpen))?;
         if sha256_hex(&plaintext) != sealed.content_hash {
             return Err(fail(Refusal::ContentHashMismatch));
         }
@@ -153,32 +167,43 @@ impl Mailbox {
             serde_json::from_slice(&plaintext).map_err(|_| fail(Refusal::MalformedContent))?;
         // The routing fields in the clear must be those of the signed delivery.
         let header = &content.signed.delivery.header;
-        let recipient_matches = kuvert_domain::identity::RecipientId::parse(&header.recipient, self.clock.today())
-            .is_ok_and(|r| r.as_str() == sealed.recipient);
+        let recipient_matches =
+            kuvert_domain::identity::RecipientId::parse(&header.recipient, self.clock.today())
+                .is_ok_and(|r| r.as_str() == sealed.recipient);
         let sender_matches = kuvert_domain::identity::OrganisationNumber::parse(&header.sender.id)
             .is_ok_and(|s| s.as_str() == sealed.sender_id);
         if !recipient_matches || !sender_matches {
             return Err(fail(Refusal::HeaderMismatch));
         }
         // The sender's own signature, end to end: the relay cannot forge it.
-        let key = PublicKey::from_base64(&content.sender_public_key).map_err(|_| fail(Refusal::BadSenderSignature))?;
-        let signature =
-            Signature::from_base64(&content.signed.signature.value).map_err(|_| fail(Refusal::BadSenderSignature))?;
+        let key = PublicKey::from_base64(&content.sender_public_key)
+            .map_err(|_| fail(Refusal::BadSenderSignature))?;
+        let signature = Signature::from_base64(&content.signed.signature.value)
+            .map_err(|_| fail(Refusal::BadSenderSignature))?;
         if key.key_id() != content.signed.signature.key_id {
             return Err(fail(Refusal::BadSenderSignature));
         }
-        key.verify(SIGNED_DELIVERY_DOMAIN, &content.signed.delivery.canonical_bytes(), &signature)
-            .map_err(|_| fail(Refusal::BadSenderSignature))?;
+        key.verify(
+            SIGNED_DELIVERY_DOMAIN,
+            &content.signed.delivery.canonical_bytes(),
+            &signature,
+        )
+        .map_err(|_| fail(Refusal::BadSenderSignature))?;
         Ok(Opened { sealed, content })
     }
 
-    fn prepare(&self, opened: &Opened, now: time::OffsetDateTime) -> Result<NewMailboxDelivery, MailboxError> {
+    fn prepare(
+        &self,
+        opened: &Opened,
+        now: time::OffsetDateTime,
+    ) -> Result<NewMailboxDelivery, MailboxError> {
         let delivery = &opened.content.signed.delivery;
         let received_at = parse_instant(&opened.sealed.received_at).unwrap_or(now);
         let mut messages = Vec::with_capacity(delivery.messages.len());
         for message in &delivery.messages {
             let id = MailboxMessageId::new();
-            let (data_key, wrapped_key) = self.kek.new_data_key().map_err(|_| MailboxError::Decrypt)?;
+            let (data_key, wrapped_key) =
+                self.kek.new_data_key().map_err(|_| MailboxError::Decrypt)?;
             // The message id is the associated data: a ciphertext moved to
             // another row does not decrypt.
             let aad = id.to_string();
@@ -192,7 +217,9 @@ impl Mailbox {
                 received_at: opened.sealed.received_at.clone(),
             };
             let json = serde_json::to_vec(&stored).map_err(|_| MailboxError::Decrypt)?;
-            let content = data_key.encrypt(aad.as_bytes(), &json).map_err(|_| MailboxError::Decrypt)?;
+            let content = data_key
+                .encrypt(aad.as_bytes(), &json)
+                .map_err(|_| MailboxError::Decrypt)?;
             messages.push(NewMailboxMessage {
                 id,
                 sender_name: delivery.header.sender.name.clone(),
@@ -207,7 +234,11 @@ impl Mailbox {
             operator_id: self.operator_id.to_string(),
             delivered_at: format_instant(now),
             content_hash: opened.sealed.content_hash.clone(),
-            message_ids: delivery.messages.iter().map(|m| m.header.id.clone()).collect(),
+            message_ids: delivery
+                .messages
+                .iter()
+                .map(|m| m.header.id.clone())
+                .collect(),
             key_id: String::new(),
             signature: String::new(),
         };
@@ -226,7 +257,7 @@ impl Mailbox {
 }
 
 fn parse_receipt(json: &str) -> Result<DeliveryResult, MailboxError> {
-    let receipt: Receipt =
-        serde_json::from_str(json).map_err(|e| MailboxError::Store(StoreError::Corrupt(e.to_string())))?;
+    let receipt: Receipt = serde_json::from_str(json)
+        .map_err(|e| MailboxError::Store(StoreError::Corrupt(e.to_string())))?;
     Ok(DeliveryResult::Delivered { receipt })
 }

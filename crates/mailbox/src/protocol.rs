@@ -157,7 +157,13 @@ pub struct DeliverResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum DeliveryResult {
-    Delivered { receipt: Receipt },
+    Delivered {
+        receipt: Receipt,
+    },
     /// Refused for good: retrying the same delivery cannot succeed.
-    Rejected { delivery_id: String, code: String, message: String },
+    Rejected {
+        delivery_id: String,
+        code: String,
+        message: String,
+    },
 }

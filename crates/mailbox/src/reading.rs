@@ -82,7 +82,12 @@ impl Mailbox {
         let page_size = page_size.clamp(1, 100);
         let rows = self
             .db
-            .mailbox_page(recipient.as_str(), folder, (page - 1) * page_size, page_size)
+            .mailbox_page(
+                recipient.as_str(),
+                folder,
+                (page - 1) * page_size,
+                page_size,
+            )
             .await?;
         let (total, unread) = self.db.mailbox_counts(recipient.as_str(), folder).await?;
         let messages = rows
@@ -109,11 +114,17 @@ impl Mailbox {
     }
 
     /// Opens a message and marks it read.
-    pub async fn read(&self, recipient: &RecipientId, id: &MailboxMessageId) -> Result<MessageView, MailboxError> {
+    pub async fn read(
+        &self,
+        recipient: &RecipientId,
+        id: &MailboxMessageId,
+    ) -> Result<MessageView, MailboxError> {
         let row = self.own_message(recipient, id).await?;
         let content = self.decrypt_content(&row)?;
         let now = self.clock.now();
-        self.db.mailbox_mark_read(recipient.as_str(), id, now).await?;
+        self.db
+            .mailbox_mark_read(recipient.as_str(), id, now)
+            .await?;
         let message = content.message;
         let body = match message.body.content_type {
             BodyContentType::TextHtml => sanitize_html(&message.body.body),
@@ -161,7 +172,12 @@ impl Mailbox {
     ) -> Result<AttachmentFile, MailboxError> {
         let row = self.own_message(recipient, id).await?;
         let content = self.decrypt_content(&row)?;
-        let attachment = content.message.attachments.into_iter().nth(index).ok_or(MailboxError::NotFound)?;
+        let attachment = content
+            .message
+            .attachments
+            .into_iter()
+            .nth(index)
+            .ok_or(MailboxError::NotFound)?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(&attachment.body)
             .map_err(|_| MailboxError::Decrypt)?;
@@ -172,18 +188,34 @@ impl Mailbox {
         })
     }
 
-    pub async fn archive(&self, recipient: &RecipientId, id: &MailboxMessageId, archived: bool) -> Result<(), MailboxError> {
+    pub async fn archive(
+        &self,
+        recipient: &RecipientId,
+        id: &MailboxMessageId,
+        archived: bool,
+    ) -> Result<(), MailboxError> {
         self.db
             .mailbox_set_archived(recipient.as_str(), id, archived, self.clock.now())
             .await
             .map_err(not_found)
     }
 
-    pub async fn delete(&self, recipient: &RecipientId, id: &MailboxMessageId) -> Result<(), MailboxError> {
-        self.db.mailbox_delete(recipient.as_str(), id, self.clock.now()).await.map_err(not_found)
+    pub async fn delete(
+        &self,
+        recipient: &RecipientId,
+        id: &MailboxMessageId,
+    ) -> Result<(), MailboxError> {
+        self.db
+            .mailbox_delete(recipient.as_str(), id, self.clock.now())
+            .await
+            .map_err(not_found)
     }
 
-    async fn own_message(&self, recipient: &RecipientId, id: &MailboxMessageId) -> Result<StoredMessage, MailboxError> {
+    async fn own_message(
+        &self,
+        recipient: &RecipientId,
+        id: &MailboxMessageId,
+    ) -> Result<StoredMessage, MailboxError> {
         self.db
             .mailbox_message(recipient.as_str(), id)
             .await?
@@ -191,7 +223,10 @@ impl Mailbox {
     }
 
     fn decrypt_subject(&self, row: &StoredMessage) -> Result<String, MailboxError> {
-        let key = self.kek.unwrap_data_key(&row.wrapped_key).map_err(|_| MailboxError::Decrypt)?;
+        let key = self
+            .kek
+            .unwrap_data_key(&row.wrapped_key)
+            .map_err(|_| MailboxError::Decrypt)?;
         let bytes = key
             .decrypt(row.id.to_string().as_bytes(), &row.subject)
             .map_err(|_| MailboxError::Decrypt)?;
@@ -199,7 +234,10 @@ impl Mailbox {
     }
 
     fn decrypt_content(&self, row: &StoredMessage) -> Result<StoredContent, MailboxError> {
-        let key = self.kek.unwrap_data_key(&row.wrapped_key).map_err(|_| MailboxError::Decrypt)?;
+        let key = self
+            .kek
+            .unwrap_data_key(&row.wrapped_key)
+            .map_err(|_| MailboxError::Decrypt)?;
         let ciphertext = row.content.as_deref().ok_or(MailboxError::NotFound)?;
         let bytes = key
             .decrypt(row.id.to_string().as_bytes(), ciphertext)

@@ -102,7 +102,8 @@ impl Register {
             });
         }
         let today = self.clock.today();
-        let parsed: Vec<Result<RecipientId, _>> = ids.iter().map(|id| RecipientId::parse(id, today)).collect();
+        let parsed: Vec<Result<RecipientId, _>> =
+            ids.iter().map(|id| RecipientId::parse(id, today)).collect();
         let canonical: Vec<String> = parsed
             .iter()
             .filter_map(|p| p.as_ref().ok().map(|r| r.as_str().to_owned()))
@@ -139,7 +140,11 @@ impl Register {
                     ReachabilityAnswer {
                         recipient: asked.clone(),
                         recipient_id: Some(id.as_str().to_owned()),
-                        account_type: if secure { AccountType::Secure } else { AccountType::Not },
+                        account_type: if secure {
+                            AccountType::Secure
+                        } else {
+                            AccountType::Not
+                        },
                         pending: status == Some(RecipientStatus::Pending),
                         sender_accepted: secure && !entry.is_some_and(|e| e.refuses_sender),
                         service_supplier: supplier,
@@ -148,7 +153,8 @@ impl Register {
                 }
             })
             .collect();
-        let detail = serde_json::json!({ "sender": sender.as_str(), "count": ids.len() }).to_string();
+        let detail =
+            serde_json::json!({ "sender": sender.as_str(), "count": ids.len() }).to_string();
         self.db
             .append_audit(
                 self.clock.now(),
@@ -166,38 +172,57 @@ impl Register {
 
     /// Where a delivery to `recipient` from `sender` goes (no audit entry:
     /// the delivery's own entry records the outcome).
-    pub async fn route(&self, recipient: &RecipientId, sender: &OrganisationNumber) -> Result<Route, RegisterError> {
+    pub async fn route(
+        &self,
+        recipient: &RecipientId,
+        sender: &OrganisationNumber,
+    ) -> Result<Route, RegisterError> {
         let found = self
             .db
             .reachability(&[recipient.as_str().to_owned()], sender.as_str())
             .await?;
         let Some(entry) = found.get(recipient.as_str()) else {
-            return Ok(Route::Unreachable { reason: "not_registered" });
+            return Ok(Route::Unreachable {
+                reason: "not_registered",
+            });
         };
         if entry.record.status != RecipientStatus::Registered {
-            return Ok(Route::Unreachable { reason: "not_registered" });
+            return Ok(Route::Unreachable {
+                reason: "not_registered",
+            });
         }
         if entry.refuses_sender {
-            return Ok(Route::Unreachable { reason: "sender_refused" });
+            return Ok(Route::Unreachable {
+                reason: "sender_refused",
+            });
         }
         let Some(operator_id) = &entry.record.operator else {
-            return Ok(Route::Unreachable { reason: "no_mailbox" });
+            return Ok(Route::Unreachable {
+                reason: "no_mailbox",
+            });
         };
         match self.db.operator(operator_id).await? {
             Some(operator) => Ok(Route::Mailbox(operator)),
-            None => Ok(Route::Unreachable { reason: "no_mailbox" }),
+            None => Ok(Route::Unreachable {
+                reason: "no_mailbox",
+            }),
         }
     }
 
     /// Registers a recipient with a mailbox operator (accepting digital mail).
     /// An organisation may be registered `pending` until enough signatories
     /// have signed; a person must be of age.
-    pub async fn register(&self, recipient: &RecipientId, operator: &OperatorId, pending: bool) -> Result<(), RegisterError> {
+    pub async fn register(
+        &self,
+        recipient: &RecipientId,
+        operator: &OperatorId,
+        pending: bool,
+    ) -> Result<(), RegisterError> {
         let now = self.clock.now();
-        if let RecipientId::Person(person) = recipient {
-            if person.age_on(now.date()).is_some_and(|age| age < MIN_AGE) {
-                return Err(RegisterError::TooYoung { min: MIN_AGE });
-            }
+        if let RecipientId::Person(person) = recipient
+            && person.age_on(now.date()).is_some_and(|age| age < MIN_AGE)
+        {
+            return Err(RegisterError::TooYoung { min: MIN_AGE });
         }
         if self.db.operator(operator).await?.is_none() {
             return Err(RegisterError::UnknownOperator);
@@ -207,9 +232,15 @@ impl Register {
         } else {
             RecipientStatus::Registered
         };
-        self.db.set_recipient(recipient.as_str(), status, Some(operator), now).await?;
-        self.audit(recipient, "register.registered", &serde_json::json!({ "operator": operator.as_str(), "status": status.as_str() }))
-            .await
+        self.db
+            .set_recipient(recipient.as_str(), status, Some(operator), now)
+            .await?;
+        self.audit(
+            recipient,
+            "register.registered",
+            &serde_json::json!({ "operator": operator.as_str(), "status": status.as_str() }),
+        )
+        .await
     }
 
     pub async fn deregister(&self, recipient: &RecipientId) -> Result<(), RegisterError> {
@@ -217,9 +248,15 @@ impl Register {
             return Err(RegisterError::NotRegistered);
         }
         self.db
-            .set_recipient(recipient.as_str(), RecipientStatus::Deregistered, None, self.clock.now())
+            .set_recipient(
+                recipient.as_str(),
+                RecipientStatus::Deregistered,
+                None,
+                self.clock.now(),
+            )
             .await?;
-        self.audit(recipient, "register.deregistered", &serde_json::json!({})).await
+        self.audit(recipient, "register.deregistered", &serde_json::json!({}))
+            .await
     }
 
     /// Refuses (or accepts again) digital mail from one sender.
@@ -233,13 +270,32 @@ impl Register {
             return Err(RegisterError::NotRegistered);
         }
         self.db
-            .set_sender_refused(recipient.as_str(), sender.as_str(), refuse, self.clock.now())
+            .set_sender_refused(
+                recipient.as_str(),
+                sender.as_str(),
+                refuse,
+                self.clock.now(),
+            )
             .await?;
-        let action = if refuse { "register.sender_refused" } else { "register.sender_accepted" };
-        self.audit(recipient, action, &serde_json::json!({ "sender": sender.as_str() })).await
+        let action = if refuse {
+            "register.sender_refused"
+        } else {
+            "register.sender_accepted"
+        };
+        self.audit(
+            recipient,
+            action,
+            &serde_json::json!({ "sender": sender.as_str() }),
+        )
+        .await
     }
 
-    async fn audit(&self, recipient: &RecipientId, action: &str, detail: &serde_json::Value) -> Result<(), RegisterError> {
+    async fn audit(
+        &self,
+        recipient: &RecipientId,
+        action: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), RegisterError> {
         // The subject is a keyed pseudonym: the log can be followed per person
         // without holding identity numbers.
         let subject = self.pseudonyms.pseudonym(recipient.as_str());

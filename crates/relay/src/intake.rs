@@ -6,7 +6,9 @@ use kuvert_crypto::digest::sha256_hex;
 use kuvert_crypto::sealing::{SealingPublicKey, seal};
 use kuvert_crypto::signing::{PublicKey, Signature, SigningKey};
 use kuvert_domain::clock::{Clock, format_instant};
-use kuvert_domain::delivery::{DeliveryError, DeliveryLimits, SIGNED_DELIVERY_DOMAIN, SignedDelivery, ValidatedDelivery};
+use kuvert_domain::delivery::{
+    DeliveryError, DeliveryLimits, SIGNED_DELIVERY_DOMAIN, SignedDelivery, ValidatedDelivery,
+};
 use kuvert_domain::ids::{BatchId, DeliveryId, TenantId};
 use kuvert_mailbox::protocol::{HPKE_INFO, SealedContent, SealedDelivery};
 use kuvert_register::{Register, RegisterError, Route as RegisterRoute};
@@ -110,7 +112,8 @@ impl Relay {
         batch: bool,
     ) -> Result<(Option<BatchId>, Vec<Result<Accepted, IntakeError>>), IntakeError> {
         let now = self.clock.now();
-        let mut results: Vec<Option<Result<Accepted, IntakeError>>> = Vec::with_capacity(submissions.len());
+        let mut results: Vec<Option<Result<Accepted, IntakeError>>> =
+            Vec::with_capacity(submissions.len());
         let mut prepared = Vec::new();
         for (index, submission) in submissions.into_iter().enumerate() {
             match self.prepare(caller, submission, now).await {
@@ -139,14 +142,22 @@ impl Relay {
             for (p, intake) in prepared.iter().zip(intakes) {
                 results[p.index] = Some(self.answer(&caller.tenant, &p.row, intake).await);
             }
-            if rows.iter().any(|r| matches!(r.route, Route::Operator { .. })) {
+            if rows
+                .iter()
+                .any(|r| matches!(r.route, Route::Operator { .. }))
+            {
                 self.wake.notify_one();
             }
         }
         Ok((batch_id, results.into_iter().flatten().collect()))
     }
 
-    async fn answer(&self, tenant: &TenantId, row: &NewDelivery, intake: Intake) -> Result<Accepted, IntakeError> {
+    async fn answer(
+        &self,
+        tenant: &TenantId,
+        row: &NewDelivery,
+        intake: Intake,
+    ) -> Result<Accepted, IntakeError> {
         match intake {
             Intake::Created(id) => Ok(Accepted {
                 delivery_id: id,
@@ -157,7 +168,10 @@ impl Relay {
                 },
                 replayed: false,
             }),
-            Intake::Existing { id, same_request: true } => {
+            Intake::Existing {
+                id,
+                same_request: true,
+            } => {
                 let status = self
                     .db
                     .delivery(tenant, &id)
@@ -169,7 +183,10 @@ impl Relay {
                     replayed: true,
                 })
             }
-            Intake::Existing { id, same_request: false } => Err(IntakeError::IdempotencyKeyReused(id)),
+            Intake::Existing {
+                id,
+                same_request: false,
+            } => Err(IntakeError::IdempotencyKeyReused(id)),
         }
     }
 
@@ -189,7 +206,12 @@ impl Relay {
 
         // The sender must be one this tenant may send for; a sender of another
         // tenant gets the same answer as one that does not exist.
-        if self.db.sender(&caller.tenant, sender.as_str()).await?.is_none() {
+        if self
+            .db
+            .sender(&caller.tenant, sender.as_str())
+            .await?
+            .is_none()
+        {
             return Err(IntakeError::SenderNotAllowed(sender.as_str().to_owned()));
         }
         let key_id = &signed.signature.key_id;
@@ -205,8 +227,10 @@ impl Relay {
         if key.revoked {
             return Err(IntakeError::KeyRevoked(key_id.clone()));
         }
-        let public_key = PublicKey::from_base64(&key.public_key).map_err(|_| IntakeError::BadSignature)?;
-        let signature = Signature::from_base64(&signed.signature.value).map_err(|_| IntakeError::BadSignature)?;
+        let public_key =
+            PublicKey::from_base64(&key.public_key).map_err(|_| IntakeError::BadSignature)?;
+        let signature = Signature::from_base64(&signed.signature.value)
+            .map_err(|_| IntakeError::BadSignature)?;
         public_key
             .verify(SIGNED_DELIVERY_DOMAIN, &canonical, &signature)
             .map_err(|_| IntakeError::BadSignature)?;
@@ -219,11 +243,24 @@ impl Relay {
 
         let id = DeliveryId::new();
         // What the sender signed, plus its signature: the request's identity.
-        let request_hash = sha256_hex(&[canonical.as_slice(), signed.signature.value.as_bytes()].concat());
-        let message_ids = delivery.messages.iter().map(|m| m.header.id.clone()).collect();
+        let request_hash =
+            sha256_hex(&[canonical.as_slice(), signed.signature.value.as_bytes()].concat());
+        let message_ids = delivery
+            .messages
+            .iter()
+            .map(|m| m.header.id.clone())
+            .collect();
         let route = match self.register.route(&recipient, &sender).await? {
             RegisterRoute::Mailbox(operator) => {
-                let sealed = self.seal(&id, recipient.as_str(), sender.as_str(), &operator, &signed, &key.public_key, now)?;
+                let sealed = self.seal(
+                    &id,
+                    recipient.as_str(),
+                    sender.as_str(),
+                    &operator,
+                    &signed,
+                    &key.public_key,
+                    now,
+                )?;
                 Route::Operator {
                     operator: operator.id,
                     sealed,
@@ -234,7 +271,8 @@ impl Relay {
                     .paper_kek
                     .new_data_key()
                     .map_err(|e| IntakeError::Sealing(e.to_string()))?;
-                let json = serde_json::to_vec(&signed).map_err(|e| IntakeError::Sealing(e.to_string()))?;
+                let json =
+                    serde_json::to_vec(&signed).map_err(|e| IntakeError::Sealing(e.to_string()))?;
                 let content = data_key
                     .encrypt(id.to_string().as_bytes(), &json)
                     .map_err(|e| IntakeError::Sealing(e.to_string()))?;
@@ -276,7 +314,8 @@ impl Relay {
             signed: signed.clone(),
             sender_public_key: sender_public_key.to_owned(),
         };
-        let plaintext = serde_json::to_vec(&content).map_err(|e| IntakeError::Sealing(e.to_string()))?;
+        let plaintext =
+            serde_json::to_vec(&content).map_err(|e| IntakeError::Sealing(e.to_string()))?;
         let mut sealed = SealedDelivery {
             delivery_id: id.to_string(),
             recipient: recipient.to_owned(),
@@ -289,8 +328,8 @@ impl Relay {
             ciphertext: String::new(),
             seal_signature: String::new(),
         };
-        let operator_key =
-            SealingPublicKey::from_base64(&operator.sealing_key).map_err(|e| IntakeError::Sealing(e.to_string()))?;
+        let operator_key = SealingPublicKey::from_base64(&operator.sealing_key)
+            .map_err(|e| IntakeError::Sealing(e.to_string()))?;
         let sealed_box = seal(&operator_key, HPKE_INFO, &sealed.seal_bytes(), &plaintext)
             .map_err(|e| IntakeError::Sealing(e.to_string()))?;
         let b64 = base64::engine::general_purpose::STANDARD;

@@ -37,7 +37,13 @@ pub struct Tenancy {
 }
 
 impl Tenancy {
-    async fn audit(&self, tenant: &TenantId, actor: &str, action: &str, subject: &str) -> Result<(), TenancyError> {
+    async fn audit(
+        &self,
+        tenant: &TenantId,
+        actor: &str,
+        action: &str,
+        subject: &str,
+    ) -> Result<(), TenancyError> {
         self.db
             .append_audit(
                 self.clock.now(),
@@ -60,22 +66,48 @@ impl Tenancy {
         }
     }
 
-    pub async fn create_tenant(&self, actor: &str, id: &TenantId, name: &str) -> Result<(), TenancyError> {
+    pub async fn create_tenant(
+        &self,
+        actor: &str,
+        id: &TenantId,
+        name: &str,
+    ) -> Result<(), TenancyError> {
         self.db.create_tenant(id, name, self.clock.now()).await?;
         self.audit(id, actor, "tenant.created", id.as_str()).await
     }
 
-    pub async fn set_suspended(&self, actor: &str, id: &TenantId, suspended: bool) -> Result<(), TenancyError> {
-        let status = if suspended { TenantStatus::Suspended } else { TenantStatus::Active };
-        self.db.set_tenant_status(id, status).await.map_err(|e| match e {
-            StoreError::NotFound => TenancyError::UnknownTenant,
-            e => e.into(),
-        })?;
-        let action = if suspended { "tenant.suspended" } else { "tenant.resumed" };
+    pub async fn set_suspended(
+        &self,
+        actor: &str,
+        id: &TenantId,
+        suspended: bool,
+    ) -> Result<(), TenancyError> {
+        let status = if suspended {
+            TenantStatus::Suspended
+        } else {
+            TenantStatus::Active
+        };
+        self.db
+            .set_tenant_status(id, status)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => TenancyError::UnknownTenant,
+                e => e.into(),
+            })?;
+        let action = if suspended {
+            "tenant.suspended"
+        } else {
+            "tenant.resumed"
+        };
         self.audit(id, actor, action, id.as_str()).await
     }
 
-    pub async fn create_credential(&self, actor: &str, tenant: &TenantId, label: &str) -> Result<NewCredential, TenancyError> {
+    pub async fn create_credential(
+        &self,
+        actor: &str,
+        tenant: &TenantId,
+        label: &str,
+    ) -> Result<NewCredential, TenancyError> {
         self.existing(tenant).await?;
         let id = random_token(9);
         // Ids are base64url; '.' separates id from secret, so it cannot occur in either.
@@ -91,15 +123,31 @@ impl Tenancy {
         })
     }
 
-    pub async fn revoke_credential(&self, actor: &str, tenant: &TenantId, id: &str) -> Result<(), TenancyError> {
-        self.db.revoke_credential(tenant, id, self.clock.now()).await?;
+    pub async fn revoke_credential(
+        &self,
+        actor: &str,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<(), TenancyError> {
+        self.db
+            .revoke_credential(tenant, id, self.clock.now())
+            .await?;
         self.audit(tenant, actor, "credential.revoked", id).await
     }
 
-    pub async fn add_sender(&self, actor: &str, tenant: &TenantId, sender: &OrganisationNumber, name: &str) -> Result<(), TenancyError> {
+    pub async fn add_sender(
+        &self,
+        actor: &str,
+        tenant: &TenantId,
+        sender: &OrganisationNumber,
+        name: &str,
+    ) -> Result<(), TenancyError> {
         self.existing(tenant).await?;
-        self.db.create_sender(tenant, sender.as_str(), name, self.clock.now()).await?;
-        self.audit(tenant, actor, "sender.added", sender.as_str()).await
+        self.db
+            .create_sender(tenant, sender.as_str(), name, self.clock.now())
+            .await?;
+        self.audit(tenant, actor, "sender.added", sender.as_str())
+            .await
     }
 
     /// Registers a sender's signing key; returns its key id.
@@ -110,20 +158,34 @@ impl Tenancy {
         sender: &OrganisationNumber,
         public_key_base64: &str,
     ) -> Result<String, TenancyError> {
-        let key = PublicKey::from_base64(public_key_base64).map_err(|_| TenancyError::BadPublicKey)?;
+        let key =
+            PublicKey::from_base64(public_key_base64).map_err(|_| TenancyError::BadPublicKey)?;
         if self.db.sender(tenant, sender.as_str()).await?.is_none() {
             return Err(TenancyError::UnknownSender);
         }
         let key_id = key.key_id();
         self.db
-            .add_sender_key(tenant, sender.as_str(), &key_id, &key.to_base64(), self.clock.now())
+            .add_sender_key(
+                tenant,
+                sender.as_str(),
+                &key_id,
+                &key.to_base64(),
+                self.clock.now(),
+            )
             .await?;
         self.audit(tenant, actor, "key.added", &key_id).await?;
         Ok(key_id)
     }
 
-    pub async fn revoke_key(&self, actor: &str, tenant: &TenantId, key_id: &str) -> Result<(), TenancyError> {
-        self.db.revoke_sender_key(tenant, key_id, self.clock.now()).await?;
+    pub async fn revoke_key(
+        &self,
+        actor: &str,
+        tenant: &TenantId,
+        key_id: &str,
+    ) -> Result<(), TenancyError> {
+        self.db
+            .revoke_sender_key(tenant, key_id, self.clock.now())
+            .await?;
         self.audit(tenant, actor, "key.revoked", key_id).await
     }
 }

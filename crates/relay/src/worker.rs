@@ -44,7 +44,10 @@ impl RetryPolicy {
     /// jobs waiting on the same operator do not return all at once.
     pub fn delay(&self, attempts: i64) -> Duration {
         let exponent = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
-        let raw = self.base.saturating_mul(2_u32.saturating_pow(exponent)).min(self.max);
+        let raw = self
+            .base
+            .saturating_mul(2_u32.saturating_pow(exponent))
+            .min(self.max);
         let jitter = rand::thread_rng().gen_range(0.8..1.2);
         raw.mul_f64(jitter)
     }
@@ -73,8 +76,15 @@ pub struct DeliveryWorker {
 }
 
 impl DeliveryWorker {
-    pub fn new(db: Db, clock: Arc<dyn Clock>, retry: RetryPolicy, wake: Arc<Notify>) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder().timeout(retry.request_timeout).build()?;
+    pub fn new(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        retry: RetryPolicy,
+        wake: Arc<Notify>,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(retry.request_timeout)
+            .build()?;
         Ok(Self {
             db,
             clock,
@@ -124,11 +134,18 @@ impl DeliveryWorker {
 
     /// One pass over the due jobs.
     pub async fn run_pass(&self) -> Result<Pass, StoreError> {
-        let lease = time::Duration::try_from(self.retry.lease).unwrap_or(time::Duration::minutes(2));
-        let jobs = self.db.claim_due_jobs(self.clock.now(), lease, self.batch_size).await?;
+        let lease =
+            time::Duration::try_from(self.retry.lease).unwrap_or(time::Duration::minutes(2));
+        let jobs = self
+            .db
+            .claim_due_jobs(self.clock.now(), lease, self.batch_size)
+            .await?;
         let mut by_operator: BTreeMap<String, Vec<OutboxJob>> = BTreeMap::new();
         for job in jobs {
-            by_operator.entry(job.operator_id.to_string()).or_default().push(job);
+            by_operator
+                .entry(job.operator_id.to_string())
+                .or_default()
+                .push(job);
         }
         let mut pass = Pass::default();
         for jobs in by_operator.into_values() {
@@ -137,25 +154,41 @@ impl DeliveryWorker {
         Ok(pass)
     }
 
-    async fn deliver_to_operator(&self, jobs: Vec<OutboxJob>, pass: &mut Pass) -> Result<(), StoreError> {
-        let Some(first) = jobs.first() else { return Ok(()) };
+    async fn deliver_to_operator(
+        &self,
+        jobs: Vec<OutboxJob>,
+        pass: &mut Pass,
+    ) -> Result<(), StoreError> {
+        let Some(first) = jobs.first() else {
+            return Ok(());
+        };
         let Some(operator) = self.db.operator(&first.operator_id).await? else {
             for job in &jobs {
-                self.db.record_failed(job, "unknown_operator", self.clock.now()).await?;
+                self.db
+                    .record_failed(job, "unknown_operator", self.clock.now())
+                    .await?;
                 pass.failed += 1;
             }
             return Ok(());
         };
         let mut sealed = Vec::with_capacity(jobs.len());
         for job in &jobs {
-            let parsed: SealedDelivery =
-                serde_json::from_slice(&job.sealed).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let parsed: SealedDelivery = serde_json::from_slice(&job.sealed)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             sealed.push(parsed);
         }
         let answer = self.post(&operator.delivery_url, &sealed).await;
         let results = match answer {
             Ok(response) if response.results.len() == jobs.len() => response.results,
-            Ok(_) => return self.retry_all(&jobs, "operator answered with the wrong number of results", pass).await,
+            Ok(_) => {
+                return self
+                    .retry_all(
+                        &jobs,
+                        "operator answered with the wrong number of results",
+                        pass,
+                    )
+                    .await;
+            }
             Err(error) => {
                 tracing::warn!(operator = %operator.id, %error, count = jobs.len(), "mailbox operator unreachable; will retry");
                 return self.retry_all(&jobs, &error, pass).await;
@@ -165,15 +198,20 @@ impl DeliveryWorker {
         for ((job, sealed), result) in jobs.iter().zip(&sealed).zip(results) {
             match result {
                 DeliveryResult::Delivered { receipt } => {
-                    let genuine = receipt_key.as_ref().is_some_and(|k| receipt.verify(k).is_ok())
+                    let genuine = receipt_key
+                        .as_ref()
+                        .is_some_and(|k| receipt.verify(k).is_ok())
                         && receipt.delivery_id == sealed.delivery_id
                         && receipt.recipient == sealed.recipient
                         && receipt.content_hash == sealed.content_hash;
                     let delivered_at = parse_instant(&receipt.delivered_at).ok();
                     match (genuine, delivered_at) {
                         (true, Some(at)) => {
-                            let json = serde_json::to_string(&receipt).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                            self.db.record_delivered(job, at, &json, self.clock.now()).await?;
+                            let json = serde_json::to_string(&receipt)
+                                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                            self.db
+                                .record_delivered(job, at, &json, self.clock.now())
+                                .await?;
                             pass.delivered += 1;
                         }
                         _ => {
@@ -184,7 +222,13 @@ impl DeliveryWorker {
                     }
                 }
                 DeliveryResult::Rejected { code, .. } => {
-                    self.db.record_failed(job, &format!("rejected_by_operator:{code}"), self.clock.now()).await?;
+                    self.db
+                        .record_failed(
+                            job,
+                            &format!("rejected_by_operator:{code}"),
+                            self.clock.now(),
+                        )
+                        .await?;
                     pass.failed += 1;
                 }
             }
@@ -192,27 +236,45 @@ impl DeliveryWorker {
         Ok(())
     }
 
-    async fn post(&self, url: &str, deliveries: &[SealedDelivery]) -> Result<DeliverResponse, String> {
+    async fn post(
+        &self,
+        url: &str,
+        deliveries: &[SealedDelivery],
+    ) -> Result<DeliverResponse, String> {
         let request = DeliverRequest {
             deliveries: deliveries.to_vec(),
         };
-        let response = self.http.post(url).json(&request).send().await.map_err(|e| {
-            if e.is_timeout() {
-                "timeout".to_owned()
-            } else if e.is_connect() {
-                "connection refused or unreachable".to_owned()
-            } else {
-                "transport error".to_owned()
-            }
-        })?;
+        let response = self
+            .http
+            .post(url)
+            .json(&request)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    "timeout".to_owned()
+                } else if e.is_connect() {
+                    "connection refused or unreachable".to_owned()
+                } else {
+                    "transport error".to_owned()
+                }
+            })?;
         let status = response.status();
         if !status.is_success() {
             return Err(format!("operator answered HTTP {}", status.as_u16()));
         }
-        response.json::<DeliverResponse>().await.map_err(|_| "malformed operator answer".to_owned())
+        response
+            .json::<DeliverResponse>()
+            .await
+            .map_err(|_| "malformed operator answer".to_owned())
     }
 
-    async fn retry_all(&self, jobs: &[OutboxJob], error: &str, pass: &mut Pass) -> Result<(), StoreError> {
+    async fn retry_all(
+        &self,
+        jobs: &[OutboxJob],
+        error: &str,
+        pass: &mut Pass,
+    ) -> Result<(), StoreError> {
         for job in jobs {
             self.reschedule(job, error).await?;
             pass.retried += 1;
@@ -221,7 +283,10 @@ impl DeliveryWorker {
     }
 
     async fn reschedule(&self, job: &OutboxJob, error: &str) -> Result<(), StoreError> {
-        let delay = time::Duration::try_from(self.retry.delay(job.attempts)).unwrap_or(time::Duration::minutes(5));
-        self.db.reschedule_job(job, self.clock.now() + delay, error).await
+        let delay = time::Duration::try_from(self.retry.delay(job.attempts))
+            .unwrap_or(time::Duration::minutes(5));
+        self.db
+            .reschedule_job(job, self.clock.now() + delay, error)
+            .await
     }
 }

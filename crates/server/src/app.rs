@@ -36,17 +36,25 @@ pub struct Roles {
 }
 
 impl Roles {
-    pub const ALL: Roles = Roles { core: true, mailbox: true };
+    pub const ALL: Roles = Roles {
+        core: true,
+        mailbox: true,
+    };
 
     /// Parses `core,mailbox` (also `register`/`relay` for `core`, and `all`).
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let mut roles = Roles { core: false, mailbox: false };
+        let mut roles = Roles {
+            core: false,
+            mailbox: false,
+        };
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part {
                 "all" => roles = Roles::ALL,
                 "core" | "register" | "relay" => roles.core = true,
                 "mailbox" => roles.mailbox = true,
-                other => anyhow::bail!("unknown role {other:?}: use core (register + relay), mailbox or all"),
+                other => anyhow::bail!(
+                    "unknown role {other:?}: use core (register + relay), mailbox or all"
+                ),
             }
         }
         anyhow::ensure!(roles.core || roles.mailbox, "no role given");
@@ -113,7 +121,9 @@ impl Running {
             let _ = task.await;
         }
         for db in [&self.core_db, &self.mailbox_db].into_iter().flatten() {
-            let _ = db.checkpoint_audit(&self.keys.audit, SystemClock.now()).await;
+            let _ = db
+                .checkpoint_audit(&self.keys.audit, SystemClock.now())
+                .await;
             db.close().await;
         }
     }
@@ -145,8 +155,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             db: db.clone(),
             clock: clock.clone(),
             operator_id: operator_id()?,
-            sealing_key: kuvert_crypto::sealing::SealingPrivateKey::from_bytes(&keys.mailbox_sealing.to_bytes())?,
-            receipt_key: kuvert_crypto::signing::SigningKey::from_bytes(&keys.mailbox_receipt.to_bytes()),
+            sealing_key: kuvert_crypto::sealing::SealingPrivateKey::from_bytes(
+                &keys.mailbox_sealing.to_bytes(),
+            )?,
+            receipt_key: kuvert_crypto::signing::SigningKey::from_bytes(
+                &keys.mailbox_receipt.to_bytes(),
+            ),
             kek: kuvert_crypto::at_rest::KeyEncryptionKey::from_bytes(&keys.mailbox_kek.to_bytes()),
             trusted_relays: vec![keys.relay_seal.public_key()],
         })),
@@ -166,7 +180,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 &Operator {
                     id: operator_id()?,
                     name: "Kuvert brevlåda".to_owned(),
-                    delivery_url: format!("{}/mailbox/v1/deliveries", mailbox_base.trim_end_matches('/')),
+                    delivery_url: format!(
+                        "{}/mailbox/v1/deliveries",
+                        mailbox_base.trim_end_matches('/')
+                    ),
                     ui_url: mailbox_base.clone(),
                     sealing_key: keys.mailbox_sealing.public_key().to_base64(),
                     receipt_key: keys.mailbox_receipt.public_key().to_base64(),
@@ -185,14 +202,28 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 clock: clock.clone(),
                 register: register.clone(),
                 limits: settings.limits.clone(),
-                seal_key: kuvert_crypto::signing::SigningKey::from_bytes(&keys.relay_seal.to_bytes()),
-                paper_kek: kuvert_crypto::at_rest::KeyEncryptionKey::from_bytes(&keys.paper_kek.to_bytes()),
+                seal_key: kuvert_crypto::signing::SigningKey::from_bytes(
+                    &keys.relay_seal.to_bytes(),
+                ),
+                paper_kek: kuvert_crypto::at_rest::KeyEncryptionKey::from_bytes(
+                    &keys.paper_kek.to_bytes(),
+                ),
                 wake: wake.clone(),
             });
             let worker = DeliveryWorker::new(db.clone(), clock.clone(), settings.retry, wake)?;
             tasks.push(tokio::spawn(worker.run(shutdown_rx.clone())));
             if settings.demo {
-                demo = Some(crate::demo::seed(db, &register, &settings.data_dir, &url, &keys, clock.as_ref()).await?);
+                demo = Some(
+                    crate::demo::seed(
+                        db,
+                        &register,
+                        &settings.data_dir,
+                        &url,
+                        &keys,
+                        clock.as_ref(),
+                    )
+                    .await?,
+                );
             }
             Some(Core {
                 db: db.clone(),

@@ -6,8 +6,9 @@ use base64::Engine as _;
 use kuvert_crypto::digest::sha256_hex;
 use kuvert_crypto::signing::SigningKey;
 use kuvert_domain::delivery::{
-    Attachment, BodyContentType, DeliveryHeader, DeliverySignature, MessageBody, MessageHeader, SIGNED_DELIVERY_DOMAIN,
-    SecureDelivery, SecureMessage, SenderInfo, SignatureAlgorithm, SignedDelivery, SupportInfo,
+    Attachment, BodyContentType, DeliveryHeader, DeliverySignature, MessageBody, MessageHeader,
+    SIGNED_DELIVERY_DOMAIN, SecureDelivery, SecureMessage, SenderInfo, SignatureAlgorithm,
+    SignedDelivery, SupportInfo,
 };
 
 /// Signs a delivery: Ed25519 over `"kuvert/v1/signed-delivery" || 0x00 || canonical JSON`.
@@ -46,6 +47,7 @@ pub fn content_type_for(filename: &str) -> &'static str {
 }
 
 /// A one-message delivery; callers adjust fields as needed.
+#[allow(clippy::too_many_arguments)]
 pub fn simple_delivery(
     sender_id: &str,
     sender_name: &str,
@@ -83,7 +85,11 @@ pub fn simple_delivery(
                 language: "sv".to_owned(),
             },
             body: MessageBody {
-                content_type: if html { BodyContentType::TextHtml } else { BodyContentType::TextPlain },
+                content_type: if html {
+                    BodyContentType::TextHtml
+                } else {
+                    BodyContentType::TextPlain
+                },
                 body: body.to_owned(),
             },
             attachments,
@@ -94,7 +100,10 @@ pub fn simple_delivery(
 
 /// A tiny but real PDF (one page, "kuvert" text), for demos and tests.
 pub fn sample_pdf(text: &str) -> Vec<u8> {
-    let safe: String = text.chars().filter(|c| c.is_ascii_alphanumeric() || *c == ' ').collect();
+    let safe: String = text
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == ' ')
+        .collect();
     let content = format!("BT /F1 18 Tf 72 720 Td ({safe}) Tj ET");
     let objects = [
         "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
@@ -111,12 +120,18 @@ pub fn sample_pdf(text: &str) -> Vec<u8> {
         pdf.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
     }
     let xref = pdf.len();
-    pdf.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    pdf.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
     for offset in offsets {
         pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
     }
     pdf.extend_from_slice(
-        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes(),
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
     );
     pdf
 }

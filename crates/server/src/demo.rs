@@ -56,7 +56,9 @@ pub struct DemoData {
 impl DemoSender {
     pub fn key(&self) -> anyhow::Result<SigningKey> {
         let bytes = base64::engine::general_purpose::STANDARD.decode(&self.signing_key)?;
-        let bytes: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("bad demo key"))?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("bad demo key"))?;
         Ok(SigningKey::from_bytes(&bytes))
     }
 }
@@ -92,8 +94,12 @@ pub fn demo_file(data_dir: &Path) -> std::path::PathBuf {
 
 pub fn load(data_dir: &Path) -> anyhow::Result<DemoData> {
     let path = demo_file(data_dir);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {} (start `kuvert serve --demo` first)", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (start `kuvert serve --demo` first)",
+            path.display()
+        )
+    })?;
     Ok(serde_json::from_str(&text)?)
 }
 
@@ -107,7 +113,11 @@ pub async fn seed(
 ) -> anyhow::Result<DemoData> {
     let path = demo_file(data_dir);
     if let Ok(mut existing) = load(data_dir) {
-        let first = existing.tenants.first().map(|t| t.tenant.clone()).unwrap_or_default();
+        let first = existing
+            .tenants
+            .first()
+            .map(|t| t.tenant.clone())
+            .unwrap_or_default();
         if db.tenant(&TenantId::parse(&first)?).await?.is_some() {
             existing.url = url.to_owned();
             write(&path, &existing)?;
@@ -119,7 +129,11 @@ pub async fn seed(
         clock: Arc::new(kuvert_domain::clock::SystemClock),
     };
     let plan = [
-        ("demokommun", "Demo kommun", vec![(organisation_number("212000999"), "Demo kommun")]),
+        (
+            "demokommun",
+            "Demo kommun",
+            vec![(organisation_number("212000999"), "Demo kommun")],
+        ),
         (
             "demoformedlare",
             "Demo förmedlare AB",
@@ -137,9 +151,13 @@ pub async fn seed(
         let mut demo_senders = Vec::new();
         for (sender, sender_name) in senders {
             let org = OrganisationNumber::parse(&sender)?;
-            tenancy.add_sender("demo", &tenant, &org, sender_name).await?;
+            tenancy
+                .add_sender("demo", &tenant, &org, sender_name)
+                .await?;
             let key = SigningKey::generate();
-            let key_id = tenancy.add_key("demo", &tenant, &org, &key.public_key().to_base64()).await?;
+            let key_id = tenancy
+                .add_key("demo", &tenant, &org, &key.public_key().to_base64())
+                .await?;
             demo_senders.push(DemoSender {
                 id: org.as_str().to_owned(),
                 name: sender_name.to_owned(),
@@ -159,12 +177,32 @@ pub async fn seed(
     let tokens = kuvert_web::auth::RecipientTokens::new(keys.recipient_token);
     let expires = clock.now().unix_timestamp() + 30 * 24 * 3600;
     let people = [
-        ("Anna Andersson", person_number("19800101", 238), "registered"),
+        (
+            "Anna Andersson",
+            person_number("19800101", 238),
+            "registered",
+        ),
         ("Bertil Berg", person_number("19750505", 317), "registered"),
-        ("Cecilia Ceder", person_number("19900909", 426), "not_registered"),
-        ("David Dahl", person_number("19850303", 535), "refuses_demokommun"),
-        ("Eva Ek (16 år)", person_number("20100615", 644), "too_young"),
-        ("Förening Framtid", organisation_number("802000999"), "pending"),
+        (
+            "Cecilia Ceder",
+            person_number("19900909", 426),
+            "not_registered",
+        ),
+        (
+            "David Dahl",
+            person_number("19850303", 535),
+            "refuses_demokommun",
+        ),
+        (
+            "Eva Ek (16 år)",
+            person_number("20100615", 644),
+            "too_young",
+        ),
+        (
+            "Förening Framtid",
+            organisation_number("802000999"),
+            "pending",
+        ),
     ];
     let mut recipients = Vec::new();
     for (name, number, state) in people {

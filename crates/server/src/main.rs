@@ -16,7 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "kuvert", version, about = "Secure digital mail between the public sector and the people it serves")]
+#[command(
+    name = "kuvert",
+    version,
+    about = "Secure digital mail between the public sector and the people it serves"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -171,11 +175,20 @@ enum RecipientCommand {
 
 #[derive(Subcommand)]
 enum TenantCommand {
-    Create { id: String, name: String },
+    Create {
+        id: String,
+        name: String,
+    },
     List,
-    Show { id: String },
-    Suspend { id: String },
-    Resume { id: String },
+    Show {
+        id: String,
+    },
+    Suspend {
+        id: String,
+    },
+    Resume {
+        id: String,
+    },
     /// Today's (or --day's) delivery statistics.
     Stats {
         id: String,
@@ -199,7 +212,11 @@ enum TenantCommand {
 
 #[derive(Subcommand)]
 enum SenderCommand {
-    Add { tenant: String, id: String, name: String },
+    Add {
+        tenant: String,
+        id: String,
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -210,22 +227,33 @@ enum CredentialCommand {
         #[arg(long, default_value = "api")]
         label: String,
     },
-    Revoke { tenant: String, id: String },
+    Revoke {
+        tenant: String,
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum KeyCommand {
     /// Register a sender's Ed25519 public key (base64).
-    Add { tenant: String, sender: String, public_key: String },
-    Revoke { tenant: String, key_id: String },
+    Add {
+        tenant: String,
+        sender: String,
+        public_key: String,
+    },
+    Revoke {
+        tenant: String,
+        key_id: String,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -243,7 +271,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Tenant { command, data } => tenant(command, &data.path).await,
         Command::Healthcheck { url } => {
             let response = reqwest::get(format!("{}/health", url.trim_end_matches('/'))).await?;
-            anyhow::ensure!(response.status().is_success(), "unhealthy: HTTP {}", response.status());
+            anyhow::ensure!(
+                response.status().is_success(),
+                "unhealthy: HTTP {}",
+                response.status()
+            );
             println!("ok");
             Ok(())
         }
@@ -260,17 +292,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     settings.retry.base = Duration::from_millis(args.retry_base_ms.max(1));
     settings.audit_checkpoint_every = Duration::from_secs(args.audit_checkpoint_seconds.max(1));
     if let Some(path) = args.admin_token_file {
-        let token = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let token = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         settings.admin_token = Some(token.trim().to_owned());
     }
     let running = kuvert::app::start(settings).await?;
     println!("kuvert is running at {}", running.url);
-    println!("  sender API:      {}/v1/  (OpenAPI: {}/openapi.json)", running.url, running.url);
+    println!(
+        "  sender API:      {}/v1/  (OpenAPI: {}/openapi.json)",
+        running.url, running.url
+    );
     println!("  mailbox API:     {}/mailbox/v1/", running.url);
     println!("  register API:    {}/register/v1/", running.url);
     println!("  data folder:     {}", args.data.path.display());
     if let Some(demo) = &running.demo {
-        println!("\nDemo data ({}):", kuvert::demo::demo_file(&args.data.path).display());
+        println!(
+            "\nDemo data ({}):",
+            kuvert::demo::demo_file(&args.data.path).display()
+        );
         for t in &demo.tenants {
             let senders: Vec<&str> = t.senders.iter().map(|s| s.name.as_str()).collect();
             println!("  tenant {:<15} sends for {}", t.tenant, senders.join(", "));
@@ -278,7 +317,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         for r in &demo.recipients {
             println!("  recipient {}  {:<20} {}", r.id, r.name, r.state);
         }
-        println!("\nTry:  cargo run -- send --to {} --subject \"Hej\" --body \"Ett första brev\" --wait", demo.recipients.first().map_or("", |r| r.id.as_str()));
+        println!(
+            "\nTry:  cargo run -- send --to {} --subject \"Hej\" --body \"Ett första brev\" --wait",
+            demo.recipients.first().map_or("", |r| r.id.as_str())
+        );
     }
     tokio::signal::ctrl_c().await?;
     println!("stopping…");
@@ -288,9 +330,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn send(args: SendArgs) -> anyhow::Result<()> {
     let demo = kuvert::demo::load(&args.data.path).ok();
-    let demo_tenant = demo
-        .as_ref()
-        .and_then(|d| d.tenants.iter().find(|t| t.tenant == args.demo_tenant).cloned());
+    let demo_tenant = demo.as_ref().and_then(|d| {
+        d.tenants
+            .iter()
+            .find(|t| t.tenant == args.demo_tenant)
+            .cloned()
+    });
     let url = args
         .url
         .or_else(|| demo.as_ref().map(|d| d.url.clone()))
@@ -299,7 +344,9 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         .token
         .or_else(|| demo_tenant.as_ref().map(|t| t.token.clone()))
         .context("--token is required (no demo data found)")?;
-    let demo_sender = demo_tenant.as_ref().and_then(|t| t.senders.first().cloned());
+    let demo_sender = demo_tenant
+        .as_ref()
+        .and_then(|t| t.senders.first().cloned());
     let key = match &args.key_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)?;
@@ -311,7 +358,10 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
             }
             .key()?
         }
-        None => demo_sender.as_ref().context("--key-file is required (no demo data found)")?.key()?,
+        None => demo_sender
+            .as_ref()
+            .context("--key-file is required (no demo data found)")?
+            .key()?,
     };
     let (sender_id, sender_name) = match (&args.sender, &demo_sender) {
         (Some(id), _) => (id.clone(), args.sender_name.clone()),
@@ -326,8 +376,15 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     let mut attachments = Vec::new();
     for path in &args.attachments {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let name = path.file_name().and_then(|n| n.to_str()).context("attachment name")?;
-        attachments.push(client::attachment(name, client::content_type_for(name), &bytes));
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("attachment name")?;
+        attachments.push(client::attachment(
+            name,
+            client::content_type_for(name),
+            &bytes,
+        ));
     }
     let reference = args
         .reference
@@ -372,7 +429,9 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        anyhow::bail!("no final status after two minutes (the delivery stays queued and will be retried)");
+        anyhow::bail!(
+            "no final status after two minutes (the delivery stays queued and will be retried)"
+        );
     }
     Ok(())
 }
@@ -412,9 +471,16 @@ async fn recipient(command: RecipientCommand, data_dir: &Path) -> anyhow::Result
         RecipientCommand::Token { id, days } => {
             let id = RecipientId::parse(&id, clock.today())?;
             let tokens = kuvert_web::auth::RecipientTokens::new(keys.recipient_token);
-            println!("{}", tokens.mint(&id, clock.now().unix_timestamp() + days * 86_400));
+            println!(
+                "{}",
+                tokens.mint(&id, clock.now().unix_timestamp() + days * 86_400)
+            );
         }
-        RecipientCommand::Register { id, operator, pending } => {
+        RecipientCommand::Register {
+            id,
+            operator,
+            pending,
+        } => {
             let db = Db::open(&data_dir.join("kuvert.db"), Schema::Core).await?;
             let register = kuvert_register::Register {
                 db: db.clone(),
@@ -423,7 +489,11 @@ async fn recipient(command: RecipientCommand, data_dir: &Path) -> anyhow::Result
             };
             let id = RecipientId::parse(&id, clock.today())?;
             register
-                .register(&id, &kuvert_domain::ids::OperatorId::parse(&operator)?, pending)
+                .register(
+                    &id,
+                    &kuvert_domain::ids::OperatorId::parse(&operator)?,
+                    pending,
+                )
                 .await?;
             println!("registered {}", id.masked());
             db.close().await;
@@ -457,7 +527,11 @@ async fn tenant(command: TenantCommand, data_dir: &Path) -> anyhow::Result<()> {
                 println!("  sender {} {}", s.id, s.name);
             }
             for c in db.credentials(&t.id).await? {
-                let state = if c.revoked_at.is_some() { "revoked" } else { "active" };
+                let state = if c.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
                 println!("  credential {} {} {state}", c.id, c.label);
             }
         }
@@ -465,34 +539,60 @@ async fn tenant(command: TenantCommand, data_dir: &Path) -> anyhow::Result<()> {
         TenantCommand::Resume { id } => tenancy.set_suspended(actor, &tid(&id)?, false).await?,
         TenantCommand::Stats { id, day } => {
             let day = match day {
-                Some(d) => time::Date::parse(&d, time::macros::format_description!("[year]-[month]-[day]"))?,
+                Some(d) => time::Date::parse(
+                    &d,
+                    time::macros::format_description!("[year]-[month]-[day]"),
+                )?,
                 None => SystemClock.today(),
             };
             let counts = db.daily_counts(&tid(&id)?, day).await?;
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "tenant": id, "day": day.to_string(), "deliveries": counts }))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "tenant": id, "day": day.to_string(), "deliveries": counts })
+                )?
+            );
         }
         TenantCommand::Sender {
             command: SenderCommand::Add { tenant, id, name },
         } => {
             tenancy
-                .add_sender(actor, &tid(&tenant)?, &OrganisationNumber::parse(&id)?, &name)
+                .add_sender(
+                    actor,
+                    &tid(&tenant)?,
+                    &OrganisationNumber::parse(&id)?,
+                    &name,
+                )
                 .await?;
             println!("added sender");
         }
         TenantCommand::Credential { command } => match command {
             CredentialCommand::Create { tenant, label } => {
-                let created = tenancy.create_credential(actor, &tid(&tenant)?, &label).await?;
+                let created = tenancy
+                    .create_credential(actor, &tid(&tenant)?, &label)
+                    .await?;
                 println!("credential {} (shown once):\n{}", created.id, created.token);
             }
             CredentialCommand::Revoke { tenant, id } => {
-                tenancy.revoke_credential(actor, &tid(&tenant)?, &id).await?;
+                tenancy
+                    .revoke_credential(actor, &tid(&tenant)?, &id)
+                    .await?;
                 println!("revoked");
             }
         },
         TenantCommand::Key { command } => match command {
-            KeyCommand::Add { tenant, sender, public_key } => {
+            KeyCommand::Add {
+                tenant,
+                sender,
+                public_key,
+            } => {
                 let key_id = tenancy
-                    .add_key(actor, &tid(&tenant)?, &OrganisationNumber::parse(&sender)?, &public_key)
+                    .add_key(
+                        actor,
+                        &tid(&tenant)?,
+                        &OrganisationNumber::parse(&sender)?,
+                        &public_key,
+                    )
                     .await?;
                 println!("key {key_id}");
             }

@@ -40,8 +40,22 @@ pub struct StoredAuditEntry {
     pub hash: String,
 }
 
-fn entry_hash(prev: &str, seq: i64, at: &str, tenant: Option<&str>, actor: &str, action: &str, subject: &str, detail: &str) -> String {
-    let canonical = serde_json::json!([seq, at, tenant, actor, action, subject, detail]).to_string();
+/// The fields an entry's hash covers, in their fixed order.
+struct Hashed<'a> {
+    seq: i64,
+    at: &'a str,
+    tenant: Option<&'a str>,
+    actor: &'a str,
+    action: &'a str,
+    subject: &'a str,
+    detail: &'a str,
+}
+
+fn entry_hash(prev: &str, e: &Hashed<'_>) -> String {
+    let canonical = serde_json::json!([
+        e.seq, e.at, e.tenant, e.actor, e.action, e.subject, e.detail
+    ])
+    .to_string();
     let mut input = Vec::with_capacity(prev.len() + 1 + canonical.len());
     input.extend_from_slice(prev.as_bytes());
     input.push(b'\n');
@@ -51,7 +65,11 @@ fn entry_hash(prev: &str, seq: i64, at: &str, tenant: Option<&str>, actor: &str,
 
 /// Appends an entry inside the caller's transaction, so the activity and its
 /// record commit together or not at all.
-pub async fn append(conn: &mut SqliteConnection, at: OffsetDateTime, entry: &AuditEntry<'_>) -> Result<i64> {
+pub async fn append(
+    conn: &mut SqliteConnection,
+    at: OffsetDateTime,
+    entry: &AuditEntry<'_>,
+) -> Result<i64> {
     let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut *conn)
         .await?;
@@ -62,7 +80,18 @@ pub async fn append(conn: &mut SqliteConnection, at: OffsetDateTime, entry: &Aud
     let seq = prev_seq + 1;
     let at = format_instant(at);
     let tenant = entry.tenant.map(TenantId::as_str);
-    let hash = entry_hash(&prev_hash, seq, &at, tenant, entry.actor, entry.action, entry.subject, entry.detail);
+    let hash = entry_hash(
+        &prev_hash,
+        &Hashed {
+            seq,
+            at: &at,
+            tenant,
+            actor: entry.actor,
+            action: entry.action,
+            subject: entry.subject,
+            detail: entry.detail,
+        },
+    );
     sqlx::query(
         "INSERT INTO audit_log (seq, at, tenant_id, actor, action, subject, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
@@ -91,7 +120,9 @@ pub struct AuditReport {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuditProblem {
-    #[error("entry {seq}: its hash does not match its content or the entry before it (altered or inserted)")]
+    #[error(
+        "entry {seq}: its hash does not match its content or the entry before it (altered or inserted)"
+    )]
     HashMismatch { seq: i64 },
     #[error("entry {expected} is missing (the next entry is {found}): removed or reordered")]
     Gap { expected: i64, found: i64 },
@@ -112,7 +143,11 @@ impl Db {
     }
 
     /// Signs the newest entry's hash, if it is not signed yet.
-    pub async fn checkpoint_audit(&self, key: &SigningKey, now: OffsetDateTime) -> Result<Option<i64>> {
+    pub async fn checkpoint_audit(
+        &self,
+        key: &SigningKey,
+        now: OffsetDateTime,
+    ) -> Result<Option<i64>> {
         let mut tx = self.writer().begin().await?;
         let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *tx)
@@ -140,20 +175,30 @@ impl Db {
     }
 
     /// Entries in order, optionally only one tenant's, from `after` on.
-    pub async fn audit_entries(&self, tenant: Option<&TenantId>, after: i64, limit: i64) -> Result<Vec<StoredAuditEntry>> {
-        let rows = match tenant {
-            Some(t) => sqlx::query("SELECT * FROM audit_log WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?")
+    pub async fn audit_entries(
+        &self,
+        tenant: Option<&TenantId>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredAuditEntry>> {
+        let rows =
+            match tenant {
+                Some(t) => sqlx::query(
+                    "SELECT * FROM audit_log WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                )
                 .bind(t.as_str())
                 .bind(after)
                 .bind(limit)
                 .fetch_all(self.reader())
                 .await?,
-            None => sqlx::query("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?")
-                .bind(after)
-                .bind(limit)
-                .fetch_all(self.reader())
-                .await?,
-        };
+                None => {
+                    sqlx::query("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?")
+                        .bind(after)
+                        .bind(limit)
+                        .fetch_all(self.reader())
+                        .await?
+                }
+            };
         rows.iter()
             .map(|row| {
                 Ok(StoredAuditEntry {
@@ -187,8 +232,9 @@ impl Db {
         };
         // Checkpoint signatures first: a forged checkpoint is reported as such.
         for (seq, hash, signature) in &checkpoints {
-            let ok = Signature::from_base64(signature)
-                .and_then(|sig| key.verify(CHECKPOINT_DOMAIN, format!("{seq}:{hash}").as_bytes(), &sig));
+            let ok = Signature::from_base64(signature).and_then(|sig| {
+                key.verify(CHECKPOINT_DOMAIN, format!("{seq}:{hash}").as_bytes(), &sig)
+            });
             if ok.is_err() {
                 report.problem = Some(AuditProblem::BadCheckpointSignature { seq: *seq });
                 return Ok(report);
@@ -205,10 +251,24 @@ impl Db {
             }
             for e in &page {
                 if e.seq != expected {
-                    report.problem = Some(AuditProblem::Gap { expected, found: e.seq });
+                    report.problem = Some(AuditProblem::Gap {
+                        expected,
+                        found: e.seq,
+                    });
                     return Ok(report);
                 }
-                let hash = entry_hash(&prev_hash, e.seq, &e.at, e.tenant.as_deref(), &e.actor, &e.action, &e.subject, &e.detail);
+                let hash = entry_hash(
+                    &prev_hash,
+                    &Hashed {
+                        seq: e.seq,
+                        at: &e.at,
+                        tenant: e.tenant.as_deref(),
+                        actor: &e.actor,
+                        action: &e.action,
+                        subject: &e.subject,
+                        detail: &e.detail,
+                    },
+                );
                 if hash != e.hash {
                     report.problem = Some(AuditProblem::HashMismatch { seq: e.seq });
                     return Ok(report);

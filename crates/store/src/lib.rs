@@ -188,6 +188,8 @@ pub(crate) fn opt_instant(
     column: &str,
 ) -> Result<Option<time::OffsetDateTime>> {
     let text: Option<String> = row.try_get(column)?;
-    text.map(|t| parse_instant(&t).map_err(|_| StoreError::Corrupt(format!("bad instant in {column}"))))
-        .transpose()
+    text.map(|t| {
+        parse_instant(&t).map_err(|_| StoreError::Corrupt(format!("bad instant in {column}")))
+    })
+    .transpose()
 }

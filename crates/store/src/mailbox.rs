@@ -59,12 +59,17 @@ impl Db {
             .bind(delivery_id)
             .fetch_optional(self.writer())
             .await?;
-        row.map(|r| r.try_get::<String, _>(0).map_err(Into::into)).transpose()
+        row.map(|r| r.try_get::<String, _>(0).map_err(Into::into))
+            .transpose()
     }
 
     /// Stores deliveries (one transaction for the lot). A delivery id seen
     /// before is skipped; the caller answers with the stored receipt.
-    pub async fn insert_mailbox_deliveries(&self, deliveries: &[NewMailboxDelivery], now: OffsetDateTime) -> Result<()> {
+    pub async fn insert_mailbox_deliveries(
+        &self,
+        deliveries: &[NewMailboxDelivery],
+        now: OffsetDateTime,
+    ) -> Result<()> {
         let mut tx = self.writer().begin().await?;
         for d in deliveries {
             let delivered_at = format_instant(d.delivered_at);
@@ -102,7 +107,8 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
             }
-            let detail = serde_json::json!({ "sender": d.sender_id, "messages": d.messages.len() }).to_string();
+            let detail = serde_json::json!({ "sender": d.sender_id, "messages": d.messages.len() })
+                .to_string();
             append(
                 &mut tx,
                 now,
@@ -159,12 +165,19 @@ impl Db {
             "SELECT COUNT(*), COALESCE(SUM(read_at IS NULL), 0) FROM mailbox_messages
              WHERE recipient_id = ? AND deleted_at IS NULL AND {archived}"
         );
-        let row = sqlx::query(&sql).bind(recipient).fetch_one(self.reader()).await?;
+        let row = sqlx::query(&sql)
+            .bind(recipient)
+            .fetch_one(self.reader())
+            .await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
     }
 
     /// One message with its content, only if it is this recipient's.
-    pub async fn mailbox_message(&self, recipient: &str, id: &MailboxMessageId) -> Result<Option<StoredMessage>> {
+    pub async fn mailbox_message(
+        &self,
+        recipient: &str,
+        id: &MailboxMessageId,
+    ) -> Result<Option<StoredMessage>> {
         let row = sqlx::query(
             "SELECT * FROM mailbox_messages WHERE id = ? AND recipient_id = ? AND deleted_at IS NULL",
         )
@@ -176,7 +189,12 @@ impl Db {
     }
 
     /// Marks read (first time only) with an audit entry.
-    pub async fn mailbox_mark_read(&self, recipient: &str, id: &MailboxMessageId, now: OffsetDateTime) -> Result<()> {
+    pub async fn mailbox_mark_read(
+        &self,
+        recipient: &str,
+        id: &MailboxMessageId,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         let mut tx = self.writer().begin().await?;
         let updated = sqlx::query(
             "UPDATE mailbox_messages SET read_at = ? WHERE id = ? AND recipient_id = ? AND read_at IS NULL",
@@ -228,7 +246,12 @@ impl Db {
 
     /// Deletes a message: the encrypted content and its key are erased; the
     /// row stays as a tombstone so a redelivery cannot bring it back.
-    pub async fn mailbox_delete(&self, recipient: &str, id: &MailboxMessageId, now: OffsetDateTime) -> Result<()> {
+    pub async fn mailbox_delete(
+        &self,
+        recipient: &str,
+        id: &MailboxMessageId,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         let mut tx = self.writer().begin().await?;
         let done = sqlx::query(
             "UPDATE mailbox_messages SET deleted_at = ?, wrapped_key = X'', subject = X'', content = X''
@@ -282,6 +305,10 @@ fn message_from_row(row: &sqlx::sqlite::SqliteRow, with_content: bool) -> Result
         archived_at: opt_instant(row, "archived_at")?,
         wrapped_key: row.try_get("wrapped_key")?,
         subject: row.try_get("subject")?,
-        content: if with_content { Some(row.try_get("content")?) } else { None },
+        content: if with_content {
+            Some(row.try_get("content")?)
+        } else {
+            None
+        },
     })
 }

@@ -164,18 +164,24 @@ impl Db {
     }
 
     pub async fn refused_senders(&self, recipient: &str) -> Result<Vec<String>> {
-        sqlx::query("SELECT sender_id FROM refused_senders WHERE recipient_id = ? ORDER BY sender_id")
-            .bind(recipient)
-            .fetch_all(self.writer())
-            .await?
-            .iter()
-            .map(|row| row.try_get::<String, _>(0).map_err(Into::into))
-            .collect()
+        sqlx::query(
+            "SELECT sender_id FROM refused_senders WHERE recipient_id = ? ORDER BY sender_id",
+        )
+        .bind(recipient)
+        .fetch_all(self.writer())
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String, _>(0).map_err(Into::into))
+        .collect()
     }
 
     /// Answers for many recipients at once, as seen by `sender`: two queries
     /// whatever the count (ids are bound, never spliced into the SQL).
-    pub async fn reachability(&self, recipients: &[String], sender: &str) -> Result<HashMap<String, Reachability>> {
+    pub async fn reachability(
+        &self,
+        recipients: &[String],
+        sender: &str,
+    ) -> Result<HashMap<String, Reachability>> {
         let mut answers = HashMap::new();
         if recipients.is_empty() {
             return Ok(answers);

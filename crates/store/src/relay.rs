@@ -49,9 +49,16 @@ impl DeliveryStatus {
 #[derive(Debug, Clone)]
 pub enum Route {
     /// Queued for the operator; `sealed` is the JSON sealed delivery.
-    Operator { operator: OperatorId, sealed: Vec<u8> },
+    Operator {
+        operator: OperatorId,
+        sealed: Vec<u8>,
+    },
     /// Unreachable, and the sender asked for paper: content encrypted at rest.
-    Paper { wrapped_key: Vec<u8>, content: Vec<u8>, reason: String },
+    Paper {
+        wrapped_key: Vec<u8>,
+        content: Vec<u8>,
+        reason: String,
+    },
     /// Unreachable, no paper fallback.
     NotDelivered { reason: String },
 }
@@ -72,7 +79,10 @@ pub struct NewDelivery {
 pub enum Intake {
     Created(DeliveryId),
     /// The idempotency key was used before; this is the first delivery.
-    Existing { id: DeliveryId, same_request: bool },
+    Existing {
+        id: DeliveryId,
+        same_request: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -159,13 +169,15 @@ async fn status_event(
     status: DeliveryStatus,
     at: &str,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO status_events (tenant_id, delivery_id, status, at) VALUES (?, ?, ?, ?)")
-        .bind(tenant)
-        .bind(id)
-        .bind(status.as_str())
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO status_events (tenant_id, delivery_id, status, at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(status.as_str())
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -199,9 +211,13 @@ impl Db {
         let mut answers = Vec::with_capacity(items.len());
         for item in items {
             let (status, reason, operator) = match &item.route {
-                Route::Operator { operator, .. } => (DeliveryStatus::Accepted, None, Some(operator.as_str())),
+                Route::Operator { operator, .. } => {
+                    (DeliveryStatus::Accepted, None, Some(operator.as_str()))
+                }
                 Route::Paper { reason, .. } => (DeliveryStatus::Paper, Some(reason.as_str()), None),
-                Route::NotDelivered { reason } => (DeliveryStatus::NotDelivered, Some(reason.as_str()), None),
+                Route::NotDelivered { reason } => {
+                    (DeliveryStatus::NotDelivered, Some(reason.as_str()), None)
+                }
             };
             let id = item.id.to_string();
             let inserted = sqlx::query(
@@ -253,7 +269,11 @@ impl Db {
                     .execute(&mut *tx)
                     .await?;
                 }
-                Route::Paper { wrapped_key, content, .. } => {
+                Route::Paper {
+                    wrapped_key,
+                    content,
+                    ..
+                } => {
                     sqlx::query(
                         "INSERT INTO paper_queue (delivery_id, recipient_id, wrapped_key, content, queued_at) VALUES (?, ?, ?, ?, ?)",
                     )
@@ -291,7 +311,11 @@ impl Db {
     }
 
     /// One delivery, only if it belongs to `tenant`.
-    pub async fn delivery(&self, tenant: &TenantId, id: &DeliveryId) -> Result<Option<DeliveryRecord>> {
+    pub async fn delivery(
+        &self,
+        tenant: &TenantId,
+        id: &DeliveryId,
+    ) -> Result<Option<DeliveryRecord>> {
         let row = sqlx::query("SELECT * FROM deliveries WHERE id = ? AND tenant_id = ?")
             .bind(id.to_string())
             .bind(tenant.as_str())
@@ -327,7 +351,8 @@ impl Db {
             let job = OutboxJob {
                 delivery_id: delivery_id(&row, "delivery_id")?,
                 tenant_id: tenant_id(&row)?,
-                operator_id: OperatorId::parse(&operator).map_err(|_| StoreError::Corrupt("operator id".into()))?,
+                operator_id: OperatorId::parse(&operator)
+                    .map_err(|_| StoreError::Corrupt("operator id".into()))?,
                 sealed: row.try_get("sealed")?,
                 attempts: row.try_get("attempts")?,
             };
@@ -353,7 +378,10 @@ impl Db {
     }
 
     pub async fn outbox_len(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM outbox").fetch_one(self.writer()).await?.try_get(0)?)
+        Ok(sqlx::query("SELECT COUNT(*) FROM outbox")
+            .fetch_one(self.writer())
+            .await?
+            .try_get(0)?)
     }
 
     /// Records the operator's receipt: the delivery is final, the job leaves
@@ -383,7 +411,14 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         if updated.rows_affected() > 0 {
-            status_event(&mut tx, job.tenant_id.as_str(), &id, DeliveryStatus::Delivered, &at).await?;
+            status_event(
+                &mut tx,
+                job.tenant_id.as_str(),
+                &id,
+                DeliveryStatus::Delivered,
+                &at,
+            )
+            .await?;
             let detail = serde_json::json!({
                 "operator": job.operator_id.as_str(), "delivered_at": format_instant(delivered_at),
             })
@@ -405,7 +440,12 @@ impl Db {
         Ok(())
     }
 
-    pub async fn reschedule_job(&self, job: &OutboxJob, next_attempt: OffsetDateTime, error: &str) -> Result<()> {
+    pub async fn reschedule_job(
+        &self,
+        job: &OutboxJob,
+        next_attempt: OffsetDateTime,
+        error: &str,
+    ) -> Result<()> {
         sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE delivery_id = ?")
             .bind(format_instant(next_attempt))
             .bind(error)
@@ -416,7 +456,12 @@ impl Db {
     }
 
     /// The operator refused the delivery for good (not a transient error).
-    pub async fn record_failed(&self, job: &OutboxJob, reason: &str, now: OffsetDateTime) -> Result<()> {
+    pub async fn record_failed(
+        &self,
+        job: &OutboxJob,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         let id = job.delivery_id.to_string();
         let at = format_instant(now);
         let mut tx = self.writer().begin().await?;
@@ -433,7 +478,14 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         if updated.rows_affected() > 0 {
-            status_event(&mut tx, job.tenant_id.as_str(), &id, DeliveryStatus::Failed, &at).await?;
+            status_event(
+                &mut tx,
+                job.tenant_id.as_str(),
+                &id,
+                DeliveryStatus::Failed,
+                &at,
+            )
+            .await?;
             let detail = serde_json::json!({ "reason": reason }).to_string();
             append(
                 &mut tx,
@@ -453,7 +505,12 @@ impl Db {
     }
 
     /// Status changes of one tenant after `after`, oldest first.
-    pub async fn status_events(&self, tenant: &TenantId, after: i64, limit: i64) -> Result<Vec<StatusEvent>> {
+    pub async fn status_events(
+        &self,
+        tenant: &TenantId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StatusEvent>> {
         sqlx::query("SELECT seq, delivery_id, status, at FROM status_events WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?")
             .bind(tenant.as_str())
             .bind(after)
@@ -474,11 +531,13 @@ impl Db {
 
     /// A batch and how far it has come, only if it belongs to `tenant`.
     pub async fn batch(&self, tenant: &TenantId, id: &BatchId) -> Result<Option<BatchRecord>> {
-        let Some(row) = sqlx::query("SELECT created_at, submitted, rejected FROM batches WHERE id = ? AND tenant_id = ?")
-            .bind(id.to_string())
-            .bind(tenant.as_str())
-            .fetch_optional(self.writer())
-            .await?
+        let Some(row) = sqlx::query(
+            "SELECT created_at, submitted, rejected FROM batches WHERE id = ? AND tenant_id = ?",
+        )
+        .bind(id.to_string())
+        .bind(tenant.as_str())
+        .fetch_optional(self.writer())
+        .await?
         else {
             return Ok(None);
         };
@@ -531,7 +590,8 @@ fn delivery_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DeliveryRecord> {
         batch_id: batch
             .map(|b| BatchId::parse(&b).map_err(|_| StoreError::Corrupt("batch id".into())))
             .transpose()?,
-        message_ids: serde_json::from_str(&message_ids).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        message_ids: serde_json::from_str(&message_ids)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         status: DeliveryStatus::parse(&row.try_get::<String, _>("status")?)?,
         status_reason: row.try_get("status_reason")?,
         operator_id: row.try_get("operator_id")?,

@@ -75,13 +75,20 @@ fn tenant_id(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<TenantId> {
 }
 
 impl Db {
-    pub async fn create_tenant(&self, id: &TenantId, name: &str, now: OffsetDateTime) -> Result<()> {
-        let result = sqlx::query("INSERT INTO tenants (id, name, status, created_at) VALUES (?, ?, 'active', ?)")
-            .bind(id.as_str())
-            .bind(name)
-            .bind(format_instant(now))
-            .execute(self.writer())
-            .await;
+    pub async fn create_tenant(
+        &self,
+        id: &TenantId,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let result = sqlx::query(
+            "INSERT INTO tenants (id, name, status, created_at) VALUES (?, ?, 'active', ?)",
+        )
+        .bind(id.as_str())
+        .bind(name)
+        .bind(format_instant(now))
+        .execute(self.writer())
+        .await;
         match result {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
             other => other.map(|_| ()).map_err(Into::into),
@@ -179,7 +186,12 @@ impl Db {
         .collect()
     }
 
-    pub async fn revoke_credential(&self, tenant: &TenantId, id: &str, now: OffsetDateTime) -> Result<()> {
+    pub async fn revoke_credential(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         let done = sqlx::query(
             "UPDATE credentials SET revoked_at = ? WHERE id = ? AND tenant_id = ? AND revoked_at IS NULL",
         )
@@ -194,14 +206,22 @@ impl Db {
         Ok(())
     }
 
-    pub async fn create_sender(&self, tenant: &TenantId, sender_id: &str, name: &str, now: OffsetDateTime) -> Result<()> {
-        let result = sqlx::query("INSERT INTO senders (id, tenant_id, name, created_at) VALUES (?, ?, ?, ?)")
-            .bind(sender_id)
-            .bind(tenant.as_str())
-            .bind(name)
-            .bind(format_instant(now))
-            .execute(self.writer())
-            .await;
+    pub async fn create_sender(
+        &self,
+        tenant: &TenantId,
+        sender_id: &str,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let result = sqlx::query(
+            "INSERT INTO senders (id, tenant_id, name, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(sender_id)
+        .bind(tenant.as_str())
+        .bind(name)
+        .bind(format_instant(now))
+        .execute(self.writer())
+        .await;
         match result {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
             other => other.map(|_| ()).map_err(Into::into),
@@ -263,7 +283,12 @@ impl Db {
         }
     }
 
-    pub async fn revoke_sender_key(&self, tenant: &TenantId, key_id: &str, now: OffsetDateTime) -> Result<()> {
+    pub async fn revoke_sender_key(
+        &self,
+        tenant: &TenantId,
+        key_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         let done = sqlx::query(
             "UPDATE sender_keys SET revoked_at = ? WHERE key_id = ? AND tenant_id = ? AND revoked_at IS NULL",
         )

@@ -92,7 +92,11 @@ impl TestApp {
     }
 
     pub fn tenant(&self, name: &str) -> &DemoTenant {
-        self.demo.tenants.iter().find(|t| t.tenant == name).expect("demo tenant")
+        self.demo
+            .tenants
+            .iter()
+            .find(|t| t.tenant == name)
+            .expect("demo tenant")
     }
 
     /// The demo municipality's first sender.
@@ -102,7 +106,11 @@ impl TestApp {
     }
 
     pub fn recipient(&self, state: &str) -> &kuvert::demo::DemoRecipient {
-        self.demo.recipients.iter().find(|r| r.state == state).expect("demo recipient")
+        self.demo
+            .recipients
+            .iter()
+            .find(|r| r.state == state)
+            .expect("demo recipient")
     }
 
     /// A one-message delivery from `sender` with a fresh reference.
@@ -123,7 +131,12 @@ impl TestApp {
         client::sign(delivery, &sender.key().expect("demo key"))
     }
 
-    pub async fn post(&self, path: &str, token: Option<&str>, body: &impl serde::Serialize) -> (StatusCode, Value) {
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &impl serde::Serialize,
+    ) -> (StatusCode, Value) {
         let mut request = self.http.post(format!("{}{path}", self.url)).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -156,12 +169,17 @@ impl TestApp {
     pub async fn wait_final(&self, token: &str, delivery_id: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let (status, body) = self.get(&format!("/v1/deliveries/{delivery_id}"), Some(token)).await;
+            let (status, body) = self
+                .get(&format!("/v1/deliveries/{delivery_id}"), Some(token))
+                .await;
             assert_eq!(status, StatusCode::OK, "{body}");
             if body["status"] != "accepted" {
                 return body;
             }
-            assert!(tokio::time::Instant::now() < deadline, "delivery {delivery_id} still accepted");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "delivery {delivery_id} still accepted"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -170,7 +188,10 @@ impl TestApp {
     pub async fn drain(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while self.core_db().outbox_len().await.expect("outbox") > 0 {
-            assert!(tokio::time::Instant::now() < deadline, "queue did not drain");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "queue did not drain"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -59,8 +59,11 @@ impl FromRequestParts<AppState> for SenderAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let core = state.core()?;
-        let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("a sender credential is required (Authorization: Bearer kvt_…)"))?;
-        let (id, secret) = parse_sender_token(token).ok_or_else(|| ApiError::unauthorized("malformed credential"))?;
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::unauthorized("a sender credential is required (Authorization: Bearer kvt_…)")
+        })?;
+        let (id, secret) = parse_sender_token(token)
+            .ok_or_else(|| ApiError::unauthorized("malformed credential"))?;
         let record = core.db.credential(id).await?;
         let valid = record
             .as_ref()
@@ -92,7 +95,9 @@ impl FromRequestParts<AppState> for RecipientAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("a recipient token is required (Authorization: Bearer kvr1.…)"))?;
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::unauthorized("a recipient token is required (Authorization: Bearer kvr1.…)")
+        })?;
         let now = state.clock().now().unix_timestamp();
         let recipient = state
             .recipient_tokens()
@@ -110,7 +115,8 @@ impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("an operator credential is required"))?;
+        let token = bearer(parts)
+            .ok_or_else(|| ApiError::unauthorized("an operator credential is required"))?;
         let expected = state.admin_token_hash().ok_or_else(ApiError::not_found)?;
         if token.starts_with("kva_") && constant_time_eq(&hash_secret(token), expected) {
             Ok(AdminAuth)

@@ -47,7 +47,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred",
+        )
     }
     pub fn unavailable() -> Self {
         Self::new(
@@ -74,7 +78,9 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
     }
@@ -84,7 +90,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::not_found(),
-            StoreError::Conflict => Self::new(StatusCode::CONFLICT, "conflict", "it already exists"),
+            StoreError::Conflict => {
+                Self::new(StatusCode::CONFLICT, "conflict", "it already exists")
+            }
             e if e.is_unavailable() => {
                 tracing::error!(error = %e, "storage unavailable");
                 Self::unavailable()
@@ -107,9 +115,9 @@ impl From<IntakeError> for ApiError {
             | IntakeError::UnknownKey(_)
             | IntakeError::BadSignature
             | IntakeError::MissingIdempotencyKey => StatusCode::UNPROCESSABLE_ENTITY,
-            IntakeError::SenderNotAllowed(_) | IntakeError::KeyNotForSender(_) | IntakeError::KeyRevoked(_) => {
-                StatusCode::FORBIDDEN
-            }
+            IntakeError::SenderNotAllowed(_)
+            | IntakeError::KeyNotForSender(_)
+            | IntakeError::KeyRevoked(_) => StatusCode::FORBIDDEN,
             IntakeError::IdempotencyKeyReused(_) => StatusCode::CONFLICT,
             IntakeError::Store(_) | IntakeError::Register(_) | IntakeError::Sealing(_) => {
                 return match e {
@@ -130,10 +138,22 @@ impl From<RegisterError> for ApiError {
     fn from(e: RegisterError) -> Self {
         match e {
             RegisterError::Store(s) => s.into(),
-            RegisterError::TooManyRecipients { .. } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "too_many_recipients", e.to_string()),
-            RegisterError::TooYoung { .. } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "too_young", e.to_string()),
-            RegisterError::UnknownOperator => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_operator", e.to_string()),
-            RegisterError::NotRegistered => Self::new(StatusCode::CONFLICT, "not_registered", e.to_string()),
+            RegisterError::TooManyRecipients { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "too_many_recipients",
+                e.to_string(),
+            ),
+            RegisterError::TooYoung { .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "too_young", e.to_string())
+            }
+            RegisterError::UnknownOperator => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_operator",
+                e.to_string(),
+            ),
+            RegisterError::NotRegistered => {
+                Self::new(StatusCode::CONFLICT, "not_registered", e.to_string())
+            }
         }
     }
 }

@@ -16,18 +16,28 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(match &rejection {
-                JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request_too_large",
-                    "the request body is larger than this endpoint accepts",
-                ),
+                JsonRejection::BytesRejection(_)
+                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+                {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "request_too_large",
+                        "the request body is larger than this endpoint accepts",
+                    )
+                }
                 JsonRejection::MissingJsonContentType(_) => ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_media_type",
                     "send Content-Type: application/json",
                 ),
-                JsonRejection::JsonSyntaxError(_) => ApiError::bad_request("malformed_json", rejection.body_text()),
-                _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", rejection.body_text()),
+                JsonRejection::JsonSyntaxError(_) => {
+                    ApiError::bad_request("malformed_json", rejection.body_text())
+                }
+                _ => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_request",
+                    rejection.body_text(),
+                ),
             }),
         }
     }

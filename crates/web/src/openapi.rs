@@ -16,7 +16,10 @@ impl Modify for Security {
             http.description = Some(what.to_owned());
             SecurityScheme::Http(http)
         };
-        components.add_security_scheme("sender", bearer("A tenant's API credential, `kvt_<id>.<secret>`"));
+        components.add_security_scheme(
+            "sender",
+            bearer("A tenant's API credential, `kvt_<id>.<secret>`"),
+        );
         components.add_security_scheme("recipient", bearer("A recipient token, `kvr1.…`"));
         components.add_security_scheme("admin", bearer("The platform operator's token, `kva_…`"));
     }

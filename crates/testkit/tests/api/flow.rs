@@ -12,7 +12,11 @@ async fn a_signed_message_with_a_pdf_is_delivered_with_a_signed_receipt_and_read
     let anna = app.recipient("registered").clone();
     let pdf = client::sample_pdf("Beslut om bostadsbidrag");
     let mut delivery = app.delivery(sender, &anna.id, "Beslut om bostadsbidrag");
-    delivery.messages[0].attachments.push(client::attachment("beslut.pdf", "application/pdf", &pdf));
+    delivery.messages[0].attachments.push(client::attachment(
+        "beslut.pdf",
+        "application/pdf",
+        &pdf,
+    ));
     let signed = app.sign(sender, delivery);
 
     let (status, accepted) = app.send(&tenant.token, &signed).await;
@@ -53,7 +57,9 @@ async fn a_signed_message_with_a_pdf_is_delivered_with_a_signed_receipt_and_read
     assert_eq!(message["delivered_at"], delivered_at);
     let message_id = message["id"].as_str().unwrap();
 
-    let (status, opened) = app.get(&format!("/mailbox/v1/messages/{message_id}"), Some(&token)).await;
+    let (status, opened) = app
+        .get(&format!("/mailbox/v1/messages/{message_id}"), Some(&token))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(opened["body"], "Brödtext för Beslut om bostadsbidrag");
     assert_eq!(opened["attachments"][0]["filename"], "beslut.pdf");
@@ -62,7 +68,10 @@ async fn a_signed_message_with_a_pdf_is_delivered_with_a_signed_receipt_and_read
 
     let bytes = app
         .http
-        .get(format!("{}/mailbox/v1/messages/{message_id}/attachments/0", app.url))
+        .get(format!(
+            "{}/mailbox/v1/messages/{message_id}/attachments/0",
+            app.url
+        ))
         .bearer_auth(&token)
         .send()
         .await
@@ -88,7 +97,9 @@ async fn unreachable_recipients_go_to_paper_or_are_not_delivered() {
     let without = app.delivery(sender, &cecilia, "Kallelse");
     let (_, body) = app.send(&tenant.token, &app.sign(sender, without)).await;
     assert_eq!(body["status"], "not_delivered");
-    let view = app.wait_final(&tenant.token, body["delivery_id"].as_str().unwrap()).await;
+    let view = app
+        .wait_final(&tenant.token, body["delivery_id"].as_str().unwrap())
+        .await;
     assert_eq!(view["reason"], "not_registered");
 
     // David refused this sender: paper when asked for, never his mailbox.
@@ -96,9 +107,13 @@ async fn unreachable_recipients_go_to_paper_or_are_not_delivered() {
     refused.paper_fallback = true;
     let (_, body) = app.send(&tenant.token, &app.sign(sender, refused)).await;
     assert_eq!(body["status"], "paper");
-    let view = app.wait_final(&tenant.token, body["delivery_id"].as_str().unwrap()).await;
+    let view = app
+        .wait_final(&tenant.token, body["delivery_id"].as_str().unwrap())
+        .await;
     assert_eq!(view["reason"], "sender_refused");
-    let (_, page) = app.get("/mailbox/v1/messages", Some(&app.recipient_token(&david))).await;
+    let (_, page) = app
+        .get("/mailbox/v1/messages", Some(&app.recipient_token(&david)))
+        .await;
     assert_eq!(page["total"], 0);
 
     // The paper queue holds exactly the two paper deliveries.

@@ -23,7 +23,8 @@ async fn the_running_instance_serves_the_same_document() {
     let mut app = kuvert_testkit::TestApp::spawn().await;
     let (status, served) = app.get("/openapi.json", None).await;
     assert_eq!(status, reqwest::StatusCode::OK);
-    let generated: serde_json::Value = serde_json::from_str(&kuvert_web::openapi::document()).unwrap();
+    let generated: serde_json::Value =
+        serde_json::from_str(&kuvert_web::openapi::document()).unwrap();
     assert_eq!(served, generated);
     app.stop().await;
 }

@@ -38,8 +38,13 @@ async fn no_database_file_contains_plaintext_content() {
     let reader = app.recipient_token(&anna);
     let (_, page) = app.get("/mailbox/v1/messages", Some(&reader)).await;
     let message_id = page["messages"][0]["id"].as_str().unwrap().to_owned();
-    let (_, opened) = app.get(&format!("/mailbox/v1/messages/{message_id}"), Some(&reader)).await;
-    assert_eq!(opened["subject"], SUBJECT, "the recipient does see the content");
+    let (_, opened) = app
+        .get(&format!("/mailbox/v1/messages/{message_id}"), Some(&reader))
+        .await;
+    assert_eq!(
+        opened["subject"], SUBJECT,
+        "the recipient does see the content"
+    );
     app.stop().await;
 
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -47,8 +52,14 @@ async fn no_database_file_contains_plaintext_content() {
         ("subject".into(), SUBJECT.as_bytes().to_vec()),
         ("subject marker".into(), b"QX7-subject-marker".to_vec()),
         ("body marker".into(), b"QX7-body-marker".to_vec()),
-        ("attachment text".into(), ATTACHMENT_TEXT.as_bytes().to_vec()),
-        ("attachment base64".into(), b64.encode(&pdf).as_bytes()[..40].to_vec()),
+        (
+            "attachment text".into(),
+            ATTACHMENT_TEXT.as_bytes().to_vec(),
+        ),
+        (
+            "attachment base64".into(),
+            b64.encode(&pdf).as_bytes()[..40].to_vec(),
+        ),
     ];
     let files = app.database_files();
     assert!(files.len() >= 2, "expected both databases, found {files:?}");

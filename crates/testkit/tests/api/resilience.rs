@@ -15,7 +15,10 @@ async fn deliveries_wait_while_the_mailbox_is_unavailable_and_arrive_once_when_i
     app.set_mailbox_open(false);
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(app.send_ok(&anna, &format!("Medan brevlådan är stängd {i}")).await);
+        ids.push(
+            app.send_ok(&anna, &format!("Medan brevlådan är stängd {i}"))
+                .await,
+        );
     }
     // The relay tries, gets 503, and backs off: attempts are recorded and
     // the sender still sees `accepted`.
@@ -25,7 +28,10 @@ async fn deliveries_wait_while_the_mailbox_is_unavailable_and_arrive_once_when_i
         if attempts >= 2 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the relay never retried");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay never retried"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     for id in &ids {
@@ -39,7 +45,9 @@ async fn deliveries_wait_while_the_mailbox_is_unavailable_and_arrive_once_when_i
     for id in &ids {
         assert_eq!(app.wait_final(&token, id).await["status"], "delivered");
     }
-    let (_, page) = app.get("/mailbox/v1/messages", Some(&app.recipient_token(&anna))).await;
+    let (_, page) = app
+        .get("/mailbox/v1/messages", Some(&app.recipient_token(&anna)))
+        .await;
     assert_eq!(page["total"], 5, "each delivered exactly once");
     assert_eq!(app.mailbox_db().mailbox_delivery_count().await.unwrap(), 5);
     app.stop().await;
@@ -56,7 +64,9 @@ async fn queued_deliveries_survive_a_restart_and_are_delivered_after_it() {
     // After the restart the mailbox is open again (a new process) and the
     // relay picks the queued delivery up from the database.
     assert_eq!(app.wait_final(&token, &id).await["status"], "delivered");
-    let (_, page) = app.get("/mailbox/v1/messages", Some(&app.recipient_token(&anna))).await;
+    let (_, page) = app
+        .get("/mailbox/v1/messages", Some(&app.recipient_token(&anna)))
+        .await;
     assert_eq!(page["total"], 1);
     app.stop().await;
 }
@@ -76,15 +86,26 @@ async fn a_redelivery_of_a_delivered_delivery_gets_the_first_receipt_and_no_seco
     assert_eq!(first["status"], "delivered");
 
     let (status, again) = app
-        .post("/mailbox/v1/deliveries", None, &DeliverRequest { deliveries: vec![sealed.clone(), sealed] })
+        .post(
+            "/mailbox/v1/deliveries",
+            None,
+            &DeliverRequest {
+                deliveries: vec![sealed.clone(), sealed],
+            },
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{again}");
     for result in again["results"].as_array().unwrap() {
         assert_eq!(result["outcome"], "delivered");
-        assert_eq!(result["receipt"], first["receipt"], "the same signed receipt, same delivery time");
+        assert_eq!(
+            result["receipt"], first["receipt"],
+            "the same signed receipt, same delivery time"
+        );
     }
     assert_eq!(app.mailbox_db().mailbox_delivery_count().await.unwrap(), 1);
-    let (_, page) = app.get("/mailbox/v1/messages", Some(&app.recipient_token(&anna))).await;
+    let (_, page) = app
+        .get("/mailbox/v1/messages", Some(&app.recipient_token(&anna)))
+        .await;
     assert_eq!(page["total"], 1);
     app.stop().await;
 }
@@ -93,7 +114,14 @@ async fn a_redelivery_of_a_delivered_delivery_gets_the_first_receipt_and_no_seco
 async fn the_mailbox_refuses_a_sealed_delivery_that_was_tampered_with() {
     let mut app = TestApp::spawn().await;
     let anna = app.recipient("registered").id.clone();
-    let bertil = app.demo.recipients.iter().find(|r| r.name == "Bertil Berg").unwrap().id.clone();
+    let bertil = app
+        .demo
+        .recipients
+        .iter()
+        .find(|r| r.name == "Bertil Berg")
+        .unwrap()
+        .id
+        .clone();
     let bertil_token = app.recipient_token(&bertil);
     app.set_mailbox_open(false);
     app.send_ok(&anna, "Omdirigeras inte").await;
@@ -101,7 +129,9 @@ async fn the_mailbox_refuses_a_sealed_delivery_that_was_tampered_with() {
     let original: SealedDelivery = serde_json::from_slice(&sealed).unwrap();
     app.set_mailbox_open(true);
 
-    let relay_key = kuvert::keys::Keys::load_or_create(app.data_dir()).unwrap().relay_seal;
+    let relay_key = kuvert::keys::Keys::load_or_create(app.data_dir())
+        .unwrap()
+        .relay_seal;
     let fresh_id = || kuvert_domain::ids::DeliveryId::new().to_string();
     // 1. Re-routed to another recipient, seal not renewed.
     let mut rerouted = original.clone();
@@ -121,7 +151,13 @@ async fn the_mailbox_refuses_a_sealed_delivery_that_was_tampered_with() {
     flipped.ciphertext = b64.encode(ciphertext);
     flipped.sign(&relay_key);
     let (status, answer) = app
-        .post("/mailbox/v1/deliveries", None, &DeliverRequest { deliveries: vec![rerouted, resigned, flipped] })
+        .post(
+            "/mailbox/v1/deliveries",
+            None,
+            &DeliverRequest {
+                deliveries: vec![rerouted, resigned, flipped],
+            },
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let codes: Vec<&str> = answer["results"]
@@ -135,7 +171,9 @@ async fn the_mailbox_refuses_a_sealed_delivery_that_was_tampered_with() {
         .collect();
     assert_eq!(codes, ["bad_seal", "cannot_open", "cannot_open"]);
     app.drain().await;
-    let (_, page) = app.get("/mailbox/v1/messages", Some(&app.recipient_token(&anna))).await;
+    let (_, page) = app
+        .get("/mailbox/v1/messages", Some(&app.recipient_token(&anna)))
+        .await;
     assert_eq!(page["total"], 1, "only the genuine delivery");
     let (_, page) = app.get("/mailbox/v1/messages", Some(&bertil_token)).await;
     assert_eq!(page["total"], 0, "nothing re-routed arrived");
@@ -151,16 +189,25 @@ async fn connect(app: &TestApp) -> sqlx::SqliteConnection {
 }
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
-    let row: (i64,) = sqlx::query_as(sql).fetch_one(&mut connect(app).await).await.unwrap();
+    let row: (i64,) = sqlx::query_as(sql)
+        .fetch_one(&mut connect(app).await)
+        .await
+        .unwrap();
     row.0
 }
 
 async fn text(app: &TestApp, sql: &str) -> String {
-    let row: (String,) = sqlx::query_as(sql).fetch_one(&mut connect(app).await).await.unwrap();
+    let row: (String,) = sqlx::query_as(sql)
+        .fetch_one(&mut connect(app).await)
+        .await
+        .unwrap();
     row.0
 }
 
 async fn blob(app: &TestApp, sql: &str) -> Vec<u8> {
-    let row: (Vec<u8>,) = sqlx::query_as(sql).fetch_one(&mut connect(app).await).await.unwrap();
+    let row: (Vec<u8>,) = sqlx::query_as(sql)
+        .fetch_one(&mut connect(app).await)
+        .await
+        .unwrap();
     row.0
 }

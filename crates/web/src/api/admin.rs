@@ -21,8 +21,14 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/tenants", get(list).post(create))
         .route("/admin/v1/tenants/{id}/suspend", post(suspend))
         .route("/admin/v1/tenants/{id}/resume", post(resume))
-        .route("/admin/v1/tenants/{id}/credentials", post(create_credential))
-        .route("/admin/v1/tenants/{id}/credentials/{credential}", delete(revoke_credential))
+        .route(
+            "/admin/v1/tenants/{id}/credentials",
+            post(create_credential),
+        )
+        .route(
+            "/admin/v1/tenants/{id}/credentials/{credential}",
+            delete(revoke_credential),
+        )
         .route("/admin/v1/tenants/{id}/senders", post(add_sender))
         .route("/admin/v1/tenants/{id}/keys", post(add_key))
         .route("/admin/v1/tenants/{id}/keys/{key}", delete(revoke_key))
@@ -33,7 +39,11 @@ impl From<TenancyError> for ApiError {
         match e {
             TenancyError::Store(s) => s.into(),
             TenancyError::UnknownTenant | TenancyError::UnknownSender => ApiError::not_found(),
-            TenancyError::BadPublicKey => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_public_key", e.to_string()),
+            TenancyError::BadPublicKey => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_public_key",
+                e.to_string(),
+            ),
         }
     }
 }
@@ -71,7 +81,10 @@ pub struct CreateTenant {
 /// All tenants with today's totals.
 #[utoipa::path(get, path = "/admin/v1/tenants", tag = "admin",
     responses((status = 200, body = Vec<TenantView>), (status = 401, body = Problem)), security(("admin" = [])))]
-pub async fn list(State(state): State<AppState>, _: AdminAuth) -> Result<Json<Vec<TenantView>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    _: AdminAuth,
+) -> Result<Json<Vec<TenantView>>, ApiError> {
     let core = state.core()?;
     let today = state.clock().today();
     let mut views = Vec::new();
@@ -97,9 +110,16 @@ pub async fn create(
     _: AdminAuth,
     ApiJson(request): ApiJson<CreateTenant>,
 ) -> Result<StatusCode, ApiError> {
-    let id = TenantId::parse(&request.id)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_tenant_id", e.to_string()))?;
-    tenancy(&state)?.create_tenant("platform-operator", &id, &request.name).await?;
+    let id = TenantId::parse(&request.id).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_tenant_id",
+            e.to_string(),
+        )
+    })?;
+    tenancy(&state)?
+        .create_tenant("platform-operator", &id, &request.name)
+        .await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -107,8 +127,14 @@ pub async fn create(
 #[utoipa::path(post, path = "/admin/v1/tenants/{id}/suspend", tag = "admin",
     params(("id" = String, Path, description = "Tenant id")),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)), security(("admin" = [])))]
-pub async fn suspend(State(state): State<AppState>, _: AdminAuth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    tenancy(&state)?.set_suspended("platform-operator", &tenant_id(&id)?, true).await?;
+pub async fn suspend(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    tenancy(&state)?
+        .set_suspended("platform-operator", &tenant_id(&id)?, true)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -116,8 +142,14 @@ pub async fn suspend(State(state): State<AppState>, _: AdminAuth, Path(id): Path
 #[utoipa::path(post, path = "/admin/v1/tenants/{id}/resume", tag = "admin",
     params(("id" = String, Path, description = "Tenant id")),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)), security(("admin" = [])))]
-pub async fn resume(State(state): State<AppState>, _: AdminAuth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    tenancy(&state)?.set_suspended("platform-operator", &tenant_id(&id)?, false).await?;
+pub async fn resume(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    tenancy(&state)?
+        .set_suspended("platform-operator", &tenant_id(&id)?, false)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -191,10 +223,20 @@ pub async fn add_sender(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<AddSender>,
 ) -> Result<StatusCode, ApiError> {
-    let sender = OrganisationNumber::parse(&request.id)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_sender_id", format!("sender: {e}")))?;
+    let sender = OrganisationNumber::parse(&request.id).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_sender_id",
+            format!("sender: {e}"),
+        )
+    })?;
     tenancy(&state)?
-        .add_sender("platform-operator", &tenant_id(&id)?, &sender, &request.name)
+        .add_sender(
+            "platform-operator",
+            &tenant_id(&id)?,
+            &sender,
+            &request.name,
+        )
         .await?;
     Ok(StatusCode::CREATED)
 }
@@ -223,10 +265,20 @@ pub async fn add_key(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<AddKey>,
 ) -> Result<(StatusCode, Json<KeyAdded>), ApiError> {
-    let sender = OrganisationNumber::parse(&request.sender)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_sender_id", format!("sender: {e}")))?;
+    let sender = OrganisationNumber::parse(&request.sender).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_sender_id",
+            format!("sender: {e}"),
+        )
+    })?;
     let key_id = tenancy(&state)?
-        .add_key("platform-operator", &tenant_id(&id)?, &sender, &request.public_key)
+        .add_key(
+            "platform-operator",
+            &tenant_id(&id)?,
+            &sender,
+            &request.public_key,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(KeyAdded { key_id })))
 }
@@ -240,6 +292,8 @@ pub async fn revoke_key(
     _: AdminAuth,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    tenancy(&state)?.revoke_key("platform-operator", &tenant_id(&id)?, &key).await?;
+    tenancy(&state)?
+        .revoke_key("platform-operator", &tenant_id(&id)?, &key)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -23,7 +23,10 @@ pub const BATCH_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/batches", post(submit).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)))
+        .route(
+            "/v1/batches",
+            post(submit).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+        )
         .route("/v1/batches/{id}", get(progress))
 }
 
@@ -172,7 +175,11 @@ pub async fn progress(
 ) -> Result<Json<BatchView>, ApiError> {
     let core = state.core()?;
     let id = BatchId::parse(&id).map_err(|_| ApiError::not_found())?;
-    let batch = core.db.batch(&auth.tenant, &id).await?.ok_or_else(ApiError::not_found)?;
+    let batch = core
+        .db
+        .batch(&auth.tenant, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     Ok(Json(BatchView {
         batch_id: batch.id,
         created_at: format_instant(batch.created_at),

@@ -23,7 +23,10 @@ pub const SINGLE_BODY_LIMIT: usize = 3 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/deliveries", post(send).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)))
+        .route(
+            "/v1/deliveries",
+            post(send).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
+        )
         .route("/v1/deliveries/{id}", get(status))
 }
 
@@ -103,17 +106,33 @@ pub async fn send(
     let idempotency_key = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()
-                .map_err(|_| ApiError::bad_request("bad_idempotency_key", "the Idempotency-Key header must be text"))?
+                .map_err(|_| {
+                    ApiError::bad_request(
+                        "bad_idempotency_key",
+                        "the Idempotency-Key header must be text",
+                    )
+                })?
                 .to_owned(),
         ),
         None => None,
     };
     let (_, mut results) = core
         .relay
-        .submit(&auth.caller(), vec![Submission { signed, idempotency_key }], false)
+        .submit(
+            &auth.caller(),
+            vec![Submission {
+                signed,
+                idempotency_key,
+            }],
+            false,
+        )
         .await?;
     let accepted = results.pop().ok_or_else(ApiError::internal)??;
-    let code = if accepted.replayed { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let code = if accepted.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
     Ok((
         code,
         Json(SendResponse {
@@ -137,7 +156,11 @@ pub async fn status(
 ) -> Result<Json<DeliveryView>, ApiError> {
     let core = state.core()?;
     let id = DeliveryId::parse(&id).map_err(|_| ApiError::not_found())?;
-    let d = core.db.delivery(&auth.tenant, &id).await?.ok_or_else(ApiError::not_found)?;
+    let d = core
+        .db
+        .delivery(&auth.tenant, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     let receipt = d
         .receipt
         .as_deref()

@@ -23,12 +23,20 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/mailbox/v1/deliveries",
-            post(deliver).layer(DefaultBodyLimit::max(crate::api::batches::BATCH_BODY_LIMIT * 2)),
+            post(deliver).layer(DefaultBodyLimit::max(
+                crate::api::batches::BATCH_BODY_LIMIT * 2,
+            )),
         )
         .route("/mailbox/v1/messages", get(list))
         .route("/mailbox/v1/messages/{id}", get(read).delete(delete))
-        .route("/mailbox/v1/messages/{id}/attachments/{index}", get(attachment))
-        .route("/mailbox/v1/messages/{id}/archive", post(archive).delete(unarchive))
+        .route(
+            "/mailbox/v1/messages/{id}/attachments/{index}",
+            get(attachment),
+        )
+        .route(
+            "/mailbox/v1/messages/{id}/archive",
+            post(archive).delete(unarchive),
+        )
 }
 
 /// Accept sealed deliveries from a relay; answers a signed receipt per
@@ -78,11 +86,21 @@ pub async fn list(
     let folder = match query.folder.as_deref() {
         None | Some("inbox") => Folder::Inbox,
         Some("archive") => Folder::Archive,
-        Some(_) => return Err(ApiError::bad_request("bad_folder", "folder is inbox or archive")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "bad_folder",
+                "folder is inbox or archive",
+            ));
+        }
     };
     let page = state
         .mailbox()?
-        .list(&auth.recipient, folder, query.page.unwrap_or(1), query.page_size.unwrap_or(20))
+        .list(
+            &auth.recipient,
+            folder,
+            query.page.unwrap_or(1),
+            query.page_size.unwrap_or(20),
+        )
         .await?;
     Ok(Json(page))
 }
@@ -97,7 +115,12 @@ pub async fn read(
     auth: RecipientAuth,
     Path(id): Path<String>,
 ) -> Result<Json<MessageView>, ApiError> {
-    Ok(Json(state.mailbox()?.read(&auth.recipient, &message_id(&id)?).await?))
+    Ok(Json(
+        state
+            .mailbox()?
+            .read(&auth.recipient, &message_id(&id)?)
+            .await?,
+    ))
 }
 
 /// Download an attachment.
@@ -111,10 +134,16 @@ pub async fn attachment(
     auth: RecipientAuth,
     Path((id, index)): Path<(String, usize)>,
 ) -> Result<Response, ApiError> {
-    let file = state.mailbox()?.attachment(&auth.recipient, &message_id(&id)?, index).await?;
+    let file = state
+        .mailbox()?
+        .attachment(&auth.recipient, &message_id(&id)?, index)
+        .await?;
     // The name was checked at intake (no separators, quotes or controls are
     // possible in a valid name except '"', which is escaped here).
-    let disposition = format!("attachment; filename=\"{}\"", file.filename.replace('"', "_"));
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        file.filename.replace('"', "_")
+    );
     Response::builder()
         .header(header::CONTENT_TYPE, file.content_type)
         .header(header::CONTENT_DISPOSITION, disposition)
@@ -127,8 +156,15 @@ pub async fn attachment(
 #[utoipa::path(post, path = "/mailbox/v1/messages/{id}/archive", tag = "recipient",
     params(("id" = String, Path, description = "The message id")),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)), security(("recipient" = [])))]
-pub async fn archive(State(state): State<AppState>, auth: RecipientAuth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    state.mailbox()?.archive(&auth.recipient, &message_id(&id)?, true).await?;
+pub async fn archive(
+    State(state): State<AppState>,
+    auth: RecipientAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .mailbox()?
+        .archive(&auth.recipient, &message_id(&id)?, true)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -136,8 +172,15 @@ pub async fn archive(State(state): State<AppState>, auth: RecipientAuth, Path(id
 #[utoipa::path(delete, path = "/mailbox/v1/messages/{id}/archive", tag = "recipient",
     params(("id" = String, Path, description = "The message id")),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)), security(("recipient" = [])))]
-pub async fn unarchive(State(state): State<AppState>, auth: RecipientAuth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    state.mailbox()?.archive(&auth.recipient, &message_id(&id)?, false).await?;
+pub async fn unarchive(
+    State(state): State<AppState>,
+    auth: RecipientAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .mailbox()?
+        .archive(&auth.recipient, &message_id(&id)?, false)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -145,7 +188,14 @@ pub async fn unarchive(State(state): State<AppState>, auth: RecipientAuth, Path(
 #[utoipa::path(delete, path = "/mailbox/v1/messages/{id}", tag = "recipient",
     params(("id" = String, Path, description = "The message id")),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)), security(("recipient" = [])))]
-pub async fn delete(State(state): State<AppState>, auth: RecipientAuth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    state.mailbox()?.delete(&auth.recipient, &message_id(&id)?).await?;
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: RecipientAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .mailbox()?
+        .delete(&auth.recipient, &message_id(&id)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

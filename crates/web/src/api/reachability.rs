@@ -44,9 +44,19 @@ pub async fn lookup(
     ApiJson(request): ApiJson<ReachabilityRequest>,
 ) -> Result<Json<ReachabilityResponse>, ApiError> {
     let core = state.core()?;
-    let sender = OrganisationNumber::parse(&request.sender)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_sender_id", format!("sender: {e}")))?;
-    if core.db.sender(&auth.tenant, sender.as_str()).await?.is_none() {
+    let sender = OrganisationNumber::parse(&request.sender).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_sender_id",
+            format!("sender: {e}"),
+        )
+    })?;
+    if core
+        .db
+        .sender(&auth.tenant, sender.as_str())
+        .await?
+        .is_none()
+    {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "sender_not_allowed",
@@ -54,8 +64,15 @@ pub async fn lookup(
         ));
     }
     if request.recipients.is_empty() {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_recipients", "ask for at least one recipient"));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_recipients",
+            "ask for at least one recipient",
+        ));
     }
-    let results = core.register.lookup(&auth.tenant, &sender, &request.recipients).await?;
+    let results = core
+        .register
+        .lookup(&auth.tenant, &sender, &request.recipients)
+        .await?;
     Ok(Json(ReachabilityResponse { results }))
 }

@@ -15,8 +15,14 @@ use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/register/v1/me", get(profile).put(register).delete(deregister))
-        .route("/register/v1/me/refused-senders/{sender}", put(refuse).delete(accept))
+        .route(
+            "/register/v1/me",
+            get(profile).put(register).delete(deregister),
+        )
+        .route(
+            "/register/v1/me/refused-senders/{sender}",
+            put(refuse).delete(accept),
+        )
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -38,13 +44,19 @@ pub struct RegisterRequest {
 /// The caller's registration.
 #[utoipa::path(get, path = "/register/v1/me", tag = "recipient",
     responses((status = 200, body = Profile), (status = 401, body = Problem)), security(("recipient" = [])))]
-pub async fn profile(State(state): State<AppState>, auth: RecipientAuth) -> Result<Json<Profile>, ApiError> {
+pub async fn profile(
+    State(state): State<AppState>,
+    auth: RecipientAuth,
+) -> Result<Json<Profile>, ApiError> {
     let core = state.core()?;
     let id = auth.recipient.as_str();
     let record = core.db.recipient(id).await?;
     Ok(Json(Profile {
         recipient_id: id.to_owned(),
-        status: record.as_ref().map_or("none", |r| r.status.as_str()).to_owned(),
+        status: record
+            .as_ref()
+            .map_or("none", |r| r.status.as_str())
+            .to_owned(),
         operator_id: record.and_then(|r| r.operator.map(|o| o.to_string())),
         refused_senders: core.db.refused_senders(id).await?,
     }))
@@ -60,23 +72,38 @@ pub async fn register(
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<StatusCode, ApiError> {
     let core = state.core()?;
-    let operator = OperatorId::parse(&request.operator_id)
-        .map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_operator", "unknown mailbox operator"))?;
-    core.register.register(&auth.recipient, &operator, false).await?;
+    let operator = OperatorId::parse(&request.operator_id).map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_operator",
+            "unknown mailbox operator",
+        )
+    })?;
+    core.register
+        .register(&auth.recipient, &operator, false)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Stop receiving digital mail.
 #[utoipa::path(delete, path = "/register/v1/me", tag = "recipient",
     responses((status = 204), (status = 401, body = Problem), (status = 409, body = Problem)), security(("recipient" = [])))]
-pub async fn deregister(State(state): State<AppState>, auth: RecipientAuth) -> Result<StatusCode, ApiError> {
+pub async fn deregister(
+    State(state): State<AppState>,
+    auth: RecipientAuth,
+) -> Result<StatusCode, ApiError> {
     state.core()?.register.deregister(&auth.recipient).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 fn sender(text: &str) -> Result<OrganisationNumber, ApiError> {
-    OrganisationNumber::parse(text)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_sender_id", format!("sender: {e}")))
+    OrganisationNumber::parse(text).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_sender_id",
+            format!("sender: {e}"),
+        )
+    })
 }
 
 /// Refuse digital mail from one sender.
@@ -90,7 +117,11 @@ pub async fn refuse(
     Path(sender_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let sender = sender(&sender_id)?;
-    state.core()?.register.set_sender_refused(&auth.recipient, &sender, true).await?;
+    state
+        .core()?
+        .register
+        .set_sender_refused(&auth.recipient, &sender, true)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -105,6 +136,10 @@ pub async fn accept(
     Path(sender_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let sender = sender(&sender_id)?;
-    state.core()?.register.set_sender_refused(&auth.recipient, &sender, false).await?;
+    state
+        .core()?
+        .register
+        .set_sender_refused(&auth.recipient, &sender, false)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

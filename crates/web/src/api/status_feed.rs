@@ -48,7 +48,10 @@ pub async fn feed(
 ) -> Result<Json<StatusFeed>, ApiError> {
     let core = state.core()?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let events = core.db.status_events(&auth.tenant, query.after.max(0), limit).await?;
+    let events = core
+        .db
+        .status_events(&auth.tenant, query.after.max(0), limit)
+        .await?;
     let next_cursor = events.last().map_or(query.after.max(0), |e| e.seq);
     Ok(Json(StatusFeed {
         events: events

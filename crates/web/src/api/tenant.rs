@@ -41,8 +41,11 @@ pub async fn statistics(
 ) -> Result<Json<Statistics>, ApiError> {
     let core = state.core()?;
     let day = match query.day {
-        Some(text) => time::Date::parse(&text, time::macros::format_description!("[year]-[month]-[day]"))
-            .map_err(|_| ApiError::bad_request("bad_day", "day must be YYYY-MM-DD"))?,
+        Some(text) => time::Date::parse(
+            &text,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .map_err(|_| ApiError::bad_request("bad_day", "day must be YYYY-MM-DD"))?,
         None => state.clock().today(),
     };
     let counts = core.db.daily_counts(&auth.tenant, day).await?;
@@ -89,7 +92,10 @@ pub async fn audit(
 ) -> Result<Json<AuditPage>, ApiError> {
     let core = state.core()?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let entries = core.db.audit_entries(Some(&auth.tenant), query.after.max(0), limit).await?;
+    let entries = core
+        .db
+        .audit_entries(Some(&auth.tenant), query.after.max(0), limit)
+        .await?;
     let next_cursor = entries.last().map_or(query.after.max(0), |e| e.seq);
     Ok(Json(AuditPage {
         entries: entries
