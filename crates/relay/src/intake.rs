@@ -38,6 +38,11 @@ pub enum IntakeError {
     IdempotencyKeyReused(DeliveryId),
     #[error("the relay cannot seal for the mailbox operator: {0}")]
     Sealing(String),
+    #[error("quota exceeded: {what}")]
+    QuotaExceeded {
+        what: String,
+        retry_after_seconds: u64,
+    },
     #[error(transparent)]
     Register(#[from] RegisterError),
     #[error(transparent)]
@@ -56,6 +61,7 @@ impl IntakeError {
             Self::MissingIdempotencyKey => "idempotency_key_missing",
             Self::IdempotencyKeyReused(_) => "idempotency_key_reused",
             Self::Sealing(_) => "sealing_failed",
+            Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::Register(_) | Self::Store(_) => "internal",
         }
     }
@@ -94,6 +100,16 @@ pub struct Relay {
     pub paper_kek: KeyEncryptionKey,
     /// Wakes the delivery worker when something was queued.
     pub wake: Arc<Notify>,
+    pub rate: crate::quota::RateLimiter,
+}
+
+fn seconds_to_midnight(now: time::OffsetDateTime) -> u64 {
+    let midnight = now.date().next_day().map(|d| d.midnight().assume_utc());
+    midnight.map_or(3600, |m| {
+        u64::try_from((m - now).whole_seconds())
+            .unwrap_or(3600)
+            .max(1)
+    })
 }
 
 /// A checked delivery waiting for the transaction.
@@ -112,6 +128,27 @@ impl Relay {
         batch: bool,
     ) -> Result<(Option<BatchId>, Vec<Result<Accepted, IntakeError>>), IntakeError> {
         let now = self.clock.now();
+        // Quotas first: a request over a quota is refused whole, nothing stored.
+        let quota = self.db.quota(&caller.tenant).await?;
+        if let Some(max) = quota.max_batch {
+            if batch && i64::try_from(submissions.len()).unwrap_or(i64::MAX) > max {
+                return Err(IntakeError::QuotaExceeded {
+                    what: format!("a batch may hold at most {max} deliveries for this tenant"),
+                    retry_after_seconds: 0,
+                });
+            }
+        }
+        if let Some(per_second) = quota.max_per_second {
+            if let Err(wait) = self
+                .rate
+                .take(&caller.tenant, submissions.len(), per_second, now)
+            {
+                return Err(IntakeError::QuotaExceeded {
+                    what: format!("at most {per_second} deliveries per second for this tenant"),
+                    retry_after_seconds: wait,
+                });
+            }
+        }
         let mut results: Vec<Option<Result<Accepted, IntakeError>>> =
             Vec::with_capacity(submissions.len());
         let mut prepared = Vec::new();
@@ -136,9 +173,17 @@ impl Relay {
                     &caller.credential,
                     batch_id.map(|id| (id, i64::try_from(rejected).unwrap_or(i64::MAX))),
                     &rows,
+                    quota.max_per_day,
                     now,
                 )
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    StoreError::DailyQuotaExceeded { limit } => IntakeError::QuotaExceeded {
+                        what: format!("at most {limit} deliveries per day (UTC) for this tenant; the request was not accepted"),
+                        retry_after_seconds: seconds_to_midnight(now),
+                    },
+                    other => other.into(),
+                })?;
             for (p, intake) in prepared.iter().zip(intakes) {
                 results[p.index] = Some(self.answer(&caller.tenant, &p.row, intake).await);
             }

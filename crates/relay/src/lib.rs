@@ -5,6 +5,7 @@
 //! ([`worker`]).
 
 pub mod intake;
+pub mod quota;
 pub mod tenancy;
 pub mod worker;
 

@@ -102,6 +102,33 @@ impl Tenancy {
         self.audit(id, actor, action, id.as_str()).await
     }
 
+    /// Sets the tenant's quotas (`None` = unlimited).
+    pub async fn set_quota(
+        &self,
+        actor: &str,
+        id: &TenantId,
+        quota: &kuvert_store::tenants::Quota,
+    ) -> Result<(), TenancyError> {
+        self.db.set_quota(id, quota).await.map_err(|e| match e {
+            StoreError::NotFound => TenancyError::UnknownTenant,
+            e => e.into(),
+        })?;
+        let detail = serde_json::to_string(quota).unwrap_or_default();
+        self.db
+            .append_audit(
+                self.clock.now(),
+                &AuditEntry {
+                    tenant: Some(id),
+                    actor,
+                    action: "tenant.quota_set",
+                    subject: id.as_str(),
+                    detail: &detail,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
     pub async fn create_credential(
         &self,
         actor: &str,

@@ -209,6 +209,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                     &keys.paper_kek.to_bytes(),
                 ),
                 wake: wake.clone(),
+                rate: Default::default(),
             });
             let worker = DeliveryWorker::new(db.clone(), clock.clone(), settings.retry, wake)?;
             tasks.push(tokio::spawn(worker.run(shutdown_rx.clone())));

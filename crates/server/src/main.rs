@@ -186,6 +186,16 @@ enum TenantCommand {
     Suspend {
         id: String,
     },
+    /// Set quotas (omit one for unlimited).
+    Quota {
+        id: String,
+        #[arg(long)]
+        per_day: Option<i64>,
+        #[arg(long)]
+        per_second: Option<i64>,
+        #[arg(long)]
+        max_batch: Option<i64>,
+    },
     Resume {
         id: String,
     },
@@ -537,6 +547,20 @@ async fn tenant(command: TenantCommand, data_dir: &Path) -> anyhow::Result<()> {
         }
         TenantCommand::Suspend { id } => tenancy.set_suspended(actor, &tid(&id)?, true).await?,
         TenantCommand::Resume { id } => tenancy.set_suspended(actor, &tid(&id)?, false).await?,
+        TenantCommand::Quota {
+            id,
+            per_day,
+            per_second,
+            max_batch,
+        } => {
+            let quota = kuvert_store::tenants::Quota {
+                max_per_day: per_day,
+                max_per_second: per_second,
+                max_batch,
+            };
+            tenancy.set_quota(actor, &tid(&id)?, &quota).await?;
+            println!("quota set");
+        }
         TenantCommand::Stats { id, day } => {
             let day = match day {
                 Some(d) => time::Date::parse(

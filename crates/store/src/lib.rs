@@ -38,6 +38,8 @@ pub enum StoreError {
     NotFound,
     #[error("already exists")]
     Conflict,
+    #[error("the tenant's daily quota of {limit} deliveries would be exceeded")]
+    DailyQuotaExceeded { limit: i64 },
 }
 
 impl StoreError {
@@ -82,6 +84,10 @@ const CORE_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("../migrations/sqlite/core/0002_audit.sql"),
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("../migrations/sqlite/core/0003_quotas.sql"),
     },
 ];
 

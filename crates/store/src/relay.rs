@@ -193,6 +193,7 @@ impl Db {
         actor: &str,
         batch: Option<(BatchId, i64)>,
         items: &[NewDelivery],
+        daily_limit: Option<i64>,
         now: OffsetDateTime,
     ) -> Result<Vec<Intake>> {
         let at = format_instant(now);
@@ -305,6 +306,24 @@ impl Db {
             )
             .await?;
             answers.push(Intake::Created(item.id));
+        }
+        // The daily quota is checked after the inserts, inside the same
+        // transaction: exact under concurrency (one writer), replays do not
+        // count, and an over-quota request is rolled back whole.
+        if let Some(limit) = daily_limit {
+            let day_start = format_instant(now.date().midnight().assume_utc());
+            let today: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM deliveries WHERE tenant_id = ? AND received_at >= ?",
+            )
+            .bind(tenant.as_str())
+            .bind(day_start)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            if today > limit {
+                tx.rollback().await?;
+                return Err(StoreError::DailyQuotaExceeded { limit });
+            }
         }
         tx.commit().await?;
         Ok(answers)

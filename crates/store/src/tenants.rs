@@ -63,6 +63,14 @@ pub struct SenderKeyRecord {
     pub revoked: bool,
 }
 
+/// Per-tenant limits; `None` means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Quota {
+    pub max_per_day: Option<i64>,
+    pub max_per_second: Option<i64>,
+    pub max_batch: Option<i64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Sender {
     pub id: String,
@@ -122,6 +130,56 @@ impl Db {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    pub async fn quota(&self, id: &TenantId) -> Result<Quota> {
+        let row =
+            sqlx::query("SELECT max_per_day, max_per_second, max_batch FROM tenants WHERE id = ?")
+                .bind(id.as_str())
+                .fetch_optional(self.writer())
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        Ok(Quota {
+            max_per_day: row.try_get("max_per_day")?,
+            max_per_second: row.try_get("max_per_second")?,
+            max_batch: row.try_get("max_batch")?,
+        })
+    }
+
+    pub async fn set_quota(&self, id: &TenantId, quota: &Quota) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE tenants SET max_per_day = ?, max_per_second = ?, max_batch = ? WHERE id = ?",
+        )
+        .bind(quota.max_per_day)
+        .bind(quota.max_per_second)
+        .bind(quota.max_batch)
+        .bind(id.as_str())
+        .execute(self.writer())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// How many audit entries of `action` a tenant has on a day (UTC), e.g.
+    /// reachability lookups for the statistics.
+    pub async fn count_actions(
+        &self,
+        tenant: &TenantId,
+        action: &str,
+        day: time::Date,
+    ) -> Result<i64> {
+        let prefix = format!("{day}%");
+        Ok(sqlx::query(
+            "SELECT COUNT(*) FROM audit_log WHERE tenant_id = ? AND action = ? AND at LIKE ?",
+        )
+        .bind(tenant.as_str())
+        .bind(action)
+        .bind(prefix)
+        .fetch_one(self.reader())
+        .await?
+        .try_get(0)?)
     }
 
     pub async fn create_credential(

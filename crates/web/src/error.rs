@@ -17,6 +17,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
+    /// Seconds for a `Retry-After` header (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 /// The body of every error answer (RFC 9457).
@@ -35,6 +37,7 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
+            retry_after: None,
         }
     }
     pub fn not_found() -> Self {
@@ -77,10 +80,15 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        let retry_after = match (self.retry_after, self.status) {
+            (Some(seconds), _) => Some(seconds),
+            (None, StatusCode::SERVICE_UNAVAILABLE) => Some(5),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after.filter(|s| *s > 0) {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -119,6 +127,14 @@ impl From<IntakeError> for ApiError {
             | IntakeError::KeyNotForSender(_)
             | IntakeError::KeyRevoked(_) => StatusCode::FORBIDDEN,
             IntakeError::IdempotencyKeyReused(_) => StatusCode::CONFLICT,
+            IntakeError::QuotaExceeded {
+                retry_after_seconds,
+                ..
+            } => {
+                let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, e.code(), e.to_string());
+                error.retry_after = Some(*retry_after_seconds);
+                return error;
+            }
             IntakeError::Store(_) | IntakeError::Register(_) | IntakeError::Sealing(_) => {
                 return match e {
                     IntakeError::Store(s) => s.into(),

@@ -8,6 +8,7 @@ mod flow;
 mod idempotency;
 mod openapi;
 mod privacy;
+mod quotas;
 mod reachability;
 mod recipients;
 mod resilience;

@@ -22,6 +22,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/tenants/{id}/suspend", post(suspend))
         .route("/admin/v1/tenants/{id}/resume", post(resume))
         .route(
+            "/admin/v1/tenants/{id}/quota",
+            axum::routing::put(set_quota),
+        )
+        .route(
             "/admin/v1/tenants/{id}/credentials",
             post(create_credential),
         )
@@ -294,6 +298,52 @@ pub async fn revoke_key(
 ) -> Result<StatusCode, ApiError> {
     tenancy(&state)?
         .revoke_key("platform-operator", &tenant_id(&id)?, &key)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaRequest {
+    /// Deliveries per UTC day; absent = unlimited.
+    pub max_per_day: Option<i64>,
+    /// Deliveries per second (average); absent = unlimited.
+    pub max_per_second: Option<i64>,
+    /// Deliveries per batch request; absent = the installation's limit.
+    pub max_batch: Option<i64>,
+}
+
+/// Set a tenant's quotas. Exceeding one answers 429 with Retry-After, and the
+/// request is refused whole.
+#[utoipa::path(put, path = "/admin/v1/tenants/{id}/quota", tag = "admin", request_body = QuotaRequest,
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("admin" = [])))]
+pub async fn set_quota(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<QuotaRequest>,
+) -> Result<StatusCode, ApiError> {
+    let values = [
+        request.max_per_day,
+        request.max_per_second,
+        request.max_batch,
+    ];
+    if values.iter().flatten().any(|v| *v < 1) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_quota",
+            "quotas are positive numbers",
+        ));
+    }
+    let quota = kuvert_store::tenants::Quota {
+        max_per_day: request.max_per_day,
+        max_per_second: request.max_per_second,
+        max_batch: request.max_batch,
+    };
+    tenancy(&state)?
+        .set_quota("platform-operator", &tenant_id(&id)?, &quota)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

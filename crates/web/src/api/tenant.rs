@@ -28,6 +28,8 @@ pub struct Statistics {
     pub day: String,
     /// Current statuses of the deliveries received that day.
     pub deliveries: Counts,
+    /// Reachability lookups made that day.
+    pub reachability_lookups: i64,
 }
 
 /// Per-day statistics of the caller's tenant.
@@ -49,10 +51,15 @@ pub async fn statistics(
         None => state.clock().today(),
     };
     let counts = core.db.daily_counts(&auth.tenant, day).await?;
+    let lookups = core
+        .db
+        .count_actions(&auth.tenant, "register.lookup", day)
+        .await?;
     Ok(Json(Statistics {
         tenant: auth.tenant.to_string(),
         day: day.to_string(),
         deliveries: counts.into(),
+        reachability_lookups: lookups,
     }))
 }
 
