@@ -34,6 +34,8 @@ pub enum IntakeError {
     BadSignature,
     #[error("an idempotency key is required: send an Idempotency-Key header or a header.reference")]
     MissingIdempotencyKey,
+    #[error("the idempotency key must be 1 to 255 characters, not only white space")]
+    BadIdempotencyKey,
     #[error("the idempotency key was already used for a different delivery ({0})")]
     IdempotencyKeyReused(DeliveryId),
     #[error("the relay cannot seal for the mailbox operator: {0}")]
@@ -59,6 +61,7 @@ impl IntakeError {
             Self::KeyRevoked(_) => "signature_key_revoked",
             Self::BadSignature => "signature_invalid",
             Self::MissingIdempotencyKey => "idempotency_key_missing",
+            Self::BadIdempotencyKey => "idempotency_key_invalid",
             Self::IdempotencyKeyReused(_) => "idempotency_key_reused",
             Self::Sealing(_) => "sealing_failed",
             Self::QuotaExceeded { .. } => "quota_exceeded",
@@ -280,11 +283,17 @@ impl Relay {
             .verify(SIGNED_DELIVERY_DOMAIN, &canonical, &signature)
             .map_err(|_| IntakeError::BadSignature)?;
 
-        let idempotency_key = submission
-            .idempotency_key
-            .or_else(|| delivery.header.reference.clone())
-            .filter(|k| !k.trim().is_empty() && k.len() <= 255)
-            .ok_or(IntakeError::MissingIdempotencyKey)?;
+        let valid_key = |k: &String| !k.trim().is_empty() && k.len() <= 255;
+        let idempotency_key = match submission.idempotency_key {
+            Some(key) if valid_key(&key) => key,
+            Some(_) => return Err(IntakeError::BadIdempotencyKey),
+            None => delivery
+                .header
+                .reference
+                .clone()
+                .filter(valid_key)
+                .ok_or(IntakeError::MissingIdempotencyKey)?,
+        };
 
         let id = DeliveryId::new();
         // What the sender signed, plus its signature: the request's identity.

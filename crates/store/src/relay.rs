@@ -210,6 +210,9 @@ impl Db {
         }
         let batch_text = batch.map(|(id, _)| id.to_string());
         let mut answers = Vec::with_capacity(items.len());
+        // Items whose idempotency key belongs to another delivery are refused;
+        // the batch's `rejected` count must include them.
+        let mut reused_keys = 0_i64;
         for item in items {
             let (status, reason, operator) = match &item.route {
                 Route::Operator { operator, .. } => {
@@ -252,6 +255,9 @@ impl Db {
                 .fetch_one(&mut *tx)
                 .await?;
                 let same_request = row.try_get::<String, _>("request_hash")? == item.request_hash;
+                if !same_request {
+                    reused_keys += 1;
+                }
                 answers.push(Intake::Existing {
                     id: delivery_id(&row, "id")?,
                     same_request,
@@ -306,6 +312,13 @@ impl Db {
             )
             .await?;
             answers.push(Intake::Created(item.id));
+        }
+        if let (Some((batch_id, _)), true) = (batch, reused_keys > 0) {
+            sqlx::query("UPDATE batches SET rejected = rejected + ? WHERE id = ?")
+                .bind(reused_keys)
+                .bind(batch_id.to_string())
+                .execute(&mut *tx)
+                .await?;
         }
         // The daily quota is checked after the inserts, inside the same
         // transaction: exact under concurrency (one writer), replays do not

@@ -122,7 +122,8 @@ impl From<IntakeError> for ApiError {
             IntakeError::Invalid(_)
             | IntakeError::UnknownKey(_)
             | IntakeError::BadSignature
-            | IntakeError::MissingIdempotencyKey => StatusCode::UNPROCESSABLE_ENTITY,
+            | IntakeError::MissingIdempotencyKey
+            | IntakeError::BadIdempotencyKey => StatusCode::UNPROCESSABLE_ENTITY,
             IntakeError::SenderNotAllowed(_)
             | IntakeError::KeyNotForSender(_)
             | IntakeError::KeyRevoked(_) => StatusCode::FORBIDDEN,
