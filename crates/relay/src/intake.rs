@@ -133,24 +133,24 @@ impl Relay {
         let now = self.clock.now();
         // Quotas first: a request over a quota is refused whole, nothing stored.
         let quota = self.db.quota(&caller.tenant).await?;
-        if let Some(max) = quota.max_batch {
-            if batch && i64::try_from(submissions.len()).unwrap_or(i64::MAX) > max {
-                return Err(IntakeError::QuotaExceeded {
-                    what: format!("a batch may hold at most {max} deliveries for this tenant"),
-                    retry_after_seconds: 0,
-                });
-            }
+        if let Some(max) = quota.max_batch
+            && batch
+            && i64::try_from(submissions.len()).unwrap_or(i64::MAX) > max
+        {
+            return Err(IntakeError::QuotaExceeded {
+                what: format!("a batch may hold at most {max} deliveries for this tenant"),
+                retry_after_seconds: 0,
+            });
         }
-        if let Some(per_second) = quota.max_per_second {
-            if let Err(wait) = self
+        if let Some(per_second) = quota.max_per_second
+            && let Err(wait) = self
                 .rate
                 .take(&caller.tenant, submissions.len(), per_second, now)
-            {
-                return Err(IntakeError::QuotaExceeded {
-                    what: format!("at most {per_second} deliveries per second for this tenant"),
-                    retry_after_seconds: wait,
-                });
-            }
+        {
+            return Err(IntakeError::QuotaExceeded {
+                what: format!("at most {per_second} deliveries per second for this tenant"),
+                retry_after_seconds: wait,
+            });
         }
         let mut results: Vec<Option<Result<Accepted, IntakeError>>> =
             Vec::with_capacity(submissions.len());
