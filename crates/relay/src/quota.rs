@@ -67,7 +67,7 @@ mod tests {
             Err(1),
             "allowance used up"
         );
-        // A batch of 50 at 10/s: allowed, then 5 seconds of debt.
+        // A batch of 50 at 10/s with 10 in hand: allowed, then 4 seconds of debt.
         let t1 = t0 + time::Duration::seconds(1);
         assert_eq!(limiter.take(&tenant, 50, 10, t1), Ok(()));
         assert_eq!(
@@ -75,11 +75,11 @@ mod tests {
             Err(2)
         );
         assert_eq!(
-            limiter.take(&tenant, 1, 10, t1 + time::Duration::seconds(5)),
+            limiter.take(&tenant, 1, 10, t1 + time::Duration::milliseconds(3900)),
             Err(1)
         );
         assert_eq!(
-            limiter.take(&tenant, 1, 10, t1 + time::Duration::milliseconds(5100)),
+            limiter.take(&tenant, 1, 10, t1 + time::Duration::milliseconds(4100)),
             Ok(())
         );
     }
