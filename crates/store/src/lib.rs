@@ -55,11 +55,25 @@ impl StoreError {
             _ => false,
         }
     }
+}
 
-    /// Whether the error is a uniqueness violation.
-    pub fn is_unique_violation(&self) -> bool {
-        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+/// An insert of something that must not exist yet: a duplicate key is
+/// `Conflict`, not a database error.
+pub(crate) fn inserted_once(
+    result: Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>,
+) -> Result<()> {
+    match result {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
+        other => other.map(|_| ()).map_err(Into::into),
     }
+}
+
+/// An update of one keyed row: no row touched means `NotFound`.
+pub(crate) fn updated_one(done: sqlx::sqlite::SqliteQueryResult) -> Result<()> {
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

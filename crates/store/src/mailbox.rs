@@ -2,7 +2,7 @@
 //! and each recipient's messages (subject and content encrypted).
 
 use crate::audit::{AuditEntry, append};
-use crate::{Db, Result, StoreError, format_instant, instant, opt_instant};
+use crate::{Db, Result, StoreError, format_instant, instant, opt_instant, updated_one};
 use kuvert_domain::ids::MailboxMessageId;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -230,18 +230,14 @@ impl Db {
         archived: bool,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let done = sqlx::query(
+        updated_one(sqlx::query(
             "UPDATE mailbox_messages SET archived_at = ? WHERE id = ? AND recipient_id = ? AND deleted_at IS NULL",
         )
         .bind(archived.then(|| format_instant(now)))
         .bind(id.to_string())
         .bind(recipient)
         .execute(self.writer())
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        .await?)
     }
 
     /// Deletes a message: the encrypted content and its key are erased; the

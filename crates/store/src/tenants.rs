@@ -1,7 +1,9 @@
 //! Tenants, their API credentials, senders and signing keys. Every query on
 //! tenant data takes the caller's `TenantId` first and filters by it.
 
-use crate::{Db, Result, StoreError, format_instant, instant, opt_instant};
+use crate::{
+    Db, Result, StoreError, format_instant, inserted_once, instant, opt_instant, updated_one,
+};
 use kuvert_domain::ids::TenantId;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -89,18 +91,16 @@ impl Db {
         name: &str,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let result = sqlx::query(
-            "INSERT INTO tenants (id, name, status, created_at) VALUES (?, ?, 'active', ?)",
+        inserted_once(
+            sqlx::query(
+                "INSERT INTO tenants (id, name, status, created_at) VALUES (?, ?, 'active', ?)",
+            )
+            .bind(id.as_str())
+            .bind(name)
+            .bind(format_instant(now))
+            .execute(self.writer())
+            .await,
         )
-        .bind(id.as_str())
-        .bind(name)
-        .bind(format_instant(now))
-        .execute(self.writer())
-        .await;
-        match result {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
-            other => other.map(|_| ()).map_err(Into::into),
-        }
     }
 
     pub async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
@@ -121,15 +121,13 @@ impl Db {
     }
 
     pub async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<()> {
-        let done = sqlx::query("UPDATE tenants SET status = ? WHERE id = ?")
-            .bind(status.as_str())
-            .bind(id.as_str())
-            .execute(self.writer())
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        updated_one(
+            sqlx::query("UPDATE tenants SET status = ? WHERE id = ?")
+                .bind(status.as_str())
+                .bind(id.as_str())
+                .execute(self.writer())
+                .await?,
+        )
     }
 
     pub async fn quota(&self, id: &TenantId) -> Result<Quota> {
@@ -147,7 +145,7 @@ impl Db {
     }
 
     pub async fn set_quota(&self, id: &TenantId, quota: &Quota) -> Result<()> {
-        let done = sqlx::query(
+        updated_one(sqlx::query(
             "UPDATE tenants SET max_per_day = ?, max_per_second = ?, max_batch = ? WHERE id = ?",
         )
         .bind(quota.max_per_day)
@@ -155,11 +153,7 @@ impl Db {
         .bind(quota.max_batch)
         .bind(id.as_str())
         .execute(self.writer())
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        .await?)
     }
 
     /// How many audit entries of `action` a tenant has on a day (UTC), e.g.
@@ -250,18 +244,14 @@ impl Db {
         id: &str,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let done = sqlx::query(
+        updated_one(sqlx::query(
             "UPDATE credentials SET revoked_at = ? WHERE id = ? AND tenant_id = ? AND revoked_at IS NULL",
         )
         .bind(format_instant(now))
         .bind(id)
         .bind(tenant.as_str())
         .execute(self.writer())
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        .await?)
     }
 
     pub async fn create_sender(
@@ -271,19 +261,17 @@ impl Db {
         name: &str,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let result = sqlx::query(
-            "INSERT INTO senders (id, tenant_id, name, created_at) VALUES (?, ?, ?, ?)",
+        inserted_once(
+            sqlx::query(
+                "INSERT INTO senders (id, tenant_id, name, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(sender_id)
+            .bind(tenant.as_str())
+            .bind(name)
+            .bind(format_instant(now))
+            .execute(self.writer())
+            .await,
         )
-        .bind(sender_id)
-        .bind(tenant.as_str())
-        .bind(name)
-        .bind(format_instant(now))
-        .execute(self.writer())
-        .await;
-        match result {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
-            other => other.map(|_| ()).map_err(Into::into),
-        }
     }
 
     /// The sender, if it belongs to this tenant.
@@ -325,7 +313,8 @@ impl Db {
         public_key: &str,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let result = sqlx::query(
+        inserted_once(
+            sqlx::query(
             "INSERT INTO sender_keys (key_id, tenant_id, sender_id, public_key, created_at) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(key_id)
@@ -334,11 +323,8 @@ impl Db {
         .bind(public_key)
         .bind(format_instant(now))
         .execute(self.writer())
-        .await;
-        match result {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
-            other => other.map(|_| ()).map_err(Into::into),
-        }
+        .await,
+        )
     }
 
     pub async fn revoke_sender_key(
@@ -347,18 +333,14 @@ impl Db {
         key_id: &str,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let done = sqlx::query(
+        updated_one(sqlx::query(
             "UPDATE sender_keys SET revoked_at = ? WHERE key_id = ? AND tenant_id = ? AND revoked_at IS NULL",
         )
         .bind(format_instant(now))
         .bind(key_id)
         .bind(tenant.as_str())
         .execute(self.writer())
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        .await?)
     }
 
     /// A signing key, read from the writer so revocation applies at once.
