@@ -97,6 +97,16 @@ impl DeliveryWorker {
 
     /// Runs passes until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        match self.db.release_leases(self.clock.now()).await {
+            Ok(0) => {}
+            Ok(released) => {
+                tracing::info!(
+                    released,
+                    "released the leases of a worker that stopped mid-pass"
+                )
+            }
+            Err(e) => tracing::error!(error = %e, "could not release old leases"),
+        }
         loop {
             if *shutdown.borrow() {
                 return;

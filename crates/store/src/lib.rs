@@ -103,6 +103,10 @@ const CORE_MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: include_str!("../migrations/sqlite/core/0003_quotas.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../migrations/sqlite/core/0004_outbox_lease.sql"),
+    },
 ];
 
 const MAILBOX_MIGRATIONS: &[Migration] = &[

@@ -388,7 +388,7 @@ impl Db {
                 sealed: row.try_get("sealed")?,
                 attempts: row.try_get("attempts")?,
             };
-            sqlx::query("UPDATE outbox SET next_attempt_at = ? WHERE delivery_id = ?")
+            sqlx::query("UPDATE outbox SET next_attempt_at = ?, leased = 1 WHERE delivery_id = ?")
                 .bind(&lease_until)
                 .bind(job.delivery_id.to_string())
                 .execute(&mut *tx)
@@ -397,6 +397,20 @@ impl Db {
         }
         tx.commit().await?;
         Ok(jobs)
+    }
+
+    /// Makes every leased job due now. Only for a relay process starting on
+    /// the embedded store, which one process owns: any lease still held was
+    /// taken by a predecessor that died, and its jobs would otherwise wait
+    /// out the lease. (Should two processes share the queue anyway, the
+    /// mailbox answers a redelivery with the first receipt: no duplicate.)
+    pub async fn release_leases(&self, now: OffsetDateTime) -> Result<u64> {
+        let done =
+            sqlx::query("UPDATE outbox SET leased = 0, next_attempt_at = ? WHERE leased = 1")
+                .bind(format_instant(now))
+                .execute(self.writer())
+                .await?;
+        Ok(done.rows_affected())
     }
 
     /// The earliest time a queued job comes due, if any.
@@ -478,7 +492,7 @@ impl Db {
         next_attempt: OffsetDateTime,
         error: &str,
     ) -> Result<()> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE delivery_id = ?")
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, leased = 0 WHERE delivery_id = ?")
             .bind(format_instant(next_attempt))
             .bind(error)
             .bind(job.delivery_id.to_string())

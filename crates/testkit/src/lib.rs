@@ -16,6 +16,8 @@ use std::time::Duration;
 
 pub use kuvert::client;
 
+pub mod crash;
+
 pub const ADMIN_TOKEN: &str = "kva_test-platform-operator-token";
 
 pub struct TestApp {

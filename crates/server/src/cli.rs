@@ -1,0 +1,663 @@
+//! `kuvert`: the command line. Each subcommand is a thin call into the
+//! library functions the HTTP API uses. It lives in the library so that the
+//! crash-test harness can run exactly this command line as its child
+//! processes without a second build.
+
+use crate::app::{Roles, Settings};
+use crate::client;
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use kuvert_crypto::signing::PublicKey;
+use kuvert_domain::clock::{Clock, SystemClock};
+use kuvert_domain::identity::{OrganisationNumber, RecipientId};
+use kuvert_domain::ids::TenantId;
+use kuvert_relay::tenancy::Tenancy;
+use kuvert_store::{Db, Schema};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "kuvert",
+    version,
+    about = "Secure digital mail between the public sector and the people it serves"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DataDir {
+    /// The data folder: databases, keys, demo credentials.
+    #[arg(long = "data", env = "KUVERT_DATA", default_value = "data")]
+    path: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run kuvert: register, relay and mailbox in one process (or the roles given).
+    Serve(ServeArgs),
+    /// Sign and send a message (with attachments) as a sender.
+    Send(SendArgs),
+    /// Check the tamper-evident audit logs with the installation's public key.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Print the OpenAPI document of every API.
+    Openapi,
+    /// Recipients: tokens for the mailbox API, registration in the register.
+    Recipient {
+        #[command(subcommand)]
+        command: RecipientCommand,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Tenants (one per sending organisation or förmedlare): create, suspend, credentials, keys.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Exit 0 when the instance at --url answers /health.
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "KUVERT_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// The URL others reach this instance at (default: the bound address).
+    #[arg(long, env = "KUVERT_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Roles to run: all, core (register + relay), mailbox; comma-separated.
+    #[arg(long, env = "KUVERT_ROLES", default_value = "all")]
+    roles: String,
+    /// Base URL of the built-in mailbox when it runs in another process.
+    #[arg(long, env = "KUVERT_MAILBOX_URL")]
+    mailbox_url: Option<String>,
+    /// Create demo tenants, senders and recipients (never in production).
+    #[arg(long, env = "KUVERT_DEMO")]
+    demo: bool,
+    /// File holding the platform operator's admin token (`kva_…`).
+    #[arg(long, env = "KUVERT_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// First retry delay towards an unreachable mailbox, in milliseconds.
+    #[arg(long, env = "KUVERT_RETRY_BASE_MS", default_value_t = 1000)]
+    retry_base_ms: u64,
+    /// Longest delay between two attempts, in milliseconds.
+    #[arg(long, env = "KUVERT_RETRY_MAX_MS", default_value_t = 300_000)]
+    retry_max_ms: u64,
+    /// Seconds between signed audit checkpoints.
+    #[arg(long, env = "KUVERT_AUDIT_CHECKPOINT_SECONDS", default_value_t = 10)]
+    audit_checkpoint_seconds: u64,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// Recipient identity number (personnummer, samordningsnummer or organisationsnummer).
+    #[arg(long)]
+    to: String,
+    #[arg(long)]
+    subject: String,
+    /// The message body (or use --body-file).
+    #[arg(long, conflicts_with = "body_file")]
+    body: Option<String>,
+    #[arg(long)]
+    body_file: Option<PathBuf>,
+    /// The body is HTML (script, event handlers and remote resources are refused).
+    #[arg(long)]
+    html: bool,
+    /// Attach a file (repeatable); PDF by default policy.
+    #[arg(long = "attach")]
+    attachments: Vec<PathBuf>,
+    /// Print and post when the recipient has no digital mailbox.
+    #[arg(long)]
+    paper: bool,
+    /// Your reference; also the idempotency key (default: a new random one).
+    #[arg(long)]
+    reference: Option<String>,
+    /// Instance URL (default: from the demo credentials).
+    #[arg(long, env = "KUVERT_URL")]
+    url: Option<String>,
+    /// API credential `kvt_…` (default: the demo tenant's).
+    #[arg(long, env = "KUVERT_TOKEN")]
+    token: Option<String>,
+    /// Sender organisation number (default: the demo tenant's first sender).
+    #[arg(long)]
+    sender: Option<String>,
+    #[arg(long, default_value = "Avsändare")]
+    sender_name: String,
+    /// File with the sender's Ed25519 secret key, base64 (default: the demo sender's).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Which demo tenant to send as.
+    #[arg(long, default_value = "demokommun")]
+    demo_tenant: String,
+    /// Wait until the delivery has a final status and print it.
+    #[arg(long)]
+    wait: bool,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify both audit chains in the data folder; names the first bad entry.
+    Verify {
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecipientCommand {
+    /// Print a recipient token for the mailbox API.
+    Token {
+        id: String,
+        #[arg(long, default_value_t = 1)]
+        days: i64,
+    },
+    /// Register a recipient with a mailbox operator.
+    Register {
+        id: String,
+        #[arg(long, default_value = crate::app::BUILT_IN_OPERATOR)]
+        operator: String,
+        /// An organisation awaiting more signatories.
+        #[arg(long)]
+        pending: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    Create {
+        id: String,
+        name: String,
+    },
+    List,
+    Show {
+        id: String,
+    },
+    Suspend {
+        id: String,
+    },
+    /// Set quotas (omit one for unlimited).
+    Quota {
+        id: String,
+        #[arg(long)]
+        per_day: Option<i64>,
+        #[arg(long)]
+        per_second: Option<i64>,
+        #[arg(long)]
+        max_batch: Option<i64>,
+    },
+    Resume {
+        id: String,
+    },
+    /// Today's (or --day's) delivery statistics.
+    Stats {
+        id: String,
+        #[arg(long)]
+        day: Option<String>,
+    },
+    /// Add a sender (organisation number) the tenant may send for.
+    Sender {
+        #[command(subcommand)]
+        command: SenderCommand,
+    },
+    Credential {
+        #[command(subcommand)]
+        command: CredentialCommand,
+    },
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SenderCommand {
+    Add {
+        tenant: String,
+        id: String,
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CredentialCommand {
+    /// Create a credential; the token is printed once.
+    Create {
+        tenant: String,
+        #[arg(long, default_value = "api")]
+        label: String,
+    },
+    Revoke {
+        tenant: String,
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Register a sender's Ed25519 public key (base64).
+    Add {
+        tenant: String,
+        sender: String,
+        public_key: String,
+    },
+    Revoke {
+        tenant: String,
+        key_id: String,
+    },
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default filter.
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn")
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs the command line given (the first item is the program name).
+pub async fn run<I, T>(args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    match Cli::parse_from(args).command {
+        Command::Serve(args) => serve(args).await,
+        Command::Send(args) => send(args).await,
+        Command::Audit {
+            command: AuditCommand::Verify { data },
+        } => audit_verify(&data.path).await,
+        Command::Openapi => {
+            println!("{}", kuvert_web::openapi::document());
+            Ok(())
+        }
+        Command::Recipient { command, data } => recipient(command, &data.path).await,
+        Command::Tenant { command, data } => tenant(command, &data.path).await,
+        Command::Healthcheck { url } => {
+            let response = reqwest::get(format!("{}/health", url.trim_end_matches('/'))).await?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "unhealthy: HTTP {}",
+                response.status()
+            );
+            println!("ok");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut settings = Settings::new(args.data.path.clone());
+    settings.listen = args.listen;
+    settings.public_url = args.public_url;
+    settings.roles = Roles::parse(&args.roles)?;
+    settings.mailbox_url = args.mailbox_url;
+    settings.demo = args.demo;
+    settings.retry.base = Duration::from_millis(args.retry_base_ms.max(1));
+    settings.retry.max = Duration::from_millis(args.retry_max_ms.max(args.retry_base_ms).max(1));
+    settings.audit_checkpoint_every = Duration::from_secs(args.audit_checkpoint_seconds.max(1));
+    if let Some(path) = args.admin_token_file {
+        let token = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        settings.admin_token = Some(token.trim().to_owned());
+    }
+    let running = crate::app::start(settings).await?;
+    println!("kuvert is running at {}", running.url);
+    println!(
+        "  sender API:      {}/v1/  (OpenAPI: {}/openapi.json)",
+        running.url, running.url
+    );
+    println!("  mailbox API:     {}/mailbox/v1/", running.url);
+    println!("  register API:    {}/register/v1/", running.url);
+    println!("  data folder:     {}", args.data.path.display());
+    if let Some(demo) = &running.demo {
+        println!(
+            "\nDemo data ({}):",
+            crate::demo::demo_file(&args.data.path).display()
+        );
+        for t in &demo.tenants {
+            let senders: Vec<&str> = t.senders.iter().map(|s| s.name.as_str()).collect();
+            println!("  tenant {:<15} sends for {}", t.tenant, senders.join(", "));
+        }
+        for r in &demo.recipients {
+            println!("  recipient {}  {:<20} {}", r.id, r.name, r.state);
+        }
+        println!(
+            "\nTry:  cargo run -- send --to {} --subject \"Hej\" --body \"Ett första brev\" --wait",
+            demo.recipients.first().map_or("", |r| r.id.as_str())
+        );
+    }
+    stop_requested().await?;
+    println!("stopping…");
+    running.stop().await;
+    Ok(())
+}
+
+async fn send(args: SendArgs) -> anyhow::Result<()> {
+    let demo = crate::demo::load(&args.data.path).ok();
+    let demo_tenant = demo.as_ref().and_then(|d| {
+        d.tenants
+            .iter()
+            .find(|t| t.tenant == args.demo_tenant)
+            .cloned()
+    });
+    let url = args
+        .url
+        .or_else(|| demo.as_ref().map(|d| d.url.clone()))
+        .context("--url is required (no demo data found)")?;
+    let token = args
+        .token
+        .or_else(|| demo_tenant.as_ref().map(|t| t.token.clone()))
+        .context("--token is required (no demo data found)")?;
+    let demo_sender = demo_tenant
+        .as_ref()
+        .and_then(|t| t.senders.first().cloned());
+    let key = match &args.key_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)?;
+            crate::demo::DemoSender {
+                id: String::new(),
+                name: String::new(),
+                key_id: String::new(),
+                signing_key: text.trim().to_owned(),
+            }
+            .key()?
+        }
+        None => demo_sender
+            .as_ref()
+            .context("--key-file is required (no demo data found)")?
+            .key()?,
+    };
+    let (sender_id, sender_name) = match (&args.sender, &demo_sender) {
+        (Some(id), _) => (id.clone(), args.sender_name.clone()),
+        (None, Some(s)) => (s.id.clone(), s.name.clone()),
+        (None, None) => anyhow::bail!("--sender is required (no demo data found)"),
+    };
+    let body = match (&args.body, &args.body_file) {
+        (Some(b), _) => b.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path)?,
+        (None, None) => anyhow::bail!("give --body or --body-file"),
+    };
+    let mut attachments = Vec::new();
+    for path in &args.attachments {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("attachment name")?;
+        attachments.push(client::attachment(
+            name,
+            client::content_type_for(name),
+            &bytes,
+        ));
+    }
+    let reference = args
+        .reference
+        .unwrap_or_else(|| format!("cli-{}", kuvert_crypto::digest::random_token(12)));
+    let mut delivery = client::simple_delivery(
+        &sender_id,
+        &sender_name,
+        &args.to,
+        Some(reference),
+        &args.subject,
+        &body,
+        args.html,
+        attachments,
+    );
+    delivery.paper_fallback = args.paper;
+    let signed = client::sign(delivery, &key);
+    let http = reqwest::Client::new();
+    let base = url.trim_end_matches('/');
+    let response = http
+        .post(format!("{base}/v1/deliveries"))
+        .bearer_auth(&token)
+        .json(&signed)
+        .send()
+        .await?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await?;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    anyhow::ensure!(status.is_success(), "refused: HTTP {status}");
+    if args.wait {
+        let id = answer["delivery_id"].as_str().context("no delivery id")?;
+        for _ in 0..600 {
+            let view: serde_json::Value = http
+                .get(format!("{base}/v1/deliveries/{id}"))
+                .bearer_auth(&token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            if view["status"] != "accepted" {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        anyhow::bail!(
+            "no final status after two minutes (the delivery stays queued and will be retried)"
+        );
+    }
+    Ok(())
+}
+
+async fn audit_verify(data_dir: &Path) -> anyhow::Result<()> {
+    let keys = crate::keys::Keys::load_or_create(data_dir)?;
+    let public: PublicKey = keys.audit.public_key();
+    println!("audit key {}", public.key_id());
+    let mut failed = false;
+    for (file, schema) in [("kuvert.db", Schema::Core), ("mailbox.db", Schema::Mailbox)] {
+        let path = data_dir.join(file);
+        if !path.exists() {
+            continue;
+        }
+        let db = Db::open(&path, schema).await?;
+        let report = db.verify_audit(&public).await?;
+        match &report.problem {
+            None => println!(
+                "{file}: OK — {} entries, {} checkpoints, {} entries after the last checkpoint",
+                report.entries, report.checkpoints, report.unsigned_tail
+            ),
+            Some(problem) => {
+                failed = true;
+                println!("{file}: TAMPERED — {problem}");
+            }
+        }
+        db.close().await;
+    }
+    anyhow::ensure!(!failed, "the audit log does not verify");
+    Ok(())
+}
+
+async fn recipient(command: RecipientCommand, data_dir: &Path) -> anyhow::Result<()> {
+    let keys = crate::keys::Keys::load_or_create(data_dir)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match command {
+        RecipientCommand::Token { id, days } => {
+            let id = RecipientId::parse(&id, clock.today())?;
+            let tokens = kuvert_web::auth::RecipientTokens::new(keys.recipient_token);
+            println!(
+                "{}",
+                tokens.mint(&id, clock.now().unix_timestamp() + days * 86_400)
+            );
+        }
+        RecipientCommand::Register {
+            id,
+            operator,
+            pending,
+        } => {
+            let db = Db::open(&data_dir.join("kuvert.db"), Schema::Core).await?;
+            let register = kuvert_register::Register {
+                db: db.clone(),
+                clock: clock.clone(),
+                pseudonyms: Arc::new(keys.pseudonymizer()),
+            };
+            let id = RecipientId::parse(&id, clock.today())?;
+            register
+                .register(
+                    &id,
+                    &kuvert_domain::ids::OperatorId::parse(&operator)?,
+                    pending,
+                )
+                .await?;
+            println!("registered {}", id.masked());
+            db.close().await;
+        }
+    }
+    Ok(())
+}
+
+async fn tenant(command: TenantCommand, data_dir: &Path) -> anyhow::Result<()> {
+    let db = Db::open(&data_dir.join("kuvert.db"), Schema::Core).await?;
+    let tenancy = Tenancy {
+        db: db.clone(),
+        clock: Arc::new(SystemClock),
+    };
+    let actor = "cli";
+    let tid = |s: &str| TenantId::parse(s).map_err(|e| anyhow::anyhow!("tenant id: {e}"));
+    match command {
+        TenantCommand::Create { id, name } => {
+            tenancy.create_tenant(actor, &tid(&id)?, &name).await?;
+            println!("created tenant {id}");
+        }
+        TenantCommand::List => {
+            for t in db.tenants().await? {
+                println!("{:<20} {:<10} {}", t.id, t.status.as_str(), t.name);
+            }
+        }
+        TenantCommand::Show { id } => {
+            let t = db.tenant(&tid(&id)?).await?.context("no such tenant")?;
+            println!("{} ({}) — {}", t.id, t.status.as_str(), t.name);
+            for s in db.senders(&t.id).await? {
+                println!("  sender {} {}", s.id, s.name);
+            }
+            for c in db.credentials(&t.id).await? {
+                let state = if c.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!("  credential {} {} {state}", c.id, c.label);
+            }
+        }
+        TenantCommand::Suspend { id } => tenancy.set_suspended(actor, &tid(&id)?, true).await?,
+        TenantCommand::Resume { id } => tenancy.set_suspended(actor, &tid(&id)?, false).await?,
+        TenantCommand::Quota {
+            id,
+            per_day,
+            per_second,
+            max_batch,
+        } => {
+            let quota = kuvert_store::tenants::Quota {
+                max_per_day: per_day,
+                max_per_second: per_second,
+                max_batch,
+            };
+            tenancy.set_quota(actor, &tid(&id)?, &quota).await?;
+            println!("quota set");
+        }
+        TenantCommand::Stats { id, day } => {
+            let day = match day {
+                Some(d) => time::Date::parse(
+                    &d,
+                    time::macros::format_description!("[year]-[month]-[day]"),
+                )?,
+                None => SystemClock.today(),
+            };
+            let counts = db.daily_counts(&tid(&id)?, day).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "tenant": id, "day": day.to_string(), "deliveries": counts })
+                )?
+            );
+        }
+        TenantCommand::Sender {
+            command: SenderCommand::Add { tenant, id, name },
+        } => {
+            tenancy
+                .add_sender(
+                    actor,
+                    &tid(&tenant)?,
+                    &OrganisationNumber::parse(&id)?,
+                    &name,
+                )
+                .await?;
+            println!("added sender");
+        }
+        TenantCommand::Credential { command } => match command {
+            CredentialCommand::Create { tenant, label } => {
+                let created = tenancy
+                    .create_credential(actor, &tid(&tenant)?, &label)
+                    .await?;
+                println!("credential {} (shown once):\n{}", created.id, created.token);
+            }
+            CredentialCommand::Revoke { tenant, id } => {
+                tenancy
+                    .revoke_credential(actor, &tid(&tenant)?, &id)
+                    .await?;
+                println!("revoked");
+            }
+        },
+        TenantCommand::Key { command } => match command {
+            KeyCommand::Add {
+                tenant,
+                sender,
+                public_key,
+            } => {
+                let key_id = tenancy
+                    .add_key(
+                        actor,
+                        &tid(&tenant)?,
+                        &OrganisationNumber::parse(&sender)?,
+                        &public_key,
+                    )
+                    .await?;
+                println!("key {key_id}");
+            }
+            KeyCommand::Revoke { tenant, key_id } => {
+                tenancy.revoke_key(actor, &tid(&tenant)?, &key_id).await?;
+                println!("revoked");
+            }
+        },
+    }
+    db.close().await;
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what service managers and container runtimes send).
+async fn stop_requested() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result?,
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok(())
+    }
+}
