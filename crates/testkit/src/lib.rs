@@ -17,6 +17,7 @@ use std::time::Duration;
 pub use kuvert::client;
 
 pub mod crash;
+pub mod proxy;
 
 pub const ADMIN_TOKEN: &str = "kva_test-platform-operator-token";
 
@@ -27,6 +28,8 @@ pub struct TestApp {
     running: Option<Running>,
     data: tempfile::TempDir,
     configure: fn(&mut Settings),
+    /// The relay reaches the mailbox through this URL (a fault proxy).
+    mailbox_via: Option<String>,
 }
 
 fn no_change(_: &mut Settings) {}
@@ -40,7 +43,31 @@ impl TestApp {
     /// Like [`spawn`](Self::spawn), with settings adjusted first.
     pub async fn spawn_with(configure: fn(&mut Settings)) -> TestApp {
         let data = tempfile::tempdir().expect("temp dir");
-        let running = start(data.path(), configure).await;
+        Self::spawn_in(data, configure, None).await
+    }
+
+    /// An instance whose relay reaches its mailbox through `proxy` (and a
+    /// 1 s request timeout, so a hanging mailbox is noticed).
+    pub async fn spawn_behind(proxy: &proxy::FaultProxy) -> TestApp {
+        let data = tempfile::tempdir().expect("temp dir");
+        let app = Self::spawn_in(data, no_change, Some(proxy.url.clone())).await;
+        proxy.set_upstream(&app.url);
+        app
+    }
+
+    /// An instance with its data folder under `parent` (a small file
+    /// system, say).
+    pub async fn spawn_on(parent: &Path) -> TestApp {
+        let data = tempfile::tempdir_in(parent).expect("temp dir");
+        Self::spawn_in(data, no_change, None).await
+    }
+
+    async fn spawn_in(
+        data: tempfile::TempDir,
+        configure: fn(&mut Settings),
+        mailbox_via: Option<String>,
+    ) -> TestApp {
+        let running = start(data.path(), configure, mailbox_via.as_deref()).await;
         let demo = running.demo.clone().expect("demo data");
         TestApp {
             url: running.url.clone(),
@@ -49,6 +76,7 @@ impl TestApp {
             running: Some(running),
             data,
             configure,
+            mailbox_via,
         }
     }
 
@@ -76,7 +104,12 @@ impl TestApp {
     /// same data folder, on a new port.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let running = start(self.data.path(), self.configure).await;
+        let running = start(
+            self.data.path(),
+            self.configure,
+            self.mailbox_via.as_deref(),
+        )
+        .await;
         self.url = running.url.clone();
         self.running = Some(running);
     }
@@ -205,6 +238,39 @@ impl TestApp {
         self.running().state.recipient_tokens().mint(&id, exp)
     }
 
+    /// One number from a read-only query of `kuvert.db` or `mailbox.db`.
+    pub async fn query_i64(&self, file: &str, sql: &str) -> i64 {
+        let pool = self.read_only(file).await;
+        let value = sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&pool)
+            .await
+            .expect(sql);
+        pool.close().await;
+        value
+    }
+
+    /// One text value from a read-only query (None for SQL NULL).
+    pub async fn query_text(&self, file: &str, sql: &str) -> Option<String> {
+        let pool = self.read_only(file).await;
+        let value = sqlx::query_scalar::<_, Option<String>>(sql)
+            .fetch_one(&pool)
+            .await
+            .expect(sql);
+        pool.close().await;
+        value
+    }
+
+    async fn read_only(&self, file: &str) -> sqlx::SqlitePool {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(self.data.path().join(file))
+            .read_only(true);
+        sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .expect("open read-only")
+    }
+
     /// Every database file (with WAL) in the data folder.
     pub fn database_files(&self) -> Vec<PathBuf> {
         std::fs::read_dir(self.data.path())
@@ -215,7 +281,7 @@ impl TestApp {
     }
 }
 
-async fn start(data: &Path, configure: fn(&mut Settings)) -> Running {
+async fn start(data: &Path, configure: fn(&mut Settings), mailbox_via: Option<&str>) -> Running {
     let mut settings = Settings::new(data.to_path_buf());
     settings.listen = "127.0.0.1:0".parse().expect("addr");
     settings.demo = true;
@@ -223,6 +289,10 @@ async fn start(data: &Path, configure: fn(&mut Settings)) -> Running {
     settings.retry.max = Duration::from_millis(200);
     settings.retry.lease = Duration::from_secs(2);
     settings.admin_token = Some(ADMIN_TOKEN.to_owned());
+    if let Some(url) = mailbox_via {
+        settings.mailbox_url = Some(url.to_owned());
+        settings.retry.request_timeout = Duration::from_secs(1);
+    }
     configure(&mut settings);
     kuvert::app::start(settings).await.expect("kuvert starts")
 }
