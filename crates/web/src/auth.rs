@@ -117,8 +117,14 @@ impl FromRequestParts<AppState> for AdminAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)
             .ok_or_else(|| ApiError::unauthorized("an operator credential is required"))?;
-        let expected = state.admin_token_hash().ok_or_else(ApiError::not_found)?;
-        if token.starts_with("kva_") && constant_time_eq(&hash_secret(token), expected) {
+        // Without a configured admin token no credential is valid: the
+        // answer is the same 401 as for a wrong token, so a caller cannot
+        // tell how the installation is configured.
+        let presented = hash_secret(token);
+        let valid = state.admin_token_hash().is_some_and(|expected| {
+            token.starts_with("kva_") && constant_time_eq(&presented, expected)
+        });
+        if valid {
             Ok(AdminAuth)
         } else {
             Err(ApiError::unauthorized("invalid operator credential"))

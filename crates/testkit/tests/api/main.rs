@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audit;
+mod authz;
 mod bad_input;
 mod flow;
 mod idempotency;

@@ -1,0 +1,1043 @@
+//! The authorization matrix (issue #10): every endpoint, called as every kind
+//! of caller, answers the exact refusal — status and problem+json `code`.
+//!
+//! [`TABLE`] has one row per operation: the audience it admits, the answer
+//! its admitted caller gets (run last, as a control that the concrete path
+//! parameters are real), and the refusals specific to the resource (another
+//! tenant's delivery, recipient A's message read by B, a sender the tenant
+//! may not send for, a forged relay seal). The credential-level refusals
+//! every row of an audience shares are in [`credential_refusals`]; they are
+//! sent without a body, since a caller is refused before the body is read.
+//! Without a configured admin token the admin API answers 401 to everyone.
+//!
+//! Completeness: [`every_operation_has_a_row_and_every_row_an_operation`]
+//! compares the table with the OpenAPI document and with every `.route("…")`
+//! in `crates/web/src`; the matrix run also checks that every method a row
+//! does not name answers 405 on that path. Adding an endpoint without a row
+//! fails.
+
+use kuvert_crypto::signing::SigningKey;
+use kuvert_domain::identity::RecipientId;
+use kuvert_domain::ids::{BatchId, DeliveryId, MailboxMessageId};
+use kuvert_mailbox::protocol::{DeliverRequest, SealedDelivery};
+use kuvert_testkit::{ADMIN_TOKEN, TestApp, client};
+use kuvert_web::auth::RecipientTokens;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Connection as _;
+use std::collections::BTreeSet;
+
+/// Who an endpoint admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    /// A tenant's credential, `kvt_<id>.<secret>`.
+    Sender,
+    /// A recipient token, `kvr1.…`.
+    Recipient,
+    /// The platform operator's token, `kva_…`.
+    Admin,
+    /// A relay, authenticated by its seal on each delivery (no header).
+    Relay,
+    /// Anyone.
+    Public,
+}
+
+/// The kinds of caller the matrix tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    /// No `Authorization` header.
+    NoCredential,
+    /// A token of the right prefix that does not parse.
+    Malformed,
+    /// Wrong kind: a tenant credential (demokommun's).
+    SenderCredential,
+    /// Wrong kind: Anna's recipient token.
+    RecipientToken,
+    /// Wrong kind: the platform operator's token.
+    AdminToken,
+    /// A credential of demokommun, revoked through the admin API.
+    RevokedCredential,
+    /// A valid credential of a suspended tenant.
+    SuspendedTenant,
+    /// Anna's token, minted with the installation's key, expired.
+    ExpiredRecipientToken,
+    /// `kva_` with the wrong secret.
+    WrongAdminToken,
+    /// Sender API: demoformedlare's credential on demokommun's object.
+    /// Admin API: the operator naming another tenant's credential or key.
+    OtherTenant,
+    /// demokommun's credential, acting for demoformedlare's sender (signed
+    /// with that sender's real key).
+    SenderNotAllowed,
+    /// demokommun's credential and sender, signed with demoformedlare's key.
+    OtherTenantsKey,
+    /// Bertil's token on Anna's message.
+    OtherRecipient,
+    /// A sealed delivery sealed by a relay key the mailbox does not trust.
+    UntrustedRelay,
+    /// The trusted relay's key id, the seal signed by another key.
+    ForgedSeal,
+    /// A genuine, already delivered sealed delivery replayed with a forged seal.
+    ReplayWithForgedSeal,
+}
+
+/// What a caller gets.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// A problem+json answer with this status and code.
+    Problem(u16, &'static str),
+    /// This status; the first item of the answer is refused with this code
+    /// (batches and relay deliveries refuse per item).
+    Item(u16, &'static str),
+    /// 404 `not_found`, byte for byte the answer for an id that does not exist.
+    Hidden,
+    /// 200, and nothing of demokommun's (or Anna's) in the body.
+    OwnOnly,
+}
+
+struct Row {
+    method: &'static str,
+    path: &'static str,
+    admits: Audience,
+    /// The status the admitted caller gets (the control).
+    ok: u16,
+    /// Refusals beyond the audience's credential-level ones.
+    extra: &'static [(Caller, Expect)],
+}
+
+const fn row(
+    method: &'static str,
+    path: &'static str,
+    admits: Audience,
+    ok: u16,
+    extra: &'static [(Caller, Expect)],
+) -> Row {
+    Row {
+        method,
+        path,
+        admits,
+        ok,
+        extra,
+    }
+}
+
+use Audience::{Admin, Public, Recipient, Relay, Sender};
+use Caller::*;
+use Expect::*;
+
+const UNAUTHORIZED: Expect = Problem(401, "unauthorized");
+
+/// The refusals every endpoint of an audience gives, whatever the resource.
+fn credential_refusals(audience: Audience) -> Vec<(Caller, Expect)> {
+    match audience {
+        Sender => vec![
+            (NoCredential, UNAUTHORIZED),
+            (Malformed, UNAUTHORIZED),
+            (RecipientToken, UNAUTHORIZED),
+            (AdminToken, UNAUTHORIZED),
+            (RevokedCredential, UNAUTHORIZED),
+            (SuspendedTenant, Problem(403, "tenant_suspended")),
+        ],
+        Recipient => vec![
+            (NoCredential, UNAUTHORIZED),
+            (Malformed, UNAUTHORIZED),
+            (SenderCredential, UNAUTHORIZED),
+            (AdminToken, UNAUTHORIZED),
+            (ExpiredRecipientToken, UNAUTHORIZED),
+        ],
+        Admin => vec![
+            (NoCredential, UNAUTHORIZED),
+            (Malformed, UNAUTHORIZED),
+            (SenderCredential, UNAUTHORIZED),
+            (RecipientToken, UNAUTHORIZED),
+            (WrongAdminToken, UNAUTHORIZED),
+        ],
+        // The seal is the credential; the header is ignored.
+        Relay => vec![
+            (UntrustedRelay, Item(200, "unknown_relay")),
+            (ForgedSeal, Item(200, "bad_seal")),
+            (ReplayWithForgedSeal, Item(200, "bad_seal")),
+        ],
+        Public => vec![],
+    }
+}
+
+/// Every operation. The controls run in this order, so the destructive ones
+/// (delete, deregister, revoke) come after the rows that need their object.
+static TABLE: &[Row] = &[
+    // Sender API.
+    row(
+        "POST",
+        "/v1/deliveries",
+        Sender,
+        202,
+        &[
+            (SenderNotAllowed, Problem(403, "sender_not_allowed")),
+            (OtherTenantsKey, Problem(422, "signature_key_unknown")),
+        ],
+    ),
+    row(
+        "POST",
+        "/v1/batches",
+        Sender,
+        202,
+        &[
+            (SenderNotAllowed, Item(202, "sender_not_allowed")),
+            (OtherTenantsKey, Item(202, "signature_key_unknown")),
+        ],
+    ),
+    row(
+        "GET",
+        "/v1/deliveries/{id}",
+        Sender,
+        200,
+        &[(OtherTenant, Hidden)],
+    ),
+    row(
+        "GET",
+        "/v1/batches/{id}",
+        Sender,
+        200,
+        &[(OtherTenant, Hidden)],
+    ),
+    row(
+        "GET",
+        "/v1/status-feed",
+        Sender,
+        200,
+        &[(OtherTenant, OwnOnly)],
+    ),
+    row(
+        "POST",
+        "/v1/reachability",
+        Sender,
+        200,
+        &[(SenderNotAllowed, Problem(403, "sender_not_allowed"))],
+    ),
+    row(
+        "GET",
+        "/v1/statistics",
+        Sender,
+        200,
+        &[(OtherTenant, OwnOnly)],
+    ),
+    row("GET", "/v1/audit", Sender, 200, &[(OtherTenant, OwnOnly)]),
+    // Mailbox operator contract.
+    row("POST", "/mailbox/v1/deliveries", Relay, 200, &[]),
+    // Recipient API: the mailbox.
+    row(
+        "GET",
+        "/mailbox/v1/messages",
+        Recipient,
+        200,
+        &[(OtherRecipient, OwnOnly)],
+    ),
+    row(
+        "GET",
+        "/mailbox/v1/messages/{id}",
+        Recipient,
+        200,
+        &[(OtherRecipient, Hidden)],
+    ),
+    row(
+        "GET",
+        "/mailbox/v1/messages/{id}/attachments/{index}",
+        Recipient,
+        200,
+        &[(OtherRecipient, Hidden)],
+    ),
+    row(
+        "POST",
+        "/mailbox/v1/messages/{id}/archive",
+        Recipient,
+        204,
+        &[(OtherRecipient, Hidden)],
+    ),
+    row(
+        "DELETE",
+        "/mailbox/v1/messages/{id}/archive",
+        Recipient,
+        204,
+        &[(OtherRecipient, Hidden)],
+    ),
+    row(
+        "DELETE",
+        "/mailbox/v1/messages/{id}",
+        Recipient,
+        204,
+        &[(OtherRecipient, Hidden)],
+    ),
+    // Recipient API: the register (always the caller's own profile).
+    row("GET", "/register/v1/me", Recipient, 200, &[]),
+    row(
+        "PUT",
+        "/register/v1/me/refused-senders/{sender}",
+        Recipient,
+        204,
+        &[],
+    ),
+    row(
+        "DELETE",
+        "/register/v1/me/refused-senders/{sender}",
+        Recipient,
+        204,
+        &[],
+    ),
+    row("PUT", "/register/v1/me", Recipient, 204, &[]),
+    row("DELETE", "/register/v1/me", Recipient, 204, &[]),
+    // Admin API (the spare tenant "authzspare" is the one acted on).
+    row("GET", "/admin/v1/tenants", Admin, 200, &[]),
+    row("POST", "/admin/v1/tenants", Admin, 201, &[]),
+    row("POST", "/admin/v1/tenants/{id}/suspend", Admin, 204, &[]),
+    row("POST", "/admin/v1/tenants/{id}/resume", Admin, 204, &[]),
+    row("PUT", "/admin/v1/tenants/{id}/quota", Admin, 204, &[]),
+    row(
+        "POST",
+        "/admin/v1/tenants/{id}/credentials",
+        Admin,
+        201,
+        &[],
+    ),
+    row("POST", "/admin/v1/tenants/{id}/senders", Admin, 201, &[]),
+    row(
+        "POST",
+        "/admin/v1/tenants/{id}/keys",
+        Admin,
+        201,
+        &[(OtherTenant, Problem(404, "not_found"))],
+    ),
+    row(
+        "DELETE",
+        "/admin/v1/tenants/{id}/credentials/{credential}",
+        Admin,
+        204,
+        &[(OtherTenant, Hidden)],
+    ),
+    row(
+        "DELETE",
+        "/admin/v1/tenants/{id}/keys/{key}",
+        Admin,
+        204,
+        &[(OtherTenant, Hidden)],
+    ),
+    // Not in the OpenAPI document.
+    row("GET", "/health", Public, 200, &[]),
+    row("GET", "/openapi.json", Public, 200, &[]),
+];
+
+/// Routes the router serves that the OpenAPI document does not describe.
+const NOT_IN_OPENAPI: &[(&str, &str)] = &[("GET", "/health"), ("GET", "/openapi.json")];
+
+const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];
+
+// ---------------------------------------------------------------------------
+// Completeness
+
+fn openapi_operations() -> BTreeSet<(String, String)> {
+    let document: Value = serde_json::from_str(&kuvert_web::openapi::document()).unwrap();
+    let mut operations = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if [
+                "get", "post", "put", "delete", "patch", "head", "options", "trace",
+            ]
+            .contains(&method.as_str())
+            {
+                operations.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    operations
+}
+
+/// Every path literal given to `.route(` in the web crate's source.
+fn routed_paths() -> BTreeSet<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/src");
+    let mut files = vec![root];
+    let mut paths = BTreeSet::new();
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (at, _) in text.match_indices(".route(") {
+            let rest = text[at + ".route(".len()..].trim_start();
+            let literal = rest
+                .strip_prefix('"')
+                .and_then(|r| r.split_once('"'))
+                .map(|(p, _)| p.to_owned());
+            let literal = literal
+                .unwrap_or_else(|| panic!("{}: a .route( without a literal", path.display()));
+            paths.insert(literal);
+        }
+    }
+    paths
+}
+
+#[test]
+fn every_operation_has_a_row_and_every_row_an_operation() {
+    let rows: BTreeSet<(String, String)> = TABLE
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    assert_eq!(rows.len(), TABLE.len(), "a row is in the table twice");
+    let mut known = openapi_operations();
+    for (method, path) in NOT_IN_OPENAPI {
+        assert!(
+            known.insert(((*method).to_owned(), (*path).to_owned())),
+            "{method} {path} is in the OpenAPI document now: drop it from NOT_IN_OPENAPI"
+        );
+    }
+    let missing: Vec<_> = known.difference(&rows).collect();
+    let stale: Vec<_> = rows.difference(&known).collect();
+    assert!(
+        missing.is_empty(),
+        "operations without a row in the authorization matrix: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "rows for operations that no longer exist: {stale:?}"
+    );
+
+    let table_paths: BTreeSet<String> = TABLE.iter().map(|r| r.path.to_owned()).collect();
+    let unlisted: Vec<_> = routed_paths().difference(&table_paths).cloned().collect();
+    assert!(
+        unlisted.is_empty(),
+        "routes in crates/web without a row in the authorization matrix: {unlisted:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The objects the matrix acts on
+
+const SPARE: &str = "authzspare";
+const SUSPENDED: &str = "authzsuspended";
+
+struct Fixture {
+    app: TestApp,
+    kommun_token: String,
+    formedlare_token: String,
+    anna: String,
+    anna_token: String,
+    bertil_token: String,
+    expired_anna_token: String,
+    revoked_token: String,
+    suspended_token: String,
+    /// demokommun → Anna, delivered, with a PDF.
+    delivery: String,
+    batch: String,
+    anna_message: String,
+    /// The relay's sealed form of `delivery`, as it went to the mailbox.
+    sealed: SealedDelivery,
+    operator_id: String,
+    spare_credential: String,
+    spare_sender: String,
+    spare_key: String,
+    kommun_credential: String,
+    kommun_key: String,
+}
+
+fn credential_id(token: &str) -> String {
+    let (id, _) = token.strip_prefix("kvt_").unwrap().split_once('.').unwrap();
+    id.to_owned()
+}
+
+async fn sealed_in_outbox(app: &TestApp, delivery: &str) -> SealedDelivery {
+    let path = app.data_dir().join("kuvert.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", path.display()))
+        .await
+        .unwrap();
+    let (blob,): (Vec<u8>,) = sqlx::query_as("SELECT sealed FROM outbox WHERE delivery_id = ?")
+        .bind(delivery)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    serde_json::from_slice(&blob).unwrap()
+}
+
+async fn admin(app: &TestApp, method: Method, path: &str, body: Value) -> Value {
+    let response = app
+        .http
+        .request(method, format!("{}{path}", app.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// A tenant with one credential; returns the credential's token.
+async fn new_tenant(app: &TestApp, id: &str) -> String {
+    admin(
+        app,
+        Method::POST,
+        "/admin/v1/tenants",
+        json!({ "id": id, "name": id }),
+    )
+    .await;
+    let created = admin(
+        app,
+        Method::POST,
+        &format!("/admin/v1/tenants/{id}/credentials"),
+        json!({ "label": "authz" }),
+    )
+    .await;
+    created["token"].as_str().unwrap().to_owned()
+}
+
+async fn fixture() -> Fixture {
+    let app = TestApp::spawn().await;
+    let (kommun, sender) = app.kommun();
+    let kommun_token = kommun.token.clone();
+    let kommun_key = sender.key_id.clone();
+    let formedlare_token = app.tenant("demoformedlare").token.clone();
+    let anna = app.recipient("registered").id.clone();
+    let bertil = app
+        .demo
+        .recipients
+        .iter()
+        .find(|r| r.name == "Bertil Berg")
+        .unwrap()
+        .id
+        .clone();
+
+    // Anna's delivery, caught sealed in the outbox before the mailbox opens.
+    app.set_mailbox_open(false);
+    let mut to_anna = app.delivery(sender, &anna, "Till Anna");
+    to_anna.messages[0].attachments.push(client::attachment(
+        "beslut.pdf",
+        "application/pdf",
+        &client::sample_pdf("Annas beslut"),
+    ));
+    let (status, sent) = app.send(&kommun_token, &app.sign(sender, to_anna)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    let delivery = sent["delivery_id"].as_str().unwrap().to_owned();
+    let sealed = sealed_in_outbox(&app, &delivery).await;
+    app.set_mailbox_open(true);
+    assert_eq!(
+        app.wait_final(&kommun_token, &delivery).await["status"],
+        "delivered"
+    );
+
+    // A batch of demokommun's (to Bertil, so Bertil has a message too).
+    let item =
+        serde_json::to_value(app.sign(sender, app.delivery(sender, &bertil, "Batch"))).unwrap();
+    let (status, batch) = app
+        .post(
+            "/v1/batches",
+            Some(&kommun_token),
+            &json!({ "deliveries": [item] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
+    let batch_id = batch["batch_id"].as_str().unwrap().to_owned();
+    let batch_delivery = batch["results"][0]["delivery_id"].as_str().unwrap();
+    app.wait_final(&kommun_token, batch_delivery).await;
+
+    let anna_token = app.recipient_token(&anna);
+    let (_, page) = app.get("/mailbox/v1/messages", Some(&anna_token)).await;
+    assert_eq!(page["total"], 1, "{page}");
+    let anna_message = page["messages"][0]["id"].as_str().unwrap().to_owned();
+    let (_, profile) = app.get("/register/v1/me", Some(&anna_token)).await;
+    let operator_id = profile["operator_id"].as_str().unwrap().to_owned();
+
+    let key = kuvert::keys::Keys::load_or_create(app.data_dir())
+        .unwrap()
+        .recipient_token;
+    let expired_anna_token =
+        RecipientTokens::new(key).mint(&RecipientId::parse_canonical(&anna).unwrap(), 1);
+
+    // A revoked credential of demokommun.
+    let created = admin(
+        &app,
+        Method::POST,
+        "/admin/v1/tenants/demokommun/credentials",
+        json!({ "label": "revoked" }),
+    )
+    .await;
+    let revoked_token = created["token"].as_str().unwrap().to_owned();
+    admin(
+        &app,
+        Method::DELETE,
+        &format!(
+            "/admin/v1/tenants/demokommun/credentials/{}",
+            credential_id(&revoked_token)
+        ),
+        json!({}),
+    )
+    .await;
+
+    // A suspended tenant with a valid credential.
+    let suspended_token = new_tenant(&app, SUSPENDED).await;
+    admin(
+        &app,
+        Method::POST,
+        &format!("/admin/v1/tenants/{SUSPENDED}/suspend"),
+        json!({}),
+    )
+    .await;
+
+    // The spare tenant the admin rows act on: a credential, a sender, a key.
+    let spare_token = new_tenant(&app, SPARE).await;
+    let spare_sender = kuvert::demo::organisation_number("202300999");
+    admin(
+        &app,
+        Method::POST,
+        &format!("/admin/v1/tenants/{SPARE}/senders"),
+        json!({ "id": spare_sender, "name": "Reservverket" }),
+    )
+    .await;
+    let added = admin(
+        &app,
+        Method::POST,
+        &format!("/admin/v1/tenants/{SPARE}/keys"),
+        json!({ "sender": spare_sender,
+                "public_key": SigningKey::generate().public_key().to_base64() }),
+    )
+    .await;
+
+    Fixture {
+        kommun_credential: credential_id(&kommun_token),
+        kommun_token,
+        formedlare_token,
+        anna,
+        anna_token,
+        bertil_token: app.recipient_token(&bertil),
+        expired_anna_token,
+        revoked_token,
+        suspended_token,
+        delivery,
+        batch: batch_id,
+        anna_message,
+        sealed,
+        operator_id,
+        spare_credential: credential_id(&spare_token),
+        spare_sender,
+        spare_key: added["key_id"].as_str().unwrap().to_owned(),
+        kommun_key,
+        app,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Requests
+
+struct Call {
+    method: Method,
+    path: String,
+    token: Option<String>,
+    body: Option<Value>,
+}
+
+/// `None` for the admitted caller (the control).
+type Who = Option<Caller>;
+
+impl Fixture {
+    /// The row's path with real objects; `missing` puts ids that do not exist
+    /// where the caller's refusal must look like a missing object.
+    fn path(&self, row: &Row, who: Who, missing: bool) -> String {
+        let other_tenant = who == Some(OtherTenant);
+        let (id, credential, key) = match row.path {
+            p if p.starts_with("/v1/deliveries/") => (
+                if missing {
+                    DeliveryId::new().to_string()
+                } else {
+                    self.delivery.clone()
+                },
+                String::new(),
+                String::new(),
+            ),
+            p if p.starts_with("/v1/batches/") => (
+                if missing {
+                    BatchId::new().to_string()
+                } else {
+                    self.batch.clone()
+                },
+                String::new(),
+                String::new(),
+            ),
+            p if p.starts_with("/mailbox/v1/messages/") => (
+                if missing {
+                    MailboxMessageId::new().to_string()
+                } else {
+                    self.anna_message.clone()
+                },
+                String::new(),
+                String::new(),
+            ),
+            _ => (
+                SPARE.to_owned(),
+                match (missing, other_tenant) {
+                    (true, _) => "no-such-credential".to_owned(),
+                    (false, true) => self.kommun_credential.clone(),
+                    (false, false) => self.spare_credential.clone(),
+                },
+                match (missing, other_tenant) {
+                    (true, _) => "no-such-key".to_owned(),
+                    (false, true) => self.kommun_key.clone(),
+                    (false, false) => self.spare_key.clone(),
+                },
+            ),
+        };
+        let (kommun, _) = self.app.kommun();
+        row.path
+            .replace("{id}", &id)
+            .replace("{index}", "0")
+            .replace("{credential}", &credential)
+            .replace("{key}", &key)
+            .replace("{sender}", &kommun.senders[0].id)
+    }
+
+    fn token(&self, audience: Audience, who: Who) -> Option<String> {
+        let token = match who {
+            None => match audience {
+                Sender => &self.kommun_token,
+                Recipient => &self.anna_token,
+                Admin => ADMIN_TOKEN,
+                Relay | Public => return None,
+            },
+            Some(NoCredential | UntrustedRelay | ForgedSeal | ReplayWithForgedSeal) => return None,
+            Some(Malformed) => match audience {
+                Sender => "kvt_no-separator",
+                Recipient => "kvr1.bm90IGEgdG9rZW4.AAAA",
+                Admin => "not-an-operator-token",
+                Relay | Public => "garbage",
+            },
+            Some(SenderCredential | SenderNotAllowed | OtherTenantsKey) => &self.kommun_token,
+            Some(RecipientToken) => &self.anna_token,
+            Some(AdminToken) => ADMIN_TOKEN,
+            Some(RevokedCredential) => &self.revoked_token,
+            Some(SuspendedTenant) => &self.suspended_token,
+            Some(ExpiredRecipientToken) => &self.expired_anna_token,
+            Some(WrongAdminToken) => "kva_not-the-operators-token",
+            Some(OtherTenant) => match audience {
+                Admin => ADMIN_TOKEN,
+                _ => &self.formedlare_token,
+            },
+            Some(OtherRecipient) => &self.bertil_token,
+        };
+        Some(token.to_owned())
+    }
+
+    /// A signed delivery to Anna: demokommun's own, or for the refusals that
+    /// hinge on the sender or the key, demoformedlare's sender or key.
+    fn signed(&self, who: Who) -> Value {
+        let (_, own) = self.app.kommun();
+        let other = &self.app.tenant("demoformedlare").senders[0];
+        let signed = match who {
+            Some(SenderNotAllowed) => self
+                .app
+                .sign(other, self.app.delivery(other, &self.anna, "x")),
+            Some(OtherTenantsKey) => client::sign(
+                self.app.delivery(own, &self.anna, "x"),
+                &other.key().unwrap(),
+            ),
+            _ => self.app.sign(own, self.app.delivery(own, &self.anna, "x")),
+        };
+        serde_json::to_value(signed).unwrap()
+    }
+
+    fn body(&self, row: &Row, who: Who) -> Option<Value> {
+        let (kommun, _) = self.app.kommun();
+        let other = &self.app.tenant("demoformedlare").senders[0];
+        let body = match (row.method, row.path) {
+            ("POST", "/v1/deliveries") => self.signed(who),
+            ("POST", "/v1/batches") => json!({ "deliveries": [self.signed(who)] }),
+            ("POST", "/v1/reachability") => {
+                let sender = match who {
+                    Some(SenderNotAllowed) => &other.id,
+                    _ => &kommun.senders[0].id,
+                };
+                json!({ "sender": sender, "recipients": [self.anna] })
+            }
+            ("POST", "/mailbox/v1/deliveries") => {
+                let stranger = SigningKey::generate();
+                let mut sealed = self.sealed.clone();
+                match who {
+                    Some(UntrustedRelay) => {
+                        sealed.delivery_id = DeliveryId::new().to_string();
+                        sealed.relay_key_id = stranger.public_key().key_id();
+                        sealed.sign(&stranger);
+                    }
+                    Some(ForgedSeal) => {
+                        sealed.delivery_id = DeliveryId::new().to_string();
+                        sealed.sign(&stranger);
+                    }
+                    Some(ReplayWithForgedSeal) => sealed.sign(&stranger),
+                    _ => {}
+                }
+                serde_json::to_value(DeliverRequest {
+                    deliveries: vec![sealed],
+                })
+                .unwrap()
+            }
+            ("PUT", "/register/v1/me") => json!({ "operator_id": self.operator_id }),
+            ("POST", "/admin/v1/tenants") => json!({ "id": "authzcreated", "name": "Ny" }),
+            ("PUT", "/admin/v1/tenants/{id}/quota") => json!({ "max_per_day": 1000 }),
+            ("POST", "/admin/v1/tenants/{id}/credentials") => json!({ "label": "authz" }),
+            ("POST", "/admin/v1/tenants/{id}/senders") => json!({
+                "id": kuvert::demo::organisation_number("202400999"), "name": "Nytt verk"
+            }),
+            ("POST", "/admin/v1/tenants/{id}/keys") => json!({
+                "sender": if who == Some(OtherTenant) { &kommun.senders[0].id } else { &self.spare_sender },
+                "public_key": SigningKey::generate().public_key().to_base64(),
+            }),
+            _ => return None,
+        };
+        Some(body)
+    }
+
+    /// A refusal that only depends on the credential is checked without a
+    /// body: the caller is refused before the body is looked at.
+    fn call(&self, row: &Row, who: Who, missing: bool) -> Call {
+        let credential_level = matches!(
+            who,
+            Some(
+                NoCredential
+                    | Malformed
+                    | SenderCredential
+                    | RecipientToken
+                    | AdminToken
+                    | RevokedCredential
+                    | SuspendedTenant
+                    | ExpiredRecipientToken
+                    | WrongAdminToken
+            )
+        ) && row.admits != Public;
+        Call {
+            method: row.method.parse().unwrap(),
+            path: self.path(row, who, missing),
+            token: self.token(row.admits, who),
+            body: if credential_level {
+                None
+            } else {
+                self.body(row, who)
+            },
+        }
+    }
+
+    async fn send(&self, call: Call) -> (StatusCode, Option<String>, Vec<u8>) {
+        let mut request = self
+            .app
+            .http
+            .request(call.method, format!("{}{}", self.app.url, call.path));
+        if let Some(token) = call.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = call.body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (
+            status,
+            content_type,
+            response.bytes().await.unwrap().to_vec(),
+        )
+    }
+
+    /// The ids of demokommun's and Anna's objects, and Anna's identity
+    /// number: no refusal, and no answer to anyone else, may show them.
+    fn theirs(&self) -> [&str; 4] {
+        [&self.delivery, &self.batch, &self.anna_message, &self.anna]
+    }
+
+    /// Checks one refusal; returns what was wrong, if anything.
+    async fn check(&self, row: &Row, who: Caller, expect: Expect) -> Option<String> {
+        let what = format!("{} {} as {who:?}", row.method, row.path);
+        let (status, content_type, bytes) = self.send(self.call(row, Some(who), false)).await;
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let text = String::from_utf8_lossy(&bytes);
+        let problem = |status_wanted: u16, code: &str| -> Option<String> {
+            if status.as_u16() != status_wanted
+                || body["code"] != code
+                || body["status"] != status_wanted
+                || content_type.as_deref() != Some("application/problem+json")
+            {
+                return Some(format!(
+                    "{what}: want {status_wanted} {code}, got {status} {content_type:?} {text}"
+                ));
+            }
+            None
+        };
+        match expect {
+            Problem(s, code) => problem(s, code).or_else(|| {
+                // A refusal tells nothing of the object it refused.
+                self.theirs()
+                    .into_iter()
+                    .find(|t| text.contains(t))
+                    .map(|leaked| format!("{what}: the refusal shows {leaked}: {text}"))
+            }),
+            Hidden => {
+                if let Some(wrong) = problem(404, "not_found") {
+                    return Some(wrong);
+                }
+                let (missing_status, _, missing) = self.send(self.call(row, Some(who), true)).await;
+                (missing_status != status || missing != bytes).then(|| {
+                    format!(
+                        "{what}: differs from a missing id: {text} vs {missing_status} {}",
+                        String::from_utf8_lossy(&missing)
+                    )
+                })
+            }
+            Item(s, code) => {
+                let item = &body["results"][0];
+                let item_code = item["error"]["code"].as_str().or(item["code"].as_str());
+                (status.as_u16() != s || item_code != Some(code) || item.get("receipt").is_some())
+                    .then(|| format!("{what}: want {s} with item {code}, got {status} {text}"))
+            }
+            OwnOnly => {
+                if status != StatusCode::OK {
+                    return Some(format!("{what}: want 200, got {status} {text}"));
+                }
+                let mut theirs = self.theirs().to_vec();
+                theirs.push("demokommun");
+                theirs
+                    .into_iter()
+                    .find(|t| text.contains(t))
+                    .map(|leaked| format!("{what}: the answer shows {leaked}: {text}"))
+            }
+        }
+    }
+
+    /// The admitted caller gets the row's status.
+    async fn control(&self, row: &Row) -> Option<String> {
+        let (status, _, bytes) = self.send(self.call(row, None, false)).await;
+        let text = String::from_utf8_lossy(&bytes);
+        if status.as_u16() != row.ok {
+            return Some(format!(
+                "{} {} as its {:?} (control): want {}, got {status} {text}",
+                row.method, row.path, row.admits, row.ok
+            ));
+        }
+        if row.admits == Relay {
+            let body: Value = serde_json::from_slice(&bytes).unwrap();
+            if body["results"][0]["outcome"] != "delivered" {
+                return Some(format!("relay control: a genuine redelivery got {text}"));
+            }
+        }
+        None
+    }
+}
+
+fn refusals(row: &Row) -> Vec<(Caller, Expect)> {
+    let mut all = credential_refusals(row.admits);
+    all.extend_from_slice(row.extra);
+    all
+}
+
+#[tokio::test]
+async fn every_endpoint_refuses_every_caller_it_does_not_admit() {
+    let mut fx = fixture().await;
+    let mut wrong = Vec::new();
+    let (mut refused, mut not_allowed) = (0, 0);
+    for row in TABLE {
+        for (who, expect) in refusals(row) {
+            refused += 1;
+            wrong.extend(fx.check(row, who, expect).await);
+        }
+        if row.admits == Public {
+            // Public: a credential, even garbage, changes nothing.
+            refused += 1;
+            let (status, _, _) = fx.send(fx.call(row, Some(Malformed), false)).await;
+            if status.as_u16() != row.ok {
+                wrong.push(format!(
+                    "{} {} with garbage: {status}",
+                    row.method, row.path
+                ));
+            }
+        }
+    }
+    // Every method a row does not name answers 405, whoever calls.
+    let paths: BTreeSet<&str> = TABLE.iter().map(|r| r.path).collect();
+    for path in paths {
+        let row = TABLE.iter().find(|r| r.path == path).unwrap();
+        for method in METHODS {
+            if TABLE.iter().any(|r| r.path == path && r.method == *method) {
+                continue;
+            }
+            not_allowed += 1;
+            let call = Call {
+                method: method.parse().unwrap(),
+                path: fx.path(row, None, false),
+                token: fx.token(row.admits, None),
+                body: None,
+            };
+            let (status, _, _) = fx.send(call).await;
+            if status != StatusCode::METHOD_NOT_ALLOWED {
+                wrong.push(format!("{method} {path}: want 405, got {status}"));
+            }
+        }
+    }
+    // Last, the admitted callers: the objects were real all along.
+    for row in TABLE {
+        wrong.extend(fx.control(row).await);
+    }
+    let checks = refused + not_allowed + TABLE.len();
+    eprintln!(
+        "authorization matrix: {} rows; {refused} caller checks, {not_allowed} unlisted \
+         methods (405), {} controls",
+        TABLE.len(),
+        TABLE.len()
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} of {checks} checks failed:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    fx.app.stop().await;
+}
+
+/// An installation without an admin token refuses every caller of the admin
+/// API exactly as it refuses a wrong token: 401, whatever is presented.
+#[tokio::test]
+async fn without_a_configured_admin_token_the_admin_api_answers_401_to_everyone() {
+    let mut app = TestApp::spawn_with(|s| s.admin_token = None).await;
+    let mut wrong = Vec::new();
+    for row in TABLE.iter().filter(|r| r.admits == Admin) {
+        let path = row
+            .path
+            .replace("{id}", "demokommun")
+            .replace("{credential}", "x")
+            .replace("{key}", "x");
+        for token in [
+            None,
+            Some(ADMIN_TOKEN),
+            Some("kva_anything"),
+            Some("not-a-token"),
+        ] {
+            let mut request = app
+                .http
+                .request(row.method.parse().unwrap(), format!("{}{path}", app.url));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let body: Value =
+                serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null);
+            if status != StatusCode::UNAUTHORIZED || body["code"] != "unauthorized" {
+                wrong.push(format!(
+                    "{} {path} with {token:?}: want 401 unauthorized, got {status} {body}",
+                    row.method
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    app.stop().await;
+}
