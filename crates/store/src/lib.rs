@@ -142,6 +142,7 @@ impl Db {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            .after_release(|conn, _| Box::pin(async move { Ok(is_idle(conn).await) }))
             .connect_with(options.clone())
             .await?;
         migrate(&write, schema).await?;
@@ -164,6 +165,28 @@ impl Db {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+}
+
+/// Whether a connection handed back to the pool is outside any transaction,
+/// as it must be. A write that fails on a full disk may leave SQLite and
+/// sqlx disagreeing about an open transaction; kept, such a connection
+/// would answer later "commits" without storing anything. A `BEGIN` fails
+/// inside a transaction, so it tells; a connection that fails the probe is
+/// closed (which rolls back whatever it held) and the pool opens a new one.
+async fn is_idle(conn: &mut sqlx::SqliteConnection) -> bool {
+    use sqlx::Connection as _;
+    if conn.is_in_transaction() {
+        tracing::warn!("closing a database connection left inside a transaction");
+        return false;
+    }
+    let probe = sqlx::Executor::execute(&mut *conn, "BEGIN; ROLLBACK;").await;
+    match probe {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "closing a database connection left inside a transaction");
+            false
+        }
     }
 }
 

@@ -57,11 +57,13 @@ impl ApiError {
         )
     }
     pub fn unavailable() -> Self {
-        Self::new(
+        let mut error = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage_unavailable",
             "storage is not accepting writes; nothing was stored, retry later",
-        )
+        );
+        error.retry_after = Some(5);
+        error
     }
     pub fn problem(&self) -> Problem {
         Problem {

@@ -5,9 +5,12 @@
 mod audit;
 mod authz;
 mod bad_input;
+mod crash;
+mod disk;
 mod flow;
 mod idempotency;
 mod openapi;
+mod outages;
 mod privacy;
 mod quotas;
 mod reachability;
