@@ -103,6 +103,14 @@ impl Mailbox {
         let mut to_store = Vec::new();
         let mut pending = Vec::new();
         for sealed in batch {
+            // The seal is the relay's credential: checked before anything is
+            // answered from the store, since a known delivery id is answered
+            // with its receipt (recipient, moment of delivery), which must
+            // go to the relay only.
+            if let Err(refusal) = self.check_seal(&sealed) {
+                results.push(Some(refused(sealed.delivery_id, refusal)));
+                continue;
+            }
             if let Some(receipt) = self.db.mailbox_receipt(&sealed.delivery_id).await? {
                 results.push(Some(parse_receipt(&receipt)?));
                 continue;
@@ -114,14 +122,7 @@ impl Mailbox {
                     results.push(None);
                     to_store.push(row);
                 }
-                Err((delivery_id, refusal)) => {
-                    tracing::warn!(code = refusal.code(), "refused a sealed delivery");
-                    results.push(Some(DeliveryResult::Rejected {
-                        delivery_id,
-                        code: refusal.code().to_owned(),
-                        message: refusal.message().to_owned(),
-                    }));
-                }
+                Err((delivery_id, refusal)) => results.push(Some(refused(delivery_id, refusal))),
             }
         }
         if !to_store.is_empty() {
@@ -138,20 +139,23 @@ impl Mailbox {
         Ok(results.into_iter().flatten().collect())
     }
 
-    fn open(&self, sealed: SealedDelivery) -> Result<Opened, (String, Refusal)> {
-        let id = sealed.delivery_id.clone();
-        let fail = |r| (id.clone(), r);
+    /// Sealed for this operator, by a relay it trusts, and the seal verifies.
+    fn check_seal(&self, sealed: &SealedDelivery) -> Result<(), Refusal> {
         if sealed.operator_id != self.operator_id.as_str() {
-            return Err(fail(Refusal::WrongOperator));
+            return Err(Refusal::WrongOperator);
         }
         let relay = self
             .trusted_relays
             .iter()
             .find(|k| k.key_id() == sealed.relay_key_id)
-            .ok_or_else(|| fail(Refusal::UnknownRelay))?;
-        sealed
-            .verify_seal(relay)
-            .map_err(|_| fail(Refusal::BadSeal))?;
+            .ok_or(Refusal::UnknownRelay)?;
+        sealed.verify_seal(relay).map_err(|_| Refusal::BadSeal)
+    }
+
+    /// Opens a delivery whose seal [`check_seal`](Self::check_seal) passed.
+    fn open(&self, sealed: SealedDelivery) -> Result<Opened, (String, Refusal)> {
+        let id = sealed.delivery_id.clone();
+        let fail = |r| (id.clone(), r);
         let sealed_box = sealed.sealed_box().map_err(|_| fail(Refusal::CannotOpen))?;
         let plaintext = open(
             &self.sealing_key,
@@ -253,6 +257,15 @@ impl Mailbox {
             receipt: serde_json::to_string(&receipt).map_err(|_| MailboxError::Decrypt)?,
             messages,
         })
+    }
+}
+
+fn refused(delivery_id: String, refusal: Refusal) -> DeliveryResult {
+    tracing::warn!(code = refusal.code(), "refused a sealed delivery");
+    DeliveryResult::Rejected {
+        delivery_id,
+        code: refusal.code().to_owned(),
+        message: refusal.message().to_owned(),
     }
 }
 

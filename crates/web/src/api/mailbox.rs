@@ -13,8 +13,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kuvert_domain::ids::MailboxMessageId;
-use kuvert_mailbox::Mailbox;
-use kuvert_mailbox::protocol::{DeliverRequest, DeliverResponse, DeliveryResult, SealedDelivery};
+use kuvert_mailbox::protocol::{DeliverRequest, DeliverResponse};
 use kuvert_mailbox::reading::{MessagePage, MessageView};
 use kuvert_store::mailbox::Folder;
 use serde::Deserialize;
@@ -58,60 +57,8 @@ pub async fn deliver(
             "the mailbox is in maintenance; retry later",
         ));
     }
-    let mailbox = state.mailbox()?;
-    // The seal is the relay's credential, so it is checked before anything
-    // is answered from the store: the mailbox answers a delivery id it has
-    // seen with that delivery's receipt, which must go to the relay only.
-    let mut results: Vec<Option<DeliveryResult>> = Vec::with_capacity(request.deliveries.len());
-    let mut sealed = Vec::new();
-    for delivery in request.deliveries {
-        match seal_refusal(mailbox, &delivery) {
-            Some((code, message)) => results.push(Some(DeliveryResult::Rejected {
-                delivery_id: delivery.delivery_id,
-                code: code.to_owned(),
-                message: message.to_owned(),
-            })),
-            None => {
-                results.push(None);
-                sealed.push(delivery);
-            }
-        }
-    }
-    let mut accepted = mailbox.accept(sealed).await?.into_iter();
-    let results = results
-        .into_iter()
-        .map(|r| r.or_else(|| accepted.next()).ok_or_else(ApiError::internal))
-        .collect::<Result<_, _>>()?;
+    let results = state.mailbox()?.accept(request.deliveries).await?;
     Ok(Json(DeliverResponse { results }))
-}
-
-/// Why a delivery's seal is not one this operator accepts (the same codes,
-/// in the same order, as the mailbox's own checks), or `None` when a trusted
-/// relay sealed it for this operator.
-fn seal_refusal(
-    mailbox: &Mailbox,
-    sealed: &SealedDelivery,
-) -> Option<(&'static str, &'static str)> {
-    if sealed.operator_id != mailbox.operator_id.as_str() {
-        return Some((
-            "wrong_operator",
-            "the delivery is sealed for another operator",
-        ));
-    }
-    let Some(relay) = mailbox
-        .trusted_relays
-        .iter()
-        .find(|k| k.key_id() == sealed.relay_key_id)
-    else {
-        return Some((
-            "unknown_relay",
-            "the seal is by a relay this operator does not trust",
-        ));
-    };
-    sealed
-        .verify_seal(relay)
-        .is_err()
-        .then_some(("bad_seal", "the relay's seal signature does not verify"))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
