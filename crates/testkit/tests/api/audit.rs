@@ -190,3 +190,33 @@ async fn a_replaced_checkpoint_signature_is_found() {
         "{problem:?}"
     );
 }
+
+/// The same, through the command line an auditor runs: `kuvert audit verify`
+/// exits non-zero and names the first bad entry.
+#[tokio::test]
+async fn the_audit_verify_command_fails_and_names_the_first_bad_entry() {
+    let app = stopped_app_with_history().await;
+    let cli = |data: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kuvert-crashtest"))
+            .args(["node", "audit", "verify", "--data"])
+            .arg(data)
+            .output()
+            .unwrap()
+    };
+    let clean = cli(app.data_dir());
+    assert!(clean.status.success(), "{clean:?}");
+
+    execute(
+        &app,
+        "UPDATE audit_log SET actor = 'someone-else' WHERE seq = 4",
+    )
+    .await;
+    let tampered = cli(app.data_dir());
+    let stdout = String::from_utf8_lossy(&tampered.stdout);
+    assert!(!tampered.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("kuvert.db: TAMPERED — entry 4:"),
+        "names the file and the first bad entry: {stdout}"
+    );
+    assert!(stdout.contains("mailbox.db: OK"), "{stdout}");
+}
