@@ -169,25 +169,24 @@ impl Db {
 }
 
 /// Whether a connection handed back to the pool is outside any transaction,
-/// as it must be. A write that fails on a full disk may leave SQLite and
+/// as it must be. A write that fails on a full disk can leave SQLite and
 /// sqlx disagreeing about an open transaction; kept, such a connection
-/// would answer later "commits" without storing anything. A `BEGIN` fails
-/// inside a transaction, so it tells; a connection that fails the probe is
-/// closed (which rolls back whatever it held) and the pool opens a new one.
+/// answered later "commits" without storing anything (found by the
+/// full-disk test). The probe runs after any rollback sqlx queued when a
+/// transaction was dropped: `BEGIN` fails inside a transaction, and sqlx's
+/// own count must then be zero too. A connection that fails is closed
+/// (which rolls back whatever it held) and the pool opens a new one.
 async fn is_idle(conn: &mut sqlx::SqliteConnection) -> bool {
     use sqlx::Connection as _;
-    if conn.is_in_transaction() {
-        tracing::warn!("closing a database connection left inside a transaction");
-        return false;
-    }
     let probe = sqlx::Executor::execute(&mut *conn, "BEGIN; ROLLBACK;").await;
-    match probe {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::warn!(error = %e, "closing a database connection left inside a transaction");
-            false
-        }
+    let healthy = probe.is_ok() && !conn.is_in_transaction();
+    if !healthy {
+        tracing::warn!(
+            error = probe.err().map(|e| e.to_string()),
+            "closing a database connection left inside a transaction"
+        );
     }
+    healthy
 }
 
 async fn migrate(pool: &SqlitePool, schema: Schema) -> Result<()> {
