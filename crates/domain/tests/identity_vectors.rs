@@ -277,11 +277,99 @@ proptest! {
         }
     }
 
+    /// The `identity` fuzz target's properties (docs/fuzzing.md), on
+    /// number-shaped input and any day from 1900 to 2079.
+    #[test]
+    fn parsers_agree_and_accept_only_valid_numbers(
+        s in "[ ]?[0-9]{0,8}[-+]?[0-9]{0,5}|16[0-9]{6}-[0-9]{4}|\\PC{0,14}",
+        days in 0u16..=u16::MAX,
+    ) {
+        check_written_number(&s, date!(1900 - 01 - 01) + time::Duration::days(i64::from(days)));
+    }
+
     #[test]
     fn arbitrary_input_never_panics(s in "\\PC{0,20}") {
         let _ = PersonalIdentityNumber::parse(&s, TODAY);
         let _ = RecipientId::parse(&s, TODAY);
         let _ = RecipientId::parse_canonical(&s);
         let _ = OrganisationNumber::parse(&s);
+    }
+}
+
+/// Whatever is accepted is 12 digits with a right Luhn digit and a valid
+/// date, keeps the digits as written, picks the century as documented, reads
+/// back the same, and the three parsers agree (the two specific ones never
+/// both accept).
+fn check_written_number(input: &str, today: Date) {
+    let written: String = input.chars().filter(char::is_ascii_digit).collect();
+    let plus = input.contains('+');
+    let person = PersonalIdentityNumber::parse(input, today);
+    let organisation = OrganisationNumber::parse(input);
+    let recipient = RecipientId::parse(input, today);
+    for e in [person.err(), organisation.err(), recipient.err()]
+        .into_iter()
+        .flatten()
+    {
+        assert!(!e.to_string().chars().any(|c| c.is_ascii_digit()));
+    }
+    let shape = |s: &str| {
+        assert!(
+            s.len() == 12 && s.chars().all(|c| c.is_ascii_digit()),
+            "{s:?}"
+        );
+        assert_eq!(luhn(&s[2..11]).to_string(), &s[11..], "{s}: check digit");
+        if written.len() == 12 {
+            assert_eq!(s, written);
+        } else {
+            assert!(s.ends_with(&written), "{s} from {input:?}");
+        }
+    };
+    if let Ok(p) = person {
+        let s = p.as_str();
+        shape(s);
+        let year: i32 = s[..4].parse().unwrap();
+        let month: u8 = s[4..6].parse().unwrap();
+        let day: u8 = s[6..8].parse().unwrap();
+        assert!(year >= 1800 && &s[8..11] != "000", "{s}");
+        if day >= 60 {
+            assert!(month <= 12 && day <= 91, "{s}");
+        } else {
+            assert_eq!(p.birth_date().map(|d| d.year()), Some(year), "{s}");
+        }
+        if written.len() == 10 {
+            let shift = if plus { 100 } else { 0 };
+            let now = (today.year(), u8::from(today.month()), today.day());
+            assert!((year + shift, month, day % 60) <= now, "{s} on {today}");
+            assert!(
+                (year + shift + 100, month, day % 60) > now,
+                "{s} on {today}"
+            );
+        }
+        assert_eq!(
+            PersonalIdentityNumber::parse(s, date!(2101 - 07 - 15)),
+            Ok(p)
+        );
+        assert_eq!(RecipientId::parse_canonical(s), Ok(RecipientId::Person(p)));
+    }
+    if let Ok(o) = organisation {
+        let s = o.as_str();
+        shape(s);
+        assert!(
+            s.starts_with("16") && s.as_bytes()[4] >= b'2' && !plus,
+            "{s}"
+        );
+        assert_eq!(
+            RecipientId::parse_canonical(s),
+            Ok(RecipientId::Organisation(o))
+        );
+    }
+    assert!(!(person.is_ok() && organisation.is_ok()), "{input:?}");
+    match recipient {
+        Ok(RecipientId::Person(p)) => assert_eq!(person, Ok(p)),
+        Ok(RecipientId::Organisation(o)) => assert_eq!(organisation, Ok(o)),
+        Err(_) => assert!(person.is_err() && organisation.is_err(), "{input:?}"),
+    }
+    if let Ok(r) = RecipientId::parse_canonical(input) {
+        assert_eq!(r.as_str(), input);
     }
 }
