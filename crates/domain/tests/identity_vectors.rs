@@ -281,7 +281,10 @@ proptest! {
     /// number-shaped input and any day from 1900 to 2079.
     #[test]
     fn parsers_agree_and_accept_only_valid_numbers(
-        s in "[ ]?[0-9]{0,8}[-+]?[0-9]{0,5}|16[0-9]{6}-[0-9]{4}|\\PC{0,14}",
+        s in prop_oneof![
+            3 => written_number(),
+            1 => "[ ]?[0-9]{0,8}[-+]?[0-9]{0,5}|16[0-9]{6}-[0-9]{4}|\\PC{0,14}",
+        ],
         days in 0u16..=u16::MAX,
     ) {
         check_written_number(&s, date!(1900 - 01 - 01) + time::Duration::days(i64::from(days)));
@@ -294,6 +297,30 @@ proptest! {
         let _ = RecipientId::parse_canonical(&s);
         let _ = OrganisationNumber::parse(&s);
     }
+}
+
+/// A number as people write it, mostly with the right check digit: 10 or 12
+/// digits, any date-like digits (organisation numbers included), an optional
+/// separator before the last four.
+fn written_number() -> impl Strategy<Value = String> {
+    (
+        prop_oneof![Just(""), Just("16"), Just("18"), Just("19"), Just("20")],
+        0u8..=99,
+        0u8..=39,
+        0u8..=95,
+        0u16..=999,
+        prop_oneof![Just(""), Just("-"), Just("+")],
+        proptest::bool::weighted(0.8),
+    )
+        .prop_map(|(century, yy, mm, dd, serial, sep, right)| {
+            let nine = format!("{yy:02}{mm:02}{dd:02}{serial:03}");
+            let check = if right {
+                luhn(&nine)
+            } else {
+                (luhn(&nine) + 1) % 10
+            };
+            format!("{century}{}{sep}{}{check}", &nine[..6], &nine[6..])
+        })
 }
 
 /// Whatever is accepted is 12 digits with a right Luhn digit and a valid
