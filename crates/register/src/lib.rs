@@ -10,6 +10,7 @@ use kuvert_store::audit::AuditEntry;
 use kuvert_store::register::{Operator, RecipientStatus};
 use kuvert_store::{Db, StoreError};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Arc;
 use utoipa::ToSchema;
 
@@ -170,43 +171,68 @@ impl Register {
         Ok(answers)
     }
 
-    /// Where a delivery to `recipient` from `sender` goes (no audit entry:
-    /// the delivery's own entry records the outcome).
+    /// Where a delivery from `sender` to `recipient` goes.
     pub async fn route(
         &self,
         recipient: &RecipientId,
         sender: &OrganisationNumber,
     ) -> Result<Route, RegisterError> {
-        let found = self
-            .db
-            .reachability(&[recipient.as_str().to_owned()], sender.as_str())
-            .await?;
-        let Some(entry) = found.get(recipient.as_str()) else {
-            return Ok(Route::Unreachable {
+        let mut routes = self.routes(std::slice::from_ref(recipient), sender).await?;
+        Ok(routes
+            .remove(recipient.as_str())
+            .unwrap_or(Route::Unreachable {
                 reason: "not_registered",
-            });
-        };
-        if entry.record.status != RecipientStatus::Registered {
-            return Ok(Route::Unreachable {
-                reason: "not_registered",
-            });
+            }))
+    }
+
+    /// Where deliveries from `sender` to each of `recipients` go, keyed by
+    /// canonical recipient id: a few queries for the whole list instead of
+    /// several per recipient (a batch of 10 000 is routed in ~20 queries).
+    pub async fn routes(
+        &self,
+        recipients: &[RecipientId],
+        sender: &OrganisationNumber,
+    ) -> Result<HashMap<String, Route>, RegisterError> {
+        let mut routes = HashMap::with_capacity(recipients.len());
+        let mut operators: HashMap<OperatorId, Option<Operator>> = HashMap::new();
+        let ids: Vec<String> = recipients.iter().map(|r| r.as_str().to_owned()).collect();
+        for chunk in ids.chunks(MAX_LOOKUP) {
+            let found = self.db.reachability(chunk, sender.as_str()).await?;
+            for id in chunk {
+                let route = match found.get(id) {
+                    None => Route::Unreachable {
+                        reason: "not_registered",
+                    },
+                    Some(entry) if entry.record.status != RecipientStatus::Registered => {
+                        Route::Unreachable {
+                            reason: "not_registered",
+                        }
+                    }
+                    Some(entry) if entry.refuses_sender => Route::Unreachable {
+                        reason: "sender_refused",
+                    },
+                    Some(entry) => match &entry.record.operator {
+                        None => Route::Unreachable {
+                            reason: "no_mailbox",
+                        },
+                        Some(operator_id) => {
+                            if !operators.contains_key(operator_id) {
+                                let operator = self.db.operator(operator_id).await?;
+                                operators.insert(operator_id.clone(), operator);
+                            }
+                            match operators.get(operator_id) {
+                                Some(Some(operator)) => Route::Mailbox(operator.clone()),
+                                _ => Route::Unreachable {
+                                    reason: "no_mailbox",
+                                },
+                            }
+                        }
+                    },
+                };
+                routes.insert(id.clone(), route);
+            }
         }
-        if entry.refuses_sender {
-            return Ok(Route::Unreachable {
-                reason: "sender_refused",
-            });
-        }
-        let Some(operator_id) = &entry.record.operator else {
-            return Ok(Route::Unreachable {
-                reason: "no_mailbox",
-            });
-        };
-        match self.db.operator(operator_id).await? {
-            Some(operator) => Ok(Route::Mailbox(operator)),
-            None => Ok(Route::Unreachable {
-                reason: "no_mailbox",
-            }),
-        }
+        Ok(routes)
     }
 
     /// Registers a recipient with a mailbox operator (accepting digital mail).

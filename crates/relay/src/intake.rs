@@ -9,11 +9,14 @@ use kuvert_domain::clock::{Clock, format_instant};
 use kuvert_domain::delivery::{
     DeliveryError, DeliveryLimits, SIGNED_DELIVERY_DOMAIN, SignedDelivery, ValidatedDelivery,
 };
+use kuvert_domain::identity::{OrganisationNumber, RecipientId};
 use kuvert_domain::ids::{BatchId, DeliveryId, TenantId};
 use kuvert_mailbox::protocol::{HPKE_INFO, SealedContent, SealedDelivery};
 use kuvert_register::{Register, RegisterError, Route as RegisterRoute};
 use kuvert_store::relay::{DeliveryStatus, Intake, NewDelivery, Route};
+use kuvert_store::tenants::SenderKeyRecord;
 use kuvert_store::{Db, StoreError};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -115,6 +118,39 @@ fn seconds_to_midnight(now: time::OffsetDateTime) -> u64 {
     })
 }
 
+/// Senders and keys already looked up in this request: a batch of 10 000
+/// from one sender costs two lookups, not 20 000.
+#[derive(Default)]
+struct Lookups {
+    senders: HashMap<String, bool>,
+    keys: HashMap<String, Option<SenderKeyRecord>>,
+}
+
+impl Lookups {
+    async fn sender_allowed(
+        &mut self,
+        db: &Db,
+        tenant: &TenantId,
+        sender: &str,
+    ) -> Result<bool, StoreError> {
+        if let Some(allowed) = self.senders.get(sender) {
+            return Ok(*allowed);
+        }
+        let allowed = db.sender(tenant, sender).await?.is_some();
+        self.senders.insert(sender.to_owned(), allowed);
+        Ok(allowed)
+    }
+
+    async fn key(&mut self, db: &Db, key_id: &str) -> Result<Option<SenderKeyRecord>, StoreError> {
+        if let Some(key) = self.keys.get(key_id) {
+            return Ok(key.clone());
+        }
+        let key = db.sender_key(key_id).await?;
+        self.keys.insert(key_id.to_owned(), key.clone());
+        Ok(key)
+    }
+}
+
 /// A checked delivery waiting for the transaction.
 struct Prepared {
     index: usize,
@@ -154,15 +190,36 @@ impl Relay {
         }
         let mut results: Vec<Option<Result<Accepted, IntakeError>>> =
             Vec::with_capacity(submissions.len());
-        let mut prepared = Vec::new();
+        // Each submission is checked on its own; a bad one is answered and
+        // the others go on. Shape and limits first (no database)...
+        let mut checked = Vec::with_capacity(submissions.len());
         for (index, submission) in submissions.into_iter().enumerate() {
-            match self.prepare(caller, submission, now).await {
-                Ok(row) => {
+            match submission
+                .signed
+                .delivery
+                .clone()
+                .validate(&self.limits, now.date())
+            {
+                Ok(valid) => {
                     results.push(None);
-                    prepared.push(Prepared { index, row });
+                    checked.push((index, submission, valid));
                 }
+                Err(e) => results.push(Some(Err(e.into()))),
+            }
+        }
+        // ...then the whole request is routed at once, per sender...
+        let routes = self.routes(&checked).await?;
+        // ...then sender, key, signature and sealing, item by item.
+        let mut lookups = Lookups::default();
+        let mut prepared = Vec::with_capacity(checked.len());
+        for (index, submission, valid) in checked {
+            match self
+                .prepare(caller, submission, valid, &routes, &mut lookups, now)
+                .await
+            {
+                Ok(row) => prepared.push(Prepared { index, row }),
                 Err(e @ (IntakeError::Store(_) | IntakeError::Register(_))) => return Err(e),
-                Err(e) => results.push(Some(Err(e))),
+                Err(e) => results[index] = Some(Err(e)),
             }
         }
         let rejected = results.iter().filter(|r| r.is_some()).count();
@@ -238,10 +295,35 @@ impl Relay {
         }
     }
 
+    /// Routes of every checked submission, keyed by (sender, recipient).
+    async fn routes(
+        &self,
+        checked: &[(usize, Submission, ValidatedDelivery)],
+    ) -> Result<HashMap<(String, String), RegisterRoute>, IntakeError> {
+        let mut by_sender: HashMap<&str, (&OrganisationNumber, Vec<RecipientId>)> = HashMap::new();
+        for (_, _, valid) in checked {
+            by_sender
+                .entry(valid.sender.as_str())
+                .or_insert_with(|| (&valid.sender, Vec::new()))
+                .1
+                .push(valid.recipient.clone());
+        }
+        let mut routes = HashMap::with_capacity(checked.len());
+        for (sender, (organisation, recipients)) in by_sender {
+            for (recipient, route) in self.register.routes(&recipients, organisation).await? {
+                routes.insert((sender.to_owned(), recipient), route);
+            }
+        }
+        Ok(routes)
+    }
+
     async fn prepare(
         &self,
         caller: &Caller,
         submission: Submission,
+        valid: ValidatedDelivery,
+        routes: &HashMap<(String, String), RegisterRoute>,
+        lookups: &mut Lookups,
         now: time::OffsetDateTime,
     ) -> Result<NewDelivery, IntakeError> {
         let signed = submission.signed;
@@ -250,22 +332,19 @@ impl Relay {
             recipient,
             sender,
             canonical,
-        } = signed.delivery.clone().validate(&self.limits, now.date())?;
+        } = valid;
 
         // The sender must be one this tenant may send for; a sender of another
         // tenant gets the same answer as one that does not exist.
-        if self
-            .db
-            .sender(&caller.tenant, sender.as_str())
+        if !lookups
+            .sender_allowed(&self.db, &caller.tenant, sender.as_str())
             .await?
-            .is_none()
         {
             return Err(IntakeError::SenderNotAllowed(sender.as_str().to_owned()));
         }
         let key_id = &signed.signature.key_id;
-        let key = self
-            .db
-            .sender_key(key_id)
+        let key = lookups
+            .key(&self.db, key_id)
             .await?
             .filter(|k| k.tenant_id == caller.tenant)
             .ok_or_else(|| IntakeError::UnknownKey(key_id.clone()))?;
@@ -304,7 +383,13 @@ impl Relay {
             .iter()
             .map(|m| m.header.id.clone())
             .collect();
-        let route = match self.register.route(&recipient, &sender).await? {
+        let routed = routes
+            .get(&(sender.as_str().to_owned(), recipient.as_str().to_owned()))
+            .cloned()
+            .unwrap_or(RegisterRoute::Unreachable {
+                reason: "not_registered",
+            });
+        let route = match routed {
             RegisterRoute::Mailbox(operator) => {
                 let sealed = self.seal(
                     &id,
