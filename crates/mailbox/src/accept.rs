@@ -100,41 +100,52 @@ impl Mailbox {
     ) -> Result<Vec<DeliveryResult>, MailboxError> {
         let now = self.clock.now();
         let mut results: Vec<Option<DeliveryResult>> = Vec::with_capacity(batch.len());
+        // The seal is the relay's credential: checked before anything is
+        // answered from the store, since a known delivery id is answered
+        // with its receipt (recipient, moment of delivery), which must go to
+        // the relay only.
+        let mut sealed_ok = Vec::with_capacity(batch.len());
+        for sealed in batch {
+            match self.check_seal(&sealed) {
+                Ok(()) => {
+                    sealed_ok.push((results.len(), sealed));
+                    results.push(None);
+                }
+                Err(refusal) => results.push(Some(refused(sealed.delivery_id, refusal))),
+            }
+        }
+        let ids: Vec<&str> = sealed_ok
+            .iter()
+            .map(|(_, s)| s.delivery_id.as_str())
+            .collect();
+        let seen = self.db.mailbox_receipts(&ids).await?;
         let mut to_store = Vec::new();
         let mut pending = Vec::new();
-        for sealed in batch {
-            // The seal is the relay's credential: checked before anything is
-            // answered from the store, since a known delivery id is answered
-            // with its receipt (recipient, moment of delivery), which must
-            // go to the relay only.
-            if let Err(refusal) = self.check_seal(&sealed) {
-                results.push(Some(refused(sealed.delivery_id, refusal)));
-                continue;
-            }
-            if let Some(receipt) = self.db.mailbox_receipt(&sealed.delivery_id).await? {
-                results.push(Some(parse_receipt(&receipt)?));
+        for (index, sealed) in sealed_ok {
+            if let Some(receipt) = seen.get(&sealed.delivery_id) {
+                results[index] = Some(parse_receipt(receipt)?);
                 continue;
             }
             match self.open(sealed) {
                 Ok(opened) => {
-                    let row = self.prepare(&opened, now)?;
-                    pending.push((results.len(), opened.sealed.delivery_id.clone()));
-                    results.push(None);
-                    to_store.push(row);
+                    to_store.push(self.prepare(&opened, now)?);
+                    pending.push((index, opened.sealed.delivery_id));
                 }
-                Err((delivery_id, refusal)) => results.push(Some(refused(delivery_id, refusal))),
+                Err((delivery_id, refusal)) => {
+                    results[index] = Some(refused(delivery_id, refusal));
+                }
             }
         }
         if !to_store.is_empty() {
             self.db.insert_mailbox_deliveries(&to_store, now).await?;
         }
-        for (index, delivery_id) in pending {
-            let stored = self
-                .db
-                .mailbox_receipt(&delivery_id)
-                .await?
-                .ok_or(MailboxError::NotFound)?;
-            results[index] = Some(parse_receipt(&stored)?);
+        // Read back what is stored: a concurrent duplicate that won the race
+        // is answered with the receipt it got, not a second one.
+        let ids: Vec<&str> = pending.iter().map(|(_, id)| id.as_str()).collect();
+        let stored = self.db.mailbox_receipts(&ids).await?;
+        for (index, delivery_id) in &pending {
+            let receipt = stored.get(delivery_id).ok_or(MailboxError::NotFound)?;
+            results[*index] = Some(parse_receipt(receipt)?);
         }
         Ok(results.into_iter().flatten().collect())
     }

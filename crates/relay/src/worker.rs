@@ -10,7 +10,7 @@
 use kuvert_crypto::signing::PublicKey;
 use kuvert_domain::clock::{Clock, parse_instant};
 use kuvert_mailbox::protocol::{DeliverRequest, DeliverResponse, DeliveryResult, SealedDelivery};
-use kuvert_store::relay::OutboxJob;
+use kuvert_store::relay::{Delivered, OutboxJob};
 use kuvert_store::{Db, StoreError};
 use rand::Rng as _;
 use std::collections::BTreeMap;
@@ -205,6 +205,8 @@ impl DeliveryWorker {
             }
         };
         let receipt_key = PublicKey::from_base64(&operator.receipt_key).ok();
+        // Genuine receipts are recorded together, in one transaction.
+        let mut receipts: Vec<(&OutboxJob, time::OffsetDateTime, String)> = Vec::new();
         for ((job, sealed), result) in jobs.iter().zip(&sealed).zip(results) {
             match result {
                 DeliveryResult::Delivered { receipt } => {
@@ -219,10 +221,7 @@ impl DeliveryWorker {
                         (true, Some(at)) => {
                             let json = serde_json::to_string(&receipt)
                                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                            self.db
-                                .record_delivered(job, at, &json, self.clock.now())
-                                .await?;
-                            pass.delivered += 1;
+                            receipts.push((job, at, json));
                         }
                         _ => {
                             tracing::warn!(operator = %operator.id, "receipt does not verify; will retry");
@@ -243,6 +242,18 @@ impl DeliveryWorker {
                 }
             }
         }
+        let delivered: Vec<Delivered<'_>> = receipts
+            .iter()
+            .map(|(job, delivered_at, json)| Delivered {
+                job,
+                delivered_at: *delivered_at,
+                receipt_json: json,
+            })
+            .collect();
+        self.db
+            .record_delivered_many(&delivered, self.clock.now())
+            .await?;
+        pass.delivered += delivered.len();
         Ok(())
     }
 

@@ -63,49 +63,79 @@ fn entry_hash(prev: &str, e: &Hashed<'_>) -> String {
     sha256_hex(&input)
 }
 
-/// Appends an entry inside the caller's transaction, so the activity and its
-/// record commit together or not at all.
+/// Appends one entry to the chain (reads the head first).
 pub async fn append(
     conn: &mut SqliteConnection,
     at: OffsetDateTime,
     entry: &AuditEntry<'_>,
 ) -> Result<i64> {
-    let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
+    AuditChain::head(conn).await?.append(conn, at, entry).await
+}
+
+/// The chain's head within one transaction, so that a transaction appending
+/// thousands of entries (a batch) reads the head once, not per entry.
+pub struct AuditChain {
+    seq: i64,
+    hash: String,
+}
+
+impl AuditChain {
+    pub async fn head(conn: &mut SqliteConnection) -> Result<Self> {
+        let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(match last {
+            Some(row) => Self {
+                seq: row.try_get::<i64, _>(0)?,
+                hash: row.try_get::<String, _>(1)?,
+            },
+            None => Self {
+                seq: 0,
+                hash: GENESIS.to_owned(),
+            },
+        })
+    }
+
+    /// Appends after the head; only valid inside the transaction that read it.
+    pub async fn append(
+        &mut self,
+        conn: &mut SqliteConnection,
+        at: OffsetDateTime,
+        entry: &AuditEntry<'_>,
+    ) -> Result<i64> {
+        let (prev_seq, prev_hash) = (self.seq, self.hash.as_str());
+        let seq = prev_seq + 1;
+        let at = format_instant(at);
+        let tenant = entry.tenant.map(TenantId::as_str);
+        let hash = entry_hash(
+            &prev_hash,
+            &Hashed {
+                seq,
+                at: &at,
+                tenant,
+                actor: entry.actor,
+                action: entry.action,
+                subject: entry.subject,
+                detail: entry.detail,
+            },
+        );
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, tenant_id, actor, action, subject, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(&at)
+        .bind(tenant)
+        .bind(entry.actor)
+        .bind(entry.action)
+        .bind(entry.subject)
+        .bind(entry.detail)
+        .bind(&hash)
+        .execute(&mut *conn)
         .await?;
-    let (prev_seq, prev_hash) = match last {
-        Some(row) => (row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?),
-        None => (0, GENESIS.to_owned()),
-    };
-    let seq = prev_seq + 1;
-    let at = format_instant(at);
-    let tenant = entry.tenant.map(TenantId::as_str);
-    let hash = entry_hash(
-        &prev_hash,
-        &Hashed {
-            seq,
-            at: &at,
-            tenant,
-            actor: entry.actor,
-            action: entry.action,
-            subject: entry.subject,
-            detail: entry.detail,
-        },
-    );
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, tenant_id, actor, action, subject, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(seq)
-    .bind(&at)
-    .bind(tenant)
-    .bind(entry.actor)
-    .bind(entry.action)
-    .bind(entry.subject)
-    .bind(entry.detail)
-    .bind(&hash)
-    .execute(&mut *conn)
-    .await?;
-    Ok(seq)
+        self.seq = seq;
+        self.hash = hash;
+        Ok(seq)
+    }
 }
 
 /// What [`Db::verify_audit`] found.

@@ -1,7 +1,7 @@
 //! The mailbox operator's store: accepted deliveries with their receipts,
 //! and each recipient's messages (subject and content encrypted).
 
-use crate::audit::{AuditEntry, append};
+use crate::audit::{AuditChain, AuditEntry, append};
 use crate::{Db, Result, StoreError, format_instant, instant, opt_instant, updated_one};
 use kuvert_domain::ids::MailboxMessageId;
 use sqlx::Row;
@@ -63,6 +63,30 @@ impl Db {
             .transpose()
     }
 
+    /// The receipts already given for any of these delivery ids, by id: one
+    /// query for a whole request from a relay.
+    pub async fn mailbox_receipts(
+        &self,
+        delivery_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let mut receipts = std::collections::HashMap::new();
+        for chunk in delivery_ids.chunks(500) {
+            let mut query: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(
+                "SELECT delivery_id, receipt FROM mailbox_deliveries WHERE delivery_id IN (",
+            );
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            query.push(")");
+            // The writer: a receipt stored a moment ago must be seen.
+            for row in query.build().fetch_all(self.writer()).await? {
+                receipts.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+        }
+        Ok(receipts)
+    }
+
     /// Stores deliveries (one transaction for the lot). A delivery id seen
     /// before is skipped; the caller answers with the stored receipt.
     pub async fn insert_mailbox_deliveries(
@@ -71,6 +95,7 @@ impl Db {
         now: OffsetDateTime,
     ) -> Result<()> {
         let mut tx = self.writer().begin().await?;
+        let mut chain = AuditChain::head(&mut tx).await?;
         for d in deliveries {
             let delivered_at = format_instant(d.delivered_at);
             let inserted = sqlx::query(
@@ -109,18 +134,19 @@ impl Db {
             }
             let detail = serde_json::json!({ "sender": d.sender_id, "messages": d.messages.len() })
                 .to_string();
-            append(
-                &mut tx,
-                now,
-                &AuditEntry {
-                    tenant: None,
-                    actor: "mailbox",
-                    action: "delivery.stored",
-                    subject: &d.delivery_id,
-                    detail: &detail,
-                },
-            )
-            .await?;
+            chain
+                .append(
+                    &mut tx,
+                    now,
+                    &AuditEntry {
+                        tenant: None,
+                        actor: "mailbox",
+                        action: "delivery.stored",
+                        subject: &d.delivery_id,
+                        detail: &detail,
+                    },
+                )
+                .await?;
         }
         tx.commit().await?;
         Ok(())

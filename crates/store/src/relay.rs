@@ -1,7 +1,7 @@
 //! The relay's deliveries, work queue towards mailbox operators, paper queue,
 //! status events and batches.
 
-use crate::audit::{AuditEntry, append};
+use crate::audit::{AuditChain, AuditEntry, append};
 use crate::{Db, Result, StoreError, format_instant, instant, opt_instant};
 use kuvert_domain::ids::{BatchId, DeliveryId, OperatorId, TenantId};
 use sqlx::Row;
@@ -111,6 +111,14 @@ pub struct OutboxJob {
     pub attempts: i64,
 }
 
+/// One verified receipt to record.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivered<'a> {
+    pub job: &'a OutboxJob,
+    pub delivered_at: OffsetDateTime,
+    pub receipt_json: &'a str,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StatusEvent {
     pub seq: i64,
@@ -198,6 +206,7 @@ impl Db {
     ) -> Result<Vec<Intake>> {
         let at = format_instant(now);
         let mut tx = self.writer().begin().await?;
+        let mut chain = AuditChain::head(&mut tx).await?;
         if let Some((batch_id, rejected)) = batch {
             sqlx::query("INSERT INTO batches (id, tenant_id, created_at, submitted, rejected) VALUES (?, ?, ?, ?, ?)")
                 .bind(batch_id.to_string())
@@ -299,18 +308,19 @@ impl Db {
                 "sender": item.sender_id, "status": status.as_str(), "batch": batch_text, "reason": reason,
             })
             .to_string();
-            append(
-                &mut tx,
-                now,
-                &AuditEntry {
-                    tenant: Some(tenant),
-                    actor,
-                    action: "delivery.accepted",
-                    subject: &id,
-                    detail: &detail,
-                },
-            )
-            .await?;
+            chain
+                .append(
+                    &mut tx,
+                    now,
+                    &AuditEntry {
+                        tenant: Some(tenant),
+                        actor,
+                        action: "delivery.accepted",
+                        subject: &id,
+                        detail: &detail,
+                    },
+                )
+                .await?;
             answers.push(Intake::Created(item.id));
         }
         if let (Some((batch_id, _)), true) = (batch, reused_keys > 0) {
@@ -439,48 +449,78 @@ impl Db {
         receipt_json: &str,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let id = job.delivery_id.to_string();
+        self.record_delivered_many(
+            &[Delivered {
+                job,
+                delivered_at,
+                receipt_json,
+            }],
+            now,
+        )
+        .await
+    }
+
+    /// Records many receipts in one transaction (one disk flush for a whole
+    /// answer from an operator, not one per delivery).
+    pub async fn record_delivered_many(
+        &self,
+        receipts: &[Delivered<'_>],
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        if receipts.is_empty() {
+            return Ok(());
+        }
         let at = format_instant(now);
         let mut tx = self.writer().begin().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET status = 'delivered', status_at = ?, delivered_at = ?, receipt = ?
-             WHERE id = ? AND status = 'accepted'",
-        )
-        .bind(&at)
-        .bind(format_instant(delivered_at))
-        .bind(receipt_json)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM outbox WHERE delivery_id = ?")
+        let mut chain = AuditChain::head(&mut tx).await?;
+        for Delivered {
+            job,
+            delivered_at,
+            receipt_json,
+        } in receipts
+        {
+            let id = job.delivery_id.to_string();
+            let updated = sqlx::query(
+                "UPDATE deliveries SET status = 'delivered', status_at = ?, delivered_at = ?, receipt = ?
+                 WHERE id = ? AND status = 'accepted'",
+            )
+            .bind(&at)
+            .bind(format_instant(*delivered_at))
+            .bind(*receipt_json)
             .bind(&id)
             .execute(&mut *tx)
             .await?;
-        if updated.rows_affected() > 0 {
-            status_event(
-                &mut tx,
-                job.tenant_id.as_str(),
-                &id,
-                DeliveryStatus::Delivered,
-                &at,
-            )
-            .await?;
-            let detail = serde_json::json!({
-                "operator": job.operator_id.as_str(), "delivered_at": format_instant(delivered_at),
-            })
-            .to_string();
-            append(
-                &mut tx,
-                now,
-                &AuditEntry {
-                    tenant: Some(&job.tenant_id),
-                    actor: "relay",
-                    action: "delivery.delivered",
-                    subject: &id,
-                    detail: &detail,
-                },
-            )
-            .await?;
+            sqlx::query("DELETE FROM outbox WHERE delivery_id = ?")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            if updated.rows_affected() > 0 {
+                status_event(
+                    &mut tx,
+                    job.tenant_id.as_str(),
+                    &id,
+                    DeliveryStatus::Delivered,
+                    &at,
+                )
+                .await?;
+                let detail = serde_json::json!({
+                    "operator": job.operator_id.as_str(), "delivered_at": format_instant(*delivered_at),
+                })
+                .to_string();
+                chain
+                    .append(
+                        &mut tx,
+                        now,
+                        &AuditEntry {
+                            tenant: Some(&job.tenant_id),
+                            actor: "relay",
+                            action: "delivery.delivered",
+                            subject: &id,
+                            detail: &detail,
+                        },
+                    )
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
