@@ -1,0 +1,358 @@
+//! (1) The machine's limit: what one message costs on this machine in the
+//! work no implementation can skip, timed in-process with kuvert's own
+//! crypto functions and SQLite with kuvert's settings.
+//!
+//! Per message, the unavoidable work is
+//! - `verify`: the sender's Ed25519 signature over the canonical delivery
+//!   (2 KiB body), once;
+//! - `sign`: the relay's Ed25519 seal signature, once;
+//! - `seal`: HPKE seal of the content to the mailbox operator (the JSON the
+//!   relay seals, about 2.6 KiB);
+//! - `at_rest`: the mailbox's envelope encryption (fresh data key wrapped by
+//!   the KEK, subject and content encrypted with AES-256-GCM);
+//! - `insert_core`: the durable insert of the accepted delivery (a
+//!   `deliveries` row and its `outbox` row with the sealed blob), and
+//! - `insert_mailbox`: the durable insert of the stored message (a
+//!   `mailbox_deliveries` and a `mailbox_messages` row),
+//!
+//! both with kuvert's pragmas (WAL, `synchronous=FULL`), multi-row inserts,
+//! one commit per 1000 messages (a `/v1/batches` request of 1000 commits
+//! once in kuvert). Crypto runs on every core; each database has one writer.
+//!
+//!     per_message = verify + sign + seal + at_rest + insert_core + insert_mailbox
+//!     all_cores   = cores / per_message        (everything spread over all cores)
+//!     writer      = 1 / max(insert_core, insert_mailbox)   (one writer per database)
+//!     limit       = min(all_cores, writer)
+//!
+//! Also timed, for orientation only (not part of the limit): HPKE open, and
+//! kuvert's own crypto per message as designed today (4 verifications: the
+//! sender's signature at the relay and again at the mailbox, the seal, the
+//! receipt; 2 signatures: seal and receipt; seal, open, at-rest).
+
+use kuvert_crypto::at_rest::KeyEncryptionKey;
+use kuvert_crypto::digest::sha256_hex;
+use kuvert_crypto::sealing::{SealingPrivateKey, open, seal};
+use kuvert_crypto::signing::{Signature, SigningKey};
+use kuvert_domain::delivery::SIGNED_DELIVERY_DOMAIN;
+use kuvert_domain::ids::{DeliveryId, MailboxMessageId};
+use kuvert_store::{Db, Schema, format_instant};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Instant;
+
+pub const SEAL_DOMAIN: &[u8] = b"kuvert/v1/seal";
+pub const HPKE_INFO: &[u8] = b"kuvert/v1/sealed-content";
+/// Messages per commit, as kuvert commits one `/v1/batches` request of 1000.
+pub const COMMIT_BATCH: usize = 1000;
+
+/// Per-message costs in microseconds, and what follows from them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Limit {
+    pub cores: usize,
+    pub iterations: usize,
+    pub verify_us: f64,
+    pub sign_us: f64,
+    pub seal_us: f64,
+    pub at_rest_us: f64,
+    pub insert_core_us: f64,
+    pub insert_mailbox_us: f64,
+    pub open_us: f64,
+    /// Sum of the unavoidable per-message costs.
+    pub per_message_us: f64,
+    pub one_core_per_s: f64,
+    pub all_cores_per_s: f64,
+    pub writer_per_s: f64,
+    /// min(all_cores, writer): the figure end-to-end throughput is compared to.
+    pub limit_per_s: f64,
+    /// CPU microseconds of the crypto kuvert does per message as designed.
+    pub kuvert_design_crypto_us: f64,
+}
+
+fn micros(started: Instant, n: usize) -> f64 {
+    started.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
+/// What the relay seals and the mailbox stores for one 2 KiB message.
+pub struct Sample {
+    pub canonical: Vec<u8>,
+    pub signature: Signature,
+    pub sender_key: SigningKey,
+    pub sealed_plaintext: Vec<u8>,
+    pub seal_bytes: Vec<u8>,
+    pub subject: String,
+    pub stored_content: Vec<u8>,
+}
+
+pub fn sample(body: &str) -> Sample {
+    let sender_key = SigningKey::generate();
+    let sender = kuvert::demo::organisation_number("212000999");
+    let recipient = kuvert::demo::person_number("19700101", 100);
+    let delivery = kuvert::client::simple_delivery(
+        &sender,
+        "Demo kommun",
+        &recipient,
+        Some("bench-ref-1".to_owned()),
+        "Beslut om bygglov",
+        body,
+        false,
+        Vec::new(),
+    );
+    let canonical = delivery.canonical_bytes();
+    let message = json!(delivery.messages[0]);
+    let signed = kuvert::client::sign(delivery, &sender_key);
+    let signature = sender_key.sign(SIGNED_DELIVERY_DOMAIN, &canonical);
+    let sealed_plaintext = serde_json::to_vec(&json!({
+        "signed": signed,
+        "sender_public_key": sender_key.public_key().to_base64(),
+    }))
+    .unwrap_or_default();
+    let now = format_instant(time::OffsetDateTime::now_utc());
+    let seal_bytes = serde_json::to_vec(&json!([
+        "kuvert-seal-v1",
+        DeliveryId::new().to_string(),
+        recipient,
+        sender,
+        "kuvert-brevlada",
+        now,
+        SigningKey::generate().public_key().key_id(),
+        sha256_hex(&sealed_plaintext),
+    ]))
+    .unwrap_or_default();
+    let stored_content = serde_json::to_vec(&json!({
+        "sender_name": "Demo kommun",
+        "message": message,
+        "reference": "bench-ref-1",
+        "received_at": now,
+    }))
+    .unwrap_or_default();
+    Sample {
+        canonical,
+        signature,
+        sender_key,
+        sealed_plaintext,
+        seal_bytes,
+        subject: "Beslut om bygglov".to_owned(),
+        stored_content,
+    }
+}
+
+pub async fn measure(iterations: usize, scratch: &Path) -> anyhow::Result<Limit> {
+    let s = sample(&"x".repeat(2048));
+    let public = s.sender_key.public_key();
+    let relay_key = SigningKey::generate();
+    let operator = SealingPrivateKey::generate();
+    let operator_public = operator.public_key();
+    let kek = KeyEncryptionKey::generate();
+
+    let started = Instant::now();
+    for _ in 0..iterations {
+        black_box(public.verify(
+            SIGNED_DELIVERY_DOMAIN,
+            black_box(&s.canonical),
+            &s.signature,
+        ))?;
+    }
+    let verify_us = micros(started, iterations);
+
+    let started = Instant::now();
+    for _ in 0..iterations {
+        black_box(relay_key.sign(SEAL_DOMAIN, black_box(&s.seal_bytes)));
+    }
+    let sign_us = micros(started, iterations);
+
+    let started = Instant::now();
+    let mut last = None;
+    for _ in 0..iterations {
+        last = Some(black_box(seal(
+            &operator_public,
+            HPKE_INFO,
+            &s.seal_bytes,
+            black_box(&s.sealed_plaintext),
+        )?));
+    }
+    let seal_us = micros(started, iterations);
+    let sealed = last.ok_or_else(|| anyhow::anyhow!("no iterations"))?;
+
+    let started = Instant::now();
+    for _ in 0..iterations {
+        black_box(open(
+            &operator,
+            HPKE_INFO,
+            &s.seal_bytes,
+            black_box(&sealed),
+        )?);
+    }
+    let open_us = micros(started, iterations);
+
+    let started = Instant::now();
+    for _ in 0..iterations {
+        let aad = MailboxMessageId::new().to_string();
+        let (key, wrapped) = kek.new_data_key()?;
+        black_box(wrapped);
+        black_box(key.encrypt(aad.as_bytes(), s.subject.as_bytes())?);
+        black_box(key.encrypt(aad.as_bytes(), black_box(&s.stored_content))?);
+    }
+    let at_rest_us = micros(started, iterations);
+
+    // The sealed row the relay stores: JSON with the ciphertext in base64.
+    let sealed_len = sealed.ciphertext.len() * 4 / 3 + 450;
+    let content_len = s.stored_content.len() + 28;
+    let rows = iterations.clamp(COMMIT_BATCH, 20_000);
+    let insert_core_us = insert_core(scratch, rows, sealed_len).await?;
+    let insert_mailbox_us = insert_mailbox(scratch, rows, content_len).await?;
+
+    let cores = super::proc::cores();
+    let per_message_us =
+        verify_us + sign_us + seal_us + at_rest_us + insert_core_us + insert_mailbox_us;
+    let one_core_per_s = 1e6 / per_message_us;
+    let all_cores_per_s = one_core_per_s * cores as f64;
+    let writer_per_s = 1e6 / insert_core_us.max(insert_mailbox_us);
+    Ok(Limit {
+        cores,
+        iterations,
+        verify_us,
+        sign_us,
+        seal_us,
+        at_rest_us,
+        insert_core_us,
+        insert_mailbox_us,
+        open_us,
+        per_message_us,
+        one_core_per_s,
+        all_cores_per_s,
+        writer_per_s,
+        limit_per_s: all_cores_per_s.min(writer_per_s),
+        kuvert_design_crypto_us: 4.0 * verify_us + 2.0 * sign_us + seal_us + open_us + at_rest_us,
+    })
+}
+
+/// A connection with kuvert's settings (`Db::open` made the schema).
+async fn writer(path: &Path, schema: Schema) -> anyhow::Result<SqlitePool> {
+    Db::open(path, schema).await?.close().await;
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true);
+    Ok(SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?)
+}
+
+fn filler(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 131 % 251) as u8).collect()
+}
+
+async fn insert_core(scratch: &Path, rows: usize, sealed_len: usize) -> anyhow::Result<f64> {
+    let pool = writer(&scratch.join("limit-core.db"), Schema::Core).await?;
+    let now = format_instant(time::OffsetDateTime::now_utc());
+    sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ('bench', 'Bench', ?)")
+        .bind(&now)
+        .execute(&pool)
+        .await?;
+    let sealed = filler(sealed_len);
+    let sender = kuvert::demo::organisation_number("212000999");
+    let started = Instant::now();
+    for batch in 0..rows / COMMIT_BATCH {
+        let ids: Vec<String> = (0..COMMIT_BATCH)
+            .map(|_| DeliveryId::new().to_string())
+            .collect();
+        let mut tx = pool.begin().await?;
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO deliveries (id, tenant_id, sender_id, recipient_id, idempotency_key, request_hash,
+               batch_id, message_ids, status, operator_id, received_at, status_at) ",
+        );
+        q.push_values(ids.iter().enumerate(), |mut row, (i, id)| {
+            row.push_bind(id)
+                .push_bind("bench")
+                .push_bind(&sender)
+                .push_bind("197001011005")
+                .push_bind(format!("key-{batch}-{i}"))
+                .push_bind(sha256_hex(id.as_bytes()))
+                .push_bind("batch")
+                .push_bind("[\"1\"]")
+                .push_bind("accepted")
+                .push_bind("kuvert-brevlada")
+                .push_bind(&now)
+                .push_bind(&now);
+        });
+        q.build().execute(&mut *tx).await?;
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO outbox (delivery_id, operator_id, sealed, next_attempt_at) ",
+        );
+        q.push_values(ids.iter(), |mut row, id| {
+            row.push_bind(id)
+                .push_bind("kuvert-brevlada")
+                .push_bind(&sealed)
+                .push_bind(&now);
+        });
+        q.build().execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
+    let us = micros(started, rows / COMMIT_BATCH * COMMIT_BATCH);
+    pool.close().await;
+    Ok(us)
+}
+
+async fn insert_mailbox(scratch: &Path, rows: usize, content_len: usize) -> anyhow::Result<f64> {
+    let pool = writer(&scratch.join("limit-mailbox.db"), Schema::Mailbox).await?;
+    let now = format_instant(time::OffsetDateTime::now_utc());
+    let content = filler(content_len);
+    let wrapped = filler(60);
+    let subject = filler(45);
+    let receipt = "r".repeat(600);
+    let sender = kuvert::demo::organisation_number("212000999");
+    let started = Instant::now();
+    for _ in 0..rows / COMMIT_BATCH {
+        let ids: Vec<(String, String)> = (0..COMMIT_BATCH)
+            .map(|_| {
+                (
+                    DeliveryId::new().to_string(),
+                    MailboxMessageId::new().to_string(),
+                )
+            })
+            .collect();
+        let mut tx = pool.begin().await?;
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO mailbox_deliveries (delivery_id, recipient_id, sender_id, relay_key_id, received_at, delivered_at, receipt) ",
+        );
+        q.push_values(ids.iter(), |mut row, (delivery, _)| {
+            row.push_bind(delivery)
+                .push_bind("197001011005")
+                .push_bind(&sender)
+                .push_bind("ed25519:0123456789abcdef")
+                .push_bind(&now)
+                .push_bind(&now)
+                .push_bind(&receipt);
+        });
+        q.build().execute(&mut *tx).await?;
+        // 10 columns: at most 3200 rows per statement under SQLite's 32766
+        // bound parameters; 1000 is well inside.
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO mailbox_messages (id, delivery_id, position, recipient_id, sender_id, sender_name,
+               delivered_at, wrapped_key, subject, content) ",
+        );
+        q.push_values(ids.iter(), |mut row, (delivery, message)| {
+            row.push_bind(message)
+                .push_bind(delivery)
+                .push_bind(0_i64)
+                .push_bind("197001011005")
+                .push_bind(&sender)
+                .push_bind("Demo kommun")
+                .push_bind(&now)
+                .push_bind(&wrapped)
+                .push_bind(&subject)
+                .push_bind(&content);
+        });
+        q.build().execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
+    let us = micros(started, rows / COMMIT_BATCH * COMMIT_BATCH);
+    pool.close().await;
+    Ok(us)
+}

@@ -1,0 +1,141 @@
+//! kuvert's server side as a child process: this same executable with
+//! `node serve …` (the `kuvert` command line, as `kuvert-crashtest` runs
+//! it), so its CPU time and memory are its own, apart from the client's.
+
+use anyhow::{Context as _, bail, ensure};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+pub struct Server {
+    pub url: String,
+    pub pid: u32,
+    pub data: PathBuf,
+    child: Child,
+}
+
+impl Server {
+    /// Starts `kuvert serve --demo` (all roles in one process: the relay
+    /// delivers to the built-in mailbox over loopback HTTP) on `data`.
+    pub async fn start(data: &Path) -> anyhow::Result<Server> {
+        let exe = std::env::current_exe().context("my own executable")?;
+        let port = free_port()?;
+        let url = format!("http://127.0.0.1:{port}");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.join("server.log"))?;
+        let child = Command::new(exe)
+            .arg("node")
+            .arg("serve")
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--demo"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the server")?;
+        let pid = child.id().context("server pid")?;
+        let mut server = Server {
+            url,
+            pid,
+            data: data.to_path_buf(),
+            child,
+        };
+        server.wait_healthy().await?;
+        Ok(server)
+    }
+
+    async fn wait_healthy(&mut self) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "the server exited at start ({status}); see {}",
+                    self.data.join("server.log").display()
+                );
+            }
+            let health = http
+                .get(format!("{}/health", self.url))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            ensure!(Instant::now() < deadline, "server not healthy in 120 s");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn cpu_seconds(&self) -> f64 {
+        super::proc::cpu_seconds(self.pid).unwrap_or(f64::NAN)
+    }
+
+    pub fn peak_rss_mib(&self) -> f64 {
+        super::proc::peak_rss_mib(self.pid).unwrap_or(f64::NAN)
+    }
+
+    pub fn rss_mib(&self) -> f64 {
+        super::proc::rss_mib(self.pid).unwrap_or(f64::NAN)
+    }
+
+    /// SIGTERM and wait (a graceful stop); SIGKILL after 60 s.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .await;
+        match tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await {
+            Ok(status) => {
+                status?;
+            }
+            Err(_) => {
+                self.child.start_kill()?;
+                self.child.wait().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A fresh data folder: under `parent` when given (kept), else temporary.
+pub struct DataDir {
+    pub path: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl DataDir {
+    pub fn new(parent: Option<&Path>, name: &str) -> anyhow::Result<DataDir> {
+        match parent {
+            Some(parent) => {
+                let path = parent.join(name);
+                if path.exists() {
+                    std::fs::remove_dir_all(&path)
+                        .with_context(|| format!("clearing {}", path.display()))?;
+                }
+                std::fs::create_dir_all(&path)?;
+                Ok(DataDir { path, _temp: None })
+            }
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix(&format!("kuvert-bench-{name}-"))
+                    .tempdir()?;
+                Ok(DataDir {
+                    path: temp.path().to_path_buf(),
+                    _temp: Some(temp),
+                })
+            }
+        }
+    }
+}
