@@ -306,7 +306,7 @@ impl Relay {
                 .entry(valid.sender.as_str())
                 .or_insert_with(|| (&valid.sender, Vec::new()))
                 .1
-                .push(valid.recipient.clone());
+                .push(valid.recipient);
         }
         let mut routes = HashMap::with_capacity(checked.len());
         for (sender, (organisation, recipients)) in by_sender {

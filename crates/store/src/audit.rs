@@ -108,7 +108,7 @@ impl AuditChain {
         let at = format_instant(at);
         let tenant = entry.tenant.map(TenantId::as_str);
         let hash = entry_hash(
-            &prev_hash,
+            prev_hash,
             &Hashed {
                 seq,
                 at: &at,
