@@ -67,7 +67,9 @@ pub struct CrashPlan {
     pub recipients: usize,
     /// Time between kills, drawn uniformly from this range.
     pub kill_every: (Duration, Duration),
-    /// How long to wait for everything accepted to be delivered at the end.
+    /// At the end, how long delivery may make no progress at all before the
+    /// messages still open count as stuck (a big run may take minutes to
+    /// drain; it must not stall).
     pub settle_timeout: Duration,
     /// Keep the data folder here (default: a temporary one, removed after).
     pub data_dir: Option<PathBuf>,
@@ -84,7 +86,7 @@ impl CrashPlan {
             concurrency: 16,
             recipients: 10,
             kill_every: (Duration::from_millis(300), Duration::from_millis(1500)),
-            settle_timeout: Duration::from_secs(180),
+            settle_timeout: Duration::from_secs(60),
             data_dir: None,
         }
     }
@@ -137,6 +139,27 @@ impl CrashReport {
             && self.inbox_mismatch.is_empty()
             && self.gave_up.is_empty()
             && self.audit_verified
+    }
+
+    /// The report as JSON with each list cut to its first ten entries and
+    /// its full length beside it (a failed long run lists thousands).
+    pub fn summary_json(&self) -> Value {
+        let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut value {
+            let lists: Vec<String> = map
+                .iter()
+                .filter(|(_, v)| v.is_array())
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in lists {
+                if let Some(Value::Array(items)) = map.get_mut(&key) {
+                    let count = items.len();
+                    items.truncate(10);
+                    map.insert(format!("{key}_count"), Value::from(count));
+                }
+            }
+        }
+        value
     }
 
     /// One line per figure, for people.
@@ -617,8 +640,8 @@ fn subject(seed: u64, i: usize) -> String {
     format!("Krocktest {seed} nr {i}")
 }
 
-/// Polls the sender API until every accepted delivery is final (or the
-/// timeout passes) and returns the last view of each.
+/// Polls the sender API until every accepted delivery is final (or nothing
+/// has moved for `timeout`) and returns the last view of each.
 async fn settle(
     http: &reqwest::Client,
     url: &str,
@@ -626,7 +649,7 @@ async fn settle(
     accepted: &BTreeMap<usize, String>,
     timeout: Duration,
 ) -> anyhow::Result<HashMap<String, Value>> {
-    let deadline = Instant::now() + timeout;
+    let mut deadline = Instant::now() + timeout;
     let mut views: HashMap<String, Value> = HashMap::new();
     let mut open: Vec<String> = accepted.values().cloned().collect();
     while !open.is_empty() {
@@ -663,6 +686,9 @@ async fn settle(
             if !views.contains_key(id) && !still_open.contains(id) {
                 still_open.push(id.clone());
             }
+        }
+        if still_open.len() < open.len() {
+            deadline = Instant::now() + timeout; // progress: keep waiting
         }
         open = still_open;
         if open.is_empty() || Instant::now() >= deadline {

@@ -89,9 +89,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(&plan)) {
         Ok(report) => {
             print!("{}", report.table());
-            if let Ok(json) = serde_json::to_string(&report) {
-                println!("{json}");
-            }
+            println!("{}", report.summary_json());
             if report.is_clean() {
                 ExitCode::SUCCESS
             } else {
