@@ -3,7 +3,9 @@
 //! cause; it is logged instead.
 
 use axum::Json;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use kuvert_mailbox::MailboxError;
 use kuvert_register::RegisterError;
@@ -188,4 +190,40 @@ impl From<MailboxError> for ApiError {
             }
         }
     }
+}
+
+/// Makes every error answer a problem, including those axum gives before a
+/// handler runs (a path segment or query string that does not parse, an
+/// unknown path or method), which are plain text or empty. Found by the
+/// contract fuzzing: `?limit=x` answered `400 text/plain`.
+pub async fn problems_only(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let (code, detail) = match status {
+        _ if status.is_server_error() => ("internal", "an internal error occurred".to_owned()),
+        StatusCode::BAD_REQUEST => ("bad_request", text),
+        StatusCode::NOT_FOUND => ("not_found", "no such resource".to_owned()),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed".to_owned()),
+        StatusCode::PAYLOAD_TOO_LARGE => ("request_too_large", text),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", text),
+        StatusCode::UNPROCESSABLE_ENTITY => ("invalid_request", text),
+        _ => ("error", text),
+    };
+    let mut problem = ApiError::new(status, code, detail).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(value) = parts.headers.get(&name) {
+            problem.headers_mut().insert(name, value.clone());
+        }
+    }
+    problem
 }

@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
     if state.0.mailbox.is_some() {
         app = app.merge(api::mailbox::router());
     }
-    app.layer(tower_http::trace::TraceLayer::new_for_http())
+    app.layer(axum::middleware::from_fn(error::problems_only))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -3,7 +3,10 @@
 
 use crate::api;
 use axum::Json;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{SchemaType, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, Response, Schema};
 use utoipa::{Modify, OpenApi};
 
 struct Security;
@@ -25,6 +28,92 @@ impl Modify for Security {
     }
 }
 
+/// Every error answer is `application/problem+json` (see [`crate::error`]),
+/// and some come from the extractors rather than the handler, so they are
+/// added here once instead of in every annotation: an operation with a JSON
+/// body can answer 400 (not JSON), 413 (too large), 415 (not
+/// `application/json`) and 422 (not the schema); one with query or
+/// non-string path parameters can answer 400; one behind a credential, 401;
+/// one behind a sender credential, 403 while the tenant is suspended.
+/// Found by the contract fuzzing (`scripts/contract.sh`).
+struct Problems;
+
+const PROBLEM_TYPE: &str = "application/problem+json";
+
+fn problem(description: &str) -> RefOr<Response> {
+    let mut response = Response::new(description);
+    response.content.insert(
+        PROBLEM_TYPE.to_owned(),
+        Content::new(Some(Ref::from_schema_name("Problem"))),
+    );
+    RefOr::T(response)
+}
+
+fn add_problems(operation: &mut Operation) {
+    let responses = &mut operation.responses.responses;
+    for (status, response) in responses.iter_mut() {
+        if let (false, RefOr::T(response)) = (status.starts_with('2'), response)
+            && let Some(content) = response.content.shift_remove("application/json")
+        {
+            response.content.insert(PROBLEM_TYPE.to_owned(), content);
+        }
+    }
+    let mut add = |status: &str, description: &str| {
+        responses
+            .entry(status.to_owned())
+            .or_insert_with(|| problem(description));
+    };
+    if operation.request_body.is_some() {
+        add("400", "The body is not JSON");
+        add("413", "The body is larger than this endpoint accepts");
+        add("415", "The body is not `application/json`");
+        add("422", "The body does not match the schema");
+    }
+    let typed_parameters = operation.parameters.iter().flatten().any(|p| {
+        let string = matches!(&p.schema, Some(RefOr::T(Schema::Object(o)))
+            if o.schema_type == SchemaType::Type(Type::String));
+        match p.parameter_in {
+            ParameterIn::Query => true,
+            ParameterIn::Path => !string,
+            _ => false,
+        }
+    });
+    if typed_parameters {
+        add("400", "A parameter is not of its type");
+    }
+    let security = operation.security.iter().flatten();
+    let schemes = security
+        .filter_map(|requirement| serde_json::to_value(requirement).ok())
+        .filter_map(|requirement| requirement.as_object().cloned())
+        .flat_map(|requirement| requirement.into_iter().map(|(name, _)| name))
+        .collect::<Vec<_>>();
+    if !schemes.is_empty() {
+        add("401", "No valid credential");
+    }
+    if schemes.iter().any(|s| s == "sender") {
+        add("403", "The tenant is suspended (`tenant_suspended`)");
+    }
+}
+
+impl Modify for Problems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                add_problems(operation);
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "kuvert", description = "Secure digital mail between the public sector and the people and companies it serves.", version = "1"),
@@ -42,7 +131,7 @@ impl Modify for Security {
         api::admin::create_credential, api::admin::revoke_credential, api::admin::add_sender,
         api::admin::add_key, api::admin::revoke_key,
     ),
-    modifiers(&Security),
+    modifiers(&Security, &Problems),
     tags(
         (name = "sender", description = "For authorities and förmedlare: send, follow status, look up reachability"),
         (name = "recipient", description = "For recipients: registration and reading"),

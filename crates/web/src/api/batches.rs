@@ -103,7 +103,8 @@ pub struct BatchView {
 /// each invalid one gets its own error and nothing of it is stored.
 #[utoipa::path(post, path = "/v1/batches", tag = "sender", request_body = BatchRequest,
     responses((status = 202, body = BatchResponse), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)),
+        (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem),
+        (status = 429, description = "Over the tenant's quota; see Retry-After", body = Problem), (status = 503, body = Problem)),
     security(("sender" = [])))]
 pub async fn submit(
     State(state): State<AppState>,

@@ -94,7 +94,7 @@ pub struct DeliveryView {
         (status = 200, description = "A retry: the first answer", body = SendResponse),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem),
-        (status = 503, body = Problem)),
+        (status = 429, description = "Over the tenant's quota; see Retry-After", body = Problem), (status = 503, body = Problem)),
     security(("sender" = [])))]
 pub async fn send(
     State(state): State<AppState>,

@@ -62,6 +62,7 @@ pub async fn deliver(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `inbox` (default) or `archive`.
     pub folder: Option<String>,
@@ -127,7 +128,7 @@ pub async fn read(
 /// Download an attachment.
 #[utoipa::path(get, path = "/mailbox/v1/messages/{id}/attachments/{index}", tag = "recipient",
     params(("id" = String, Path, description = "The message id"), ("index" = usize, Path, description = "0-based")),
-    responses((status = 200, description = "The file", content_type = "application/octet-stream"),
+    responses((status = 200, description = "The file, with the media type it was sent with", content_type = "*/*"),
         (status = 401, body = Problem), (status = 404, body = Problem)),
     security(("recipient" = [])))]
 pub async fn attachment(

@@ -14,6 +14,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FeedQuery {
     /// The `next_cursor` of the previous page; 0 (the default) starts at the beginning.
     #[serde(default)]

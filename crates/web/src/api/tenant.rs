@@ -17,6 +17,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DayQuery {
     /// The day (UTC, `YYYY-MM-DD`); today by default.
     pub day: Option<String>,
@@ -64,6 +65,7 @@ pub async fn statistics(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     #[serde(default)]
     pub after: i64,
