@@ -293,24 +293,29 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         if args.note.is_empty() {
             String::new()
         } else {
-            format!(", {}", args.note)
+            format!("; {}", args.note)
         },
         args.runs
     );
     print!("{}", table(&results.table));
-    if let Some(l) = results.limit.first() {
+    println!(
+        "\nratio = how much of the machine's best kuvert reaches: throughput kuvert ÷ limit, \
+         CPU per message limit ÷ kuvert (each within its run, then the median)."
+    );
+    if !results.limit.is_empty() {
+        let m = |f: fn(&Limit) -> f64| median(results.limit.iter().map(f).collect());
         println!(
-            "\nLimit = min(cores × 1/per-message, 1/max(insert_core, insert_mailbox)): crypto and \
+            "Limit = min(cores / per_message, 1 / max(insert_core, insert_mailbox)): crypto and \
              row encoding run on all {} cores; each SQLite database has one writer. \
-             Per message (first run): verify {:.1} µs, sign {:.1} µs, HPKE seal {:.1} µs, \
+             Per message (medians): verify {:.1} µs, sign {:.1} µs, HPKE seal {:.1} µs, \
              at-rest {:.1} µs, core insert {:.1} µs, mailbox insert {:.1} µs.",
-            l.cores,
-            l.verify_us,
-            l.sign_us,
-            l.seal_us,
-            l.at_rest_us,
-            l.insert_core_us,
-            l.insert_mailbox_us
+            results.cores,
+            m(|l| l.verify_us),
+            m(|l| l.sign_us),
+            m(|l| l.seal_us),
+            m(|l| l.at_rest_us),
+            m(|l| l.insert_core_us),
+            m(|l| l.insert_mailbox_us)
         );
     }
     if let Some(path) = &args.json {
