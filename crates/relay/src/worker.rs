@@ -18,6 +18,30 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
+/// The most sealed bytes sent to an operator in one request: well under
+/// the 128 MiB a mailbox accepts, however large the deliveries are.
+pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+
+/// Splits jobs into requests of at most `max_bytes` of sealed payload (a
+/// single larger delivery still goes, alone).
+fn split_by_size(jobs: Vec<OutboxJob>, max_bytes: usize) -> Vec<Vec<OutboxJob>> {
+    let mut requests: Vec<Vec<OutboxJob>> = Vec::new();
+    let mut current: Vec<OutboxJob> = Vec::new();
+    let mut bytes = 0;
+    for job in jobs {
+        if !current.is_empty() && bytes + job.sealed.len() > max_bytes {
+            requests.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += job.sealed.len();
+        current.push(job);
+    }
+    if !current.is_empty() {
+        requests.push(current);
+    }
+    requests
+}
+
 /// How long to wait before the next attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -73,6 +97,10 @@ pub struct DeliveryWorker {
     pub retry: RetryPolicy,
     pub wake: Arc<Notify>,
     pub batch_size: i64,
+    /// Passes in flight at once: while one waits for the operator or the
+    /// disk, another sends. Each claims its own jobs (leases), so they
+    /// never send the same delivery.
+    pub concurrency: usize,
 }
 
 impl DeliveryWorker {
@@ -91,12 +119,13 @@ impl DeliveryWorker {
             http,
             retry,
             wake,
-            batch_size: 200,
+            batch_size: 500,
+            concurrency: 2,
         })
     }
 
     /// Runs passes until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
         match self.db.release_leases(self.clock.now()).await {
             Ok(0) => {}
             Ok(released) => {
@@ -107,6 +136,15 @@ impl DeliveryWorker {
             }
             Err(e) => tracing::error!(error = %e, "could not release old leases"),
         }
+        let worker = Arc::new(self);
+        let mut loops = tokio::task::JoinSet::new();
+        for _ in 0..worker.concurrency.max(1) {
+            loops.spawn(worker.clone().run_loop(shutdown.clone()));
+        }
+        while loops.join_next().await.is_some() {}
+    }
+
+    async fn run_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
             if *shutdown.borrow() {
                 return;
@@ -159,7 +197,9 @@ impl DeliveryWorker {
         }
         let mut pass = Pass::default();
         for jobs in by_operator.into_values() {
-            self.deliver_to_operator(jobs, &mut pass).await?;
+            for request in split_by_size(jobs, MAX_REQUEST_BYTES) {
+                self.deliver_to_operator(request, &mut pass).await?;
+            }
         }
         Ok(pass)
     }
@@ -309,5 +349,45 @@ impl DeliveryWorker {
         self.db
             .reschedule_job(job, self.clock.now() + delay, error)
             .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use kuvert_domain::ids::{DeliveryId, OperatorId, TenantId};
+
+    fn job(bytes: usize) -> OutboxJob {
+        OutboxJob {
+            delivery_id: DeliveryId::new(),
+            tenant_id: TenantId::parse("demo").unwrap(),
+            operator_id: OperatorId::parse("kuvert-brevlada").unwrap(),
+            sealed: vec![b'x'; bytes],
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn requests_to_an_operator_stay_under_the_byte_limit_and_keep_every_job_once() {
+        let jobs: Vec<OutboxJob> = [40, 30, 30, 10, 100, 5, 5].map(job).into();
+        let ids: Vec<_> = jobs.iter().map(|j| j.delivery_id.clone()).collect();
+        let requests = split_by_size(jobs, 70);
+        let sizes: Vec<Vec<usize>> = requests
+            .iter()
+            .map(|r| r.iter().map(|j| j.sealed.len()).collect())
+            .collect();
+        // A delivery larger than the limit goes alone; order is kept.
+        assert_eq!(
+            sizes,
+            vec![vec![40, 30], vec![30, 10], vec![100], vec![5, 5]]
+        );
+        let after: Vec<_> = requests
+            .iter()
+            .flatten()
+            .map(|j| j.delivery_id.clone())
+            .collect();
+        assert_eq!(after, ids);
+        assert!(split_by_size(Vec::new(), 70).is_empty());
     }
 }
