@@ -211,3 +211,68 @@ async fn blob(app: &TestApp, sql: &str) -> Vec<u8> {
         .unwrap();
     row.0
 }
+
+/// A request mixing a genuine delivery with one whose sealed content carries
+/// a forged sender signature (sealed and seal-signed correctly, as only a
+/// compromised relay could): the mailbox checks a request's signatures in
+/// one batch, and a single bad one must still be found and refused alone.
+#[tokio::test]
+async fn one_forged_sender_signature_in_a_request_is_refused_and_the_rest_delivered() {
+    use kuvert_crypto::digest::sha256_hex;
+    use kuvert_mailbox::protocol::{HPKE_INFO, SealedContent};
+    let app = TestApp::spawn().await;
+    let anna = app.recipient("registered").id.clone();
+    app.set_mailbox_open(false);
+    app.send_ok(&anna, "Äkta").await;
+    let sealed: Vec<u8> = blob(&app, "SELECT sealed FROM outbox LIMIT 1").await;
+    let genuine: SealedDelivery = serde_json::from_slice(&sealed).unwrap();
+    app.set_mailbox_open(true);
+
+    let keys = kuvert::keys::Keys::load_or_create(app.data_dir()).unwrap();
+    let (_, sender) = app.kommun();
+    let mut signed = app.sign(sender, app.delivery(sender, &anna, "Förfalskad"));
+    // Another message's signature: well-formed, by the right key, wrong bytes.
+    signed.signature.value = app
+        .sign(sender, app.delivery(sender, &anna, "Något annat"))
+        .signature
+        .value;
+    let content = SealedContent {
+        signed,
+        sender_public_key: sender.key().unwrap().public_key().to_base64(),
+    };
+    let plaintext = serde_json::to_vec(&content).unwrap();
+    let mut forged = genuine.clone();
+    forged.delivery_id = kuvert_domain::ids::DeliveryId::new().to_string();
+    forged.content_hash = sha256_hex(&plaintext);
+    let sealed_box = kuvert_crypto::sealing::seal(
+        &keys.mailbox_sealing.public_key(),
+        HPKE_INFO,
+        &forged.seal_bytes(),
+        &plaintext,
+    )
+    .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    forged.encapsulated_key = b64.encode(&sealed_box.encapsulated_key);
+    forged.ciphertext = b64.encode(&sealed_box.ciphertext);
+    forged.sign(&keys.relay_seal);
+
+    let (status, answer) = app
+        .post(
+            "/mailbox/v1/deliveries",
+            None,
+            &DeliverRequest {
+                deliveries: vec![genuine.clone(), forged],
+            },
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results[0]["outcome"], "delivered", "{answer}");
+    assert_eq!(results[0]["receipt"]["delivery_id"], genuine.delivery_id);
+    assert_eq!(results[1]["outcome"], "rejected", "{answer}");
+    assert_eq!(results[1]["code"], "bad_sender_signature");
+    let (_, page) = app
+        .get("/mailbox/v1/messages", Some(&app.recipient_token(&anna)))
+        .await;
+    assert_eq!(page["total"], 1, "only the genuine delivery: {page}");
+}
