@@ -140,6 +140,29 @@ impl Receipt {
         let signature = Signature::from_base64(&self.signature)?;
         key.verify(RECEIPT_DOMAIN, &self.signed_bytes(), &signature)
     }
+
+    /// Verifies many receipts by one operator in one batch verification;
+    /// one flag per receipt, in order (the same answer as [`verify`](Self::verify)).
+    pub fn verify_all(receipts: &[&Receipt], key: &PublicKey) -> Vec<bool> {
+        let key_id = key.key_id();
+        let parsed: Vec<Option<(Vec<u8>, Signature)>> = receipts
+            .iter()
+            .map(|r| {
+                let signature = Signature::from_base64(&r.signature).ok()?;
+                (r.key_id == key_id).then(|| (r.signed_bytes(), signature))
+            })
+            .collect();
+        let items: Vec<(&PublicKey, &[u8], &[u8], &Signature)> = parsed
+            .iter()
+            .flatten()
+            .map(|(bytes, signature)| (key, RECEIPT_DOMAIN, bytes.as_slice(), signature))
+            .collect();
+        let mut checked = kuvert_crypto::signing::verify_many(&items).into_iter();
+        parsed
+            .iter()
+            .map(|p| p.is_some() && checked.next().is_some_and(|r| r.is_ok()))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -166,4 +189,44 @@ pub enum DeliveryResult {
         code: String,
         message: String,
     },
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn receipt(n: usize, key: &SigningKey) -> Receipt {
+        let mut receipt = Receipt {
+            delivery_id: format!("delivery-{n}"),
+            recipient: "198001012387".to_owned(),
+            operator_id: "kuvert-brevlada".to_owned(),
+            delivered_at: "2026-11-24T12:00:00.000000Z".to_owned(),
+            content_hash: "00".repeat(32),
+            message_ids: vec![format!("m{n}")],
+            key_id: String::new(),
+            signature: String::new(),
+        };
+        receipt.sign(key);
+        receipt
+    }
+
+    #[test]
+    fn batch_verification_of_receipts_agrees_with_one_by_one() {
+        let key = SigningKey::generate();
+        let other = SigningKey::generate();
+        let mut receipts: Vec<Receipt> = (0..6).map(|n| receipt(n, &key)).collect();
+        receipts[1].delivered_at = "2026-11-25T12:00:00.000000Z".to_owned(); // altered after signing
+        receipts[3] = receipt(3, &other); // signed by another key
+        receipts[4].signature = "not base64!".to_owned();
+        let refs: Vec<&Receipt> = receipts.iter().collect();
+        let public = key.public_key();
+        let batch = Receipt::verify_all(&refs, &public);
+        let single: Vec<bool> = receipts.iter().map(|r| r.verify(&public).is_ok()).collect();
+        assert_eq!(batch, single);
+        assert_eq!(batch, [true, false, true, false, false, true]);
+        let all_good: Vec<Receipt> = (0..4).map(|n| receipt(n, &key)).collect();
+        let refs: Vec<&Receipt> = all_good.iter().collect();
+        assert_eq!(Receipt::verify_all(&refs, &public), [true; 4]);
+    }
 }

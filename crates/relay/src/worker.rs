@@ -9,7 +9,9 @@
 
 use kuvert_crypto::signing::PublicKey;
 use kuvert_domain::clock::{Clock, parse_instant};
-use kuvert_mailbox::protocol::{DeliverRequest, DeliverResponse, DeliveryResult, SealedDelivery};
+use kuvert_mailbox::protocol::{
+    DeliverRequest, DeliverResponse, DeliveryResult, Receipt, SealedDelivery,
+};
 use kuvert_store::relay::{Delivered, OutboxJob};
 use kuvert_store::{Db, StoreError};
 use rand::Rng as _;
@@ -245,14 +247,25 @@ impl DeliveryWorker {
             }
         };
         let receipt_key = PublicKey::from_base64(&operator.receipt_key).ok();
+        // Every receipt's signature in one batch verification.
+        let answered: Vec<&Receipt> = results
+            .iter()
+            .filter_map(|r| match r {
+                DeliveryResult::Delivered { receipt } => Some(receipt),
+                DeliveryResult::Rejected { .. } => None,
+            })
+            .collect();
+        let mut signed_ok = match &receipt_key {
+            Some(key) => Receipt::verify_all(&answered, key),
+            None => vec![false; answered.len()],
+        }
+        .into_iter();
         // Genuine receipts are recorded together, in one transaction.
         let mut receipts: Vec<(&OutboxJob, time::OffsetDateTime, String)> = Vec::new();
         for ((job, sealed), result) in jobs.iter().zip(&sealed).zip(results) {
             match result {
                 DeliveryResult::Delivered { receipt } => {
-                    let genuine = receipt_key
-                        .as_ref()
-                        .is_some_and(|k| receipt.verify(k).is_ok())
+                    let genuine = signed_ok.next().unwrap_or(false)
                         && receipt.delivery_id == sealed.delivery_id
                         && receipt.recipient == sealed.recipient
                         && receipt.content_hash == sealed.content_hash;
