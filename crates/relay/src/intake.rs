@@ -4,7 +4,7 @@ use base64::Engine as _;
 use kuvert_crypto::at_rest::KeyEncryptionKey;
 use kuvert_crypto::digest::sha256_hex;
 use kuvert_crypto::sealing::{SealingPublicKey, seal};
-use kuvert_crypto::signing::{PublicKey, Signature, SigningKey};
+use kuvert_crypto::signing::{PublicKey, Signature, SigningKey, verify_many};
 use kuvert_domain::clock::{Clock, format_instant};
 use kuvert_domain::delivery::{
     DeliveryError, DeliveryLimits, SIGNED_DELIVERY_DOMAIN, SignedDelivery, ValidatedDelivery,
@@ -151,6 +151,16 @@ impl Lookups {
     }
 }
 
+/// A submission whose sender and key check out; its signature is checked
+/// with the rest of the request's.
+struct Authorized {
+    submission: Submission,
+    valid: ValidatedDelivery,
+    sender_public_key: String,
+    public_key: PublicKey,
+    signature: Signature,
+}
+
 /// A checked delivery waiting for the transaction.
 struct Prepared {
     index: usize,
@@ -209,16 +219,42 @@ impl Relay {
         }
         // ...then the whole request is routed at once, per sender...
         let routes = self.routes(&checked).await?;
-        // ...then sender, key, signature and sealing, item by item.
+        // ...then sender and key, item by item (each looked up once)...
         let mut lookups = Lookups::default();
-        let mut prepared = Vec::with_capacity(checked.len());
+        let mut authorized = Vec::with_capacity(checked.len());
         for (index, submission, valid) in checked {
             match self
-                .prepare(caller, submission, valid, &routes, &mut lookups, now)
+                .authorize(caller, submission, valid, &mut lookups)
                 .await
             {
-                Ok(row) => prepared.push(Prepared { index, row }),
+                Ok(item) => authorized.push((index, item)),
                 Err(e @ (IntakeError::Store(_) | IntakeError::Register(_))) => return Err(e),
+                Err(e) => results[index] = Some(Err(e)),
+            }
+        }
+        // ...then every signature of the request in one batch verification
+        // (one by one only when the batch holds a bad one)...
+        let items: Vec<(&PublicKey, &[u8], &[u8], &Signature)> = authorized
+            .iter()
+            .map(|(_, a)| {
+                (
+                    &a.public_key,
+                    SIGNED_DELIVERY_DOMAIN,
+                    a.valid.canonical.as_slice(),
+                    &a.signature,
+                )
+            })
+            .collect();
+        let verified = verify_many(&items);
+        // ...then routing and sealing.
+        let mut prepared = Vec::with_capacity(authorized.len());
+        for ((index, item), signature) in authorized.into_iter().zip(verified) {
+            let row = match signature {
+                Ok(()) => self.finish(item, &routes, now),
+                Err(_) => Err(IntakeError::BadSignature),
+            };
+            match row {
+                Ok(row) => prepared.push(Prepared { index, row }),
                 Err(e) => results[index] = Some(Err(e)),
             }
         }
@@ -317,38 +353,32 @@ impl Relay {
         Ok(routes)
     }
 
-    async fn prepare(
+    /// The sender is one the tenant may send for, and the key is the
+    /// sender's, registered and not revoked; the signature is parsed, not yet
+    /// checked.
+    async fn authorize(
         &self,
         caller: &Caller,
         submission: Submission,
         valid: ValidatedDelivery,
-        routes: &HashMap<(String, String), RegisterRoute>,
         lookups: &mut Lookups,
-        now: time::OffsetDateTime,
-    ) -> Result<NewDelivery, IntakeError> {
-        let signed = submission.signed;
-        let ValidatedDelivery {
-            delivery,
-            recipient,
-            sender,
-            canonical,
-        } = valid;
-
-        // The sender must be one this tenant may send for; a sender of another
-        // tenant gets the same answer as one that does not exist.
+    ) -> Result<Authorized, IntakeError> {
+        let sender = valid.sender.as_str();
+        // A sender of another tenant gets the same answer as one that does
+        // not exist.
         if !lookups
-            .sender_allowed(&self.db, &caller.tenant, sender.as_str())
+            .sender_allowed(&self.db, &caller.tenant, sender)
             .await?
         {
-            return Err(IntakeError::SenderNotAllowed(sender.as_str().to_owned()));
+            return Err(IntakeError::SenderNotAllowed(sender.to_owned()));
         }
-        let key_id = &signed.signature.key_id;
+        let key_id = &submission.signed.signature.key_id;
         let key = lookups
             .key(&self.db, key_id)
             .await?
             .filter(|k| k.tenant_id == caller.tenant)
             .ok_or_else(|| IntakeError::UnknownKey(key_id.clone()))?;
-        if key.sender_id != sender.as_str() {
+        if key.sender_id != sender {
             return Err(IntakeError::KeyNotForSender(key_id.clone()));
         }
         if key.revoked {
@@ -356,11 +386,38 @@ impl Relay {
         }
         let public_key =
             PublicKey::from_base64(&key.public_key).map_err(|_| IntakeError::BadSignature)?;
-        let signature = Signature::from_base64(&signed.signature.value)
+        let signature = Signature::from_base64(&submission.signed.signature.value)
             .map_err(|_| IntakeError::BadSignature)?;
-        public_key
-            .verify(SIGNED_DELIVERY_DOMAIN, &canonical, &signature)
-            .map_err(|_| IntakeError::BadSignature)?;
+        Ok(Authorized {
+            submission,
+            valid,
+            sender_public_key: key.public_key,
+            public_key,
+            signature,
+        })
+    }
+
+    /// A delivery whose signature verified: its idempotency key, route and
+    /// sealed (or paper) form, ready for the transaction.
+    fn finish(
+        &self,
+        item: Authorized,
+        routes: &HashMap<(String, String), RegisterRoute>,
+        now: time::OffsetDateTime,
+    ) -> Result<NewDelivery, IntakeError> {
+        let Authorized {
+            submission,
+            valid:
+                ValidatedDelivery {
+                    delivery,
+                    recipient,
+                    sender,
+                    canonical,
+                },
+            sender_public_key,
+            ..
+        } = item;
+        let signed = submission.signed;
 
         let valid_key = |k: &String| !k.trim().is_empty() && k.len() <= 255;
         let idempotency_key = match submission.idempotency_key {
@@ -397,7 +454,7 @@ impl Relay {
                     sender.as_str(),
                     &operator,
                     &signed,
-                    &key.public_key,
+                    &sender_public_key,
                     now,
                 )?;
                 Route::Operator {
