@@ -384,7 +384,7 @@ mod tests {
     #[test]
     fn requests_to_an_operator_stay_under_the_byte_limit_and_keep_every_job_once() {
         let jobs: Vec<OutboxJob> = [40, 30, 30, 10, 100, 5, 5].map(job).into();
-        let ids: Vec<_> = jobs.iter().map(|j| j.delivery_id.clone()).collect();
+        let ids: Vec<_> = jobs.iter().map(|j| j.delivery_id).collect();
         let requests = split_by_size(jobs, 70);
         let sizes: Vec<Vec<usize>> = requests
             .iter()
@@ -395,11 +395,7 @@ mod tests {
             sizes,
             vec![vec![40, 30], vec![30, 10], vec![100], vec![5, 5]]
         );
-        let after: Vec<_> = requests
-            .iter()
-            .flatten()
-            .map(|j| j.delivery_id.clone())
-            .collect();
+        let after: Vec<_> = requests.iter().flatten().map(|j| j.delivery_id).collect();
         assert_eq!(after, ids);
         assert!(split_by_size(Vec::new(), 70).is_empty());
     }
