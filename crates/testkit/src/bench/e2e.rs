@@ -61,6 +61,11 @@ pub struct SendResult {
     pub seconds_delivered: f64,
     pub accepted_per_s: f64,
     pub delivered_per_s: f64,
+    /// Deliveries per second while the senders were still posting (the
+    /// worker shares the one writer connection with intake).
+    pub delivered_while_sending_per_s: f64,
+    /// Deliveries per second after the last batch was accepted.
+    pub delivered_after_sending_per_s: f64,
     pub server_cpu_s: f64,
     /// Server CPU microseconds per delivered message.
     pub server_cpu_us_per_message: f64,
@@ -337,6 +342,19 @@ pub async fn run(plan: &SendPlan, keep: Option<&Path>) -> anyhow::Result<SendRes
     server.stop().await?;
     let seconds_accepted = seconds_accepted.unwrap_or(seconds_delivered);
     let n = plan.messages as f64;
+    // The queue when the last batch had been accepted: what was delivered
+    // before that, and how fast the rest went.
+    let at_accepted = samples
+        .iter()
+        .find(|s| s.accepted >= plan.messages)
+        .map_or((seconds_delivered, 0), |s| (s.seconds, s.outbox.max(0)));
+    let queued = at_accepted.1 as f64;
+    let delivered_while_sending_per_s = (n - queued) / at_accepted.0.max(1e-3);
+    let delivered_after_sending_per_s = if queued > 0.0 {
+        queued / (seconds_delivered - at_accepted.0).max(1e-3)
+    } else {
+        f64::NAN
+    };
     Ok(SendResult {
         messages: plan.messages,
         payload: plan.payload,
@@ -347,6 +365,8 @@ pub async fn run(plan: &SendPlan, keep: Option<&Path>) -> anyhow::Result<SendRes
         seconds_delivered,
         accepted_per_s: n / seconds_accepted,
         delivered_per_s: n / seconds_delivered,
+        delivered_while_sending_per_s,
+        delivered_after_sending_per_s,
         server_cpu_s,
         server_cpu_us_per_message: server_cpu_s * 1e6 / n,
         server_cores_busy: server_cpu_s / seconds_delivered,

@@ -389,6 +389,24 @@ fn rows(r: &Results) -> Vec<Row> {
             median(runs.iter().map(|s| s.accepted_per_s).collect()),
             "msg/s",
         ));
+        rows.push(Row::new(
+            format!("{label}: delivered while sending, msg/s"),
+            median(
+                runs.iter()
+                    .map(|s| s.delivered_while_sending_per_s)
+                    .collect(),
+            ),
+            "msg/s",
+        ));
+        rows.push(Row::new(
+            format!("{label}: delivered after sending, msg/s"),
+            median(
+                runs.iter()
+                    .map(|s| s.delivered_after_sending_per_s)
+                    .collect(),
+            ),
+            "msg/s",
+        ));
         let cpu = median(runs.iter().map(|s| s.server_cpu_us_per_message).collect());
         let cpu_ratio = median(
             runs.iter()
