@@ -77,7 +77,23 @@ pub async fn append(
 pub struct AuditChain {
     seq: i64,
     hash: String,
+    /// Entries chained by [`push`](Self::push), written by [`flush`](Self::flush).
+    buffered: Vec<BufferedEntry>,
 }
+
+struct BufferedEntry {
+    seq: i64,
+    at: String,
+    tenant: Option<String>,
+    actor: String,
+    action: String,
+    subject: String,
+    detail: String,
+    hash: String,
+}
+
+/// Rows per multi-row INSERT (8 values each, far under SQLite's limit).
+const AUDIT_ROWS_PER_INSERT: usize = 200;
 
 impl AuditChain {
     pub async fn head(conn: &mut SqliteConnection) -> Result<Self> {
@@ -88,12 +104,69 @@ impl AuditChain {
             Some(row) => Self {
                 seq: row.try_get::<i64, _>(0)?,
                 hash: row.try_get::<String, _>(1)?,
+                buffered: Vec::new(),
             },
             None => Self {
                 seq: 0,
                 hash: GENESIS.to_owned(),
+                buffered: Vec::new(),
             },
         })
+    }
+
+    /// Chains an entry after the head in memory; [`flush`](Self::flush)
+    /// writes what was pushed, many rows per statement, before the commit.
+    pub fn push(&mut self, at: OffsetDateTime, entry: &AuditEntry<'_>) -> i64 {
+        let seq = self.seq + 1;
+        let at = format_instant(at);
+        let tenant = entry.tenant.map(TenantId::as_str);
+        let hash = entry_hash(
+            &self.hash,
+            &Hashed {
+                seq,
+                at: &at,
+                tenant,
+                actor: entry.actor,
+                action: entry.action,
+                subject: entry.subject,
+                detail: entry.detail,
+            },
+        );
+        self.buffered.push(BufferedEntry {
+            seq,
+            at,
+            tenant: tenant.map(str::to_owned),
+            actor: entry.actor.to_owned(),
+            action: entry.action.to_owned(),
+            subject: entry.subject.to_owned(),
+            detail: entry.detail.to_owned(),
+            hash: hash.clone(),
+        });
+        self.seq = seq;
+        self.hash = hash;
+        seq
+    }
+
+    /// Writes the pushed entries; call inside the transaction that read the head.
+    pub async fn flush(&mut self, conn: &mut SqliteConnection) -> Result<()> {
+        for chunk in self.buffered.chunks(AUDIT_ROWS_PER_INSERT) {
+            let mut insert: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(
+                "INSERT INTO audit_log (seq, at, tenant_id, actor, action, subject, detail, hash) ",
+            );
+            insert.push_values(chunk, |mut row, e| {
+                row.push_bind(e.seq)
+                    .push_bind(&e.at)
+                    .push_bind(&e.tenant)
+                    .push_bind(&e.actor)
+                    .push_bind(&e.action)
+                    .push_bind(&e.subject)
+                    .push_bind(&e.detail)
+                    .push_bind(&e.hash);
+            });
+            insert.build().execute(&mut *conn).await?;
+        }
+        self.buffered.clear();
+        Ok(())
     }
 
     /// Appends after the head; only valid inside the transaction that read it.

@@ -134,20 +134,18 @@ impl Db {
             }
             let detail = serde_json::json!({ "sender": d.sender_id, "messages": d.messages.len() })
                 .to_string();
-            chain
-                .append(
-                    &mut tx,
-                    now,
-                    &AuditEntry {
-                        tenant: None,
-                        actor: "mailbox",
-                        action: "delivery.stored",
-                        subject: &d.delivery_id,
-                        detail: &detail,
-                    },
-                )
-                .await?;
+            chain.push(
+                now,
+                &AuditEntry {
+                    tenant: None,
+                    actor: "mailbox",
+                    action: "delivery.stored",
+                    subject: &d.delivery_id,
+                    detail: &detail,
+                },
+            );
         }
+        chain.flush(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -4,7 +4,7 @@
 use crate::audit::{AuditChain, AuditEntry, append};
 use crate::{Db, Result, StoreError, format_instant, instant, opt_instant};
 use kuvert_domain::ids::{BatchId, DeliveryId, OperatorId, TenantId};
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -189,6 +189,36 @@ async fn status_event(
     Ok(())
 }
 
+/// Status events collected in a transaction and written many per statement.
+#[derive(Default)]
+struct StatusEvents {
+    rows: Vec<(String, String, DeliveryStatus, String)>,
+}
+
+impl StatusEvents {
+    fn push(&mut self, tenant: &str, id: &str, status: DeliveryStatus, at: &str) {
+        self.rows
+            .push((tenant.to_owned(), id.to_owned(), status, at.to_owned()));
+    }
+
+    async fn flush(&mut self, conn: &mut sqlx::SqliteConnection) -> Result<()> {
+        for chunk in self.rows.chunks(250) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO status_events (tenant_id, delivery_id, status, at) ",
+            );
+            insert.push_values(chunk, |mut row, (tenant, id, status, at)| {
+                row.push_bind(tenant)
+                    .push_bind(id)
+                    .push_bind(status.as_str())
+                    .push_bind(at);
+            });
+            insert.build().execute(&mut *conn).await?;
+        }
+        self.rows.clear();
+        Ok(())
+    }
+}
+
 impl Db {
     /// Stores a set of accepted deliveries in ONE transaction: delivery rows,
     /// queue or paper rows, status events, audit entries and (for a bulk
@@ -207,6 +237,7 @@ impl Db {
         let at = format_instant(now);
         let mut tx = self.writer().begin().await?;
         let mut chain = AuditChain::head(&mut tx).await?;
+        let mut events = StatusEvents::default();
         if let Some((batch_id, rejected)) = batch {
             sqlx::query("INSERT INTO batches (id, tenant_id, created_at, submitted, rejected) VALUES (?, ?, ?, ?, ?)")
                 .bind(batch_id.to_string())
@@ -303,24 +334,21 @@ impl Db {
                 }
                 Route::NotDelivered { .. } => {}
             }
-            status_event(&mut tx, tenant.as_str(), &id, status, &at).await?;
+            events.push(tenant.as_str(), &id, status, &at);
             let detail = serde_json::json!({
                 "sender": item.sender_id, "status": status.as_str(), "batch": batch_text, "reason": reason,
             })
             .to_string();
-            chain
-                .append(
-                    &mut tx,
-                    now,
-                    &AuditEntry {
-                        tenant: Some(tenant),
-                        actor,
-                        action: "delivery.accepted",
-                        subject: &id,
-                        detail: &detail,
-                    },
-                )
-                .await?;
+            chain.push(
+                now,
+                &AuditEntry {
+                    tenant: Some(tenant),
+                    actor,
+                    action: "delivery.accepted",
+                    subject: &id,
+                    detail: &detail,
+                },
+            );
             answers.push(Intake::Created(item.id));
         }
         if let (Some((batch_id, _)), true) = (batch, reused_keys > 0) {
@@ -330,6 +358,8 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
         }
+        events.flush(&mut tx).await?;
+        chain.flush(&mut tx).await?;
         // The daily quota is checked after the inserts, inside the same
         // transaction: exact under concurrency (one writer), replays do not
         // count, and an over-quota request is rolled back whole.
@@ -473,6 +503,7 @@ impl Db {
         let at = format_instant(now);
         let mut tx = self.writer().begin().await?;
         let mut chain = AuditChain::head(&mut tx).await?;
+        let mut events = StatusEvents::default();
         for Delivered {
             job,
             delivered_at,
@@ -495,33 +526,25 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
             if updated.rows_affected() > 0 {
-                status_event(
-                    &mut tx,
-                    job.tenant_id.as_str(),
-                    &id,
-                    DeliveryStatus::Delivered,
-                    &at,
-                )
-                .await?;
+                events.push(job.tenant_id.as_str(), &id, DeliveryStatus::Delivered, &at);
                 let detail = serde_json::json!({
                     "operator": job.operator_id.as_str(), "delivered_at": format_instant(*delivered_at),
                 })
                 .to_string();
-                chain
-                    .append(
-                        &mut tx,
-                        now,
-                        &AuditEntry {
-                            tenant: Some(&job.tenant_id),
-                            actor: "relay",
-                            action: "delivery.delivered",
-                            subject: &id,
-                            detail: &detail,
-                        },
-                    )
-                    .await?;
+                chain.push(
+                    now,
+                    &AuditEntry {
+                        tenant: Some(&job.tenant_id),
+                        actor: "relay",
+                        action: "delivery.delivered",
+                        subject: &id,
+                        detail: &detail,
+                    },
+                );
             }
         }
+        events.flush(&mut tx).await?;
+        chain.flush(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }

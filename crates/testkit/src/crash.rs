@@ -620,7 +620,14 @@ impl CarefulClient {
                     if value["replayed"] == true {
                         self.replayed.fetch_add(1, Ordering::SeqCst);
                     }
-                    ensure!(value["status"] == "accepted", "not accepted: {value}");
+                    // A replay answers with the delivery's status now, which
+                    // may already be `delivered`.
+                    let replay_of_delivered =
+                        value["replayed"] == true && value["status"] == "delivered";
+                    ensure!(
+                        value["status"] == "accepted" || replay_of_delivered,
+                        "not accepted: {value}"
+                    );
                     return value["delivery_id"]
                         .as_str()
                         .map(str::to_owned)
