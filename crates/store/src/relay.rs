@@ -5,6 +5,7 @@ use crate::audit::{AuditChain, AuditEntry, append};
 use crate::{Db, Result, StoreError, format_instant, instant, opt_instant};
 use kuvert_domain::ids::{BatchId, DeliveryId, OperatorId, TenantId};
 use sqlx::{QueryBuilder, Row, Sqlite};
+use std::collections::HashSet;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -189,6 +190,25 @@ async fn status_event(
     Ok(())
 }
 
+/// Queue rows per multi-row INSERT (each carries a sealed delivery).
+const OUTBOX_ROWS_PER_INSERT: usize = 200;
+
+/// Delivery rows per multi-row INSERT (13 values each).
+const DELIVERY_ROWS_PER_INSERT: usize = 500;
+
+/// The status, reason and operator columns of a routed delivery.
+fn route_columns(route: &Route) -> (DeliveryStatus, Option<&str>, Option<&str>) {
+    match route {
+        Route::Operator { operator, .. } => {
+            (DeliveryStatus::Accepted, None, Some(operator.as_str()))
+        }
+        Route::Paper { reason, .. } => (DeliveryStatus::Paper, Some(reason.as_str()), None),
+        Route::NotDelivered { reason } => {
+            (DeliveryStatus::NotDelivered, Some(reason.as_str()), None)
+        }
+    }
+}
+
 /// Status events collected in a transaction and written many per statement.
 #[derive(Default)]
 struct StatusEvents {
@@ -253,39 +273,53 @@ impl Db {
         // Items whose idempotency key belongs to another delivery are refused;
         // the batch's `rejected` count must include them.
         let mut reused_keys = 0_i64;
-        for item in items {
-            let (status, reason, operator) = match &item.route {
-                Route::Operator { operator, .. } => {
-                    (DeliveryStatus::Accepted, None, Some(operator.as_str()))
-                }
-                Route::Paper { reason, .. } => (DeliveryStatus::Paper, Some(reason.as_str()), None),
-                Route::NotDelivered { reason } => {
-                    (DeliveryStatus::NotDelivered, Some(reason.as_str()), None)
-                }
-            };
-            let id = item.id.to_string();
-            let inserted = sqlx::query(
+        // The delivery rows, many per statement; RETURNING names the ones
+        // inserted, so an idempotency key seen before (in an earlier request
+        // or earlier in this one) is known without a query per row.
+        let mut inserted: HashSet<String> = HashSet::with_capacity(items.len());
+        for chunk in items.chunks(DELIVERY_ROWS_PER_INSERT) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO deliveries (id, tenant_id, sender_id, recipient_id, idempotency_key, request_hash,
-                   batch_id, message_ids, status, status_reason, operator_id, received_at, status_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (tenant_id, sender_id, idempotency_key) DO NOTHING",
-            )
-            .bind(&id)
-            .bind(tenant.as_str())
-            .bind(&item.sender_id)
-            .bind(&item.recipient_id)
-            .bind(&item.idempotency_key)
-            .bind(&item.request_hash)
-            .bind(&batch_text)
-            .bind(serde_json::to_string(&item.message_ids).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-            .bind(status.as_str())
-            .bind(reason)
-            .bind(operator)
-            .bind(&at)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
+                   batch_id, message_ids, status, status_reason, operator_id, received_at, status_at) ",
+            );
+            let mut encoded = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                encoded.push(
+                    serde_json::to_string(&item.message_ids)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                );
+            }
+            insert.push_values(
+                chunk.iter().zip(&encoded),
+                |mut row, (item, message_ids)| {
+                    let (status, reason, operator) = route_columns(&item.route);
+                    row.push_bind(item.id.to_string())
+                        .push_bind(tenant.as_str())
+                        .push_bind(&item.sender_id)
+                        .push_bind(&item.recipient_id)
+                        .push_bind(&item.idempotency_key)
+                        .push_bind(&item.request_hash)
+                        .push_bind(&batch_text)
+                        .push_bind(message_ids)
+                        .push_bind(status.as_str())
+                        .push_bind(reason)
+                        .push_bind(operator)
+                        .push_bind(&at)
+                        .push_bind(&at);
+                },
+            );
+            insert.push(
+                " ON CONFLICT (tenant_id, sender_id, idempotency_key) DO NOTHING RETURNING id",
+            );
+            for row in insert.build().fetch_all(&mut *tx).await? {
+                inserted.insert(row.try_get(0)?);
+            }
+        }
+        let mut outbox: Vec<(String, &str, &[u8])> = Vec::with_capacity(inserted.len());
+        for item in items {
+            let (status, reason, _) = route_columns(&item.route);
+            let id = item.id.to_string();
+            if !inserted.contains(&id) {
                 let row = sqlx::query(
                     "SELECT id, request_hash FROM deliveries WHERE tenant_id = ? AND sender_id = ? AND idempotency_key = ?",
                 )
@@ -306,15 +340,7 @@ impl Db {
             }
             match &item.route {
                 Route::Operator { operator, sealed } => {
-                    sqlx::query(
-                        "INSERT INTO outbox (delivery_id, operator_id, sealed, next_attempt_at) VALUES (?, ?, ?, ?)",
-                    )
-                    .bind(&id)
-                    .bind(operator.as_str())
-                    .bind(sealed)
-                    .bind(&at)
-                    .execute(&mut *tx)
-                    .await?;
+                    outbox.push((id.clone(), operator.as_str(), sealed.as_slice()));
                 }
                 Route::Paper {
                     wrapped_key,
@@ -357,6 +383,18 @@ impl Db {
                 .bind(batch_id.to_string())
                 .execute(&mut *tx)
                 .await?;
+        }
+        for chunk in outbox.chunks(OUTBOX_ROWS_PER_INSERT) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO outbox (delivery_id, operator_id, sealed, next_attempt_at) ",
+            );
+            insert.push_values(chunk, |mut row, (id, operator, sealed)| {
+                row.push_bind(id)
+                    .push_bind(*operator)
+                    .push_bind(*sealed)
+                    .push_bind(&at);
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         events.flush(&mut tx).await?;
         chain.flush(&mut tx).await?;
