@@ -169,44 +169,16 @@ impl AuditChain {
         Ok(())
     }
 
-    /// Appends after the head; only valid inside the transaction that read it.
+    /// Appends after the head and writes it at once; only valid inside the
+    /// transaction that read the head.
     pub async fn append(
         &mut self,
         conn: &mut SqliteConnection,
         at: OffsetDateTime,
         entry: &AuditEntry<'_>,
     ) -> Result<i64> {
-        let (prev_seq, prev_hash) = (self.seq, self.hash.as_str());
-        let seq = prev_seq + 1;
-        let at = format_instant(at);
-        let tenant = entry.tenant.map(TenantId::as_str);
-        let hash = entry_hash(
-            prev_hash,
-            &Hashed {
-                seq,
-                at: &at,
-                tenant,
-                actor: entry.actor,
-                action: entry.action,
-                subject: entry.subject,
-                detail: entry.detail,
-            },
-        );
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, tenant_id, actor, action, subject, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(seq)
-        .bind(&at)
-        .bind(tenant)
-        .bind(entry.actor)
-        .bind(entry.action)
-        .bind(entry.subject)
-        .bind(entry.detail)
-        .bind(&hash)
-        .execute(&mut *conn)
-        .await?;
-        self.seq = seq;
-        self.hash = hash;
+        let seq = self.push(at, entry);
+        self.flush(conn).await?;
         Ok(seq)
     }
 }

@@ -17,6 +17,28 @@ use std::time::Duration;
 pub use kuvert::client;
 
 pub mod crash;
+
+/// For the testkit's binaries (`kuvert-crashtest`, `kuvert-bench`): when the
+/// first argument is `node`, runs the rest as the `kuvert` command line (so
+/// a harness starts real `kuvert serve` processes from its own executable)
+/// and returns its exit code; otherwise returns `None`.
+pub fn run_as_node(runtime: &tokio::runtime::Runtime) -> Option<std::process::ExitCode> {
+    let mut raw = std::env::args_os();
+    let program = raw.next();
+    let rest: Vec<_> = raw.collect();
+    if rest.first().is_none_or(|a| a != "node") {
+        return None;
+    }
+    kuvert::cli::init_tracing();
+    let args = program.into_iter().chain(rest.into_iter().skip(1));
+    Some(match runtime.block_on(kuvert::cli::run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    })
+}
 pub mod proxy;
 
 pub const ADMIN_TOKEN: &str = "kva_test-platform-operator-token";

@@ -85,9 +85,6 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let mut raw = std::env::args_os();
-    let program = raw.next();
-    let rest: Vec<_> = raw.collect();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -95,17 +92,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if rest.first().is_some_and(|a| a == "node") {
-        // The server side: the `kuvert` command line itself.
-        kuvert::cli::init_tracing();
-        let args = program.into_iter().chain(rest.into_iter().skip(1));
-        return match runtime.block_on(kuvert::cli::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("Error: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
+    if let Some(code) = kuvert_testkit::run_as_node(&runtime) {
+        return code;
     }
     let args = Args::parse();
     match runtime.block_on(run(&args)) {
