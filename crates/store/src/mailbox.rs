@@ -96,41 +96,35 @@ impl Db {
     ) -> Result<()> {
         let mut tx = self.writer().begin().await?;
         let mut chain = AuditChain::head(&mut tx).await?;
+        // Delivery rows many per statement; RETURNING names those that were
+        // new (a delivery id seen before is skipped: its first receipt stands).
+        let mut new_ids: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for chunk in deliveries.chunks(500) {
+            let mut insert: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(
+                "INSERT INTO mailbox_deliveries (delivery_id, recipient_id, sender_id, relay_key_id, received_at, delivered_at, receipt) ",
+            );
+            insert.push_values(chunk, |mut row, d| {
+                row.push_bind(&d.delivery_id)
+                    .push_bind(&d.recipient_id)
+                    .push_bind(&d.sender_id)
+                    .push_bind(&d.relay_key_id)
+                    .push_bind(format_instant(d.received_at))
+                    .push_bind(format_instant(d.delivered_at))
+                    .push_bind(&d.receipt);
+            });
+            insert.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
+            for row in insert.build().fetch_all(&mut *tx).await? {
+                new_ids.insert(row.try_get(0)?);
+            }
+        }
+        let mut messages = Vec::new();
         for d in deliveries {
-            let delivered_at = format_instant(d.delivered_at);
-            let inserted = sqlx::query(
-                "INSERT INTO mailbox_deliveries (delivery_id, recipient_id, sender_id, relay_key_id, received_at, delivered_at, receipt)
-                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING",
-            )
-            .bind(&d.delivery_id)
-            .bind(&d.recipient_id)
-            .bind(&d.sender_id)
-            .bind(&d.relay_key_id)
-            .bind(format_instant(d.received_at))
-            .bind(&delivered_at)
-            .bind(&d.receipt)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
+            // `remove`: the same id twice in one request is stored once.
+            if !new_ids.remove(&d.delivery_id) {
                 continue;
             }
             for (position, m) in d.messages.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO mailbox_messages (id, delivery_id, position, recipient_id, sender_id, sender_name,
-                       delivered_at, wrapped_key, subject, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(m.id.to_string())
-                .bind(&d.delivery_id)
-                .bind(i64::try_from(position).unwrap_or(i64::MAX))
-                .bind(&d.recipient_id)
-                .bind(&d.sender_id)
-                .bind(&m.sender_name)
-                .bind(&delivered_at)
-                .bind(&m.wrapped_key)
-                .bind(&m.subject)
-                .bind(&m.content)
-                .execute(&mut *tx)
-                .await?;
+                messages.push((d, position, m));
             }
             let detail = serde_json::json!({ "sender": d.sender_id, "messages": d.messages.len() })
                 .to_string();
@@ -144,6 +138,25 @@ impl Db {
                     detail: &detail,
                 },
             );
+        }
+        for chunk in messages.chunks(100) {
+            let mut insert: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(
+                "INSERT INTO mailbox_messages (id, delivery_id, position, recipient_id, sender_id, sender_name,
+                   delivered_at, wrapped_key, subject, content) ",
+            );
+            insert.push_values(chunk, |mut row, (d, position, m)| {
+                row.push_bind(m.id.to_string())
+                    .push_bind(&d.delivery_id)
+                    .push_bind(i64::try_from(*position).unwrap_or(i64::MAX))
+                    .push_bind(&d.recipient_id)
+                    .push_bind(&d.sender_id)
+                    .push_bind(&m.sender_name)
+                    .push_bind(format_instant(d.delivered_at))
+                    .push_bind(&m.wrapped_key)
+                    .push_bind(&m.subject)
+                    .push_bind(&m.content);
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         chain.flush(&mut tx).await?;
         tx.commit().await?;

@@ -466,12 +466,21 @@ impl Db {
                 sealed: row.try_get("sealed")?,
                 attempts: row.try_get("attempts")?,
             };
-            sqlx::query("UPDATE outbox SET next_attempt_at = ?, leased = 1 WHERE delivery_id = ?")
-                .bind(&lease_until)
-                .bind(job.delivery_id.to_string())
-                .execute(&mut *tx)
-                .await?;
             jobs.push(job);
+        }
+        // The lease: one UPDATE per chunk of ids, not one per job.
+        for chunk in jobs.chunks(500) {
+            let mut update: QueryBuilder<Sqlite> =
+                QueryBuilder::new("UPDATE outbox SET leased = 1, next_attempt_at = ");
+            update
+                .push_bind(&lease_until)
+                .push(" WHERE delivery_id IN (");
+            let mut ids = update.separated(", ");
+            for job in chunk {
+                ids.push_bind(job.delivery_id.to_string());
+            }
+            update.push(")");
+            update.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(jobs)
@@ -559,10 +568,6 @@ impl Db {
             .bind(&id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("DELETE FROM outbox WHERE delivery_id = ?")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
             if updated.rows_affected() > 0 {
                 events.push(job.tenant_id.as_str(), &id, DeliveryStatus::Delivered, &at);
                 let detail = serde_json::json!({
@@ -580,6 +585,17 @@ impl Db {
                     },
                 );
             }
+        }
+        // The jobs leave the queue, one DELETE per chunk.
+        for chunk in receipts.chunks(500) {
+            let mut delete: QueryBuilder<Sqlite> =
+                QueryBuilder::new("DELETE FROM outbox WHERE delivery_id IN (");
+            let mut ids = delete.separated(", ");
+            for receipt in chunk {
+                ids.push_bind(receipt.job.delivery_id.to_string());
+            }
+            delete.push(")");
+            delete.build().execute(&mut *tx).await?;
         }
         events.flush(&mut tx).await?;
         chain.flush(&mut tx).await?;

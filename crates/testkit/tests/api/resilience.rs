@@ -276,3 +276,35 @@ async fn one_forged_sender_signature_in_a_request_is_refused_and_the_rest_delive
         .await;
     assert_eq!(page["total"], 1, "only the genuine delivery: {page}");
 }
+
+/// The same delivery twice in one request to the mailbox: stored once, and
+/// both answered with the same receipt.
+#[tokio::test]
+async fn the_same_delivery_twice_in_one_request_is_stored_once() {
+    let app = TestApp::spawn().await;
+    let anna = app.recipient("registered").id.clone();
+    app.set_mailbox_open(false);
+    app.send_ok(&anna, "Två gånger i samma anrop").await;
+    let sealed: Vec<u8> = blob(&app, "SELECT sealed FROM outbox LIMIT 1").await;
+    let sealed: SealedDelivery = serde_json::from_slice(&sealed).unwrap();
+    app.set_mailbox_open(true);
+    let (status, answer) = app
+        .post(
+            "/mailbox/v1/deliveries",
+            None,
+            &DeliverRequest {
+                deliveries: vec![sealed.clone(), sealed],
+            },
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results[0]["outcome"], "delivered", "{answer}");
+    assert_eq!(results[0]["receipt"], results[1]["receipt"], "{answer}");
+    app.drain().await;
+    assert_eq!(
+        app.query_i64("mailbox.db", "SELECT COUNT(*) FROM mailbox_messages")
+            .await,
+        1
+    );
+}
