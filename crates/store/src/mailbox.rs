@@ -52,18 +52,8 @@ pub enum Folder {
 }
 
 impl Db {
-    /// The receipt already given for a delivery id, if any: a redelivery gets
-    /// the first receipt back, never a second message.
-    pub async fn mailbox_receipt(&self, delivery_id: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT receipt FROM mailbox_deliveries WHERE delivery_id = ?")
-            .bind(delivery_id)
-            .fetch_optional(self.writer())
-            .await?;
-        row.map(|r| r.try_get::<String, _>(0).map_err(Into::into))
-            .transpose()
-    }
-
-    /// The receipts already given for any of these delivery ids, by id: one
+    /// The receipts already given for any of these delivery ids, by id (a
+    /// redelivery gets the first receipt back, never a second message): one
     /// query for a whole request from a relay.
     pub async fn mailbox_receipts(
         &self,

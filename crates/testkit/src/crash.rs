@@ -548,21 +548,34 @@ async fn register_recipients(
         let number = kuvert::demo::person_number("19700101", serial);
         let id = RecipientId::parse(&number, today)
             .with_context(|| format!("generated identity number {number}"))?;
-        let token = tokens.mint(&id, unix_now() + 24 * 3600);
-        let response = http
-            .put(format!("{relay_url}/register/v1/me"))
-            .bearer_auth(&token)
-            .json(&serde_json::json!({ "operator_id": kuvert::app::BUILT_IN_OPERATOR }))
-            .send()
-            .await?;
-        ensure!(
-            response.status().is_success(),
-            "registering {number}: HTTP {}",
-            response.status()
-        );
+        register_with_built_in_mailbox(http, relay_url, tokens, &id).await?;
         recipients.push(id);
     }
     Ok(recipients)
+}
+
+/// Registers a recipient with the built-in mailbox through the register
+/// API, as the recipient would (a token minted with the installation's key).
+pub async fn register_with_built_in_mailbox(
+    http: &reqwest::Client,
+    register_url: &str,
+    tokens: &kuvert_web::auth::RecipientTokens,
+    id: &RecipientId,
+) -> anyhow::Result<()> {
+    let token = tokens.mint(id, unix_now() + 3600);
+    let response = http
+        .put(format!("{register_url}/register/v1/me"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "operator_id": kuvert::app::BUILT_IN_OPERATOR }))
+        .send()
+        .await?;
+    ensure!(
+        response.status().is_success(),
+        "registering {}: HTTP {}",
+        id.masked(),
+        response.status()
+    );
+    Ok(())
 }
 
 fn unix_now() -> i64 {

@@ -260,10 +260,14 @@ impl TestApp {
         self.running().state.recipient_tokens().mint(&id, exp)
     }
 
-    /// One number from a read-only query of `kuvert.db` or `mailbox.db`.
-    pub async fn query_i64(&self, file: &str, sql: &str) -> i64 {
+    /// One value from a read-only query of `kuvert.db` or `mailbox.db`
+    /// (`Option<T>` for a column that may be NULL).
+    pub async fn query<T>(&self, file: &str, sql: &str) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + Unpin,
+    {
         let pool = self.read_only(file).await;
-        let value = sqlx::query_scalar::<_, i64>(sql)
+        let value = sqlx::query_scalar::<_, T>(sql)
             .fetch_one(&pool)
             .await
             .expect(sql);
@@ -271,15 +275,17 @@ impl TestApp {
         value
     }
 
-    /// One text value from a read-only query (None for SQL NULL).
-    pub async fn query_text(&self, file: &str, sql: &str) -> Option<String> {
-        let pool = self.read_only(file).await;
-        let value = sqlx::query_scalar::<_, Option<String>>(sql)
-            .fetch_one(&pool)
-            .await
-            .expect(sql);
-        pool.close().await;
-        value
+    /// With the mailbox closed, sends one message to `recipient` and returns
+    /// the sealed delivery the relay queued for it (the mailbox is open
+    /// again on return; the relay will deliver it too).
+    pub async fn queued_sealed_delivery(&self, recipient: &str, subject: &str) -> Vec<u8> {
+        self.set_mailbox_open(false);
+        self.send_ok(recipient, subject).await;
+        let sealed = self
+            .query::<Vec<u8>>("kuvert.db", "SELECT sealed FROM outbox LIMIT 1")
+            .await;
+        self.set_mailbox_open(true);
+        sealed
     }
 
     async fn read_only(&self, file: &str) -> sqlx::SqlitePool {

@@ -131,18 +131,8 @@ async fn register(
                 };
                 let id = RecipientId::parse(number, today)
                     .with_context(|| format!("generated identity number {number}"))?;
-                let token = tokens.mint(&id, unix_now() + 3600);
-                let response = http
-                    .put(format!("{url}/register/v1/me"))
-                    .bearer_auth(&token)
-                    .json(&serde_json::json!({ "operator_id": kuvert::app::BUILT_IN_OPERATOR }))
-                    .send()
+                kuvert_testkit::crash::register_with_built_in_mailbox(&http, &url, &tokens, &id)
                     .await?;
-                ensure!(
-                    response.status().is_success(),
-                    "registering {number}: HTTP {}",
-                    response.status()
-                );
             }
         });
     }

@@ -117,17 +117,9 @@ async fn unreachable_recipients_go_to_paper_or_are_not_delivered() {
     assert_eq!(page["total"], 0);
 
     // The paper queue holds exactly the two paper deliveries.
-    let paper: i64 = sqlx_count(&app, "SELECT COUNT(*) FROM paper_queue").await;
+    let paper: i64 = app
+        .query("kuvert.db", "SELECT COUNT(*) FROM paper_queue")
+        .await;
     assert_eq!(paper, 2);
     app.stop().await;
-}
-
-async fn sqlx_count(app: &TestApp, sql: &str) -> i64 {
-    use sqlx::Connection as _;
-    let path = app.data_dir().join("kuvert.db");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", path.display()))
-        .await
-        .unwrap();
-    let n: (i64,) = sqlx::query_as(sql).fetch_one(&mut conn).await.unwrap();
-    n.0
 }

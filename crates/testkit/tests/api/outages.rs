@@ -56,10 +56,10 @@ async fn assert_each_delivered_once(app: &TestApp, ids: &[String]) {
         assert_eq!(app.wait_final(&token, id).await["status"], "delivered");
     }
     let messages = app
-        .query_i64("mailbox.db", "SELECT COUNT(*) FROM mailbox_messages")
+        .query::<i64>("mailbox.db", "SELECT COUNT(*) FROM mailbox_messages")
         .await;
     let distinct = app
-        .query_i64(
+        .query::<i64>(
             "mailbox.db",
             "SELECT COUNT(DISTINCT delivery_id) FROM mailbox_messages",
         )
@@ -82,12 +82,12 @@ async fn outage_then_recovery(fault: Fault) {
         assert_eq!(view["status"], "accepted", "{view}");
     }
     assert_eq!(
-        app.query_i64("mailbox.db", "SELECT COUNT(*) FROM mailbox_messages")
+        app.query::<i64>("mailbox.db", "SELECT COUNT(*) FROM mailbox_messages")
             .await,
         0
     );
     let last_error = app
-        .query_text("kuvert.db", "SELECT last_error FROM outbox LIMIT 1")
+        .query::<Option<String>>("kuvert.db", "SELECT last_error FROM outbox LIMIT 1")
         .await
         .unwrap_or_default();
     let expected = if fault == Fault::Hang {
@@ -100,7 +100,7 @@ async fn outage_then_recovery(fault: Fault) {
         "{fault:?}: {last_error}"
     );
     let attempts = app
-        .query_i64("kuvert.db", "SELECT MIN(attempts) FROM outbox")
+        .query::<i64>("kuvert.db", "SELECT MIN(attempts) FROM outbox")
         .await;
     assert!(attempts >= 1, "attempts are counted");
 
@@ -142,7 +142,7 @@ async fn an_answer_lost_after_the_mailbox_stored_the_delivery_is_redelivered_and
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let first_delivered_at = app
-        .query_text(
+        .query::<Option<String>>(
             "mailbox.db",
             &format!("SELECT delivered_at FROM mailbox_deliveries WHERE delivery_id = '{id}'"),
         )

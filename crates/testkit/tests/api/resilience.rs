@@ -24,7 +24,9 @@ async fn deliveries_wait_while_the_mailbox_is_unavailable_and_arrive_once_when_i
     // the sender still sees `accepted`.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let attempts: i64 = count(&app, "SELECT COALESCE(MIN(attempts), 0) FROM outbox").await;
+        let attempts: i64 = app
+            .query("kuvert.db", "SELECT COALESCE(MIN(attempts), 0) FROM outbox")
+            .await;
         if attempts >= 2 {
             break;
         }
@@ -38,7 +40,9 @@ async fn deliveries_wait_while_the_mailbox_is_unavailable_and_arrive_once_when_i
         let (_, view) = app.get(&format!("/v1/deliveries/{id}"), Some(&token)).await;
         assert_eq!(view["status"], "accepted");
     }
-    let last_error: String = text(&app, "SELECT last_error FROM outbox LIMIT 1").await;
+    let last_error: String = app
+        .query("kuvert.db", "SELECT last_error FROM outbox LIMIT 1")
+        .await;
     assert!(last_error.contains("503"), "{last_error}");
 
     app.set_mailbox_open(true);
@@ -79,7 +83,9 @@ async fn a_redelivery_of_a_delivered_delivery_gets_the_first_receipt_and_no_seco
     app.set_mailbox_open(false);
     let id = app.send_ok(&anna, "Levereras två gånger").await;
     // What the relay would send again if it died after the mailbox answered.
-    let sealed: Vec<u8> = blob(&app, "SELECT sealed FROM outbox LIMIT 1").await;
+    let sealed: Vec<u8> = app
+        .query("kuvert.db", "SELECT sealed FROM outbox LIMIT 1")
+        .await;
     let sealed: SealedDelivery = serde_json::from_slice(&sealed).unwrap();
     app.set_mailbox_open(true);
     let first = app.wait_final(&token, &id).await;
@@ -123,11 +129,8 @@ async fn the_mailbox_refuses_a_sealed_delivery_that_was_tampered_with() {
         .id
         .clone();
     let bertil_token = app.recipient_token(&bertil);
-    app.set_mailbox_open(false);
-    app.send_ok(&anna, "Omdirigeras inte").await;
-    let sealed: Vec<u8> = blob(&app, "SELECT sealed FROM outbox LIMIT 1").await;
+    let sealed = app.queued_sealed_delivery(&anna, "Omdirigeras inte").await;
     let original: SealedDelivery = serde_json::from_slice(&sealed).unwrap();
-    app.set_mailbox_open(true);
 
     let relay_key = kuvert::keys::Keys::load_or_create(app.data_dir())
         .unwrap()
@@ -180,38 +183,6 @@ async fn the_mailbox_refuses_a_sealed_delivery_that_was_tampered_with() {
     app.stop().await;
 }
 
-async fn connect(app: &TestApp) -> sqlx::SqliteConnection {
-    use sqlx::Connection as _;
-    let path = app.data_dir().join("kuvert.db");
-    sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", path.display()))
-        .await
-        .unwrap()
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    let row: (i64,) = sqlx::query_as(sql)
-        .fetch_one(&mut connect(app).await)
-        .await
-        .unwrap();
-    row.0
-}
-
-async fn text(app: &TestApp, sql: &str) -> String {
-    let row: (String,) = sqlx::query_as(sql)
-        .fetch_one(&mut connect(app).await)
-        .await
-        .unwrap();
-    row.0
-}
-
-async fn blob(app: &TestApp, sql: &str) -> Vec<u8> {
-    let row: (Vec<u8>,) = sqlx::query_as(sql)
-        .fetch_one(&mut connect(app).await)
-        .await
-        .unwrap();
-    row.0
-}
-
 /// A request mixing a genuine delivery with one whose sealed content carries
 /// a forged sender signature (sealed and seal-signed correctly, as only a
 /// compromised relay could): the mailbox checks a request's signatures in
@@ -222,11 +193,8 @@ async fn one_forged_sender_signature_in_a_request_is_refused_and_the_rest_delive
     use kuvert_mailbox::protocol::{HPKE_INFO, SealedContent};
     let app = TestApp::spawn().await;
     let anna = app.recipient("registered").id.clone();
-    app.set_mailbox_open(false);
-    app.send_ok(&anna, "Äkta").await;
-    let sealed: Vec<u8> = blob(&app, "SELECT sealed FROM outbox LIMIT 1").await;
+    let sealed = app.queued_sealed_delivery(&anna, "Äkta").await;
     let genuine: SealedDelivery = serde_json::from_slice(&sealed).unwrap();
-    app.set_mailbox_open(true);
 
     let keys = kuvert::keys::Keys::load_or_create(app.data_dir()).unwrap();
     let (_, sender) = app.kommun();
@@ -283,11 +251,10 @@ async fn one_forged_sender_signature_in_a_request_is_refused_and_the_rest_delive
 async fn the_same_delivery_twice_in_one_request_is_stored_once() {
     let app = TestApp::spawn().await;
     let anna = app.recipient("registered").id.clone();
-    app.set_mailbox_open(false);
-    app.send_ok(&anna, "Två gånger i samma anrop").await;
-    let sealed: Vec<u8> = blob(&app, "SELECT sealed FROM outbox LIMIT 1").await;
+    let sealed = app
+        .queued_sealed_delivery(&anna, "Två gånger i samma anrop")
+        .await;
     let sealed: SealedDelivery = serde_json::from_slice(&sealed).unwrap();
-    app.set_mailbox_open(true);
     let (status, answer) = app
         .post(
             "/mailbox/v1/deliveries",
@@ -303,7 +270,7 @@ async fn the_same_delivery_twice_in_one_request_is_stored_once() {
     assert_eq!(results[0]["receipt"], results[1]["receipt"], "{answer}");
     app.drain().await;
     assert_eq!(
-        app.query_i64("mailbox.db", "SELECT COUNT(*) FROM mailbox_messages")
+        app.query::<i64>("mailbox.db", "SELECT COUNT(*) FROM mailbox_messages")
             .await,
         1
     );
