@@ -203,7 +203,6 @@ enum Role {
 
 /// One `kuvert serve` child process, restartable on the same port.
 struct Node {
-    role: Role,
     exe: PathBuf,
     args: Vec<String>,
     log: PathBuf,
@@ -233,33 +232,8 @@ impl Node {
     }
 
     async fn wait_healthy(&mut self) -> anyhow::Result<()> {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait()?
-            {
-                bail!(
-                    "{:?} exited at start ({status}); see {}",
-                    self.role,
-                    self.log.display()
-                );
-            }
-            let health = http
-                .get(format!("{}/health", self.url))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            if health.is_ok_and(|r| r.status().is_success()) {
-                return Ok(());
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "{:?} not healthy in 60 s",
-                self.role
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let child = self.child.as_mut().context("not started")?;
+        wait_healthy(&self.url, child, Duration::from_secs(60), &self.log).await
     }
 
     async fn kill(&mut self) -> anyhow::Result<()> {
@@ -290,6 +264,37 @@ impl Node {
             }
         }
         Ok(())
+    }
+}
+
+/// Polls `url`/health until it answers 200; fails if `child` exits first
+/// (pointing at its `log`) or `timeout` passes.
+pub async fn wait_healthy(
+    url: &str,
+    child: &mut Child,
+    timeout: Duration,
+    log: &Path,
+) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!("exited at start ({status}); see {}", log.display());
+        }
+        let health = http
+            .get(format!("{url}/health"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
+        if health.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{url} not healthy in {} s",
+            timeout.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
@@ -325,7 +330,6 @@ pub async fn run(plan: &CrashPlan) -> anyhow::Result<CrashReport> {
     let mailbox_url = format!("http://127.0.0.1:{mailbox_port}");
     let relay_url = format!("http://127.0.0.1:{relay_port}");
     let mut relay = Node {
-        role: Role::Relay,
         exe: plan.exe.clone(),
         args: vec![
             "serve".into(),
@@ -350,7 +354,6 @@ pub async fn run(plan: &CrashPlan) -> anyhow::Result<CrashReport> {
         child: None,
     };
     let mut mailbox = Node {
-        role: Role::Mailbox,
         exe: plan.exe.clone(),
         args: vec![
             "serve".into(),

@@ -2,10 +2,10 @@
 //! `node serve …` (the `kuvert` command line, as `kuvert-crashtest` runs
 //! it), so its CPU time and memory are its own, apart from the client's.
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::process::{Child, Command};
 
 pub struct Server {
@@ -51,26 +51,14 @@ impl Server {
     }
 
     async fn wait_healthy(&mut self) -> anyhow::Result<()> {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "the server exited at start ({status}); see {}",
-                    self.data.join("server.log").display()
-                );
-            }
-            let health = http
-                .get(format!("{}/health", self.url))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            if health.is_ok_and(|r| r.status().is_success()) {
-                return Ok(());
-            }
-            ensure!(Instant::now() < deadline, "server not healthy in 120 s");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let log = self.data.join("server.log");
+        kuvert_testkit::crash::wait_healthy(
+            &self.url,
+            &mut self.child,
+            Duration::from_secs(120),
+            &log,
+        )
+        .await
     }
 
     pub fn cpu_seconds(&self) -> f64 {
