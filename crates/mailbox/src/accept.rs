@@ -6,13 +6,14 @@ use crate::protocol::{
 };
 use kuvert_crypto::at_rest::KeyEncryptionKey;
 use kuvert_crypto::digest::sha256_hex;
-use kuvert_crypto::sealing::{SealingPrivateKey, open};
+use kuvert_crypto::sealing::{Opener, SealingPrivateKey};
 use kuvert_crypto::signing::{PublicKey, Signature, SigningKey, verify_many};
 use kuvert_domain::clock::{Clock, format_instant, parse_instant};
 use kuvert_domain::delivery::{SIGNED_DELIVERY_DOMAIN, SecureMessage};
 use kuvert_domain::ids::{MailboxMessageId, OperatorId};
 use kuvert_store::mailbox::{NewMailboxDelivery, NewMailboxMessage};
 use kuvert_store::{Db, StoreError};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -132,12 +133,15 @@ impl Mailbox {
             .collect();
         let seen = self.db.mailbox_receipts(&ids).await?;
         let mut opened = Vec::new();
+        // One decapsulation per encapsulated key in the request (the relay
+        // seals a request's deliveries to one operator under one).
+        let mut openers: HashMap<String, Option<Opener>> = HashMap::new();
         for (index, sealed) in sealed_ok {
             if let Some(receipt) = seen.get(&sealed.delivery_id) {
                 results[index] = Some(parse_receipt(receipt)?);
                 continue;
             }
-            match self.open(sealed) {
+            match self.open(sealed, &mut openers) {
                 Ok((content, signature)) => opened.push((index, content, signature)),
                 Err((delivery_id, refusal)) => {
                     results[index] = Some(refused(delivery_id, refusal));
@@ -198,17 +202,23 @@ impl Mailbox {
     fn open(
         &self,
         sealed: SealedDelivery,
+        openers: &mut HashMap<String, Option<Opener>>,
     ) -> Result<(Opened, PendingSignature), (String, Refusal)> {
         let id = sealed.delivery_id.clone();
         let fail = |r| (id.clone(), r);
         let sealed_box = sealed.sealed_box().map_err(|_| fail(Refusal::CannotOpen))?;
-        let plaintext = open(
-            &self.sealing_key,
-            HPKE_INFO,
-            &sealed.seal_bytes(),
-            &sealed_box,
-        )
-        .map_err(|_| fail(Refusal::CannotOpen))?;
+        // A key that does not decapsulate is remembered as such, so a
+        // request full of bad boxes costs one attempt per key, not per box.
+        let opener = openers
+            .entry(sealed.encapsulated_key.clone())
+            .or_insert_with(|| {
+                Opener::new(&self.sealing_key, HPKE_INFO, &sealed_box.encapsulated_key).ok()
+            })
+            .as_ref()
+            .ok_or_else(|| fail(Refusal::CannotOpen))?;
+        let plaintext = opener
+            .open(&sealed.seal_bytes(), &sealed_box)
+            .map_err(|_| fail(Refusal::CannotOpen))?;
         if sha256_hex(&plaintext) != sealed.content_hash {
             return Err(fail(Refusal::ContentHashMismatch));
         }

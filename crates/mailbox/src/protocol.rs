@@ -19,8 +19,10 @@ use utoipa::ToSchema;
 
 pub const SEAL_DOMAIN: &[u8] = b"kuvert/v1/seal";
 pub const RECEIPT_DOMAIN: &[u8] = b"kuvert/v1/delivery-receipt";
-/// HPKE `info` for content sealed to an operator.
-pub const HPKE_INFO: &[u8] = b"kuvert/v1/sealed-content";
+/// HPKE `info` for content sealed to an operator. v2: one encapsulation
+/// for the deliveries of a request to one operator, each box under its own
+/// exported key (decision 0006); a v1 box does not open.
+pub const HPKE_INFO: &[u8] = b"kuvert/v2/sealed-content";
 
 /// A delivery sealed by the relay for one mailbox operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -37,9 +39,11 @@ pub struct SealedDelivery {
     pub relay_key_id: String,
     /// SHA-256 (hex) of the sealed plaintext.
     pub content_hash: String,
-    /// Base64: HPKE encapsulated key.
+    /// Base64: HPKE encapsulated key; deliveries sealed in one request to
+    /// one operator share it.
     pub encapsulated_key: String,
-    /// Base64: HPKE ciphertext of a [`SealedContent`] JSON.
+    /// Base64: nonce and AES-256-GCM ciphertext of a [`SealedContent`] JSON,
+    /// under a key exported from the HPKE context for this delivery's seal bytes.
     pub ciphertext: String,
     /// Base64: the relay's signature over the seal bytes.
     pub seal_signature: String,

@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use kuvert_crypto::at_rest::KeyEncryptionKey;
 use kuvert_crypto::digest::sha256_hex;
-use kuvert_crypto::sealing::{SealingPublicKey, seal};
+use kuvert_crypto::sealing::{Sealer, SealingPublicKey};
 use kuvert_crypto::signing::{PublicKey, Signature, SigningKey, verify_many};
 use kuvert_domain::clock::{Clock, format_instant};
 use kuvert_domain::delivery::{
@@ -161,6 +161,30 @@ struct Authorized {
     signature: Signature,
 }
 
+/// One HPKE encapsulation per operator and request: the deliveries of a
+/// request to one operator share it, each sealed under its own exported key.
+#[derive(Default)]
+struct Sealers(HashMap<String, Sealer>);
+
+impl Sealers {
+    fn for_operator(
+        &mut self,
+        operator: &kuvert_store::register::Operator,
+    ) -> Result<&Sealer, IntakeError> {
+        use std::collections::hash_map::Entry;
+        match self.0.entry(operator.sealing_key.clone()) {
+            Entry::Occupied(sealer) => Ok(sealer.into_mut()),
+            Entry::Vacant(slot) => {
+                let key = SealingPublicKey::from_base64(&operator.sealing_key)
+                    .map_err(|e| IntakeError::Sealing(e.to_string()))?;
+                let sealer =
+                    Sealer::new(&key, HPKE_INFO).map_err(|e| IntakeError::Sealing(e.to_string()))?;
+                Ok(slot.insert(sealer))
+            }
+        }
+    }
+}
+
 /// A checked delivery waiting for the transaction.
 struct Prepared {
     index: usize,
@@ -246,11 +270,13 @@ impl Relay {
             })
             .collect();
         let verified = verify_many(&items);
-        // ...then routing and sealing.
+        // ...then routing and sealing, with one key encapsulation per
+        // operator for the whole request (decision 0006).
+        let mut sealers = Sealers::default();
         let mut prepared = Vec::with_capacity(authorized.len());
         for ((index, item), signature) in authorized.into_iter().zip(verified) {
             let row = match signature {
-                Ok(()) => self.finish(item, &routes, now),
+                Ok(()) => self.finish(item, &routes, &mut sealers, now),
                 Err(_) => Err(IntakeError::BadSignature),
             };
             match row {
@@ -403,6 +429,7 @@ impl Relay {
         &self,
         item: Authorized,
         routes: &HashMap<(String, String), RegisterRoute>,
+        sealers: &mut Sealers,
         now: time::OffsetDateTime,
     ) -> Result<NewDelivery, IntakeError> {
         let Authorized {
@@ -455,6 +482,7 @@ impl Relay {
                     &operator,
                     &signed,
                     &sender_public_key,
+                    sealers,
                     now,
                 )?;
                 Route::Operator {
@@ -504,6 +532,7 @@ impl Relay {
         operator: &kuvert_store::register::Operator,
         signed: &SignedDelivery,
         sender_public_key: &str,
+        sealers: &mut Sealers,
         now: time::OffsetDateTime,
     ) -> Result<Vec<u8>, IntakeError> {
         let content = SealedContent {
@@ -524,9 +553,9 @@ impl Relay {
             ciphertext: String::new(),
             seal_signature: String::new(),
         };
-        let operator_key = SealingPublicKey::from_base64(&operator.sealing_key)
-            .map_err(|e| IntakeError::Sealing(e.to_string()))?;
-        let sealed_box = seal(&operator_key, HPKE_INFO, &sealed.seal_bytes(), &plaintext)
+        let sealed_box = sealers
+            .for_operator(operator)?
+            .seal(&sealed.seal_bytes(), &plaintext)
             .map_err(|e| IntakeError::Sealing(e.to_string()))?;
         let b64 = base64::engine::general_purpose::STANDARD;
         sealed.encapsulated_key = b64.encode(&sealed_box.encapsulated_key);

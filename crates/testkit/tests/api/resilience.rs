@@ -275,3 +275,119 @@ async fn the_same_delivery_twice_in_one_request_is_stored_once() {
         1
     );
 }
+
+/// The deliveries of one request to one operator share one HPKE
+/// encapsulation (decision 0006), but each box is bound to its own seal
+/// bytes: a ciphertext moved onto its sibling does not open, and is refused
+/// alone while the genuine ones are delivered.
+#[tokio::test]
+async fn deliveries_sharing_an_encapsulation_cannot_be_swapped() {
+    let app = TestApp::spawn().await;
+    let (tenant, sender) = app.kommun();
+    let anna = app.recipient("registered").id.clone();
+    app.set_mailbox_open(false);
+    let deliveries: Vec<_> = ["Först", "Sedan"]
+        .iter()
+        .map(|subject| app.sign(sender, app.delivery(sender, &anna, subject)))
+        .collect();
+    let (status, answer) = app
+        .post(
+            "/v1/batches",
+            Some(&tenant.token),
+            &serde_json::json!({ "deliveries": deliveries }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(app.data_dir().join("kuvert.db"))
+                .read_only(true),
+        )
+        .await
+        .unwrap();
+    let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT sealed FROM outbox")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let sealed: Vec<SealedDelivery> = rows
+        .iter()
+        .map(|r| serde_json::from_slice(r).unwrap())
+        .collect();
+    assert_eq!(sealed.len(), 2);
+    assert_eq!(sealed[0].encapsulated_key, sealed[1].encapsulated_key);
+    assert_ne!(sealed[0].ciphertext, sealed[1].ciphertext);
+
+    // The relay delivers both (each box opens on its own).
+    app.set_mailbox_open(true);
+    app.drain().await;
+    let stored: i64 = app
+        .query("mailbox.db", "SELECT COUNT(*) FROM mailbox_deliveries")
+        .await;
+    assert_eq!(stored, 2);
+
+    // Two siblings sealed under one encapsulation, as the relay seals them,
+    // but with delivery ids the relay never queued (so it cannot race this).
+    // The seal signature does not cover the ciphertext (the content hash in
+    // it does), so only the box itself can catch a swap.
+    let keys = kuvert::keys::Keys::load_or_create(app.data_dir()).unwrap();
+    let sealer = kuvert_crypto::sealing::Sealer::new(
+        &keys.mailbox_sealing.public_key(),
+        kuvert_mailbox::protocol::HPKE_INFO,
+    )
+    .unwrap();
+    let siblings: Vec<SealedDelivery> = ["Tredje", "Fjärde"]
+        .iter()
+        .map(|subject| {
+            let content = kuvert_mailbox::protocol::SealedContent {
+                signed: app.sign(sender, app.delivery(sender, &anna, subject)),
+                sender_public_key: sender.key().unwrap().public_key().to_base64(),
+            };
+            let plaintext = serde_json::to_vec(&content).unwrap();
+            let mut sibling = sealed[0].clone();
+            sibling.delivery_id = kuvert_domain::ids::DeliveryId::new().to_string();
+            sibling.content_hash = kuvert_crypto::digest::sha256_hex(&plaintext);
+            let sealed_box = sealer.seal(&sibling.seal_bytes(), &plaintext).unwrap();
+            let b64 = base64::engine::general_purpose::STANDARD;
+            sibling.encapsulated_key = b64.encode(&sealed_box.encapsulated_key);
+            sibling.ciphertext = b64.encode(&sealed_box.ciphertext);
+            sibling.sign(&keys.relay_seal);
+            sibling
+        })
+        .collect();
+    let mut swapped = siblings[0].clone();
+    swapped.ciphertext = siblings[1].ciphertext.clone();
+    let (status, answer) = app
+        .post(
+            "/mailbox/v1/deliveries",
+            None,
+            &DeliverRequest {
+                deliveries: vec![swapped, siblings[1].clone()],
+            },
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results[0]["outcome"], "rejected", "{answer}");
+    assert_eq!(results[0]["code"], "cannot_open", "{answer}");
+    assert_eq!(results[1]["outcome"], "delivered", "{answer}");
+    let stored: i64 = app
+        .query("mailbox.db", "SELECT COUNT(*) FROM mailbox_deliveries")
+        .await;
+    assert_eq!(stored, 3, "the swapped box is not stored");
+
+    // The genuine first sibling still opens.
+    let (status, answer) = app
+        .post(
+            "/mailbox/v1/deliveries",
+            None,
+            &DeliverRequest {
+                deliveries: vec![siblings[0].clone()],
+            },
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["results"][0]["outcome"], "delivered", "{answer}");
+}
