@@ -133,15 +133,13 @@ impl Mailbox {
             .collect();
         let seen = self.db.mailbox_receipts(&ids).await?;
         let mut opened = Vec::new();
-        // One decapsulation per encapsulated key in the request (the relay
-        // seals a request's deliveries to one operator under one).
-        let mut openers: HashMap<String, Option<Opener>> = HashMap::new();
+        let mut cache = RequestCache::default();
         for (index, sealed) in sealed_ok {
             if let Some(receipt) = seen.get(&sealed.delivery_id) {
                 results[index] = Some(parse_receipt(receipt)?);
                 continue;
             }
-            match self.open(sealed, &mut openers) {
+            match self.open(sealed, &mut cache) {
                 Ok((content, signature)) => opened.push((index, content, signature)),
                 Err((delivery_id, refusal)) => {
                     results[index] = Some(refused(delivery_id, refusal));
@@ -202,14 +200,13 @@ impl Mailbox {
     fn open(
         &self,
         sealed: SealedDelivery,
-        openers: &mut HashMap<String, Option<Opener>>,
+        cache: &mut RequestCache,
     ) -> Result<(Opened, PendingSignature), (String, Refusal)> {
         let id = sealed.delivery_id.clone();
         let fail = |r| (id.clone(), r);
         let sealed_box = sealed.sealed_box().map_err(|_| fail(Refusal::CannotOpen))?;
-        // A key that does not decapsulate is remembered as such, so a
-        // request full of bad boxes costs one attempt per key, not per box.
-        let opener = openers
+        let opener = cache
+            .openers
             .entry(sealed.encapsulated_key.clone())
             .or_insert_with(|| {
                 Opener::new(&self.sealing_key, HPKE_INFO, &sealed_box.encapsulated_key).ok()
@@ -235,8 +232,12 @@ impl Mailbox {
             return Err(fail(Refusal::HeaderMismatch));
         }
         // The sender's own signature, end to end: the relay cannot forge it.
-        let key = PublicKey::from_base64(&content.sender_public_key)
-            .map_err(|_| fail(Refusal::BadSenderSignature))?;
+        let key = *cache
+            .sender_keys
+            .entry(content.sender_public_key.clone())
+            .or_insert_with(|| PublicKey::from_base64(&content.sender_public_key).ok())
+            .as_ref()
+            .ok_or_else(|| fail(Refusal::BadSenderSignature))?;
         let signature = Signature::from_base64(&content.signed.signature.value)
             .map_err(|_| fail(Refusal::BadSenderSignature))?;
         if key.key_id() != content.signed.signature.key_id {
@@ -312,6 +313,17 @@ impl Mailbox {
             messages,
         })
     }
+}
+
+/// What one request's deliveries share, worked out once per request: the
+/// relay seals a request's deliveries to one operator under one
+/// encapsulated key (one decapsulation here), and a sender's key parses
+/// once (a curve point decompression). A key that fails is remembered as
+/// such, so a request full of bad boxes costs one attempt per key.
+#[derive(Default)]
+struct RequestCache {
+    openers: HashMap<String, Option<Opener>>,
+    sender_keys: HashMap<String, Option<PublicKey>>,
 }
 
 /// A signature still to be checked for one item of a request.

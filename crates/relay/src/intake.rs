@@ -124,6 +124,8 @@ fn seconds_to_midnight(now: time::OffsetDateTime) -> u64 {
 struct Lookups {
     senders: HashMap<String, bool>,
     keys: HashMap<String, Option<SenderKeyRecord>>,
+    /// Parsed public keys: parsing decompresses a curve point (~10 µs).
+    parsed: HashMap<String, Option<PublicKey>>,
 }
 
 impl Lookups {
@@ -148,6 +150,13 @@ impl Lookups {
         let key = db.sender_key(key_id).await?;
         self.keys.insert(key_id.to_owned(), key.clone());
         Ok(key)
+    }
+
+    fn public_key(&mut self, base64: &str) -> Option<PublicKey> {
+        *self
+            .parsed
+            .entry(base64.to_owned())
+            .or_insert_with(|| PublicKey::from_base64(base64).ok())
     }
 }
 
@@ -410,8 +419,9 @@ impl Relay {
         if key.revoked {
             return Err(IntakeError::KeyRevoked(key_id.clone()));
         }
-        let public_key =
-            PublicKey::from_base64(&key.public_key).map_err(|_| IntakeError::BadSignature)?;
+        let public_key = lookups
+            .public_key(&key.public_key)
+            .ok_or(IntakeError::BadSignature)?;
         let signature = Signature::from_base64(&submission.signed.signature.value)
             .map_err(|_| IntakeError::BadSignature)?;
         Ok(Authorized {

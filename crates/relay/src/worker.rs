@@ -122,7 +122,7 @@ impl DeliveryWorker {
             retry,
             wake,
             batch_size: 500,
-            concurrency: 2,
+            concurrency: 4,
         })
     }
 
