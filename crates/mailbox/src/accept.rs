@@ -13,6 +13,7 @@ use kuvert_domain::delivery::{SIGNED_DELIVERY_DOMAIN, SecureMessage};
 use kuvert_domain::ids::{MailboxMessageId, OperatorId};
 use kuvert_store::mailbox::{NewMailboxDelivery, NewMailboxMessage};
 use kuvert_store::{Db, StoreError};
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -148,19 +149,27 @@ impl Mailbox {
         }
         // The senders' own signatures, end to end, again in one batch.
         let signatures_valid = verify_all(SIGNED_DELIVERY_DOMAIN, opened.iter().map(|(_, _, p)| p));
-        let mut to_store = Vec::new();
-        let mut pending = Vec::new();
+        let mut genuine = Vec::with_capacity(opened.len());
         for ((index, content, _), valid) in opened.into_iter().zip(signatures_valid) {
-            if !valid {
+            if valid {
+                genuine.push((index, content));
+            } else {
                 results[index] = Some(refused(
                     content.sealed.delivery_id,
                     Refusal::BadSenderSignature,
                 ));
-                continue;
             }
-            to_store.push(self.prepare(&content, now)?);
-            pending.push((index, content.sealed.delivery_id));
         }
+        // Encryption at rest and the signed receipts, on every core.
+        let to_store = genuine
+            .par_iter()
+            .with_min_len(32)
+            .map(|(_, content)| self.prepare(content, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        let pending: Vec<(usize, String)> = genuine
+            .into_iter()
+            .map(|(index, content)| (index, content.sealed.delivery_id))
+            .collect();
         if !to_store.is_empty() {
             self.db.insert_mailbox_deliveries(&to_store, now).await?;
         }

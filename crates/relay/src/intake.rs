@@ -16,6 +16,7 @@ use kuvert_register::{Register, RegisterError, Route as RegisterRoute};
 use kuvert_store::relay::{DeliveryStatus, Intake, NewDelivery, Route};
 use kuvert_store::tenants::SenderKeyRecord;
 use kuvert_store::{Db, StoreError};
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -172,24 +173,35 @@ struct Authorized {
 
 /// One HPKE encapsulation per operator and request: the deliveries of a
 /// request to one operator share it, each sealed under its own exported key.
-#[derive(Default)]
-struct Sealers(HashMap<String, Sealer>);
+struct Sealers(HashMap<String, Result<Sealer, String>>);
 
 impl Sealers {
+    /// A sealer for every operator the request's deliveries are routed to
+    /// (an operator whose key does not work fails its deliveries only).
+    fn for_routes<'a>(routes: impl Iterator<Item = &'a RegisterRoute>) -> Self {
+        let mut sealers = HashMap::new();
+        for route in routes {
+            if let RegisterRoute::Mailbox(operator) = route {
+                sealers
+                    .entry(operator.sealing_key.clone())
+                    .or_insert_with(|| {
+                        SealingPublicKey::from_base64(&operator.sealing_key)
+                            .and_then(|key| Sealer::new(&key, HPKE_INFO))
+                            .map_err(|e| e.to_string())
+                    });
+            }
+        }
+        Self(sealers)
+    }
+
     fn for_operator(
-        &mut self,
+        &self,
         operator: &kuvert_store::register::Operator,
     ) -> Result<&Sealer, IntakeError> {
-        use std::collections::hash_map::Entry;
-        match self.0.entry(operator.sealing_key.clone()) {
-            Entry::Occupied(sealer) => Ok(sealer.into_mut()),
-            Entry::Vacant(slot) => {
-                let key = SealingPublicKey::from_base64(&operator.sealing_key)
-                    .map_err(|e| IntakeError::Sealing(e.to_string()))?;
-                let sealer =
-                    Sealer::new(&key, HPKE_INFO).map_err(|e| IntakeError::Sealing(e.to_string()))?;
-                Ok(slot.insert(sealer))
-            }
+        match self.0.get(&operator.sealing_key) {
+            Some(Ok(sealer)) => Ok(sealer),
+            Some(Err(e)) => Err(IntakeError::Sealing(e.clone())),
+            None => Err(IntakeError::Sealing("no sealer for the operator".to_owned())),
         }
     }
 }
@@ -279,15 +291,24 @@ impl Relay {
             })
             .collect();
         let verified = verify_many(&items);
-        // ...then routing and sealing, with one key encapsulation per
-        // operator for the whole request (decision 0006).
-        let mut sealers = Sealers::default();
-        let mut prepared = Vec::with_capacity(authorized.len());
-        for ((index, item), signature) in authorized.into_iter().zip(verified) {
-            let row = match signature {
-                Ok(()) => self.finish(item, &routes, &mut sealers, now),
-                Err(_) => Err(IntakeError::BadSignature),
-            };
+        drop(items);
+        // ...then routing and sealing, on every core, with one key
+        // encapsulation per operator for the whole request (decision 0006).
+        let sealers = Sealers::for_routes(routes.values());
+        let finished: Vec<(usize, Result<NewDelivery, IntakeError>)> = authorized
+            .into_par_iter()
+            .zip(verified)
+            .with_min_len(32)
+            .map(|((index, item), signature)| {
+                let row = match signature {
+                    Ok(()) => self.finish(item, &routes, &sealers, now),
+                    Err(_) => Err(IntakeError::BadSignature),
+                };
+                (index, row)
+            })
+            .collect();
+        let mut prepared = Vec::with_capacity(finished.len());
+        for (index, row) in finished {
             match row {
                 Ok(row) => prepared.push(Prepared { index, row }),
                 Err(e) => results[index] = Some(Err(e)),
@@ -439,7 +460,7 @@ impl Relay {
         &self,
         item: Authorized,
         routes: &HashMap<(String, String), RegisterRoute>,
-        sealers: &mut Sealers,
+        sealers: &Sealers,
         now: time::OffsetDateTime,
     ) -> Result<NewDelivery, IntakeError> {
         let Authorized {
@@ -542,7 +563,7 @@ impl Relay {
         operator: &kuvert_store::register::Operator,
         signed: &SignedDelivery,
         sender_public_key: &str,
-        sealers: &mut Sealers,
+        sealers: &Sealers,
         now: time::OffsetDateTime,
     ) -> Result<Vec<u8>, IntakeError> {
         let content = SealedContent {
