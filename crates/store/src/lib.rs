@@ -13,6 +13,7 @@
 //! portable where that costs nothing.
 
 pub mod audit;
+mod direct;
 pub mod mailbox;
 pub mod register;
 pub mod relay;
@@ -30,6 +31,9 @@ pub use kuvert_domain::clock::{format_instant, parse_instant};
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the direct (rusqlite) read path, see `direct`.
+    #[error("database error: {0}")]
+    Direct(#[from] rusqlite::Error),
     #[error("migration {version} failed: {source}")]
     Migration { version: u32, source: sqlx::Error },
     #[error("stored data is corrupt: {0}")]
@@ -52,6 +56,13 @@ impl StoreError {
                 msg.contains("readonly") || msg.contains("disk is full") || msg.contains("disk I/O")
             }
             StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => true,
+            StoreError::Direct(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::DatabaseBusy
+            ),
             _ => false,
         }
     }
@@ -125,6 +136,8 @@ const MAILBOX_MIGRATIONS: &[Migration] = &[
 pub struct Db {
     write: SqlitePool,
     read: SqlitePool,
+    /// Lookups of many rows at once (see `direct`).
+    direct: std::sync::Arc<direct::DirectReader>,
 }
 
 impl Db {
@@ -151,7 +164,11 @@ impl Db {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { write, read })
+        Ok(Self {
+            write,
+            read,
+            direct: direct::DirectReader::new(path),
+        })
     }
 
     pub(crate) fn writer(&self) -> &SqlitePool {
