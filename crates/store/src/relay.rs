@@ -5,6 +5,7 @@ use crate::audit::{AuditChain, AuditEntry, append};
 use crate::{Db, Result, StoreError, format_instant, instant, opt_instant};
 use kuvert_domain::ids::{BatchId, DeliveryId, OperatorId, TenantId};
 use sqlx::{QueryBuilder, Row, Sqlite};
+use rusqlite::OptionalExtension as _;
 use std::collections::HashSet;
 use time::OffsetDateTime;
 
@@ -195,6 +196,8 @@ const OUTBOX_ROWS_PER_INSERT: usize = 200;
 
 /// Delivery rows per multi-row INSERT (13 values each).
 const DELIVERY_ROWS_PER_INSERT: usize = 500;
+/// Receipts per UPDATE: 3 bound values each, well under SQLite's 32 766.
+const RECEIPTS_PER_UPDATE: usize = 500;
 
 /// The status, reason and operator columns of a routed delivery.
 fn route_columns(route: &Route) -> (DeliveryStatus, Option<&str>, Option<&str>) {
@@ -442,9 +445,11 @@ impl Db {
         lease: time::Duration,
         limit: i64,
     ) -> Result<Vec<OutboxJob>> {
+        // The writer only picks and leases the jobs; their sealed blobs
+        // (~4 KB each) are read after the commit, outside the writer.
         let mut tx = self.writer().begin().await?;
         let rows = sqlx::query(
-            "SELECT o.delivery_id, d.tenant_id, o.operator_id, o.sealed, o.attempts
+            "SELECT o.delivery_id, d.tenant_id, o.operator_id, o.attempts
              FROM outbox o JOIN deliveries d ON d.id = o.delivery_id
              JOIN tenants t ON t.id = d.tenant_id
              WHERE o.next_attempt_at <= ? AND t.status = 'active'
@@ -463,7 +468,7 @@ impl Db {
                 tenant_id: tenant_id(&row)?,
                 operator_id: OperatorId::parse(&operator)
                     .map_err(|_| StoreError::Corrupt("operator id".into()))?,
-                sealed: row.try_get("sealed")?,
+                sealed: Vec::new(),
                 attempts: row.try_get("attempts")?,
             };
             jobs.push(job);
@@ -483,7 +488,30 @@ impl Db {
             update.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(jobs)
+        // Leased to this worker, the rows stay until it records or
+        // reschedules them, so reading them now sees what was leased.
+        let ids: Vec<String> = jobs.iter().map(|j| j.delivery_id.to_string()).collect();
+        let blobs = self
+            .direct
+            .read(move |connection| {
+                let mut sealed = connection
+                    .prepare_cached("SELECT sealed FROM outbox WHERE delivery_id = ?1")?;
+                ids.iter()
+                    .map(|id| {
+                        sealed
+                            .query_row([id], |row| row.get::<_, Vec<u8>>(0))
+                            .optional()
+                    })
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        // A row gone meanwhile was settled by another relay process sharing
+        // the queue (see `release_leases`): nothing left to send.
+        Ok(jobs
+            .into_iter()
+            .zip(blobs)
+            .filter_map(|(job, sealed)| sealed.map(|sealed| OutboxJob { sealed, ..job }))
+            .collect())
     }
 
     /// Makes every leased job due now. Only for a relay process starting on
@@ -551,24 +579,36 @@ impl Db {
         let mut tx = self.writer().begin().await?;
         let mut chain = AuditChain::head(&mut tx).await?;
         let mut events = StatusEvents::default();
+        // One UPDATE per chunk (the rows to change as a VALUES table);
+        // RETURNING names the deliveries that were still `accepted`, which
+        // get a status event and an audit entry (a redelivery does not).
+        let mut changed: HashSet<String> = HashSet::with_capacity(receipts.len());
+        for chunk in receipts.chunks(RECEIPTS_PER_UPDATE) {
+            let mut update: QueryBuilder<Sqlite> =
+                QueryBuilder::new("WITH r (id, delivered_at, receipt) AS (");
+            update.push_values(chunk, |mut row, delivered| {
+                row.push_bind(delivered.job.delivery_id.to_string())
+                    .push_bind(format_instant(delivered.delivered_at))
+                    .push_bind(delivered.receipt_json);
+            });
+            update
+                .push(") UPDATE deliveries SET status = 'delivered', status_at = ")
+                .push_bind(&at)
+                .push(
+                    ", delivered_at = r.delivered_at, receipt = r.receipt FROM r
+                     WHERE deliveries.id = r.id AND deliveries.status = 'accepted'
+                     RETURNING deliveries.id",
+                );
+            for row in update.build().fetch_all(&mut *tx).await? {
+                changed.insert(row.try_get(0)?);
+            }
+        }
         for Delivered {
-            job,
-            delivered_at,
-            receipt_json,
+            job, delivered_at, ..
         } in receipts
         {
             let id = job.delivery_id.to_string();
-            let updated = sqlx::query(
-                "UPDATE deliveries SET status = 'delivered', status_at = ?, delivered_at = ?, receipt = ?
-                 WHERE id = ? AND status = 'accepted'",
-            )
-            .bind(&at)
-            .bind(format_instant(*delivered_at))
-            .bind(*receipt_json)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() > 0 {
+            if changed.contains(&id) {
                 events.push(job.tenant_id.as_str(), &id, DeliveryStatus::Delivered, &at);
                 let detail = serde_json::json!({
                     "operator": job.operator_id.as_str(), "delivered_at": format_instant(*delivered_at),
