@@ -283,6 +283,34 @@ mod tests {
             opener.open(b"delivery-a", &swapped),
             Err(CryptoError::Decrypt)
         ));
+        // Each box has a key of its own: a box made with the right aad but
+        // under the key exported for another box does not open.
+        let mut other_key = Zeroizing::new([0u8; 32]);
+        sealer
+            .context
+            .export(b"delivery-b", other_key.as_mut_slice())
+            .unwrap();
+        let nonce = [7u8; NONCE_LEN];
+        let mut ciphertext = nonce.to_vec();
+        ciphertext.extend(
+            Aes256Gcm::new(other_key.as_slice().into())
+                .encrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: b"letter a".as_slice(),
+                        aad: b"delivery-a",
+                    },
+                )
+                .unwrap(),
+        );
+        let under_sibling_key = SealedBox {
+            encapsulated_key: a.encapsulated_key.clone(),
+            ciphertext,
+        };
+        assert!(matches!(
+            opener.open(b"delivery-a", &under_sibling_key),
+            Err(CryptoError::Decrypt)
+        ));
         // The same aad twice still gives two different boxes (random nonce).
         let again = sealer.seal(b"delivery-a", b"letter a").unwrap();
         assert_ne!(again.ciphertext, a.ciphertext);

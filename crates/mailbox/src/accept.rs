@@ -7,7 +7,7 @@ use crate::protocol::{
 use kuvert_crypto::at_rest::KeyEncryptionKey;
 use kuvert_crypto::digest::sha256_hex;
 use kuvert_crypto::sealing::{Opener, SealingPrivateKey};
-use kuvert_crypto::signing::{PublicKey, Signature, SigningKey, verify_many};
+use kuvert_crypto::signing::{ParsedKeys, PublicKey, Signature, SigningKey, verify_many};
 use kuvert_domain::clock::{Clock, format_instant, parse_instant};
 use kuvert_domain::delivery::{SIGNED_DELIVERY_DOMAIN, SecureMessage};
 use kuvert_domain::ids::{MailboxMessageId, OperatorId};
@@ -241,11 +241,9 @@ impl Mailbox {
             return Err(fail(Refusal::HeaderMismatch));
         }
         // The sender's own signature, end to end: the relay cannot forge it.
-        let key = *cache
+        let key = cache
             .sender_keys
-            .entry(content.sender_public_key.clone())
-            .or_insert_with(|| PublicKey::from_base64(&content.sender_public_key).ok())
-            .as_ref()
+            .get(&content.sender_public_key)
             .ok_or_else(|| fail(Refusal::BadSenderSignature))?;
         let signature = Signature::from_base64(&content.signed.signature.value)
             .map_err(|_| fail(Refusal::BadSenderSignature))?;
@@ -332,7 +330,7 @@ impl Mailbox {
 #[derive(Default)]
 struct RequestCache {
     openers: HashMap<String, Option<Opener>>,
-    sender_keys: HashMap<String, Option<PublicKey>>,
+    sender_keys: ParsedKeys,
 }
 
 /// A signature still to be checked for one item of a request.

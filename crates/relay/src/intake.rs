@@ -4,7 +4,7 @@ use base64::Engine as _;
 use kuvert_crypto::at_rest::KeyEncryptionKey;
 use kuvert_crypto::digest::sha256_hex;
 use kuvert_crypto::sealing::{Sealer, SealingPublicKey};
-use kuvert_crypto::signing::{PublicKey, Signature, SigningKey, verify_many};
+use kuvert_crypto::signing::{ParsedKeys, PublicKey, Signature, SigningKey, verify_many};
 use kuvert_domain::clock::{Clock, format_instant};
 use kuvert_domain::delivery::{
     DeliveryError, DeliveryLimits, SIGNED_DELIVERY_DOMAIN, SignedDelivery, ValidatedDelivery,
@@ -125,8 +125,7 @@ fn seconds_to_midnight(now: time::OffsetDateTime) -> u64 {
 struct Lookups {
     senders: HashMap<String, bool>,
     keys: HashMap<String, Option<SenderKeyRecord>>,
-    /// Parsed public keys: parsing decompresses a curve point (~10 µs).
-    parsed: HashMap<String, Option<PublicKey>>,
+    parsed: ParsedKeys,
 }
 
 impl Lookups {
@@ -151,13 +150,6 @@ impl Lookups {
         let key = db.sender_key(key_id).await?;
         self.keys.insert(key_id.to_owned(), key.clone());
         Ok(key)
-    }
-
-    fn public_key(&mut self, base64: &str) -> Option<PublicKey> {
-        *self
-            .parsed
-            .entry(base64.to_owned())
-            .or_insert_with(|| PublicKey::from_base64(base64).ok())
     }
 }
 
@@ -201,7 +193,9 @@ impl Sealers {
         match self.0.get(&operator.sealing_key) {
             Some(Ok(sealer)) => Ok(sealer),
             Some(Err(e)) => Err(IntakeError::Sealing(e.clone())),
-            None => Err(IntakeError::Sealing("no sealer for the operator".to_owned())),
+            None => Err(IntakeError::Sealing(
+                "no sealer for the operator".to_owned(),
+            )),
         }
     }
 }
@@ -441,7 +435,8 @@ impl Relay {
             return Err(IntakeError::KeyRevoked(key_id.clone()));
         }
         let public_key = lookups
-            .public_key(&key.public_key)
+            .parsed
+            .get(&key.public_key)
             .ok_or(IntakeError::BadSignature)?;
         let signature = Signature::from_base64(&submission.signed.signature.value)
             .map_err(|_| IntakeError::BadSignature)?;

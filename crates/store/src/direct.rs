@@ -10,7 +10,9 @@
 //! connection and reused.
 //!
 //! The connections are read-only: in WAL mode they see the last committed
-//! state and never block the writer.
+//! state and never block a writer (though a long read holds back the
+//! checkpoint, so the WAL grows while it lasts). Each read runs in one read
+//! transaction: one snapshot and one WAL read lock for all its statements.
 
 use crate::{Result, StoreError};
 use rusqlite::{Connection, OpenFlags};
@@ -20,10 +22,11 @@ use std::time::Duration;
 
 /// Connections kept open between reads; more are opened under load and
 /// closed when handed back beyond this.
-const IDLE_CONNECTIONS: usize = 4;
+const IDLE_CONNECTIONS: usize = 8;
 /// Address space for the memory map (not memory: the OS pages it in and
-/// out as it pleases); the register of 6 M recipients is ~0.5 GiB.
-const MMAP_BYTES: i64 = 1 << 32;
+/// out as it pleases). SQLite caps it at its compile-time maximum (2 GiB
+/// by default); beyond that, pages are read with system calls as usual.
+const MMAP_BYTES: i64 = 1 << 31;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 32;
 
@@ -57,12 +60,22 @@ impl DirectReader {
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let connection = this.take()?;
-            let result = read(&connection);
+            let result = connection.unchecked_transaction().and_then(|snapshot| {
+                let answer = read(&snapshot)?;
+                snapshot.finish()?;
+                Ok(answer)
+            });
             this.give_back(connection);
             result.map_err(StoreError::from)
         })
         .await
         .map_err(|e| StoreError::Corrupt(format!("read task ended: {e}")))?
+    }
+
+    /// Closes the idle connections (those in use close when handed back
+    /// after this, as the pool stays under its bound).
+    pub(crate) fn close(&self) {
+        self.lock().clear();
     }
 
     fn take(&self) -> Result<Connection> {

@@ -180,6 +180,7 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        self.direct.close();
         self.write.close().await;
         self.read.close().await;
     }

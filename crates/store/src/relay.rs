@@ -4,8 +4,8 @@
 use crate::audit::{AuditChain, AuditEntry, append};
 use crate::{Db, Result, StoreError, format_instant, instant, opt_instant};
 use kuvert_domain::ids::{BatchId, DeliveryId, OperatorId, TenantId};
-use sqlx::{QueryBuilder, Row, Sqlite};
 use rusqlite::OptionalExtension as _;
+use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::HashSet;
 use time::OffsetDateTime;
 
@@ -188,6 +188,31 @@ async fn status_event(
     .bind(at)
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// Leases jobs (or gives them back) until `until`: one UPDATE per chunk of
+/// ids, not one per job.
+async fn set_lease(
+    connection: &mut sqlx::SqliteConnection,
+    jobs: &[OutboxJob],
+    leased: bool,
+    until: &str,
+) -> Result<()> {
+    for chunk in jobs.chunks(500) {
+        let mut update: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE outbox SET leased = ");
+        update
+            .push_bind(leased)
+            .push(", next_attempt_at = ")
+            .push_bind(until)
+            .push(" WHERE delivery_id IN (");
+        let mut ids = update.separated(", ");
+        for job in chunk {
+            ids.push_bind(job.delivery_id.to_string());
+        }
+        update.push(")");
+        update.build().execute(&mut *connection).await?;
+    }
     Ok(())
 }
 
@@ -473,25 +498,12 @@ impl Db {
             };
             jobs.push(job);
         }
-        // The lease: one UPDATE per chunk of ids, not one per job.
-        for chunk in jobs.chunks(500) {
-            let mut update: QueryBuilder<Sqlite> =
-                QueryBuilder::new("UPDATE outbox SET leased = 1, next_attempt_at = ");
-            update
-                .push_bind(&lease_until)
-                .push(" WHERE delivery_id IN (");
-            let mut ids = update.separated(", ");
-            for job in chunk {
-                ids.push_bind(job.delivery_id.to_string());
-            }
-            update.push(")");
-            update.build().execute(&mut *tx).await?;
-        }
+        set_lease(&mut tx, &jobs, true, &lease_until).await?;
         tx.commit().await?;
         // Leased to this worker, the rows stay until it records or
         // reschedules them, so reading them now sees what was leased.
         let ids: Vec<String> = jobs.iter().map(|j| j.delivery_id.to_string()).collect();
-        let blobs = self
+        let read = self
             .direct
             .read(move |connection| {
                 let mut sealed = connection
@@ -504,14 +516,34 @@ impl Db {
                     })
                     .collect::<rusqlite::Result<Vec<_>>>()
             })
-            .await?;
-        // A row gone meanwhile was settled by another relay process sharing
-        // the queue (see `release_leases`): nothing left to send.
-        Ok(jobs
-            .into_iter()
-            .zip(blobs)
-            .filter_map(|(job, sealed)| sealed.map(|sealed| OutboxJob { sealed, ..job }))
-            .collect())
+            .await;
+        let blobs = match read {
+            Ok(blobs) => blobs,
+            Err(e) => {
+                // Give the jobs back at once rather than leave them leased
+                // until the lease runs out.
+                self.unlease(&jobs, now).await?;
+                return Err(e);
+            }
+        };
+        let mut claimed = Vec::with_capacity(jobs.len());
+        for (job, sealed) in jobs.into_iter().zip(blobs) {
+            match sealed {
+                Some(sealed) => claimed.push(OutboxJob { sealed, ..job }),
+                // Settled meanwhile by another relay process sharing the
+                // queue (see `release_leases`): nothing left to send.
+                None => {
+                    tracing::warn!(delivery = %job.delivery_id, "a leased job left the queue before it was read")
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Makes claimed jobs due again now.
+    async fn unlease(&self, jobs: &[OutboxJob], now: OffsetDateTime) -> Result<()> {
+        let mut connection = self.writer().acquire().await?;
+        set_lease(&mut connection, jobs, false, &format_instant(now)).await
     }
 
     /// Makes every leased job due now. Only for a relay process starting on
@@ -608,7 +640,8 @@ impl Db {
         } in receipts
         {
             let id = job.delivery_id.to_string();
-            if changed.contains(&id) {
+            // `remove`: the same id twice in one call is recorded once.
+            if changed.remove(&id) {
                 events.push(job.tenant_id.as_str(), &id, DeliveryStatus::Delivered, &at);
                 let detail = serde_json::json!({
                     "operator": job.operator_id.as_str(), "delivered_at": format_instant(*delivered_at),

@@ -50,8 +50,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
 
-pub const SEAL_DOMAIN: &[u8] = b"kuvert/v1/seal";
-pub const HPKE_INFO: &[u8] = b"kuvert/v2/sealed-content";
+pub use kuvert_mailbox::protocol::{HPKE_INFO, SEAL_DOMAIN};
 /// Messages per commit, as kuvert commits one `/v1/batches` request of 1000.
 pub const COMMIT_BATCH: usize = 1000;
 

@@ -15,6 +15,12 @@
 #[path = "../bench/mod.rs"]
 mod bench;
 
+/// mimalloc, as in the `kuvert` binary (the server runs as this binary): each message makes many short-lived buffers (JSON, base64,
+/// signatures), and glibc's malloc took about a tenth of the server's CPU in
+/// the benchmark's profile (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use bench::e2e::{Payload, SendPlan, SendResult};
 use bench::limit::Limit;
 use bench::reading::{ReadingPlan, ReadingResult};
