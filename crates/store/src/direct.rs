@@ -13,12 +13,26 @@
 //! state and never block a writer (though a long read holds back the
 //! checkpoint, so the WAL grows while it lasts). Each read runs in one read
 //! transaction: one snapshot and one WAL read lock for all its statements.
+//!
+//! **Register reads keep their snapshot** ([`DirectReader::read_register`]).
+//! In WAL mode any commit, to any table, makes every other connection drop
+//! its page cache and memory map at its next read transaction, and kuvert
+//! commits all the time (deliveries, audit entries, the lookups' own audit
+//! entries). A lookup of 1000 random recipients then starts cold each time
+//! (measured: ~45 % slower, docs/performance.md). So register reads use
+//! connections that stay inside one read transaction, renewed when this
+//! process changes the register ([`DirectReader::register_changed`]) and at
+//! least every [`SNAPSHOT_MAX_AGE`]: a change made by another process (the
+//! `kuvert recipient` command) is seen within that time. A sweeper drops
+//! snapshots older than that, so an idle one never holds back checkpoints
+//! for long.
 
 use crate::{Result, StoreError};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 /// Connections kept open between reads; more are opened under load and
 /// closed when handed back beyond this.
@@ -29,10 +43,22 @@ const IDLE_CONNECTIONS: usize = 8;
 const MMAP_BYTES: i64 = 1 << 31;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 32;
+/// The oldest snapshot a register read may use.
+pub(crate) const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(1);
 
 pub(crate) struct DirectReader {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Connections inside a read transaction, for register reads.
+    snapshots: Mutex<Vec<Snapshot>>,
+    /// Bumped by every change to the register made through this process.
+    register_generation: AtomicU64,
+}
+
+struct Snapshot {
+    connection: Connection,
+    taken: Instant,
+    generation: u64,
 }
 
 impl std::fmt::Debug for DirectReader {
@@ -45,10 +71,77 @@ impl std::fmt::Debug for DirectReader {
 
 impl DirectReader {
     pub(crate) fn new(path: &Path) -> Arc<Self> {
-        Arc::new(Self {
+        let reader = Arc::new(Self {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
+            snapshots: Mutex::new(Vec::new()),
+            register_generation: AtomicU64::new(0),
+        });
+        let weak = Arc::downgrade(&reader);
+        let sweeper = std::thread::Builder::new()
+            .name("kuvert-snapshot-sweeper".to_owned())
+            .spawn(move || sweep_snapshots(&weak));
+        if let Err(e) = sweeper {
+            // Without it an idle snapshot lives until the next register
+            // read; correct, only the WAL may grow meanwhile.
+            tracing::warn!(error = %e, "could not start the snapshot sweeper");
+        }
+        reader
+    }
+
+    /// The register changed (committed) through this process: the next
+    /// register read takes a new snapshot.
+    pub(crate) fn register_changed(&self) {
+        self.register_generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Runs `read` on a blocking thread in a register snapshot: at most
+    /// [`SNAPSHOT_MAX_AGE`] old, and newer than every register change made
+    /// through this process before the call.
+    pub(crate) async fn read_register<R, F>(self: &Arc<Self>, read: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let generation = this.register_generation.load(Ordering::SeqCst);
+            let mut snapshot = match this.snapshot_lock().pop() {
+                Some(s) if s.generation == generation && s.taken.elapsed() < SNAPSHOT_MAX_AGE => s,
+                _ => this.new_snapshot(generation)?,
+            };
+            let result = read(&snapshot.connection);
+            if result.is_err() {
+                // Whatever went wrong, the next read starts afresh.
+                snapshot = this.new_snapshot(generation)?;
+            }
+            let mut snapshots = this.snapshot_lock();
+            if snapshots.len() < IDLE_CONNECTIONS {
+                snapshots.push(snapshot);
+            }
+            drop(snapshots);
+            result.map_err(StoreError::from)
         })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("read task ended: {e}")))?
+    }
+
+    fn new_snapshot(&self, generation: u64) -> Result<Snapshot> {
+        let connection = self.take()?;
+        // BEGIN defers; the first read fixes the snapshot.
+        connection.execute_batch("BEGIN")?;
+        connection.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+        Ok(Snapshot {
+            connection,
+            taken: Instant::now(),
+            generation,
+        })
+    }
+
+    fn snapshot_lock(&self) -> std::sync::MutexGuard<'_, Vec<Snapshot>> {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs `read` on a blocking thread with a read-only connection.
@@ -76,6 +169,7 @@ impl DirectReader {
     /// after this, as the pool stays under its bound).
     pub(crate) fn close(&self) {
         self.lock().clear();
+        self.snapshot_lock().clear();
     }
 
     fn take(&self) -> Result<Connection> {
@@ -107,5 +201,19 @@ impl DirectReader {
         self.idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Drops register snapshots older than [`SNAPSHOT_MAX_AGE`] (closing a
+/// connection ends its read transaction), until the reader is gone.
+fn sweep_snapshots(reader: &Weak<DirectReader>) {
+    loop {
+        std::thread::sleep(SNAPSHOT_MAX_AGE);
+        let Some(reader) = reader.upgrade() else {
+            return;
+        };
+        reader
+            .snapshot_lock()
+            .retain(|s| s.taken.elapsed() < SNAPSHOT_MAX_AGE);
     }
 }

@@ -89,6 +89,7 @@ impl Db {
         .bind(format_instant(now))
         .execute(self.writer())
         .await?;
+        self.direct.register_changed();
         Ok(())
     }
 
@@ -128,6 +129,7 @@ impl Db {
         .bind(format_instant(now))
         .execute(self.writer())
         .await?;
+        self.direct.register_changed();
         Ok(())
     }
 
@@ -161,6 +163,7 @@ impl Db {
                 .bind(sender)
         };
         query.execute(self.writer()).await?;
+        self.direct.register_changed();
         Ok(())
     }
 
@@ -226,7 +229,7 @@ impl Db {
     ) -> Result<Vec<(String, String, Option<String>, bool)>> {
         let sender = sender.to_owned();
         self.direct
-            .read(move |connection| {
+            .read_register(move |connection| {
                 let mut find = connection.prepare_cached(
                     "SELECT r.status, r.operator_id,
                             EXISTS (SELECT 1 FROM refused_senders f
@@ -271,4 +274,58 @@ fn record_from_columns(status: &str, operator: Option<String>) -> Result<Recipie
             .map(|o| OperatorId::parse(&o).map_err(|_| StoreError::Corrupt("operator id".into())))
             .transpose()?,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::Schema;
+
+    const ANNA: &str = "198001012387";
+    const SENDER: &str = "162120000019";
+
+    async fn status(db: &Db) -> Option<RecipientStatus> {
+        db.reachability(&[ANNA.to_owned()], SENDER)
+            .await
+            .unwrap()
+            .get(ANNA)
+            .map(|r| r.record.status)
+    }
+
+    /// Register reads keep a snapshot (see `direct`): a change made through
+    /// this `Db` is seen by the very next read; a change made behind its
+    /// back (another process) within `SNAPSHOT_MAX_AGE`.
+    #[tokio::test]
+    async fn register_reads_see_changes_made_here_at_once_and_elsewhere_within_the_snapshot_age()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kuvert.db");
+        let db = Db::open(&path, Schema::Core).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(status(&db).await, None);
+        db.set_recipient(ANNA, RecipientStatus::Registered, None, now)
+            .await
+            .unwrap();
+        assert_eq!(status(&db).await, Some(RecipientStatus::Registered));
+        db.set_recipient(ANNA, RecipientStatus::Pending, None, now)
+            .await
+            .unwrap();
+        assert_eq!(status(&db).await, Some(RecipientStatus::Pending));
+        db.set_sender_refused(ANNA, SENDER, true, now).await.unwrap();
+        let refused = db.reachability(&[ANNA.to_owned()], SENDER).await.unwrap();
+        assert!(refused.get(ANNA).unwrap().refuses_sender);
+
+        // Another process (here: another connection) deregisters Anna.
+        let other = Db::open(&path, Schema::Core).await.unwrap();
+        other
+            .set_recipient(ANNA, RecipientStatus::Deregistered, None, now)
+            .await
+            .unwrap();
+        tokio::time::sleep(crate::direct::SNAPSHOT_MAX_AGE + std::time::Duration::from_millis(200))
+            .await;
+        assert_eq!(status(&db).await, Some(RecipientStatus::Deregistered));
+        other.close().await;
+        db.close().await;
+    }
 }
