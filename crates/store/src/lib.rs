@@ -13,6 +13,7 @@
 //! portable where that costs nothing.
 
 pub mod audit;
+mod checkpoint;
 mod direct;
 pub mod mailbox;
 pub mod register;
@@ -138,6 +139,8 @@ pub struct Db {
     read: SqlitePool,
     /// Lookups of many rows at once (see `direct`).
     direct: std::sync::Arc<direct::DirectReader>,
+    /// WAL checkpoints off the request path (see `checkpoint`).
+    checkpointer: std::sync::Arc<checkpoint::Checkpointer>,
 }
 
 impl Db {
@@ -151,7 +154,9 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Checkpoints run on a thread of their own (see `checkpoint`).
+            .pragma("wal_autocheckpoint", "0");
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
@@ -168,6 +173,7 @@ impl Db {
             write,
             read,
             direct: direct::DirectReader::new(path),
+            checkpointer: checkpoint::Checkpointer::start(path),
         })
     }
 
@@ -180,6 +186,7 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        self.checkpointer.close();
         self.direct.close();
         self.write.close().await;
         self.read.close().await;

@@ -297,8 +297,7 @@ mod tests {
     /// this `Db` is seen by the very next read; a change made behind its
     /// back (another process) within `SNAPSHOT_MAX_AGE`.
     #[tokio::test]
-    async fn register_reads_see_changes_made_here_at_once_and_elsewhere_within_the_snapshot_age()
-    {
+    async fn register_reads_see_changes_made_here_at_once_and_elsewhere_within_the_snapshot_age() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kuvert.db");
         let db = Db::open(&path, Schema::Core).await.unwrap();
@@ -312,7 +311,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(status(&db).await, Some(RecipientStatus::Pending));
-        db.set_sender_refused(ANNA, SENDER, true, now).await.unwrap();
+        db.set_sender_refused(ANNA, SENDER, true, now)
+            .await
+            .unwrap();
         let refused = db.reachability(&[ANNA.to_owned()], SENDER).await.unwrap();
         assert!(refused.get(ANNA).unwrap().refuses_sender);
 
