@@ -17,8 +17,13 @@ const TAG_LEN: usize = 16;
 /// ciphertext even if someone used the KEK for something else.
 const WRAP_AAD: &[u8] = b"kuvert/data-key/v1";
 
-/// AES-256-GCM with a fresh random 96-bit nonce, output `nonce || ct+tag`.
-fn encrypt_with(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+/// AES-256-GCM with a fresh random 96-bit nonce, output `nonce || ct+tag`
+/// (also the box format of `sealing`).
+pub(crate) fn encrypt_with(
+    key: &[u8; 32],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     let cipher = Aes256Gcm::new(key.into());
     let nonce = random_bytes::<NONCE_LEN>();
     let ct = cipher
@@ -36,7 +41,11 @@ fn encrypt_with(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>,
     Ok(out)
 }
 
-fn decrypt_with(key: &[u8; 32], aad: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub(crate) fn decrypt_with(
+    key: &[u8; 32],
+    aad: &[u8],
+    data: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     if data.len() < NONCE_LEN + TAG_LEN {
         return Err(CryptoError::Malformed("ciphertext too short"));
     }

@@ -17,9 +17,8 @@
 //! for another. The `aad` must name the box uniquely (kuvert's seal bytes
 //! hold the delivery id); the random nonce keeps even a repeated `aad` safe.
 
+use crate::at_rest::{decrypt_with, encrypt_with};
 use crate::{CryptoError, b64_decode_array, b64_encode, digest};
-use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use hpke::{Deserializable as _, Kem as _, OpModeR, OpModeS, Serializable as _};
 use rand_core::OsRng;
 use zeroize::Zeroizing;
@@ -29,9 +28,6 @@ type Kdf = hpke::kdf::HkdfSha256;
 /// The HPKE context only exports secrets; the boxes are AES-256-GCM under
 /// exported keys.
 type ExportOnly = hpke::aead::ExportOnlyAead;
-
-const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
 
 /// X25519 private key. Kept as raw bytes in a zeroizing buffer; the hpke key
 /// object (itself zeroize-on-drop) is built only for the duration of a call.
@@ -135,19 +131,7 @@ impl Sealer {
         self.context
             .export(aad, key.as_mut_slice())
             .map_err(|_| CryptoError::Encrypt)?;
-        let nonce = digest::random_bytes::<NONCE_LEN>();
-        let sealed = Aes256Gcm::new(key.as_slice().into())
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
-            .map_err(|_| CryptoError::Encrypt)?;
-        let mut ciphertext = Vec::with_capacity(NONCE_LEN + sealed.len());
-        ciphertext.extend_from_slice(&nonce);
-        ciphertext.extend_from_slice(&sealed);
+        let ciphertext = encrypt_with(&key, aad, plaintext)?;
         Ok(SealedBox {
             encapsulated_key: self.encapsulated_key.clone(),
             ciphertext,
@@ -184,23 +168,11 @@ impl Opener {
         if sealed.encapsulated_key != self.encapsulated_key {
             return Err(CryptoError::Decrypt);
         }
-        if sealed.ciphertext.len() < NONCE_LEN + TAG_LEN {
-            return Err(CryptoError::Malformed("ciphertext too short"));
-        }
-        let (nonce, ciphertext) = sealed.ciphertext.split_at(NONCE_LEN);
         let mut key = Zeroizing::new([0u8; 32]);
         self.context
             .export(aad, key.as_mut_slice())
             .map_err(|_| CryptoError::Decrypt)?;
-        Aes256Gcm::new(key.as_slice().into())
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad,
-                },
-            )
-            .map_err(|_| CryptoError::Decrypt)
+        decrypt_with(&key, aad, &sealed.ciphertext)
     }
 }
 
@@ -290,19 +262,7 @@ mod tests {
             .context
             .export(b"delivery-b", other_key.as_mut_slice())
             .unwrap();
-        let nonce = [7u8; NONCE_LEN];
-        let mut ciphertext = nonce.to_vec();
-        ciphertext.extend(
-            Aes256Gcm::new(other_key.as_slice().into())
-                .encrypt(
-                    Nonce::from_slice(&nonce),
-                    Payload {
-                        msg: b"letter a".as_slice(),
-                        aad: b"delivery-a",
-                    },
-                )
-                .unwrap(),
-        );
+        let ciphertext = encrypt_with(&other_key, b"delivery-a", b"letter a").unwrap();
         let under_sibling_key = SealedBox {
             encapsulated_key: a.encapsulated_key.clone(),
             ciphertext,

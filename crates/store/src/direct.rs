@@ -139,9 +139,7 @@ impl DirectReader {
     }
 
     fn snapshot_lock(&self) -> std::sync::MutexGuard<'_, Vec<Snapshot>> {
-        self.snapshots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        unpoisoned(&self.snapshots)
     }
 
     /// Runs `read` on a blocking thread with a read-only connection.
@@ -195,13 +193,16 @@ impl DirectReader {
         }
     }
 
-    /// A panic while holding the lock leaves a valid list of connections,
-    /// so a poisoned lock is used as it is.
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
-        self.idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        unpoisoned(&self.idle)
     }
+}
+
+/// A panic while holding one of these locks leaves a valid list of
+/// connections, so a poisoned lock is used as it is.
+fn unpoisoned<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    lock.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Drops register snapshots older than [`SNAPSHOT_MAX_AGE`] (closing a
