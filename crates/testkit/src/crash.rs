@@ -212,22 +212,7 @@ struct Node {
 
 impl Node {
     async fn start(&mut self) -> anyhow::Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .with_context(|| format!("opening {}", self.log.display()))?;
-        let child = Command::new(&self.exe)
-            .arg("node")
-            .args(&self.args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", self.exe.display()))?;
-        self.child = Some(child);
+        self.child = Some(spawn_node(&self.exe, &self.args, &self.log)?);
         self.wait_healthy().await
     }
 
@@ -247,21 +232,7 @@ impl Node {
     /// SIGTERM and wait: the graceful stop (last audit checkpoint).
     async fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {
-            if let Some(pid) = child.id() {
-                let _ = Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status()
-                    .await;
-            }
-            match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
-                Ok(status) => {
-                    status?;
-                }
-                Err(_) => {
-                    child.start_kill()?;
-                    child.wait().await?;
-                }
-            }
+            terminate(&mut child, Duration::from_secs(30)).await?;
         }
         Ok(())
     }
@@ -298,7 +269,52 @@ pub async fn wait_healthy(
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// Starts `exe node <args>` (this harness's own executable as the `kuvert`
+/// command line), its output appended to `log`.
+pub fn spawn_node<S: AsRef<std::ffi::OsStr>>(
+    exe: &Path,
+    args: &[S],
+    log: &Path,
+) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    Command::new(exe)
+        .arg("node")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))
+}
+
+/// SIGTERM and wait (a graceful stop); SIGKILL once `grace` has passed.
+pub async fn terminate(child: &mut Child, grace: Duration) -> anyhow::Result<()> {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+    }
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => {
+            status?;
+        }
+        Err(_) => {
+            child.start_kill()?;
+            child.wait().await?;
+        }
+    }
+    Ok(())
+}
+
+/// A port free on loopback now (the OS picks it).
+pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }

@@ -18,26 +18,36 @@ pub use kuvert::client;
 
 pub mod crash;
 
-/// For the testkit's binaries (`kuvert-crashtest`, `kuvert-bench`): when the
-/// first argument is `node`, runs the rest as the `kuvert` command line (so
-/// a harness starts real `kuvert serve` processes from its own executable)
-/// and returns its exit code; otherwise returns `None`.
-pub fn run_as_node(runtime: &tokio::runtime::Runtime) -> Option<std::process::ExitCode> {
+/// `main` of the testkit's binaries (`kuvert-crashtest`, `kuvert-bench`):
+/// builds the runtime; when the first argument is `node`, runs the rest as
+/// the `kuvert` command line (so a harness starts real `kuvert serve`
+/// processes from its own executable) and returns its exit code; otherwise
+/// runs `harness` on the runtime.
+pub fn harness_main(
+    harness: impl FnOnce(&tokio::runtime::Runtime) -> std::process::ExitCode,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("no runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let mut raw = std::env::args_os();
     let program = raw.next();
     let rest: Vec<_> = raw.collect();
     if rest.first().is_none_or(|a| a != "node") {
-        return None;
+        return harness(&runtime);
     }
     kuvert::cli::init_tracing();
     let args = program.into_iter().chain(rest.into_iter().skip(1));
-    Some(match runtime.block_on(kuvert::cli::run(args)) {
+    match runtime.block_on(kuvert::cli::run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    })
+    }
 }
 pub mod proxy;
 
@@ -266,13 +276,25 @@ impl TestApp {
     where
         T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + Unpin,
     {
+        self.query_all(file, sql)
+            .await
+            .into_iter()
+            .next()
+            .expect(sql)
+    }
+
+    /// Every row of a one-column query, on a read-only connection.
+    pub async fn query_all<T>(&self, file: &str, sql: &str) -> Vec<T>
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + Unpin,
+    {
         let pool = self.read_only(file).await;
-        let value = sqlx::query_scalar::<_, T>(sql)
-            .fetch_one(&pool)
+        let values = sqlx::query_scalar::<_, T>(sql)
+            .fetch_all(&pool)
             .await
             .expect(sql);
         pool.close().await;
-        value
+        values
     }
 
     /// With the mailbox closed, sends one message to `recipient` and returns

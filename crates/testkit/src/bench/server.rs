@@ -3,10 +3,10 @@
 //! it), so its CPU time and memory are its own, apart from the client's.
 
 use anyhow::Context as _;
+use kuvert_testkit::crash::{free_port, spawn_node, terminate};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 pub struct Server {
     pub url: String,
@@ -22,23 +22,16 @@ impl Server {
         let exe = std::env::current_exe().context("my own executable")?;
         let port = free_port()?;
         let url = format!("http://127.0.0.1:{port}");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data.join("server.log"))?;
-        let child = Command::new(exe)
-            .arg("node")
-            .arg("serve")
-            .arg("--data")
-            .arg(data)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--demo"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting the server")?;
+        let listen = format!("127.0.0.1:{port}");
+        let args = [
+            "serve".as_ref(),
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--listen".as_ref(),
+            listen.as_ref(),
+            "--demo".as_ref(),
+        ];
+        let child: Child = spawn_node(&exe, &args, &data.join("server.log"))?;
         let pid = child.id().context("server pid")?;
         let mut server = Server {
             url,
@@ -75,26 +68,8 @@ impl Server {
 
     /// SIGTERM and wait (a graceful stop); SIGKILL after 60 s.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status()
-            .await;
-        match tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await {
-            Ok(status) => {
-                status?;
-            }
-            Err(_) => {
-                self.child.start_kill()?;
-                self.child.wait().await?;
-            }
-        }
-        Ok(())
+        terminate(&mut self.child, Duration::from_secs(60)).await
     }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// A fresh data folder: under `parent` when given (kept), else temporary.

@@ -91,24 +91,16 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("no runtime: {e}");
-            return ExitCode::FAILURE;
+    kuvert_testkit::harness_main(|runtime| {
+        let args = Args::parse();
+        match runtime.block_on(run(&args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("the benchmark failed: {e:#}");
+                ExitCode::FAILURE
+            }
         }
-    };
-    if let Some(code) = kuvert_testkit::run_as_node(&runtime) {
-        return code;
-    }
-    let args = Args::parse();
-    match runtime.block_on(run(&args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("the benchmark failed: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 #[derive(serde::Serialize)]

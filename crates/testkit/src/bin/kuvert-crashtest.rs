@@ -46,48 +46,40 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("no runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Some(code) = kuvert_testkit::run_as_node(&runtime) {
-        return code;
-    }
-    let args = Args::parse();
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(e) => {
-            eprintln!("cannot find my own executable: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let seed = args.seed.unwrap_or_else(kuvert_testkit::crash::clock_seed);
-    println!("seed {seed}");
-    let mut plan = CrashPlan::new(exe, args.messages, args.kills, seed);
-    plan.victims = args.victims;
-    plan.concurrency = args.concurrency;
-    plan.recipients = args.recipients;
-    plan.kill_every = (
-        Duration::from_millis(args.kill_min_ms),
-        Duration::from_millis(args.kill_max_ms.max(args.kill_min_ms)),
-    );
-    plan.data_dir = args.data;
-    match runtime.block_on(run(&plan)) {
-        Ok(report) => {
-            print!("{}", report.table());
-            println!("{}", report.summary_json());
-            if report.is_clean() {
-                ExitCode::SUCCESS
-            } else {
+    kuvert_testkit::harness_main(|runtime| {
+        let args = Args::parse();
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => {
+                eprintln!("cannot find my own executable: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let seed = args.seed.unwrap_or_else(kuvert_testkit::crash::clock_seed);
+        println!("seed {seed}");
+        let mut plan = CrashPlan::new(exe, args.messages, args.kills, seed);
+        plan.victims = args.victims;
+        plan.concurrency = args.concurrency;
+        plan.recipients = args.recipients;
+        plan.kill_every = (
+            Duration::from_millis(args.kill_min_ms),
+            Duration::from_millis(args.kill_max_ms.max(args.kill_min_ms)),
+        );
+        plan.data_dir = args.data;
+        match runtime.block_on(run(&plan)) {
+            Ok(report) => {
+                print!("{}", report.table());
+                println!("{}", report.summary_json());
+                if report.is_clean() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("the harness failed: {e:#}");
                 ExitCode::FAILURE
             }
         }
-        Err(e) => {
-            eprintln!("the harness failed: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

@@ -189,7 +189,6 @@ async fn the_mailbox_refuses_a_sealed_delivery_that_was_tampered_with() {
 /// one batch, and a single bad one must still be found and refused alone.
 #[tokio::test]
 async fn one_forged_sender_signature_in_a_request_is_refused_and_the_rest_delivered() {
-    use kuvert_crypto::digest::sha256_hex;
     use kuvert_mailbox::protocol::{HPKE_INFO, SealedContent};
     let app = TestApp::spawn().await;
     let anna = app.recipient("registered").id.clone();
@@ -208,21 +207,9 @@ async fn one_forged_sender_signature_in_a_request_is_refused_and_the_rest_delive
         signed,
         sender_public_key: sender.key().unwrap().public_key().to_base64(),
     };
-    let plaintext = serde_json::to_vec(&content).unwrap();
-    let mut forged = genuine.clone();
-    forged.delivery_id = kuvert_domain::ids::DeliveryId::new().to_string();
-    forged.content_hash = sha256_hex(&plaintext);
-    let sealed_box = kuvert_crypto::sealing::seal(
-        &keys.mailbox_sealing.public_key(),
-        HPKE_INFO,
-        &forged.seal_bytes(),
-        &plaintext,
-    )
-    .unwrap();
-    let b64 = base64::engine::general_purpose::STANDARD;
-    forged.encapsulated_key = b64.encode(&sealed_box.encapsulated_key);
-    forged.ciphertext = b64.encode(&sealed_box.ciphertext);
-    forged.sign(&keys.relay_seal);
+    let sealer =
+        kuvert_crypto::sealing::Sealer::new(&keys.mailbox_sealing.public_key(), HPKE_INFO).unwrap();
+    let forged = reseal(&genuine, &content, &sealer, &keys.relay_seal);
 
     let (status, answer) = app
         .post(
@@ -298,20 +285,9 @@ async fn deliveries_sharing_an_encapsulation_cannot_be_swapped() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    let pool = sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(
-            sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(app.data_dir().join("kuvert.db"))
-                .read_only(true),
-        )
-        .await
-        .unwrap();
-    let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT sealed FROM outbox")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    let rows: Vec<Vec<u8>> = app
+        .query_all("kuvert.db", "SELECT sealed FROM outbox")
+        .await;
     let sealed: Vec<SealedDelivery> = rows
         .iter()
         .map(|r| serde_json::from_slice(r).unwrap())
@@ -345,16 +321,7 @@ async fn deliveries_sharing_an_encapsulation_cannot_be_swapped() {
                 signed: app.sign(sender, app.delivery(sender, &anna, subject)),
                 sender_public_key: sender.key().unwrap().public_key().to_base64(),
             };
-            let plaintext = serde_json::to_vec(&content).unwrap();
-            let mut sibling = sealed[0].clone();
-            sibling.delivery_id = kuvert_domain::ids::DeliveryId::new().to_string();
-            sibling.content_hash = kuvert_crypto::digest::sha256_hex(&plaintext);
-            let sealed_box = sealer.seal(&sibling.seal_bytes(), &plaintext).unwrap();
-            let b64 = base64::engine::general_purpose::STANDARD;
-            sibling.encapsulated_key = b64.encode(&sealed_box.encapsulated_key);
-            sibling.ciphertext = b64.encode(&sealed_box.ciphertext);
-            sibling.sign(&keys.relay_seal);
-            sibling
+            reseal(&sealed[0], &content, &sealer, &keys.relay_seal)
         })
         .collect();
     let mut swapped = siblings[0].clone();
@@ -390,4 +357,25 @@ async fn deliveries_sharing_an_encapsulation_cannot_be_swapped() {
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["results"][0]["outcome"], "delivered", "{answer}");
+}
+
+/// `template` as the relay would seal `content` anew: a new delivery id,
+/// the content hash, the box under `sealer`'s encapsulation, and the relay's
+/// seal signature. Only a test (or a compromised relay) holds these keys.
+fn reseal(
+    template: &SealedDelivery,
+    content: &kuvert_mailbox::protocol::SealedContent,
+    sealer: &kuvert_crypto::sealing::Sealer,
+    relay: &kuvert_crypto::signing::SigningKey,
+) -> SealedDelivery {
+    let plaintext = serde_json::to_vec(content).unwrap();
+    let mut sealed = template.clone();
+    sealed.delivery_id = kuvert_domain::ids::DeliveryId::new().to_string();
+    sealed.content_hash = kuvert_crypto::digest::sha256_hex(&plaintext);
+    let sealed_box = sealer.seal(&sealed.seal_bytes(), &plaintext).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    sealed.encapsulated_key = b64.encode(&sealed_box.encapsulated_key);
+    sealed.ciphertext = b64.encode(&sealed_box.ciphertext);
+    sealed.sign(relay);
+    sealed
 }
