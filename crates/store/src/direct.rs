@@ -104,26 +104,22 @@ impl DirectReader {
         F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     {
         let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
+        on_blocking_thread(move || {
             let generation = this.register_generation.load(Ordering::SeqCst);
-            let mut snapshot = match this.snapshot_lock().pop() {
+            let snapshot = match this.snapshot_lock().pop() {
                 Some(s) if s.generation == generation && s.taken.elapsed() < SNAPSHOT_MAX_AGE => s,
                 _ => this.new_snapshot(generation)?,
             };
-            let result = read(&snapshot.connection);
-            if result.is_err() {
-                // Whatever went wrong, the next read starts afresh.
-                snapshot = this.new_snapshot(generation)?;
-            }
+            let answer = read(&snapshot.connection)?;
+            // Kept only after a read that worked: after a failure the
+            // connection is dropped, and the next read starts afresh.
             let mut snapshots = this.snapshot_lock();
             if snapshots.len() < IDLE_CONNECTIONS {
                 snapshots.push(snapshot);
             }
-            drop(snapshots);
-            result.map_err(StoreError::from)
+            Ok(answer)
         })
         .await
-        .map_err(|e| StoreError::Corrupt(format!("read task ended: {e}")))?
     }
 
     fn new_snapshot(&self, generation: u64) -> Result<Snapshot> {
@@ -149,7 +145,7 @@ impl DirectReader {
         F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     {
         let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
+        on_blocking_thread(move || {
             let connection = this.take()?;
             let result = connection.unchecked_transaction().and_then(|snapshot| {
                 let answer = read(&snapshot)?;
@@ -157,14 +153,13 @@ impl DirectReader {
                 Ok(answer)
             });
             this.give_back(connection);
-            result.map_err(StoreError::from)
+            Ok(result?)
         })
         .await
-        .map_err(|e| StoreError::Corrupt(format!("read task ended: {e}")))?
     }
 
-    /// Closes the idle connections (those in use close when handed back
-    /// after this, as the pool stays under its bound).
+    /// Closes the idle connections; those in use at the time go back to
+    /// the pool when their read ends, and close with the reader.
     pub(crate) fn close(&self) {
         self.lock().clear();
         self.snapshot_lock().clear();
@@ -196,6 +191,15 @@ impl DirectReader {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
         unpoisoned(&self.idle)
     }
+}
+
+/// Runs blocking database work on tokio's blocking threads.
+async fn on_blocking_thread<R: Send + 'static>(
+    work: impl FnOnce() -> Result<R> + Send + 'static,
+) -> Result<R> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("read task ended: {e}")))?
 }
 
 /// A panic while holding one of these locks leaves a valid list of
