@@ -24,6 +24,14 @@ pub fn load_or_create_secret(path: &Path) -> Result<Zeroizing<[u8; 32]>, CryptoE
     }
 }
 
+/// Reads an existing 32-byte secret (same checks as
+/// [`load_or_create_secret`]); a missing file is an error, never created.
+/// For commands that only read an installation's keys: pointed at the wrong
+/// folder they must refuse, not make up new keys.
+pub fn load_secret(path: &Path) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+    load(path)
+}
+
 fn load(path: &Path) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
     let file = File::open(path)?;
     #[cfg(unix)]

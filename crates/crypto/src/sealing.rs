@@ -96,6 +96,14 @@ impl SealingPublicKey {
     pub fn from_base64(text: &str) -> Result<Self, CryptoError> {
         b64_decode_array::<32>(text).map(Self)
     }
+
+    /// `"x25519:"` + the first 16 hex digits of SHA-256(public key bytes),
+    /// derived like [`crate::signing::PublicKey::key_id`].
+    pub fn key_id(&self) -> String {
+        let mut hex = crate::digest::sha256_hex(&self.0);
+        hex.truncate(16);
+        format!("x25519:{hex}")
+    }
 }
 
 /// HPKE output: the encapsulated ephemeral public key (32 bytes) and the AEAD

@@ -2,7 +2,7 @@
 //! check the sender's signature, store encrypted, sign the receipt.
 
 use crate::protocol::{
-    DeliveryResult, HPKE_INFO, Receipt, SEAL_DOMAIN, SealedContent, SealedDelivery,
+    DeliveryResult, HPKE_INFO, RECEIPT_FORMAT, Receipt, SEAL_DOMAIN, SealedContent, SealedDelivery,
 };
 use kuvert_crypto::at_rest::KeyEncryptionKey;
 use kuvert_crypto::digest::sha256_hex;
@@ -38,6 +38,7 @@ enum Refusal {
     ContentHashMismatch,
     MalformedContent,
     HeaderMismatch,
+    DigestMismatch,
     BadSenderSignature,
 }
 
@@ -51,6 +52,7 @@ impl Refusal {
             Self::ContentHashMismatch => "content_hash_mismatch",
             Self::MalformedContent => "malformed_content",
             Self::HeaderMismatch => "header_mismatch",
+            Self::DigestMismatch => "delivery_digest_mismatch",
             Self::BadSenderSignature => "bad_sender_signature",
         }
     }
@@ -63,6 +65,9 @@ impl Refusal {
             Self::ContentHashMismatch => "the content does not match the sealed hash",
             Self::MalformedContent => "the sealed content is not a signed delivery",
             Self::HeaderMismatch => "the sealed routing fields differ from the signed delivery",
+            Self::DigestMismatch => {
+                "the sealed delivery digest is not the digest of the signed delivery"
+            }
             Self::BadSenderSignature => "the sender's signature does not verify",
         }
     }
@@ -78,6 +83,9 @@ pub struct Mailbox {
     pub kek: KeyEncryptionKey,
     /// Relay seal keys this operator accepts deliveries from.
     pub trusted_relays: Vec<PublicKey>,
+    /// SHA-256 of each relay's credential (`kvm_…`): the delivery endpoint
+    /// reads no body from a caller without one.
+    pub relay_credentials: Vec<[u8; 32]>,
 }
 
 /// A message opened for storage: what is encrypted at rest.
@@ -92,6 +100,9 @@ pub(crate) struct StoredContent {
 struct Opened {
     sealed: SealedDelivery,
     content: SealedContent,
+    /// SHA-256 (hex) of the canonical bytes the sender signed, computed
+    /// here from the opened delivery: what the receipt is bound to.
+    delivery_digest: String,
 }
 
 impl Mailbox {
@@ -250,12 +261,24 @@ impl Mailbox {
         if key.key_id() != content.signed.signature.key_id {
             return Err(fail(Refusal::BadSenderSignature));
         }
+        let canonical = content.signed.delivery.canonical_bytes();
+        let delivery_digest = sha256_hex(&canonical);
+        if delivery_digest != sealed.delivery_digest {
+            return Err(fail(Refusal::DigestMismatch));
+        }
         let pending = PendingSignature {
             key,
-            message: content.signed.delivery.canonical_bytes(),
+            message: canonical,
             signature,
         };
-        Ok((Opened { sealed, content }, pending))
+        Ok((
+            Opened {
+                sealed,
+                content,
+                delivery_digest,
+            },
+            pending,
+        ))
     }
 
     fn prepare(
@@ -295,11 +318,13 @@ impl Mailbox {
             });
         }
         let mut receipt = Receipt {
+            format: RECEIPT_FORMAT.to_owned(),
             delivery_id: opened.sealed.delivery_id.clone(),
             recipient: opened.sealed.recipient.clone(),
+            sender_id: opened.sealed.sender_id.clone(),
             operator_id: self.operator_id.to_string(),
             delivered_at: format_instant(now),
-            content_hash: opened.sealed.content_hash.clone(),
+            delivery_digest: opened.delivery_digest.clone(),
             message_ids: delivery
                 .messages
                 .iter()

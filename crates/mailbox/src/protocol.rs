@@ -17,8 +17,12 @@ use kuvert_domain::delivery::SignedDelivery;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-pub const SEAL_DOMAIN: &[u8] = b"kuvert/v1/seal";
-pub const RECEIPT_DOMAIN: &[u8] = b"kuvert/v1/delivery-receipt";
+/// Domain of the relay's seal signature (v2: the seal names the digest of
+/// what the sender signed).
+pub const SEAL_DOMAIN: &[u8] = b"kuvert/v2/seal";
+/// Domain of the operator's receipt signature (v2: bound to what the sender
+/// signed, see [`Receipt::signed_bytes`]).
+pub const RECEIPT_DOMAIN: &[u8] = b"kuvert/v2/delivery-receipt";
 /// HPKE `info` for content sealed to an operator. v2: one encapsulation
 /// for the deliveries of a request to one operator, each box under its own
 /// exported key (decision 0006); a v1 box does not open.
@@ -37,6 +41,10 @@ pub struct SealedDelivery {
     pub received_at: String,
     /// The relay's seal key id.
     pub relay_key_id: String,
+    /// SHA-256 (lowercase hex) of the canonical bytes the sender signed:
+    /// the mailbox recomputes it from the opened delivery and signs it
+    /// into the receipt.
+    pub delivery_digest: String,
     /// SHA-256 (hex) of the sealed plaintext.
     pub content_hash: String,
     /// Base64: HPKE encapsulated key; deliveries sealed in one request to
@@ -63,13 +71,14 @@ impl SealedDelivery {
     /// array of the routing fields in a fixed order.
     pub fn seal_bytes(&self) -> Vec<u8> {
         serde_json::json!([
-            "kuvert-seal-v1",
+            "kuvert-seal-v2",
             self.delivery_id,
             self.recipient,
             self.sender_id,
             self.operator_id,
             self.received_at,
             self.relay_key_id,
+            self.delivery_digest,
             self.content_hash,
         ])
         .to_string()
@@ -99,32 +108,57 @@ impl SealedDelivery {
 }
 
 /// The operator's signed statement that a delivery is in the recipient's
-/// mailbox: `delivered_at` is the legal moment of delivery.
+/// mailbox: `delivered_at` is the legal moment of delivery. Everything in it
+/// can be checked by the sender alone, against the delivery they signed and
+/// the operator's published keys (`kuvert receipt verify`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
+    /// Always `kuvert-receipt-v2`.
+    pub format: String,
+    /// The relay's id of the delivery (the `delivery_id` of the send answer).
     pub delivery_id: String,
+    /// The recipient's canonical 12-digit identity number.
     pub recipient: String,
+    /// The sender's canonical organisation number (12 digits, `16` + 10).
+    pub sender_id: String,
+    /// The mailbox operator that signs; its keys document is
+    /// `/register/v1/operators/{operator_id}/keys`.
     pub operator_id: String,
+    /// The legal moment of delivery, RFC 3339 UTC with microseconds.
     pub delivered_at: String,
-    pub content_hash: String,
+    /// SHA-256, lowercase hex, of the canonical bytes the sender signed
+    /// (the RFC 8785 form of the delivery, without domain prefix).
+    pub delivery_digest: String,
+    /// The sender's `header.id` of each message, in delivery order.
     pub message_ids: Vec<String>,
-    /// The operator's receipt key id.
+    /// The operator's receipt key id: `ed25519:` + the first 16 hex digits
+    /// of SHA-256 of the 32-byte public key.
     pub key_id: String,
-    /// Base64 signature over the receipt's signed bytes.
+    /// Standard base64 of the Ed25519 signature over the receipt's signed bytes.
     pub signature: String,
 }
 
+/// The `format` of a [`Receipt`].
+pub const RECEIPT_FORMAT: &str = "kuvert-receipt-v2";
+
 impl Receipt {
-    /// What the operator signs: a JSON array of every field but the signature.
+    /// What the operator signs (after `kuvert/v2/delivery-receipt` and a
+    /// 0x00 byte): the RFC 8785 (JCS) form of the JSON array
+    /// `[format, delivery_id, recipient, sender_id, operator_id,
+    /// delivered_at, delivery_digest, [message_ids…], key_id]`. For an
+    /// array of strings that is the JSON text with no whitespace, strings
+    /// escaped as JSON.stringify does (`"` `\\` and control characters;
+    /// everything else as UTF-8).
     pub fn signed_bytes(&self) -> Vec<u8> {
         serde_json::json!([
-            "kuvert-receipt-v1",
+            self.format,
             self.delivery_id,
             self.recipient,
+            self.sender_id,
             self.operator_id,
             self.delivered_at,
-            self.content_hash,
+            self.delivery_digest,
             self.message_ids,
             self.key_id,
         ])
@@ -202,11 +236,13 @@ mod tests {
 
     fn receipt(n: usize, key: &SigningKey) -> Receipt {
         let mut receipt = Receipt {
+            format: RECEIPT_FORMAT.to_owned(),
             delivery_id: format!("delivery-{n}"),
             recipient: "198001012387".to_owned(),
+            sender_id: "162120002411".to_owned(),
             operator_id: "kuvert-brevlada".to_owned(),
             delivered_at: "2026-11-24T12:00:00.000000Z".to_owned(),
-            content_hash: "00".repeat(32),
+            delivery_digest: "00".repeat(32),
             message_ids: vec![format!("m{n}")],
             key_id: String::new(),
             signature: String::new(),

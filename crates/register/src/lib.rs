@@ -47,10 +47,14 @@ pub enum AccountType {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ServiceSupplier {
+    /// The mailbox operator's id; receipts name it as `operator_id`.
     pub id: String,
     pub name: String,
     pub service_address: String,
     pub ui_address: String,
+    /// The operator's published keys document (receipt and sealing keys,
+    /// current and past), relative to the register's base URL.
+    pub keys_url: String,
 }
 
 /// The answer for one recipient of a lookup.
@@ -136,6 +140,7 @@ impl Register {
                             name: o.name.clone(),
                             service_address: o.delivery_url.clone(),
                             ui_address: o.ui_url.clone(),
+                            keys_url: format!("/register/v1/operators/{}/keys", o.id.as_str()),
                         });
                     let secure = status == Some(RecipientStatus::Registered) && supplier.is_some();
                     ReachabilityAnswer {

@@ -13,7 +13,7 @@ use kuvert_domain::identity::{OrganisationNumber, RecipientId};
 use kuvert_domain::ids::{BatchId, DeliveryId, TenantId};
 use kuvert_mailbox::protocol::{HPKE_INFO, SealedContent, SealedDelivery};
 use kuvert_register::{Register, RegisterError, Route as RegisterRoute};
-use kuvert_store::relay::{DeliveryStatus, Intake, NewDelivery, Route};
+use kuvert_store::relay::{DeliveryStatus, Intake, NewBatch, NewDelivery, Route};
 use kuvert_store::tenants::SenderKeyRecord;
 use kuvert_store::{Db, StoreError};
 use rayon::prelude::*;
@@ -42,6 +42,10 @@ pub enum IntakeError {
     BadIdempotencyKey,
     #[error("the idempotency key was already used for a different delivery ({0})")]
     IdempotencyKeyReused(DeliveryId),
+    #[error(
+        "this signed delivery was already accepted as delivery {0}; to send the same letter again, sign a new delivery with new message ids"
+    )]
+    DuplicateDelivery(DeliveryId),
     #[error("the relay cannot seal for the mailbox operator: {0}")]
     Sealing(String),
     #[error("quota exceeded: {what}")]
@@ -67,6 +71,7 @@ impl IntakeError {
             Self::MissingIdempotencyKey => "idempotency_key_missing",
             Self::BadIdempotencyKey => "idempotency_key_invalid",
             Self::IdempotencyKeyReused(_) => "idempotency_key_reused",
+            Self::DuplicateDelivery(_) => "duplicate_delivery",
             Self::Sealing(_) => "sealing_failed",
             Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::Register(_) | Self::Store(_) => "internal",
@@ -117,6 +122,23 @@ fn seconds_to_midnight(now: time::OffsetDateTime) -> u64 {
             .unwrap_or(3600)
             .max(1)
     })
+}
+
+/// What identifies a bulk submission: each item's idempotency key (as
+/// given) and signature, in order. The same batch sent again (say, after
+/// its answer was lost) has the same fingerprint, and is answered with the
+/// first batch id.
+fn batch_fingerprint(submissions: &[Submission]) -> String {
+    let items: Vec<(Option<&str>, &str)> = submissions
+        .iter()
+        .map(|s| {
+            (
+                s.idempotency_key.as_deref(),
+                s.signed.signature.value.as_str(),
+            )
+        })
+        .collect();
+    sha256_hex(serde_json::json!(items).to_string().as_bytes())
 }
 
 /// Senders and keys already looked up in this request: a batch of 10 000
@@ -200,6 +222,14 @@ impl Sealers {
     }
 }
 
+/// The fields of a delivery the seal names in the clear.
+struct Routing<'a> {
+    id: &'a DeliveryId,
+    recipient: &'a str,
+    sender: &'a str,
+    delivery_digest: &'a str,
+}
+
 /// A checked delivery waiting for the transaction.
 struct Prepared {
     index: usize,
@@ -216,6 +246,7 @@ impl Relay {
         batch: bool,
     ) -> Result<(Option<BatchId>, Vec<Result<Accepted, IntakeError>>), IntakeError> {
         let now = self.clock.now();
+        let fingerprint = batch.then(|| batch_fingerprint(&submissions));
         // Quotas first: a request over a quota is refused whole, nothing stored.
         let quota = self.db.quota(&caller.tenant).await?;
         if let Some(max) = quota.max_batch
@@ -309,15 +340,20 @@ impl Relay {
             }
         }
         let rejected = results.iter().filter(|r| r.is_some()).count();
-        let batch_id = batch.then(BatchId::new);
+        let new_batch = fingerprint.map(|fingerprint| NewBatch {
+            id: BatchId::new(),
+            rejected: i64::try_from(rejected).unwrap_or(i64::MAX),
+            fingerprint,
+        });
         let rows: Vec<NewDelivery> = prepared.iter().map(|p| p.row.clone()).collect();
-        if !rows.is_empty() || batch_id.is_some() {
-            let intakes = self
+        let mut batch_id = None;
+        if !rows.is_empty() || new_batch.is_some() {
+            let stored = self
                 .db
                 .insert_deliveries(
                     &caller.tenant,
                     &caller.credential,
-                    batch_id.map(|id| (id, i64::try_from(rejected).unwrap_or(i64::MAX))),
+                    new_batch.as_ref(),
                     &rows,
                     quota.max_per_day,
                     now,
@@ -330,7 +366,8 @@ impl Relay {
                     },
                     other => other.into(),
                 })?;
-            for (p, intake) in prepared.iter().zip(intakes) {
+            batch_id = stored.batch;
+            for (p, intake) in prepared.iter().zip(stored.intakes) {
                 results[p.index] = Some(self.answer(&caller.tenant, &p.row, intake).await);
             }
             if rows
@@ -378,6 +415,7 @@ impl Relay {
                 id,
                 same_request: false,
             } => Err(IntakeError::IdempotencyKeyReused(id)),
+            Intake::Duplicate { id } => Err(IntakeError::DuplicateDelivery(id)),
         }
     }
 
@@ -488,6 +526,10 @@ impl Relay {
         // What the sender signed, plus its signature: the request's identity.
         let request_hash =
             sha256_hex(&[canonical.as_slice(), signed.signature.value.as_bytes()].concat());
+        // What the sender signed, alone: one signed delivery is delivered
+        // once, whatever idempotency key it comes with; the receipt is
+        // bound to it.
+        let delivery_digest = sha256_hex(&canonical);
         let message_ids = delivery
             .messages
             .iter()
@@ -502,9 +544,12 @@ impl Relay {
         let route = match routed {
             RegisterRoute::Mailbox(operator) => {
                 let sealed = self.seal(
-                    &id,
-                    recipient.as_str(),
-                    sender.as_str(),
+                    &Routing {
+                        id: &id,
+                        recipient: recipient.as_str(),
+                        sender: sender.as_str(),
+                        delivery_digest: &delivery_digest,
+                    },
                     &operator,
                     &signed,
                     &sender_public_key,
@@ -542,6 +587,7 @@ impl Relay {
             recipient_id: recipient.as_str().to_owned(),
             idempotency_key,
             request_hash,
+            delivery_digest,
             message_ids,
             route,
         })
@@ -549,12 +595,9 @@ impl Relay {
 
     /// Seals for the operator: content HPKE-encrypted to its key with the
     /// routing fields as associated data, and the relay's seal signature.
-    #[allow(clippy::too_many_arguments)]
     fn seal(
         &self,
-        id: &DeliveryId,
-        recipient: &str,
-        sender: &str,
+        routing: &Routing<'_>,
         operator: &kuvert_store::register::Operator,
         signed: &SignedDelivery,
         sender_public_key: &str,
@@ -568,12 +611,13 @@ impl Relay {
         let plaintext =
             serde_json::to_vec(&content).map_err(|e| IntakeError::Sealing(e.to_string()))?;
         let mut sealed = SealedDelivery {
-            delivery_id: id.to_string(),
-            recipient: recipient.to_owned(),
-            sender_id: sender.to_owned(),
+            delivery_id: routing.id.to_string(),
+            recipient: routing.recipient.to_owned(),
+            sender_id: routing.sender.to_owned(),
             operator_id: operator.id.to_string(),
             received_at: format_instant(now),
             relay_key_id: self.seal_key.public_key().key_id(),
+            delivery_digest: routing.delivery_digest.to_owned(),
             content_hash: sha256_hex(&plaintext),
             encapsulated_key: String::new(),
             ciphertext: String::new(),

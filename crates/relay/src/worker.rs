@@ -9,13 +9,14 @@
 
 use kuvert_crypto::signing::PublicKey;
 use kuvert_domain::clock::{Clock, parse_instant};
+use kuvert_domain::ids::OperatorId;
 use kuvert_mailbox::protocol::{
-    DeliverRequest, DeliverResponse, DeliveryResult, Receipt, SealedDelivery,
+    DeliverRequest, DeliverResponse, DeliveryResult, RECEIPT_FORMAT, Receipt, SealedDelivery,
 };
 use kuvert_store::relay::{Delivered, OutboxJob};
 use kuvert_store::{Db, StoreError};
 use rand::Rng as _;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -98,6 +99,9 @@ pub struct DeliveryWorker {
     pub http: reqwest::Client,
     pub retry: RetryPolicy,
     pub wake: Arc<Notify>,
+    /// This relay's credential at each mailbox operator (sent as
+    /// `Authorization: Bearer`); an operator without one gets none.
+    pub credentials: HashMap<OperatorId, String>,
     pub batch_size: i64,
     /// Passes in flight at once: while one waits for the operator or the
     /// disk, another sends. Each claims its own jobs (leases), so they
@@ -111,6 +115,7 @@ impl DeliveryWorker {
         clock: Arc<dyn Clock>,
         retry: RetryPolicy,
         wake: Arc<Notify>,
+        credentials: HashMap<OperatorId, String>,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(retry.request_timeout)
@@ -121,6 +126,7 @@ impl DeliveryWorker {
             http,
             retry,
             wake,
+            credentials,
             batch_size: 500,
             concurrency: 4,
         })
@@ -229,7 +235,8 @@ impl DeliveryWorker {
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             sealed.push(parsed);
         }
-        let answer = self.post(&operator.delivery_url, &sealed).await;
+        let credential = self.credentials.get(&operator.id).map(String::as_str);
+        let answer = self.post(&operator.delivery_url, credential, &sealed).await;
         let results = match answer {
             Ok(response) if response.results.len() == jobs.len() => response.results,
             Ok(_) => {
@@ -266,9 +273,12 @@ impl DeliveryWorker {
             match result {
                 DeliveryResult::Delivered { receipt } => {
                     let genuine = signed_ok.next().unwrap_or(false)
+                        && receipt.format == RECEIPT_FORMAT
                         && receipt.delivery_id == sealed.delivery_id
                         && receipt.recipient == sealed.recipient
-                        && receipt.content_hash == sealed.content_hash;
+                        && receipt.sender_id == sealed.sender_id
+                        && receipt.operator_id == sealed.operator_id
+                        && receipt.delivery_digest == sealed.delivery_digest;
                     let delivered_at = parse_instant(&receipt.delivered_at).ok();
                     match (genuine, delivered_at) {
                         (true, Some(at)) => {
@@ -313,26 +323,25 @@ impl DeliveryWorker {
     async fn post(
         &self,
         url: &str,
+        credential: Option<&str>,
         deliveries: &[SealedDelivery],
     ) -> Result<DeliverResponse, String> {
         let request = DeliverRequest {
             deliveries: deliveries.to_vec(),
         };
-        let response = self
-            .http
-            .post(url)
-            .json(&request)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    "timeout".to_owned()
-                } else if e.is_connect() {
-                    "connection refused or unreachable".to_owned()
-                } else {
-                    "transport error".to_owned()
-                }
-            })?;
+        let mut post = self.http.post(url).json(&request);
+        if let Some(credential) = credential {
+            post = post.bearer_auth(credential);
+        }
+        let response = post.send().await.map_err(|e| {
+            if e.is_timeout() {
+                "timeout".to_owned()
+            } else if e.is_connect() {
+                "connection refused or unreachable".to_owned()
+            } else {
+                "transport error".to_owned()
+            }
+        })?;
         let status = response.status();
         if !status.is_success() {
             return Err(format!("operator answered HTTP {}", status.as_u16()));

@@ -11,10 +11,11 @@ use kuvert_domain::ids::OperatorId;
 use kuvert_mailbox::Mailbox;
 use kuvert_register::Register;
 use kuvert_relay::{DeliveryWorker, Relay, RetryPolicy};
-use kuvert_store::register::Operator;
+use kuvert_store::register::{INSTALLATION_KEY_OWNER, KeyToPublish, Operator};
 use kuvert_store::{Db, Schema};
 use kuvert_web::auth::RecipientTokens;
 use kuvert_web::{AppState, Core, Inner};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -163,6 +164,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             ),
             kek: kuvert_crypto::at_rest::KeyEncryptionKey::from_bytes(&keys.mailbox_kek.to_bytes()),
             trusted_relays: vec![keys.relay_seal.public_key()],
+            relay_credentials: vec![hash_secret(&keys.relay_mailbox_credential)],
         })),
         None => None,
     };
@@ -191,6 +193,28 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 clock.now(),
             )
             .await?;
+            // The installation's own keys, in the register's keys document.
+            let seal_key_id = keys.relay_seal.public_key().key_id();
+            let seal_key = keys.relay_seal.public_key().to_base64();
+            let audit_key_id = keys.audit.public_key().key_id();
+            let audit_key = keys.audit.public_key().to_base64();
+            db.publish_keys(
+                INSTALLATION_KEY_OWNER,
+                &[
+                    KeyToPublish {
+                        purpose: "relay_seal",
+                        key_id: &seal_key_id,
+                        public_key: &seal_key,
+                    },
+                    KeyToPublish {
+                        purpose: "audit_checkpoint",
+                        key_id: &audit_key_id,
+                        public_key: &audit_key,
+                    },
+                ],
+                clock.now(),
+            )
+            .await?;
             let register = Arc::new(Register {
                 db: db.clone(),
                 clock: clock.clone(),
@@ -211,7 +235,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 wake: wake.clone(),
                 rate: Default::default(),
             });
-            let worker = DeliveryWorker::new(db.clone(), clock.clone(), settings.retry, wake)?;
+            let credentials =
+                HashMap::from([(operator_id()?, keys.relay_mailbox_credential.clone())]);
+            let worker =
+                DeliveryWorker::new(db.clone(), clock.clone(), settings.retry, wake, credentials)?;
             tasks.push(tokio::spawn(worker.run(shutdown_rx.clone())));
             if settings.demo {
                 demo = Some(

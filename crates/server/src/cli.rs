@@ -9,8 +9,11 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use kuvert_crypto::signing::PublicKey;
 use kuvert_domain::clock::{Clock, SystemClock};
+use kuvert_domain::delivery::SecureDelivery;
 use kuvert_domain::identity::{OrganisationNumber, RecipientId};
 use kuvert_domain::ids::TenantId;
+use kuvert_mailbox::evidence::{KeyPurpose, KeysDocument, check_receipt};
+use kuvert_mailbox::protocol::Receipt;
 use kuvert_relay::tenancy::Tenancy;
 use kuvert_store::{Db, Schema};
 use std::path::{Path, PathBuf};
@@ -24,15 +27,17 @@ use std::time::Duration;
     about = "Secure digital mail between the public sector and the people it serves"
 )]
 struct Cli {
+    /// The data folder: databases, keys, demo credentials. Accepted before
+    /// or after the subcommand.
+    #[arg(
+        long = "data",
+        env = "KUVERT_DATA",
+        default_value = "data",
+        global = true
+    )]
+    data: PathBuf,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Args, Clone)]
-struct DataDir {
-    /// The data folder: databases, keys, demo credentials.
-    #[arg(long = "data", env = "KUVERT_DATA", default_value = "data")]
-    path: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -41,6 +46,11 @@ enum Command {
     Serve(ServeArgs),
     /// Sign and send a message (with attachments) as a sender.
     Send(SendArgs),
+    /// Check a delivery receipt against what you signed and the operator's published keys.
+    Receipt {
+        #[command(subcommand)]
+        command: ReceiptCommand,
+    },
     /// Check the tamper-evident audit logs with the installation's public key.
     Audit {
         #[command(subcommand)]
@@ -52,18 +62,15 @@ enum Command {
     Recipient {
         #[command(subcommand)]
         command: RecipientCommand,
-        #[command(flatten)]
-        data: DataDir,
     },
     /// Tenants (one per sending organisation or förmedlare): create, suspend, credentials, keys.
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
-        #[command(flatten)]
-        data: DataDir,
     },
     /// Exit 0 when the instance at --url answers /health.
     Healthcheck {
+        /// The instance's base URL.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
     },
@@ -71,8 +78,6 @@ enum Command {
 
 #[derive(Args)]
 struct ServeArgs {
-    #[command(flatten)]
-    data: DataDir,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "KUVERT_LISTEN", default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
@@ -104,16 +109,16 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct SendArgs {
-    #[command(flatten)]
-    data: DataDir,
     /// Recipient identity number (personnummer, samordningsnummer or organisationsnummer).
     #[arg(long)]
     to: String,
+    /// The message's subject (at most 255 characters).
     #[arg(long)]
     subject: String,
     /// The message body (or use --body-file).
     #[arg(long, conflicts_with = "body_file")]
     body: Option<String>,
+    /// Read the message body from this file.
     #[arg(long)]
     body_file: Option<PathBuf>,
     /// The body is HTML (script, event handlers and remote resources are refused).
@@ -137,6 +142,7 @@ struct SendArgs {
     /// Sender organisation number (default: the demo tenant's first sender).
     #[arg(long)]
     sender: Option<String>,
+    /// The sender's name as the recipient sees it (with --sender).
     #[arg(long, default_value = "Avsändare")]
     sender_name: String,
     /// File with the sender's Ed25519 secret key, base64 (default: the demo sender's).
@@ -145,17 +151,42 @@ struct SendArgs {
     /// Which demo tenant to send as.
     #[arg(long, default_value = "demokommun")]
     demo_tenant: String,
-    /// Wait until the delivery has a final status and print it.
+    /// Wait until the delivery has a final status and print that (one JSON
+    /// document: the delivery's status, with the signed receipt once delivered).
     #[arg(long)]
     wait: bool,
+    /// Write the signed delivery, exactly as sent, to this file (for
+    /// `kuvert receipt verify --delivery`).
+    #[arg(long)]
+    save: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ReceiptCommand {
+    /// Verify a receipt: signed by a published key of the operator it names,
+    /// in use at the moment of delivery, and bound to the delivery you signed
+    /// (digest, recipient, sender, message ids). Says exactly what fails.
+    Verify {
+        /// The receipt: its JSON, or the delivery status (`GET /v1/deliveries/{id}`, `send --wait`) holding it.
+        #[arg(long)]
+        receipt: PathBuf,
+        /// The signed delivery you sent (`send --save`), or the bare delivery.
+        #[arg(long)]
+        delivery: PathBuf,
+        /// The operator's keys document: a URL (`…/register/v1/operators/{id}/keys`) or a file.
+        #[arg(long)]
+        keys: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Verify both audit chains in the data folder; names the first bad entry.
+    /// Verify both audit chains in the data folder (read-only); names the first bad entry.
     Verify {
-        #[command(flatten)]
-        data: DataDir,
+        /// The installation's keys document (a URL, `…/register/v1/keys`, or a
+        /// file); default: the audit key in the data folder.
+        #[arg(long)]
+        keys: Option<String>,
     },
 }
 
@@ -163,13 +194,17 @@ enum AuditCommand {
 enum RecipientCommand {
     /// Print a recipient token for the mailbox API.
     Token {
+        /// The recipient's identity number, in any written form.
         id: String,
+        /// How many days the token is valid.
         #[arg(long, default_value_t = 1)]
         days: i64,
     },
     /// Register a recipient with a mailbox operator.
     Register {
+        /// The recipient's identity number, in any written form.
         id: String,
+        /// The mailbox operator's id.
         #[arg(long, default_value = crate::app::BUILT_IN_OPERATOR)]
         operator: String,
         /// An organisation awaiting more signatories.
@@ -180,45 +215,63 @@ enum RecipientCommand {
 
 #[derive(Subcommand)]
 enum TenantCommand {
+    /// Create a tenant.
     Create {
+        /// The tenant id: lowercase letters, digits and '-'.
         id: String,
+        /// The tenant's name.
         name: String,
     },
+    /// List every tenant with its status.
     List,
+    /// A tenant's senders and credentials.
     Show {
+        /// The tenant id.
         id: String,
     },
+    /// Suspend a tenant: its credentials stop working and nothing of it is delivered.
     Suspend {
+        /// The tenant id.
         id: String,
     },
     /// Set quotas (omit one for unlimited).
     Quota {
+        /// The tenant id.
         id: String,
+        /// Deliveries per day (UTC).
         #[arg(long)]
         per_day: Option<i64>,
+        /// Deliveries per second.
         #[arg(long)]
         per_second: Option<i64>,
+        /// Deliveries per batch request.
         #[arg(long)]
         max_batch: Option<i64>,
     },
+    /// Resume a suspended tenant.
     Resume {
+        /// The tenant id.
         id: String,
     },
     /// Today's (or --day's) delivery statistics.
     Stats {
+        /// The tenant id.
         id: String,
+        /// The day, YYYY-MM-DD (UTC).
         #[arg(long)]
         day: Option<String>,
     },
-    /// Add a sender (organisation number) the tenant may send for.
+    /// Senders (organisation numbers) the tenant may send for.
     Sender {
         #[command(subcommand)]
         command: SenderCommand,
     },
+    /// API credentials of a tenant.
     Credential {
         #[command(subcommand)]
         command: CredentialCommand,
     },
+    /// Senders' signing keys.
     Key {
         #[command(subcommand)]
         command: KeyCommand,
@@ -227,9 +280,13 @@ enum TenantCommand {
 
 #[derive(Subcommand)]
 enum SenderCommand {
+    /// Add a sender the tenant may send for.
     Add {
+        /// The tenant id.
         tenant: String,
+        /// The sender's organisation number.
         id: String,
+        /// The sender's registered name.
         name: String,
     },
 }
@@ -238,12 +295,17 @@ enum SenderCommand {
 enum CredentialCommand {
     /// Create a credential; the token is printed once.
     Create {
+        /// The tenant id.
         tenant: String,
+        /// What the credential is for.
         #[arg(long, default_value = "api")]
         label: String,
     },
+    /// Revoke a credential: the next request with it is refused.
     Revoke {
+        /// The tenant id.
         tenant: String,
+        /// The credential id (`kuvert tenant show`).
         id: String,
     },
 }
@@ -252,12 +314,18 @@ enum CredentialCommand {
 enum KeyCommand {
     /// Register a sender's Ed25519 public key (base64).
     Add {
+        /// The tenant id.
         tenant: String,
+        /// The sender's organisation number.
         sender: String,
+        /// The Ed25519 public key, standard base64 of the 32 bytes.
         public_key: String,
     },
+    /// Revoke a signing key: deliveries signed with it are refused from now on.
     Revoke {
+        /// The tenant id.
         tenant: String,
+        /// The key id, `ed25519:…`.
         key_id: String,
     },
 }
@@ -280,18 +348,28 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    match Cli::parse_from(args).command {
-        Command::Serve(args) => serve(args).await,
-        Command::Send(args) => send(args).await,
+    let cli = Cli::parse_from(args);
+    let data = cli.data.as_path();
+    match cli.command {
+        Command::Serve(args) => serve(args, data).await,
+        Command::Send(args) => send(args, data).await,
+        Command::Receipt {
+            command:
+                ReceiptCommand::Verify {
+                    receipt,
+                    delivery,
+                    keys,
+                },
+        } => receipt_verify(&receipt, &delivery, &keys).await,
         Command::Audit {
-            command: AuditCommand::Verify { data },
-        } => audit_verify(&data.path).await,
+            command: AuditCommand::Verify { keys },
+        } => audit_verify(data, keys.as_deref()).await,
         Command::Openapi => {
             println!("{}", kuvert_web::openapi::document());
             Ok(())
         }
-        Command::Recipient { command, data } => recipient(command, &data.path).await,
-        Command::Tenant { command, data } => tenant(command, &data.path).await,
+        Command::Recipient { command } => recipient(command, data).await,
+        Command::Tenant { command } => tenant(command, data).await,
         Command::Healthcheck { url } => {
             let response = reqwest::get(format!("{}/health", url.trim_end_matches('/'))).await?;
             anyhow::ensure!(
@@ -305,8 +383,8 @@ where
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut settings = Settings::new(args.data.path.clone());
+async fn serve(args: ServeArgs, data: &Path) -> anyhow::Result<()> {
+    let mut settings = Settings::new(data.to_path_buf());
     settings.listen = args.listen;
     settings.public_url = args.public_url;
     settings.roles = Roles::parse(&args.roles)?;
@@ -328,12 +406,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     println!("  mailbox API:     {}/mailbox/v1/", running.url);
     println!("  register API:    {}/register/v1/", running.url);
-    println!("  data folder:     {}", args.data.path.display());
+    println!("  published keys:  {}/register/v1/keys", running.url);
+    println!("  data folder:     {}", data.display());
     if let Some(demo) = &running.demo {
-        println!(
-            "\nDemo data ({}):",
-            crate::demo::demo_file(&args.data.path).display()
-        );
+        println!("\nDemo data ({}):", crate::demo::demo_file(data).display());
         for t in &demo.tenants {
             let senders: Vec<&str> = t.senders.iter().map(|s| s.name.as_str()).collect();
             println!("  tenant {:<15} sends for {}", t.tenant, senders.join(", "));
@@ -352,8 +428,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn send(args: SendArgs) -> anyhow::Result<()> {
-    let demo = crate::demo::load(&args.data.path).ok();
+async fn send(args: SendArgs, data: &Path) -> anyhow::Result<()> {
+    let demo = crate::demo::load(data).ok();
     let demo_tenant = demo.as_ref().and_then(|d| {
         d.tenants
             .iter()
@@ -425,6 +501,10 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     );
     delivery.paper_fallback = args.paper;
     let signed = client::sign(delivery, &key);
+    if let Some(path) = &args.save {
+        std::fs::write(path, serde_json::to_vec_pretty(&signed)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     let http = reqwest::Client::new();
     let base = url.trim_end_matches('/');
     let response = http
@@ -435,7 +515,9 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         .await?;
     let status = response.status();
     let answer: serde_json::Value = response.json().await?;
-    println!("{}", serde_json::to_string_pretty(&answer)?);
+    if !status.is_success() || !args.wait {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    }
     anyhow::ensure!(status.is_success(), "refused: HTTP {status}");
     if args.wait {
         let id = answer["delivery_id"].as_str().context("no delivery id")?;
@@ -460,17 +542,45 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn audit_verify(data_dir: &Path) -> anyhow::Result<()> {
-    let keys = crate::keys::Keys::load_or_create(data_dir)?;
-    let public: PublicKey = keys.audit.public_key();
+async fn audit_verify(data_dir: &Path, keys: Option<&str>) -> anyhow::Result<()> {
+    let public: PublicKey = match keys {
+        Some(source) => {
+            let document = read_keys_document(source).await?;
+            let current = document
+                .keys
+                .iter()
+                .find(|k| k.purpose == KeyPurpose::AuditCheckpoint && k.valid_until.is_none())
+                .context("the keys document lists no current audit checkpoint key")?;
+            let key = PublicKey::from_base64(&current.public_key)
+                .context("the audit checkpoint key is not an Ed25519 key")?;
+            anyhow::ensure!(
+                key.key_id() == current.key_id,
+                "the audit checkpoint key does not derive to its key id {}",
+                current.key_id
+            );
+            key
+        }
+        None => crate::keys::Keys::load_existing(data_dir)?
+            .audit
+            .public_key(),
+    };
     println!("audit key {}", public.key_id());
+    anyhow::ensure!(
+        ["kuvert.db", "mailbox.db"]
+            .iter()
+            .any(|f| data_dir.join(f).is_file()),
+        "{} holds no kuvert database",
+        data_dir.display()
+    );
     let mut failed = false;
-    for (file, schema) in [("kuvert.db", Schema::Core), ("mailbox.db", Schema::Mailbox)] {
+    for file in ["kuvert.db", "mailbox.db"] {
         let path = data_dir.join(file);
         if !path.exists() {
             continue;
         }
-        let db = Db::open(&path, schema).await?;
+        let db = Db::open_read_only(&path)
+            .await
+            .with_context(|| format!("opening {} read-only", path.display()))?;
         let report = db.verify_audit(&public).await?;
         match &report.problem {
             None => println!(
@@ -489,7 +599,7 @@ async fn audit_verify(data_dir: &Path) -> anyhow::Result<()> {
 }
 
 async fn recipient(command: RecipientCommand, data_dir: &Path) -> anyhow::Result<()> {
-    let keys = crate::keys::Keys::load_or_create(data_dir)?;
+    let keys = crate::keys::Keys::load_existing(data_dir)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match command {
         RecipientCommand::Token { id, days } => {
@@ -641,6 +751,73 @@ async fn tenant(command: TenantCommand, data_dir: &Path) -> anyhow::Result<()> {
         },
     }
     db.close().await;
+    Ok(())
+}
+
+/// Reads a file, or fetches a URL (`http://`, `https://`).
+async fn read_source(source: &str) -> anyhow::Result<Vec<u8>> {
+    if source.starts_with("http://") || source.starts_with("https://") {
+        let response = reqwest::get(source)
+            .await
+            .with_context(|| format!("fetching {source}"))?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "{source} answered HTTP {}",
+            response.status()
+        );
+        Ok(response.bytes().await?.to_vec())
+    } else {
+        std::fs::read(source).with_context(|| format!("reading {source}"))
+    }
+}
+
+async fn read_keys_document(source: &str) -> anyhow::Result<KeysDocument> {
+    serde_json::from_slice(&read_source(source).await?)
+        .with_context(|| format!("{source} is not a kuvert keys document"))
+}
+
+async fn receipt_verify(receipt: &Path, delivery: &Path, keys: &str) -> anyhow::Result<()> {
+    let receipt_json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(receipt).with_context(|| format!("reading {}", receipt.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", receipt.display()))?;
+    // A delivery status (or `send --wait` output) holds the receipt.
+    let receipt_json = match receipt_json.get("receipt") {
+        Some(inner) if inner.is_object() => inner.clone(),
+        Some(_) => anyhow::bail!(
+            "{} holds no receipt yet (not delivered?)",
+            receipt.display()
+        ),
+        None => receipt_json,
+    };
+    let receipt: Receipt = serde_json::from_value(receipt_json)
+        .with_context(|| format!("{} is not a kuvert receipt", receipt.display()))?;
+    let delivery_json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(delivery).with_context(|| format!("reading {}", delivery.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", delivery.display()))?;
+    let delivery_json = delivery_json
+        .get("delivery")
+        .cloned()
+        .unwrap_or(delivery_json);
+    let delivery: SecureDelivery = serde_json::from_value(delivery_json)
+        .with_context(|| format!("{} is not a kuvert delivery", delivery.display()))?;
+    let document = read_keys_document(keys).await?;
+    let checks = check_receipt(&receipt, &delivery, &document);
+    for check in &checks {
+        let mark = if check.ok { "ok    " } else { "FAILED" };
+        println!("{mark} {}: {}", check.name, check.detail);
+    }
+    let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+    anyhow::ensure!(
+        failed.is_empty(),
+        "the receipt does not verify: {}",
+        failed.join(", ")
+    );
+    println!(
+        "the receipt is genuine: delivery {} was delivered to the mailbox at {}",
+        receipt.delivery_id, receipt.delivered_at
+    );
     Ok(())
 }
 

@@ -119,6 +119,10 @@ const CORE_MIGRATIONS: &[Migration] = &[
         version: 4,
         sql: include_str!("../migrations/sqlite/core/0004_outbox_lease.sql"),
     },
+    Migration {
+        version: 5,
+        sql: include_str!("../migrations/sqlite/core/0005_evidence.sql"),
+    },
 ];
 
 const MAILBOX_MIGRATIONS: &[Migration] = &[
@@ -139,8 +143,9 @@ pub struct Db {
     read: SqlitePool,
     /// Lookups of many rows at once (see `direct`).
     direct: std::sync::Arc<direct::DirectReader>,
-    /// WAL checkpoints off the request path (see `checkpoint`).
-    checkpointer: std::sync::Arc<checkpoint::Checkpointer>,
+    /// WAL checkpoints off the request path (see `checkpoint`); none for a
+    /// database opened read-only.
+    checkpointer: Option<std::sync::Arc<checkpoint::Checkpointer>>,
 }
 
 impl Db {
@@ -173,7 +178,31 @@ impl Db {
             write,
             read,
             direct: direct::DirectReader::new(path),
-            checkpointer: checkpoint::Checkpointer::start(path),
+            checkpointer: Some(checkpoint::Checkpointer::start(path)),
+        })
+    }
+
+    /// Opens an existing database to read only: no file is created, no
+    /// migration runs and nothing is written, so a checker (`kuvert audit
+    /// verify`) can be pointed at evidence without changing it. Writes
+    /// through the result fail.
+    pub async fn open_read_only(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(StoreError::NotFound);
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await?;
+        Ok(Self {
+            write: pool.clone(),
+            read: pool,
+            direct: direct::DirectReader::new(path),
+            checkpointer: None,
         })
     }
 
@@ -186,7 +215,9 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        self.checkpointer.close();
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.close();
+        }
         self.direct.close();
         self.write.close().await;
         self.read.close().await;

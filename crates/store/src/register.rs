@@ -70,9 +70,135 @@ fn operator_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Operator> {
     })
 }
 
+/// One row of `published_keys`: a key an owner uses or used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// `receipt`, `sealing`, `relay_seal` or `audit_checkpoint`.
+    pub purpose: String,
+    pub key_id: String,
+    /// Base64 of the raw public key.
+    pub public_key: String,
+    pub valid_from: OffsetDateTime,
+    pub valid_until: Option<OffsetDateTime>,
+}
+
+/// A key to publish: what it is for and its public half.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyToPublish<'a> {
+    pub purpose: &'a str,
+    pub key_id: &'a str,
+    pub public_key: &'a str,
+}
+
+/// The owner of an operator's keys in `published_keys`.
+pub fn operator_key_owner(id: &OperatorId) -> String {
+    format!("operator:{}", id.as_str())
+}
+
+/// The owner of the installation's own keys (relay seal, audit checkpoints).
+pub const INSTALLATION_KEY_OWNER: &str = "installation";
+
+/// Makes `key` the current key of its purpose for `owner`: the key that
+/// was current until now stays listed, valid until `now`. Publishing the
+/// current key again changes nothing.
+async fn publish_key(
+    conn: &mut sqlx::SqliteConnection,
+    owner: &str,
+    key: &KeyToPublish<'_>,
+    now: &str,
+) -> Result<()> {
+    let current: Option<String> = sqlx::query_scalar(
+        "SELECT key_id FROM published_keys WHERE owner = ? AND purpose = ? AND valid_until IS NULL",
+    )
+    .bind(owner)
+    .bind(key.purpose)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if current.as_deref() == Some(key.key_id) {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE published_keys SET valid_until = ? WHERE owner = ? AND purpose = ? AND valid_until IS NULL",
+    )
+    .bind(now)
+    .bind(owner)
+    .bind(key.purpose)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO published_keys (owner, purpose, key_id, public_key, valid_from) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(owner)
+    .bind(key.purpose)
+    .bind(key.key_id)
+    .bind(key.public_key)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 impl Db {
-    /// Adds an operator or updates its address and keys.
+    /// Publishes keys of `owner` (see [`publish_key`]), in one transaction.
+    pub async fn publish_keys(
+        &self,
+        owner: &str,
+        keys: &[KeyToPublish<'_>],
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let at = format_instant(now);
+        let mut tx = self.writer().begin().await?;
+        for key in keys {
+            publish_key(&mut tx, owner, key, &at).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every key `owner` uses or used, newest first within each purpose.
+    pub async fn published_keys(&self, owner: &str) -> Result<Vec<KeyRecord>> {
+        sqlx::query(
+            "SELECT purpose, key_id, public_key, valid_from, valid_until FROM published_keys
+             WHERE owner = ? ORDER BY purpose, valid_from DESC",
+        )
+        .bind(owner)
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(KeyRecord {
+                purpose: row.try_get("purpose")?,
+                key_id: row.try_get("key_id")?,
+                public_key: row.try_get("public_key")?,
+                valid_from: crate::instant(row, "valid_from")?,
+                valid_until: crate::opt_instant(row, "valid_until")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Adds an operator or updates its address and keys; the keys are
+    /// published (with the earlier ones kept) in the same transaction.
     pub async fn upsert_operator(&self, op: &Operator, now: OffsetDateTime) -> Result<()> {
+        let receipt_key_id = kuvert_crypto::signing::PublicKey::from_base64(&op.receipt_key)
+            .map_err(|_| StoreError::Corrupt("operator receipt key".into()))?
+            .key_id();
+        let sealing_key_id = kuvert_crypto::sealing::SealingPublicKey::from_base64(&op.sealing_key)
+            .map_err(|_| StoreError::Corrupt("operator sealing key".into()))?
+            .key_id();
+        let keys = [
+            KeyToPublish {
+                purpose: "receipt",
+                key_id: &receipt_key_id,
+                public_key: &op.receipt_key,
+            },
+            KeyToPublish {
+                purpose: "sealing",
+                key_id: &sealing_key_id,
+                public_key: &op.sealing_key,
+            },
+        ];
+        let mut tx = self.writer().begin().await?;
         sqlx::query(
             "INSERT INTO operators (id, name, delivery_url, ui_url, sealing_key, receipt_key, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -87,8 +213,13 @@ impl Db {
         .bind(&op.sealing_key)
         .bind(&op.receipt_key)
         .bind(format_instant(now))
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await?;
+        let owner = operator_key_owner(&op.id);
+        for key in &keys {
+            publish_key(&mut tx, &owner, key, &format_instant(now)).await?;
+        }
+        tx.commit().await?;
         self.direct.register_changed();
         Ok(())
     }

@@ -72,8 +72,19 @@ pub struct NewDelivery {
     pub recipient_id: String,
     pub idempotency_key: String,
     pub request_hash: String,
+    /// SHA-256 (hex) of the canonical bytes the sender signed.
+    pub delivery_digest: String,
     pub message_ids: Vec<String>,
     pub route: Route,
+}
+
+/// A bulk submission's row: its id, how many items were refused before
+/// the transaction, and its fingerprint (see `0005_evidence.sql`).
+#[derive(Debug, Clone)]
+pub struct NewBatch {
+    pub id: BatchId,
+    pub rejected: i64,
+    pub fingerprint: String,
 }
 
 /// The answer for one delivery of an intake.
@@ -85,6 +96,20 @@ pub enum Intake {
         id: DeliveryId,
         same_request: bool,
     },
+    /// The same signed delivery was accepted before under another
+    /// idempotency key: `id` is that first delivery. Nothing was created.
+    Duplicate {
+        id: DeliveryId,
+    },
+}
+
+/// What an intake stored.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The batch the items belong to: a new one, or, for a batch sent
+    /// again, the first one.
+    pub batch: Option<BatchId>,
+    pub intakes: Vec<Intake>,
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +216,43 @@ async fn status_event(
     Ok(())
 }
 
+/// The delivery an item that was not inserted clashed with: the one with
+/// its idempotency key (the same request, or the key reused for other
+/// content), else the one with the same signed content.
+async fn earlier_delivery(
+    tx: &mut sqlx::SqliteConnection,
+    tenant: &TenantId,
+    item: &NewDelivery,
+) -> Result<Intake> {
+    let by_key = sqlx::query(
+        "SELECT id, request_hash, delivery_digest FROM deliveries WHERE tenant_id = ? AND sender_id = ? AND idempotency_key = ?",
+    )
+    .bind(tenant.as_str())
+    .bind(&item.sender_id)
+    .bind(&item.idempotency_key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = by_key {
+        let same_request = row.try_get::<String, _>("request_hash")? == item.request_hash
+            || row
+                .try_get::<Option<String>, _>("delivery_digest")?
+                .as_deref()
+                == Some(item.delivery_digest.as_str());
+        return Ok(Intake::Existing {
+            id: delivery_id(&row, "id")?,
+            same_request,
+        });
+    }
+    let row = sqlx::query("SELECT id FROM deliveries WHERE sender_id = ? AND delivery_digest = ?")
+        .bind(&item.sender_id)
+        .bind(&item.delivery_digest)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(Intake::Duplicate {
+        id: delivery_id(&row, "id")?,
+    })
+}
+
 /// Leases jobs (or gives them back) until `until`: one UPDATE per chunk of
 /// ids, not one per job.
 async fn set_lease(
@@ -272,31 +334,54 @@ impl Db {
     /// queue or paper rows, status events, audit entries and (for a bulk
     /// submission) the batch row. Returns after the commit, so "accepted"
     /// is only ever said of what is durable. A repeated idempotency key
-    /// creates nothing and answers with the first delivery.
+    /// creates nothing and answers with the first delivery; so does a signed
+    /// delivery accepted before under another key (`Intake::Duplicate`). A
+    /// batch whose fingerprint was seen before is the same batch sent
+    /// again: its items join, and the answer names, the first batch.
     pub async fn insert_deliveries(
         &self,
         tenant: &TenantId,
         actor: &str,
-        batch: Option<(BatchId, i64)>,
+        batch: Option<&NewBatch>,
         items: &[NewDelivery],
         daily_limit: Option<i64>,
         now: OffsetDateTime,
-    ) -> Result<Vec<Intake>> {
+    ) -> Result<Stored> {
         let at = format_instant(now);
         let mut tx = self.writer().begin().await?;
         let mut chain = AuditChain::head(&mut tx).await?;
         let mut events = StatusEvents::default();
-        if let Some((batch_id, rejected)) = batch {
-            sqlx::query("INSERT INTO batches (id, tenant_id, created_at, submitted, rejected) VALUES (?, ?, ?, ?, ?)")
-                .bind(batch_id.to_string())
-                .bind(tenant.as_str())
-                .bind(&at)
-                .bind(i64::try_from(items.len()).unwrap_or(i64::MAX) + rejected)
-                .bind(rejected)
-                .execute(&mut *tx)
-                .await?;
+        // (the batch id used, whether it is a batch seen before)
+        let mut batch_used: Option<(String, bool)> = None;
+        if let Some(batch) = batch {
+            let submitted = i64::try_from(items.len()).unwrap_or(i64::MAX) + batch.rejected;
+            let created = sqlx::query(
+                "INSERT INTO batches (id, tenant_id, created_at, submitted, rejected, fingerprint) VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (tenant_id, fingerprint) DO NOTHING RETURNING id",
+            )
+            .bind(batch.id.to_string())
+            .bind(tenant.as_str())
+            .bind(&at)
+            .bind(submitted)
+            .bind(batch.rejected)
+            .bind(&batch.fingerprint)
+            .fetch_optional(&mut *tx)
+            .await?;
+            batch_used = Some(match created {
+                Some(_) => (batch.id.to_string(), false),
+                None => (
+                    sqlx::query_scalar::<_, String>(
+                        "SELECT id FROM batches WHERE tenant_id = ? AND fingerprint = ?",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(&batch.fingerprint)
+                    .fetch_one(&mut *tx)
+                    .await?,
+                    true,
+                ),
+            });
         }
-        let batch_text = batch.map(|(id, _)| id.to_string());
+        let batch_text = batch_used.as_ref().map(|(id, _)| id.clone());
         let mut answers = Vec::with_capacity(items.len());
         // Items whose idempotency key belongs to another delivery are refused;
         // the batch's `rejected` count must include them.
@@ -308,7 +393,7 @@ impl Db {
         for chunk in items.chunks(DELIVERY_ROWS_PER_INSERT) {
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO deliveries (id, tenant_id, sender_id, recipient_id, idempotency_key, request_hash,
-                   batch_id, message_ids, status, status_reason, operator_id, received_at, status_at) ",
+                   delivery_digest, batch_id, message_ids, status, status_reason, operator_id, received_at, status_at) ",
             );
             let mut encoded = Vec::with_capacity(chunk.len());
             for item in chunk {
@@ -327,6 +412,7 @@ impl Db {
                         .push_bind(&item.recipient_id)
                         .push_bind(&item.idempotency_key)
                         .push_bind(&item.request_hash)
+                        .push_bind(&item.delivery_digest)
                         .push_bind(&batch_text)
                         .push_bind(message_ids)
                         .push_bind(status.as_str())
@@ -336,9 +422,9 @@ impl Db {
                         .push_bind(&at);
                 },
             );
-            insert.push(
-                " ON CONFLICT (tenant_id, sender_id, idempotency_key) DO NOTHING RETURNING id",
-            );
+            // No conflict target: both the idempotency key and the signed
+            // content (sender, delivery_digest) are unique.
+            insert.push(" ON CONFLICT DO NOTHING RETURNING id");
             for row in insert.build().fetch_all(&mut *tx).await? {
                 inserted.insert(row.try_get(0)?);
             }
@@ -348,22 +434,17 @@ impl Db {
             let (status, reason, _) = route_columns(&item.route);
             let id = item.id.to_string();
             if !inserted.contains(&id) {
-                let row = sqlx::query(
-                    "SELECT id, request_hash FROM deliveries WHERE tenant_id = ? AND sender_id = ? AND idempotency_key = ?",
-                )
-                .bind(tenant.as_str())
-                .bind(&item.sender_id)
-                .bind(&item.idempotency_key)
-                .fetch_one(&mut *tx)
-                .await?;
-                let same_request = row.try_get::<String, _>("request_hash")? == item.request_hash;
-                if !same_request {
+                let answer = earlier_delivery(&mut tx, tenant, item).await?;
+                if !matches!(
+                    answer,
+                    Intake::Existing {
+                        same_request: true,
+                        ..
+                    }
+                ) {
                     reused_keys += 1;
                 }
-                answers.push(Intake::Existing {
-                    id: delivery_id(&row, "id")?,
-                    same_request,
-                });
+                answers.push(answer);
                 continue;
             }
             match &item.route {
@@ -405,12 +486,25 @@ impl Db {
             );
             answers.push(Intake::Created(item.id));
         }
-        if let (Some((batch_id, _)), true) = (batch, reused_keys > 0) {
-            sqlx::query("UPDATE batches SET rejected = rejected + ? WHERE id = ?")
-                .bind(reused_keys)
-                .bind(batch_id.to_string())
+        match &batch_used {
+            Some((batch_id, false)) if reused_keys > 0 => {
+                sqlx::query("UPDATE batches SET rejected = rejected + ? WHERE id = ?")
+                    .bind(reused_keys)
+                    .bind(batch_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // A batch sent again: items refused the first time may have
+            // been accepted now, so its refused count is what is missing.
+            Some((batch_id, true)) => {
+                sqlx::query(
+                    "UPDATE batches SET rejected = submitted - (SELECT COUNT(*) FROM deliveries WHERE batch_id = ?1) WHERE id = ?1",
+                )
+                .bind(batch_id)
                 .execute(&mut *tx)
                 .await?;
+            }
+            _ => {}
         }
         for chunk in outbox.chunks(OUTBOX_ROWS_PER_INSERT) {
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -445,7 +539,13 @@ impl Db {
             }
         }
         tx.commit().await?;
-        Ok(answers)
+        let batch = batch_used
+            .map(|(id, _)| BatchId::parse(&id).map_err(|_| StoreError::Corrupt("batch id".into())))
+            .transpose()?;
+        Ok(Stored {
+            batch,
+            intakes: answers,
+        })
     }
 
     /// One delivery, only if it belongs to `tenant`.

@@ -132,6 +132,24 @@ impl TestApp {
         self.running().keys.audit.public_key()
     }
 
+    /// The relay's credential at the built-in mailbox (`kvm_…`).
+    pub fn relay_credential(&self) -> &str {
+        &self.running().keys.relay_mailbox_credential
+    }
+
+    /// Posts sealed deliveries to the mailbox as the installation's relay.
+    pub async fn deliver_sealed(
+        &self,
+        deliveries: Vec<kuvert_mailbox::protocol::SealedDelivery>,
+    ) -> (StatusCode, Value) {
+        self.post(
+            "/mailbox/v1/deliveries",
+            Some(self.relay_credential()),
+            &kuvert_mailbox::protocol::DeliverRequest { deliveries },
+        )
+        .await
+    }
+
     /// Stops the instance (as a shutdown would) and starts it again on the
     /// same data folder, on a new port.
     pub async fn restart(&mut self) {

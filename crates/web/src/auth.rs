@@ -107,6 +107,37 @@ impl FromRequestParts<AppState> for RecipientAuth {
     }
 }
 
+/// A relay delivering to this mailbox operator: `Authorization: Bearer
+/// kvm_<secret>`, one credential per relay (mutual TLS can stand in front in
+/// production). Checked before the body is read; each delivery's seal
+/// signature is checked after, as before.
+#[derive(Debug, Clone)]
+pub struct RelayAuth;
+
+/// The prefix of a relay's credential at a mailbox operator.
+pub const RELAY_CREDENTIAL_PREFIX: &str = "kvm_";
+
+impl FromRequestParts<AppState> for RelayAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let mailbox = state.mailbox()?;
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::unauthorized("a relay credential is required (Authorization: Bearer kvm_…)")
+        })?;
+        let presented = hash_secret(token);
+        let known = token.starts_with(RELAY_CREDENTIAL_PREFIX)
+            && mailbox.relay_credentials.iter().fold(false, |found, hash| {
+                found | constant_time_eq(hash, &presented)
+            });
+        if known {
+            Ok(RelayAuth)
+        } else {
+            Err(ApiError::unauthorized("unknown relay credential"))
+        }
+    }
+}
+
 /// The platform operator.
 #[derive(Debug, Clone)]
 pub struct AdminAuth;

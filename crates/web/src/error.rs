@@ -21,6 +21,8 @@ pub struct ApiError {
     pub detail: String,
     /// Seconds for a `Retry-After` header (429, 503).
     pub retry_after: Option<u64>,
+    /// The delivery the refusal points to (see [`Problem::delivery_id`]).
+    pub delivery_id: Option<String>,
 }
 
 /// The body of every error answer (RFC 9457).
@@ -31,6 +33,10 @@ pub struct Problem {
     /// Stable, machine-readable reason, e.g. `signature_invalid`.
     pub code: String,
     pub detail: String,
+    /// For `duplicate_delivery` and `idempotency_key_reused`: the delivery
+    /// accepted first, which the refused one would have repeated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
 }
 
 impl ApiError {
@@ -40,6 +46,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             retry_after: None,
+            delivery_id: None,
         }
     }
     pub fn not_found() -> Self {
@@ -73,6 +80,7 @@ impl ApiError {
             status: self.status.as_u16(),
             code: self.code.to_owned(),
             detail: self.detail.clone(),
+            delivery_id: self.delivery_id.clone(),
         }
     }
 }
@@ -131,7 +139,11 @@ impl From<IntakeError> for ApiError {
             IntakeError::SenderNotAllowed(_)
             | IntakeError::KeyNotForSender(_)
             | IntakeError::KeyRevoked(_) => StatusCode::FORBIDDEN,
-            IntakeError::IdempotencyKeyReused(_) => StatusCode::CONFLICT,
+            IntakeError::IdempotencyKeyReused(first) | IntakeError::DuplicateDelivery(first) => {
+                let mut error = Self::new(StatusCode::CONFLICT, e.code(), e.to_string());
+                error.delivery_id = Some(first.to_string());
+                return error;
+            }
             IntakeError::QuotaExceeded {
                 retry_after_seconds,
                 ..

@@ -22,6 +22,10 @@ use kuvert_store::Db;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// The largest request body of every endpoint without a limit of its own
+/// (documented in the OpenAPI): 64 KiB; a lookup of 1000 ids is ~25 KiB.
+pub const SMALL_BODY_LIMIT: usize = 64 * 1024;
+
 /// The register and relay roles, which share the core database.
 pub struct Core {
     pub db: Db,
@@ -79,6 +83,7 @@ pub fn router(state: AppState) -> Router {
             .merge(api::batches::router())
             .merge(api::status_feed::router())
             .merge(api::reachability::router())
+            .merge(api::keys::router())
             .merge(api::tenant::router())
             .merge(api::recipient_profile::router())
             .merge(api::admin::router());
@@ -86,7 +91,11 @@ pub fn router(state: AppState) -> Router {
     if state.0.mailbox.is_some() {
         app = app.merge(api::mailbox::router());
     }
-    app.layer(axum::middleware::from_fn(error::problems_only))
+    // Every body not given a limit of its own (deliveries, batches, the
+    // mailbox's delivery endpoint) is small: registration, reachability,
+    // admin calls.
+    app.layer(axum::extract::DefaultBodyLimit::max(SMALL_BODY_LIMIT))
+        .layer(axum::middleware::from_fn(error::problems_only))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

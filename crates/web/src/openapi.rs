@@ -25,6 +25,10 @@ impl Modify for Security {
         );
         components.add_security_scheme("recipient", bearer("A recipient token, `kvr1.…`"));
         components.add_security_scheme("admin", bearer("The platform operator's token, `kva_…`"));
+        components.add_security_scheme(
+            "relay",
+            bearer("A relay's credential at a mailbox operator, `kvm_<secret>`"),
+        );
     }
 }
 
@@ -34,7 +38,9 @@ impl Modify for Security {
 /// body can answer 400 (not JSON), 413 (too large), 415 (not
 /// `application/json`) and 422 (not the schema); one with query or
 /// non-string path parameters can answer 400; one behind a credential, 401;
-/// one behind a sender credential, 403 while the tenant is suspended.
+/// one behind a sender credential, 403 while the tenant is suspended. The
+/// body limits: `POST /v1/deliveries` 3 MiB, `POST /v1/batches` 32 MiB,
+/// `POST /mailbox/v1/deliveries` 40 MiB, every other body 64 KiB.
 /// Found by the contract fuzzing (`scripts/contract.sh`).
 struct Problems;
 
@@ -65,7 +71,10 @@ fn add_problems(operation: &mut Operation) {
     };
     if operation.request_body.is_some() {
         add("400", "The body is not JSON");
-        add("413", "The body is larger than this endpoint accepts");
+        add(
+            "413",
+            "The body is larger than this endpoint accepts (64 KiB unless its description says otherwise)",
+        );
         add("415", "The body is not `application/json`");
         add("422", "The body does not match the schema");
     }
@@ -122,6 +131,7 @@ impl Modify for Problems {
         api::batches::submit, api::batches::progress,
         api::status_feed::feed,
         api::reachability::lookup,
+        api::keys::operator_keys, api::keys::installation_keys,
         api::tenant::statistics, api::tenant::audit,
         api::recipient_profile::profile, api::recipient_profile::register, api::recipient_profile::deregister,
         api::recipient_profile::refuse, api::recipient_profile::accept,
@@ -135,6 +145,7 @@ impl Modify for Problems {
     tags(
         (name = "sender", description = "For authorities and förmedlare: send, follow status, look up reachability"),
         (name = "recipient", description = "For recipients: registration and reading"),
+        (name = "register", description = "Published keys: what a sender or a court verifies receipts, seals and audit checkpoints with"),
         (name = "mailbox-operator", description = "The delivery contract every mailbox operator implements"),
         (name = "admin", description = "For the platform operator: tenants"),
     )

@@ -36,7 +36,7 @@ enum Audience {
     Recipient,
     /// The platform operator's token, `kva_…`.
     Admin,
-    /// A relay, authenticated by its seal on each delivery (no header).
+    /// A relay: its credential `kvm_…` in the header, and its seal on each delivery.
     Relay,
     /// Anyone.
     Public,
@@ -152,8 +152,13 @@ fn credential_refusals(audience: Audience) -> Vec<(Caller, Expect)> {
             (RecipientToken, UNAUTHORIZED),
             (WrongAdminToken, UNAUTHORIZED),
         ],
-        // The seal is the credential; the header is ignored.
+        // The credential first (before the body is read), then the seal of
+        // each delivery.
         Relay => vec![
+            (NoCredential, UNAUTHORIZED),
+            (Malformed, UNAUTHORIZED),
+            (SenderCredential, UNAUTHORIZED),
+            (AdminToken, UNAUTHORIZED),
             (UntrustedRelay, Item(200, "unknown_relay")),
             (ForgedSeal, Item(200, "bad_seal")),
             (ReplayWithForgedSeal, Item(200, "bad_seal")),
@@ -224,6 +229,9 @@ static TABLE: &[Row] = &[
     row("GET", "/v1/audit", Sender, 200, &[(OtherTenant, OwnOnly)]),
     // Mailbox operator contract.
     row("POST", "/mailbox/v1/deliveries", Relay, 200, &[]),
+    // Published keys.
+    row("GET", "/register/v1/keys", Public, 200, &[]),
+    row("GET", "/register/v1/operators/{id}/keys", Public, 200, &[]),
     // Recipient API: the mailbox.
     row(
         "GET",
@@ -665,6 +673,9 @@ impl Fixture {
                 String::new(),
                 String::new(),
             ),
+            p if p.starts_with("/register/v1/operators/") => {
+                (self.operator_id.clone(), String::new(), String::new())
+            }
             p if p.starts_with("/mailbox/v1/messages/") => (
                 if missing {
                     MailboxMessageId::new().to_string()
@@ -703,14 +714,17 @@ impl Fixture {
                 Sender => &self.kommun_token,
                 Recipient => &self.anna_token,
                 Admin => ADMIN_TOKEN,
-                Relay | Public => return None,
+                Relay => self.app.relay_credential(),
+                Public => return None,
             },
-            Some(NoCredential | UntrustedRelay | ForgedSeal | ReplayWithForgedSeal) => return None,
+            Some(NoCredential) => return None,
+            Some(UntrustedRelay | ForgedSeal | ReplayWithForgedSeal) => self.app.relay_credential(),
             Some(Malformed) => match audience {
                 Sender => "kvt_no-separator",
                 Recipient => "kvr1.bm90IGEgdG9rZW4.AAAA",
                 Admin => "not-an-operator-token",
-                Relay | Public => "garbage",
+                Relay => "kvm_not-a-relay-credential",
+                Public => "garbage",
             },
             Some(SenderCredential | SenderNotAllowed | OtherTenantsKey) => &self.kommun_token,
             Some(RecipientToken) => &self.anna_token,

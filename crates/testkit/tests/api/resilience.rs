@@ -2,7 +2,7 @@
 //! work queued, and a redelivery of something already delivered.
 
 use base64::Engine as _;
-use kuvert_mailbox::protocol::{DeliverRequest, SealedDelivery};
+use kuvert_mailbox::protocol::SealedDelivery;
 use kuvert_testkit::TestApp;
 use reqwest::StatusCode;
 
@@ -91,15 +91,7 @@ async fn a_redelivery_of_a_delivered_delivery_gets_the_first_receipt_and_no_seco
     let first = app.wait_final(&token, &id).await;
     assert_eq!(first["status"], "delivered");
 
-    let (status, again) = app
-        .post(
-            "/mailbox/v1/deliveries",
-            None,
-            &DeliverRequest {
-                deliveries: vec![sealed.clone(), sealed],
-            },
-        )
-        .await;
+    let (status, again) = app.deliver_sealed(vec![sealed.clone(), sealed]).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     for result in again["results"].as_array().unwrap() {
         assert_eq!(result["outcome"], "delivered");
@@ -153,15 +145,7 @@ async fn the_mailbox_refuses_a_sealed_delivery_that_was_tampered_with() {
     ciphertext[10] ^= 0x01;
     flipped.ciphertext = b64.encode(ciphertext);
     flipped.sign(&relay_key);
-    let (status, answer) = app
-        .post(
-            "/mailbox/v1/deliveries",
-            None,
-            &DeliverRequest {
-                deliveries: vec![rerouted, resigned, flipped],
-            },
-        )
-        .await;
+    let (status, answer) = app.deliver_sealed(vec![rerouted, resigned, flipped]).await;
     assert_eq!(status, StatusCode::OK);
     let codes: Vec<&str> = answer["results"]
         .as_array()
@@ -211,15 +195,7 @@ async fn one_forged_sender_signature_in_a_request_is_refused_and_the_rest_delive
         kuvert_crypto::sealing::Sealer::new(&keys.mailbox_sealing.public_key(), HPKE_INFO).unwrap();
     let forged = reseal(&genuine, &content, &sealer, &keys.relay_seal);
 
-    let (status, answer) = app
-        .post(
-            "/mailbox/v1/deliveries",
-            None,
-            &DeliverRequest {
-                deliveries: vec![genuine.clone(), forged],
-            },
-        )
-        .await;
+    let (status, answer) = app.deliver_sealed(vec![genuine.clone(), forged]).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let results = answer["results"].as_array().unwrap();
     assert_eq!(results[0]["outcome"], "delivered", "{answer}");
@@ -242,15 +218,7 @@ async fn the_same_delivery_twice_in_one_request_is_stored_once() {
         .queued_sealed_delivery(&anna, "Två gånger i samma anrop")
         .await;
     let sealed: SealedDelivery = serde_json::from_slice(&sealed).unwrap();
-    let (status, answer) = app
-        .post(
-            "/mailbox/v1/deliveries",
-            None,
-            &DeliverRequest {
-                deliveries: vec![sealed.clone(), sealed],
-            },
-        )
-        .await;
+    let (status, answer) = app.deliver_sealed(vec![sealed.clone(), sealed]).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let results = answer["results"].as_array().unwrap();
     assert_eq!(results[0]["outcome"], "delivered", "{answer}");
@@ -326,15 +294,7 @@ async fn deliveries_sharing_an_encapsulation_cannot_be_swapped() {
         .collect();
     let mut swapped = siblings[0].clone();
     swapped.ciphertext = siblings[1].ciphertext.clone();
-    let (status, answer) = app
-        .post(
-            "/mailbox/v1/deliveries",
-            None,
-            &DeliverRequest {
-                deliveries: vec![swapped, siblings[1].clone()],
-            },
-        )
-        .await;
+    let (status, answer) = app.deliver_sealed(vec![swapped, siblings[1].clone()]).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let results = answer["results"].as_array().unwrap();
     assert_eq!(results[0]["outcome"], "rejected", "{answer}");
@@ -346,15 +306,7 @@ async fn deliveries_sharing_an_encapsulation_cannot_be_swapped() {
     assert_eq!(stored, 3, "the swapped box is not stored");
 
     // The genuine first sibling still opens.
-    let (status, answer) = app
-        .post(
-            "/mailbox/v1/deliveries",
-            None,
-            &DeliverRequest {
-                deliveries: vec![siblings[0].clone()],
-            },
-        )
-        .await;
+    let (status, answer) = app.deliver_sealed(vec![siblings[0].clone()]).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["results"][0]["outcome"], "delivered", "{answer}");
 }
@@ -372,6 +324,8 @@ fn reseal(
     let mut sealed = template.clone();
     sealed.delivery_id = kuvert_domain::ids::DeliveryId::new().to_string();
     sealed.content_hash = kuvert_crypto::digest::sha256_hex(&plaintext);
+    sealed.delivery_digest =
+        kuvert_crypto::digest::sha256_hex(&content.signed.delivery.canonical_bytes());
     let sealed_box = sealer.seal(&sealed.seal_bytes(), &plaintext).unwrap();
     let b64 = base64::engine::general_purpose::STANDARD;
     sealed.encapsulated_key = b64.encode(&sealed_box.encapsulated_key);

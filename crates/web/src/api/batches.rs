@@ -15,17 +15,22 @@ use kuvert_domain::ids::{BatchId, DeliveryId};
 use kuvert_relay::Submission;
 use kuvert_store::relay::StatusCounts;
 use serde::{Deserialize, Serialize};
+use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::ToSchema;
 
 /// At most this many deliveries per batch request; send more as several.
 pub const MAX_BATCH: usize = 10_000;
-pub const BATCH_BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// The largest batch request; a larger `Content-Length` is refused with
+/// 413 before anything is read. Send more as several batches.
+pub const BATCH_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/batches",
-            post(submit).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+            post(submit)
+                .layer::<_, std::convert::Infallible>(DefaultBodyLimit::disable())
+                .layer(RequestBodyLimitLayer::new(BATCH_BODY_LIMIT)),
         )
         .route("/v1/batches/{id}", get(progress))
 }
@@ -98,12 +103,19 @@ pub struct BatchView {
     pub done: bool,
 }
 
-/// Send many deliveries in one request. Each item is checked on its own: the
-/// valid ones are stored together (one transaction) and answered with ids;
-/// each invalid one gets its own error and nothing of it is stored.
+/// Send many deliveries in one request: 1 to 10 000 deliveries, at most
+/// 32 MiB of request body. Each item is checked on its own: the valid ones
+/// are stored together (one transaction) and answered with ids; each
+/// invalid one gets its own error and nothing of it is stored (an item that
+/// repeats an earlier signed delivery under another key is refused with
+/// `duplicate_delivery`, as on the single path).
+///
+/// The same batch sent again (the same items with the same idempotency keys,
+/// say after the answer was lost) creates nothing new and is answered with
+/// the FIRST batch id, its items `replayed`.
 #[utoipa::path(post, path = "/v1/batches", tag = "sender", request_body = BatchRequest,
     responses((status = 202, body = BatchResponse), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem),
+        (status = 413, description = "Over 32 MiB", body = Problem), (status = 415, body = Problem), (status = 422, body = Problem),
         (status = 429, description = "Over the tenant's quota; see Retry-After", body = Problem), (status = 503, body = Problem)),
     security(("sender" = [])))]
 pub async fn submit(

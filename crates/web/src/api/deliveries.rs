@@ -15,17 +15,21 @@ use kuvert_mailbox::protocol::Receipt;
 use kuvert_relay::Submission;
 use kuvert_store::relay::DeliveryStatus;
 use serde::{Deserialize, Serialize};
+use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::ToSchema;
 
 /// A single delivery request may be a little over the 2 MiB delivery limit
-/// (signature, JSON framing); the delivery itself is checked exactly.
+/// (signature, JSON framing); the delivery itself is checked exactly. A
+/// larger `Content-Length` is refused with 413 before anything is read.
 pub const SINGLE_BODY_LIMIT: usize = 3 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/deliveries",
-            post(send).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
+            post(send)
+                .layer::<_, std::convert::Infallible>(DefaultBodyLimit::disable())
+                .layer(RequestBodyLimitLayer::new(SINGLE_BODY_LIMIT)),
         )
         .route("/v1/deliveries/{id}", get(status))
 }
@@ -35,7 +39,9 @@ pub struct SendResponse {
     pub delivery_id: DeliveryId,
     /// `accepted` (queued for the mailbox), `paper` or `not_delivered`.
     pub status: StatusName,
-    /// True when this repeats the answer to an earlier request with the same idempotency key.
+    /// True when this answers a retry: a request with an idempotency key
+    /// (and signed delivery) seen before. `status` is then the delivery's
+    /// status now, e.g. `delivered`, not the status first answered.
     pub replayed: bool,
 }
 
@@ -81,19 +87,29 @@ pub struct DeliveryView {
     pub receipt: Option<Receipt>,
 }
 
-/// Send one signed delivery.
+/// Send one signed delivery (the request body is at most 3 MiB, the
+/// delivery's canonical form at most 2 MiB).
 ///
 /// Answers only after the delivery is durably stored. A retry with the same
 /// `Idempotency-Key` (or, without the header, the same `header.reference`)
-/// returns the first answer and creates nothing.
+/// and the same signed delivery creates nothing and answers 200 with the
+/// first delivery's id and its status now (`replayed: true`).
+///
+/// One signed delivery is delivered once: the same signed delivery sent
+/// again under another idempotency key is refused with 409
+/// `duplicate_delivery`, naming the first delivery in `delivery_id`. To send
+/// the same letter twice on purpose, sign a new delivery with new message
+/// ids (`header.id`). The same key with other content is 409
+/// `idempotency_key_reused`.
 #[utoipa::path(post, path = "/v1/deliveries", tag = "sender",
     request_body = SignedDelivery,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe; defaults to header.reference")),
     responses(
         (status = 202, description = "Accepted and durably stored", body = SendResponse),
-        (status = 200, description = "A retry: the first answer", body = SendResponse),
+        (status = 200, description = "A retry: the first delivery, with its status now", body = SendResponse),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem),
+        (status = 409, description = "`duplicate_delivery` or `idempotency_key_reused`; `delivery_id` names the first delivery", body = Problem),
+        (status = 413, description = "Over 3 MiB of request, or a delivery over 2 MiB", body = Problem), (status = 415, body = Problem), (status = 422, body = Problem),
         (status = 429, description = "Over the tenant's quota; see Retry-After", body = Problem), (status = 503, body = Problem)),
     security(("sender" = [])))]
 pub async fn send(

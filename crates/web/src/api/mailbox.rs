@@ -3,7 +3,7 @@
 //! delivery) and the recipient API (`/mailbox/v1/messages`).
 
 use crate::AppState;
-use crate::auth::RecipientAuth;
+use crate::auth::{RecipientAuth, RelayAuth};
 use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
 use axum::body::Body;
@@ -17,15 +17,21 @@ use kuvert_mailbox::protocol::{DeliverRequest, DeliverResponse};
 use kuvert_mailbox::reading::{MessagePage, MessageView};
 use kuvert_store::mailbox::Folder;
 use serde::Deserialize;
+use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::IntoParams;
+
+/// The largest request a relay may send (a relay keeps each request to
+/// 32 MiB of sealed deliveries, plus JSON framing). A larger
+/// `Content-Length` is refused with 413 before anything is read.
+pub const DELIVER_BODY_LIMIT: usize = 40 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/mailbox/v1/deliveries",
-            post(deliver).layer(DefaultBodyLimit::max(
-                crate::api::batches::BATCH_BODY_LIMIT * 2,
-            )),
+            post(deliver)
+                .layer::<_, std::convert::Infallible>(DefaultBodyLimit::disable())
+                .layer(RequestBodyLimitLayer::new(DELIVER_BODY_LIMIT)),
         )
         .route("/mailbox/v1/messages", get(list))
         .route("/mailbox/v1/messages/{id}", get(read).delete(delete))
@@ -40,14 +46,18 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Accept sealed deliveries from a relay; answers a signed receipt per
-/// delivery (the legal moment of delivery) or a permanent refusal. A
-/// delivery id seen before is answered with its first receipt, once its
-/// seal verifies: the seal is the relay's credential.
+/// delivery (the legal moment of delivery) or a permanent refusal. The
+/// relay's credential is checked before the body is read (at most 40 MiB);
+/// each delivery's seal is checked before anything is answered for it, and
+/// a delivery id seen before is answered with its first receipt.
 #[utoipa::path(post, path = "/mailbox/v1/deliveries", tag = "mailbox-operator", request_body = DeliverRequest,
-    responses((status = 200, body = DeliverResponse), (status = 400, body = Problem), (status = 415, body = Problem),
-        (status = 422, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = DeliverResponse), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 413, description = "Over 40 MiB", body = Problem), (status = 415, body = Problem),
+        (status = 422, body = Problem), (status = 503, body = Problem)),
+    security(("relay" = [])))]
 pub async fn deliver(
     State(state): State<AppState>,
+    _relay: RelayAuth,
     ApiJson(request): ApiJson<DeliverRequest>,
 ) -> Result<Json<DeliverResponse>, ApiError> {
     if !state.mailbox_open() {
