@@ -241,6 +241,28 @@ impl TestApp {
         self.post("/v1/deliveries", Some(token), signed).await
     }
 
+    /// Sends with an `Idempotency-Key` header.
+    pub async fn send_with_key(
+        &self,
+        token: &str,
+        key: &str,
+        signed: &SignedDelivery,
+    ) -> (StatusCode, Value) {
+        let request = self
+            .http
+            .post(format!("{}/v1/deliveries", self.url))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(signed);
+        into_parts(request.send().await.expect("request")).await
+    }
+
+    /// A signed one-message delivery from the demo municipality to `recipient`.
+    pub fn kommun_signed(&self, recipient: &str, subject: &str) -> SignedDelivery {
+        let (_, sender) = self.kommun();
+        self.sign(sender, self.delivery(sender, recipient, subject))
+    }
+
     /// Sends as the demo municipality and returns the delivery id.
     pub async fn send_ok(&self, recipient: &str, subject: &str) -> String {
         let (tenant, sender) = self.kommun();
@@ -346,6 +368,36 @@ impl TestApp {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.to_string_lossy().contains(".db"))
             .collect()
+    }
+}
+
+/// Asserts a problem+json answer (RFC 9457) with `status` and `code`, and
+/// returns its body.
+pub fn assert_problem(answer: &(StatusCode, Value), status: StatusCode, code: &str) -> Value {
+    let (got, body) = answer;
+    assert_eq!(*got, status, "want {status} {code}: {body}");
+    assert_eq!(body["code"], code, "want {status} {code}: {body}");
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    body.clone()
+}
+
+/// Polls `probe` every 20 ms until it gives a value, failing after
+/// `deadline` with `what` (a test never waits for a fixed time).
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "{what}: not within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

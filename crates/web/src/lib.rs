@@ -72,6 +72,16 @@ impl AppState {
     }
 }
 
+/// Every body not given a limit of its own (deliveries, batches, the
+/// mailbox's delivery endpoint) is small: registration, reachability, admin
+/// calls. A larger `Content-Length` is refused with 413 before anything is
+/// read (axum's own limit would read up to it first).
+fn small_bodies(router: Router<AppState>) -> Router<AppState> {
+    router.layer(tower_http::limit::RequestBodyLimitLayer::new(
+        SMALL_BODY_LIMIT,
+    ))
+}
+
 /// All routes of the roles present in `state`.
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
@@ -82,20 +92,16 @@ pub fn router(state: AppState) -> Router {
             .merge(api::deliveries::router())
             .merge(api::batches::router())
             .merge(api::status_feed::router())
-            .merge(api::reachability::router())
+            .merge(small_bodies(api::reachability::router()))
             .merge(api::keys::router())
-            .merge(api::tenant::router())
-            .merge(api::recipient_profile::router())
-            .merge(api::admin::router());
+            .merge(small_bodies(api::tenant::router()))
+            .merge(small_bodies(api::recipient_profile::router()))
+            .merge(small_bodies(api::admin::router()));
     }
     if state.0.mailbox.is_some() {
         app = app.merge(api::mailbox::router());
     }
-    // Every body not given a limit of its own (deliveries, batches, the
-    // mailbox's delivery endpoint) is small: registration, reachability,
-    // admin calls.
-    app.layer(axum::extract::DefaultBodyLimit::max(SMALL_BODY_LIMIT))
-        .layer(axum::middleware::from_fn(error::problems_only))
+    app.layer(axum::middleware::from_fn(error::problems_only))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -7,6 +7,7 @@ mod authz;
 mod bad_input;
 mod crash;
 mod disk;
+mod evidence;
 mod flow;
 mod idempotency;
 mod openapi;
