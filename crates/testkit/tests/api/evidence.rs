@@ -11,6 +11,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::Path;
 
+/// A change made to a receipt after it was signed.
+type Tamper = Box<dyn Fn(&mut Receipt)>;
+
 /// Runs the `kuvert` command line in this process.
 async fn kuvert(args: &[&str]) -> anyhow::Result<()> {
     kuvert::cli::run(std::iter::once("kuvert").chain(args.iter().copied())).await
@@ -90,7 +93,7 @@ async fn a_receipt_verifies_against_the_signed_delivery_and_the_published_keys_a
     // and names the signature and whatever else no longer matches.
     let receipt: Receipt = serde_json::from_value(view["receipt"].clone()).unwrap();
     let other_digest = "ab".repeat(32);
-    let tamperings: Vec<(&str, Box<dyn Fn(&mut Receipt)>, &[&str])> = vec![
+    let tamperings: Vec<(&str, Tamper, &[&str])> = vec![
         (
             "format",
             Box::new(|r| r.format = "kuvert-receipt-v1".into()),
