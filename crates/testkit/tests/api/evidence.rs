@@ -19,6 +19,21 @@ async fn kuvert(args: &[&str]) -> anyhow::Result<()> {
     kuvert::cli::run(std::iter::once("kuvert").chain(args.iter().copied())).await
 }
 
+/// `kuvert receipt verify` of the files and keys document given.
+async fn verify(receipt: &str, delivery: &str, keys: &str) -> anyhow::Result<()> {
+    kuvert(&[
+        "receipt",
+        "verify",
+        "--receipt",
+        receipt,
+        "--delivery",
+        delivery,
+        "--keys",
+        keys,
+    ])
+    .await
+}
+
 fn write_json(path: &Path, value: &impl serde::Serialize) {
     std::fs::write(path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
 }
@@ -76,18 +91,9 @@ async fn a_receipt_verifies_against_the_signed_delivery_and_the_published_keys_a
     write_json(&delivery_file, &signed);
     let receipt_arg = receipt_file.to_str().unwrap();
     let delivery_arg = delivery_file.to_str().unwrap();
-    kuvert(&[
-        "receipt",
-        "verify",
-        "--receipt",
-        receipt_arg,
-        "--delivery",
-        delivery_arg,
-        "--keys",
-        &keys_url,
-    ])
-    .await
-    .expect("a genuine receipt verifies");
+    verify(receipt_arg, delivery_arg, &keys_url)
+        .await
+        .expect("a genuine receipt verifies");
 
     // Each field of the receipt changed after signing: the command fails
     // and names the signature and whatever else no longer matches.
@@ -155,19 +161,10 @@ async fn a_receipt_verifies_against_the_signed_delivery_and_the_published_keys_a
         let mut forged = receipt.clone();
         tamper(&mut forged);
         write_json(&receipt_file, &forged);
-        let error = kuvert(&[
-            "receipt",
-            "verify",
-            "--receipt",
-            receipt_arg,
-            "--delivery",
-            delivery_arg,
-            "--keys",
-            &keys_url,
-        ])
-        .await
-        .expect_err(field)
-        .to_string();
+        let error = verify(receipt_arg, delivery_arg, &keys_url)
+            .await
+            .expect_err(field)
+            .to_string();
         let failed = error
             .strip_prefix("the receipt does not verify: ")
             .unwrap_or_else(|| panic!("{field}: {error}"));
@@ -180,18 +177,9 @@ async fn a_receipt_verifies_against_the_signed_delivery_and_the_published_keys_a
     let mut other = signed.clone();
     other.delivery.messages[0].header.subject = "Beslut om avslag".into();
     write_json(&delivery_file, &other);
-    let error = kuvert(&[
-        "receipt",
-        "verify",
-        "--receipt",
-        receipt_arg,
-        "--delivery",
-        delivery_arg,
-        "--keys",
-        &keys_url,
-    ])
-    .await
-    .unwrap_err();
+    let error = verify(receipt_arg, delivery_arg, &keys_url)
+        .await
+        .unwrap_err();
     assert_eq!(
         error.to_string(),
         "the receipt does not verify: delivery digest"
@@ -205,18 +193,9 @@ async fn a_receipt_verifies_against_the_signed_delivery_and_the_published_keys_a
     let keys_file = dir.path().join("keys.json");
     write_json(&keys_file, &strangers_keys);
     write_json(&delivery_file, &signed);
-    let error = kuvert(&[
-        "receipt",
-        "verify",
-        "--receipt",
-        receipt_arg,
-        "--delivery",
-        delivery_arg,
-        "--keys",
-        keys_file.to_str().unwrap(),
-    ])
-    .await
-    .unwrap_err();
+    let error = verify(receipt_arg, delivery_arg, keys_file.to_str().unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(
         error.to_string(),
         "the receipt does not verify: receipt key, key in use at delivery, signature"
