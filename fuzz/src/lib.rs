@@ -85,16 +85,11 @@ pub fn identity(data: &[u8]) {
         }
         assert_ne!(&s[8..11], "000", "{s}: serial 000");
         if written.len() == 10 {
-            // The most recent century that does not put the birth after
-            // today; a '+' means one century further back.
-            let born = (year, month, raw_day % 60);
+            // By calendar year (folkbokföringslagen 18 §): '-' is someone who
+            // turns 0..=99 this year, '+' someone who turns 100..=199.
             let shift = if plus { 100 } else { 0 };
-            let now = (today.year(), u8::from(today.month()), today.day());
-            assert!((born.0 + shift, born.1, born.2) <= now, "{s} on {today}");
-            assert!(
-                (born.0 + shift + 100, born.1, born.2) > now,
-                "{s} on {today}"
-            );
+            let turns = today.year() - year;
+            assert!((shift..shift + 100).contains(&turns), "{s} on {today}");
         }
         assert_eq!(PersonalIdentityNumber::parse(s, other_day), Ok(p));
         assert_eq!(RecipientId::parse_canonical(s), Ok(RecipientId::Person(p)));
