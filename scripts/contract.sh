@@ -58,7 +58,8 @@ export KUVERT_SENDER_TOKEN KUVERT_RECIPIENT_TOKEN KUVERT_ADMIN_TOKEN
 
 # Something to find: a delivered message with an attachment, so that reading,
 # archiving and downloading get past 404 now and then.
-printf '%%PDF-1.4\n%% kuvert contract test\n' >"$data/beslut.pdf"
+# A real one-page PDF (kuvert refuses bytes that only claim to be one).
+cp "$(dirname "$0")/../docs/examples/beslut.pdf" "$data/beslut.pdf"
 "$bin" send --data "$data" --to "$(field '["recipients"][0]["id"]')" --subject "Kontrakt" \
   --body "Hej" --attach "$data/beslut.pdf" --wait >"$data/sent.json"
 # `send --wait` prints the answer, then the final status: the first object.

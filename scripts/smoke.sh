@@ -16,7 +16,8 @@ for _ in $(seq 1 100); do
 done
 "$bin" healthcheck --url "http://127.0.0.1:$port"
 anna=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['recipients'][0]['id'])" "$data/demo/demo.json")
-printf '%%PDF-1.4\n%% kuvert smoke test\n' >"$data/beslut.pdf"
+# A real one-page PDF (kuvert refuses bytes that only claim to be one).
+cp "$(dirname "$0")/../docs/examples/beslut.pdf" "$data/beslut.pdf"
 out=$("$bin" send --data "$data" --to "$anna" --subject "Röktest" --body "Hej från CI" --attach "$data/beslut.pdf" --wait)
 echo "$out"
 echo "$out" | grep -q '"status": "delivered"' || { echo "smoke: not delivered"; cat "$log"; exit 1; }

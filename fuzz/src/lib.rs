@@ -85,16 +85,11 @@ pub fn identity(data: &[u8]) {
         }
         assert_ne!(&s[8..11], "000", "{s}: serial 000");
         if written.len() == 10 {
-            // The most recent century that does not put the birth after
-            // today; a '+' means one century further back.
-            let born = (year, month, raw_day % 60);
+            // By calendar year (folkbokföringslagen 18 §): '-' is someone who
+            // turns 0..=99 this year, '+' someone who turns 100..=199.
             let shift = if plus { 100 } else { 0 };
-            let now = (today.year(), u8::from(today.month()), today.day());
-            assert!((born.0 + shift, born.1, born.2) <= now, "{s} on {today}");
-            assert!(
-                (born.0 + shift + 100, born.1, born.2) > now,
-                "{s} on {today}"
-            );
+            let turns = today.year() - year;
+            assert!((shift..shift + 100).contains(&turns), "{s} on {today}");
         }
         assert_eq!(PersonalIdentityNumber::parse(s, other_day), Ok(p));
         assert_eq!(RecipientId::parse_canonical(s), Ok(RecipientId::Person(p)));
@@ -504,9 +499,11 @@ fn url_scheme(url: &str) -> Option<String> {
 /// Attachment file names: any UTF-8 input.
 ///
 /// Properties: an accepted name is exactly the input (never rewritten); it
-/// holds what `AttachmentName` promises (no '/', '\\', no control or bidi
-/// character, not "." or "..", no leading dot, 1..=255 bytes, not blank, no
-/// surrounding whitespace), so joined to a folder it is one plain component
+/// holds what `AttachmentName` promises (no '/', '\\', no control, bidi or
+/// invisible character, none of `< > : " | ? *`, not "." or "..", no leading
+/// or trailing dot, not a Windows device name with or without extension,
+/// 1..=255 bytes, not blank, no surrounding whitespace), so joined to a
+/// folder it is one plain component
 /// of that folder; and `parse` accepts exactly the names that an independent
 /// statement of those rules accepts (nothing is refused without a reason).
 /// Deserialising agrees with `parse`.
@@ -530,7 +527,17 @@ pub fn attachment_name(data: &[u8]) {
         assert!(!n.is_empty() && n.len() <= MAX_ATTACHMENT_NAME_BYTES);
         assert!(!n.contains(['/', '\\']), "{n:?}: separator");
         assert!(n != "." && n != ".." && !n.starts_with('.'), "{n:?}: dot");
+        assert!(!n.ends_with('.'), "{n:?}: trailing dot");
         assert!(!n.chars().any(is_hidden_char), "{n:?}: control character");
+        assert!(
+            !n.chars().any(is_invisible_char),
+            "{n:?}: invisible character"
+        );
+        assert!(
+            !n.contains(WINDOWS_RESERVED),
+            "{n:?}: Windows-reserved character"
+        );
+        assert!(!is_windows_device(n), "{n:?}: Windows device name");
         let folder = Path::new("inbox");
         let joined = folder.join(n);
         let parts: Vec<Component> = joined.components().collect();
@@ -556,20 +563,59 @@ fn name_allowed(s: &str) -> bool {
         && s.len() <= MAX_ATTACHMENT_NAME_BYTES
         && !s.contains(['/', '\\'])
         && !s.chars().any(is_hidden_char)
+        && !s.chars().any(is_invisible_char)
+        && !s.contains(WINDOWS_RESERVED)
         && !s.starts_with('.')
+        && !s.ends_with('.')
         && !s.starts_with(char::is_whitespace)
         && !s.ends_with(char::is_whitespace)
+        && !is_windows_device(s)
+}
+
+/// The characters Windows refuses in file names besides '/' and '\\'.
+const WINDOWS_RESERVED: [char; 7] = ['<', '>', ':', '"', '|', '?', '*'];
+
+/// CON, PRN, AUX, NUL, COM0-9, LPT0-9 (also with superscript 1-3), CONIN$
+/// and CONOUT$, in any ASCII case, as the part before the first dot with
+/// trailing spaces dropped.
+fn is_windows_device(name: &str) -> bool {
+    let stem = name[..name.find('.').unwrap_or(name.len())]
+        .trim_end_matches(' ')
+        .to_ascii_uppercase();
+    match stem.as_str() {
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$" => true,
+        _ => match (stem.get(..3), stem.get(3..)) {
+            (Some("COM" | "LPT"), Some(rest)) => matches!(
+                rest,
+                "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "¹" | "²" | "³"
+            ),
+            _ => false,
+        },
+    }
+}
+
+/// Format characters (Unicode 16 category Cf) and the other
+/// default-ignorable code points, as listed in the UCD.
+fn is_invisible_char(c: char) -> bool {
+    matches!(c,
+        '\u{AD}' | '\u{34F}' | '\u{600}'..='\u{605}' | '\u{6DD}' | '\u{70F}'
+        | '\u{890}' | '\u{891}' | '\u{8E2}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+        | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200D}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}'
+        | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// Control characters (Unicode category Cc) and the characters that reorder
-/// or hide text: bidi marks, embeddings, overrides and isolates, the line and
-/// paragraph separators, and the byte-order mark.
+/// text: bidi marks, embeddings, overrides and isolates, and the line and
+/// paragraph separators.
 fn is_hidden_char(c: char) -> bool {
     matches!(c,
         '\u{0}'..='\u{1F}' | '\u{7F}'..='\u{9F}'
         | '\u{200E}' | '\u{200F}' | '\u{061C}'
         | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
-        | '\u{2028}' | '\u{2029}' | '\u{FEFF}')
+        | '\u{2028}' | '\u{2029}')
 }
 
 #[cfg(test)]

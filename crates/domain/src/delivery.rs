@@ -6,7 +6,7 @@
 //! [`SecureDelivery::validate`] turns the wire form into a [`ValidatedDelivery`]
 //! or names the first problem; nothing that fails it is stored.
 
-use crate::content::AttachmentName;
+use crate::content::{AttachmentName, AttachmentType, ContentMismatch};
 use crate::html_check::{self, UnsafeHtml};
 use crate::identity::{IdentityError, OrganisationNumber, RecipientId};
 use base64::Engine as _;
@@ -127,14 +127,35 @@ pub struct MessageBody {
     pub body: String,
 }
 
+/// A file sent with a message. Checked in this order, each refusal with its
+/// own error code: the file name, the type, the name's extension, the
+/// base64, the checksum, and (after every cheap check of the delivery) the
+/// content itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Attachment {
+    /// The MIME type of the content (case-insensitive). It must be one the
+    /// installation allows, by default only `application/pdf`
+    /// (`attachment_type_not_allowed`), and the bytes must be of that type
+    /// (`attachment_content_mismatch`): for `application/pdf` a `%PDF-1.0`
+    /// to `%PDF-1.7` or `%PDF-2.0` header at offset 0, a `%%EOF` marker in
+    /// the last 1024 bytes, and a PDF structure that parses, with a document
+    /// catalog and at least one page, not encrypted with a password.
     pub content_type: String,
+    /// The file name the recipient sees, kept exactly as sent. Its extension
+    /// must fit the type, in any case (`.pdf` for `application/pdf`; no
+    /// extension or another is `attachment_extension_mismatch`). Refused as
+    /// `bad_attachment_name`: empty or over 255 bytes; `/` or `\`; control,
+    /// bidirectional-control or invisible characters (zero-width, soft
+    /// hyphen, other format or default-ignorable characters); the characters
+    /// Windows refuses (`< > : " | ? *`); `.` or `..`, a leading or trailing
+    /// dot, leading or trailing white space; a Windows device name (`CON`,
+    /// `PRN`, `AUX`, `NUL`, `COM0`-`COM9`, `LPT0`-`LPT9`, any case), also
+    /// with an extension (`nul.pdf`).
     pub filename: String,
-    /// SHA-256 of the decoded content, lowercase hex.
+    /// SHA-256 of the decoded content, lowercase hex (`checksum_mismatch`).
     pub checksum: String,
-    /// The content, standard base64 with padding.
+    /// The content, standard base64 with padding (`attachment_not_base64`).
     pub body: String,
 }
 
@@ -204,10 +225,30 @@ pub enum DeliveryError {
         attachment: usize,
         content_type: String,
     },
+    #[error(
+        "message {index}, attachment {attachment}: the file name does not fit the type \
+         {content_type:?}: it needs the extension {expected}, {}",
+        found_extension(.found)
+    )]
+    AttachmentExtensionMismatch {
+        index: usize,
+        attachment: usize,
+        content_type: String,
+        /// The extensions that fit, as shown: ".pdf".
+        expected: String,
+        /// The name's extension, without the dot; `None` if it has none.
+        found: Option<String>,
+    },
     #[error("message {index}, attachment {attachment}: the body is not valid base64")]
     AttachmentNotBase64 { index: usize, attachment: usize },
     #[error("message {index}, attachment {attachment}: the checksum does not match the content")]
     ChecksumMismatch { index: usize, attachment: usize },
+    #[error("message {index}, attachment {attachment}: {reason}")]
+    AttachmentContentMismatch {
+        index: usize,
+        attachment: usize,
+        reason: ContentMismatch,
+    },
     #[error("the delivery is {size} bytes; at most {limit} are allowed")]
     TooLarge { size: usize, limit: usize },
 }
@@ -226,10 +267,20 @@ impl DeliveryError {
             Self::UnsafeHtml { .. } => "unsafe_html",
             Self::BadAttachmentName { .. } => "bad_attachment_name",
             Self::AttachmentTypeNotAllowed { .. } => "attachment_type_not_allowed",
+            Self::AttachmentExtensionMismatch { .. } => "attachment_extension_mismatch",
             Self::AttachmentNotBase64 { .. } => "attachment_not_base64",
             Self::ChecksumMismatch { .. } => "checksum_mismatch",
+            Self::AttachmentContentMismatch { .. } => "attachment_content_mismatch",
             Self::TooLarge { .. } => "delivery_too_large",
         }
+    }
+}
+
+/// "and has none" / "not .exe", for [`DeliveryError::AttachmentExtensionMismatch`].
+fn found_extension(found: &Option<String>) -> String {
+    match found {
+        Some(extension) => format!("not .{extension}"),
+        None => "and has none".to_owned(),
     }
 }
 
@@ -237,7 +288,11 @@ impl DeliveryError {
 #[derive(Debug, Clone)]
 pub struct DeliveryLimits {
     pub max_delivery_bytes: usize,
-    /// Lowercase MIME types allowed for attachments.
+    /// Lowercase MIME types allowed for attachments (default: only
+    /// `application/pdf`). Only types in
+    /// [`crate::content::ATTACHMENT_TYPES`] can be allowed, since kuvert
+    /// checks each attachment's extension and content against that table; a
+    /// type listed here but not there is refused all the same.
     pub allowed_attachment_types: Vec<String>,
 }
 
@@ -276,8 +331,10 @@ impl SecureDelivery {
     }
 
     /// Checks every rule of a delivery (identity numbers, subject, language,
-    /// HTML safety, attachment names, types and checksums, size) and keeps the
-    /// parsed ids and canonical bytes for the relay.
+    /// HTML safety, attachment names, types, extensions, base64 and
+    /// checksums, size, and last the attachments' content) and keeps the
+    /// parsed ids and canonical bytes for the relay. The content check parses
+    /// (a PDF), so it runs only once everything cheap has passed.
     pub fn validate(
         self,
         limits: &DeliveryLimits,
@@ -291,8 +348,9 @@ impl SecureDelivery {
             return Err(DeliveryError::NoMessages);
         }
         let mut seen_ids = std::collections::HashSet::new();
+        let mut contents = Vec::new();
         for (index, message) in self.messages.iter().enumerate() {
-            validate_message(index, message, limits, &mut seen_ids)?;
+            validate_message(index, message, limits, &mut seen_ids, &mut contents)?;
         }
         let canonical = self.canonical_bytes();
         if canonical.len() > limits.max_delivery_bytes {
@@ -300,6 +358,9 @@ impl SecureDelivery {
                 size: canonical.len(),
                 limit: limits.max_delivery_bytes,
             });
+        }
+        for content in contents {
+            content.check()?;
         }
         Ok(ValidatedDelivery {
             delivery: self,
@@ -310,11 +371,34 @@ impl SecureDelivery {
     }
 }
 
+/// An attachment that passed the cheap checks; its content is checked last.
+struct PendingContent {
+    index: usize,
+    attachment: usize,
+    kind: &'static AttachmentType,
+    bytes: Vec<u8>,
+}
+
+impl PendingContent {
+    fn check(&self) -> Result<(), DeliveryError> {
+        self.kind.check_content(&self.bytes).map_err(|reason| {
+            DeliveryError::AttachmentContentMismatch {
+                index: self.index,
+                attachment: self.attachment,
+                reason,
+            }
+        })
+    }
+}
+
+/// The cheap checks of one message; its attachments' decoded bytes go to
+/// `contents` for the content check.
 fn validate_message(
     index: usize,
     message: &SecureMessage,
     limits: &DeliveryLimits,
     seen_ids: &mut std::collections::HashSet<String>,
+    contents: &mut Vec<PendingContent>,
 ) -> Result<(), DeliveryError> {
     let header = &message.header;
     if header.id.trim().is_empty() || header.id.len() > 255 || !seen_ids.insert(header.id.clone()) {
@@ -344,7 +428,7 @@ fn validate_message(
         return Err(DeliveryError::UnsafeHtml { index, reason });
     }
     for (attachment, file) in message.attachments.iter().enumerate() {
-        AttachmentName::parse(&file.filename).map_err(|reason| {
+        let name = AttachmentName::parse(&file.filename).map_err(|reason| {
             DeliveryError::BadAttachmentName {
                 index,
                 attachment,
@@ -352,11 +436,20 @@ fn validate_message(
             }
         })?;
         let content_type = file.content_type.to_ascii_lowercase();
-        if !limits.allowed_attachment_types.contains(&content_type) {
-            return Err(DeliveryError::AttachmentTypeNotAllowed {
+        let kind = AttachmentType::find(&content_type)
+            .filter(|_| limits.allowed_attachment_types.contains(&content_type))
+            .ok_or_else(|| DeliveryError::AttachmentTypeNotAllowed {
                 index,
                 attachment,
                 content_type: file.content_type.clone(),
+            })?;
+        if !kind.fits_name(&name) {
+            return Err(DeliveryError::AttachmentExtensionMismatch {
+                index,
+                attachment,
+                content_type: kind.content_type.to_owned(),
+                expected: kind.extensions_shown(),
+                found: name.extension().map(str::to_owned),
             });
         }
         let bytes = base64::engine::general_purpose::STANDARD
@@ -366,6 +459,12 @@ fn validate_message(
         if !actual.eq_ignore_ascii_case(file.checksum.trim()) {
             return Err(DeliveryError::ChecksumMismatch { index, attachment });
         }
+        contents.push(PendingContent {
+            index,
+            attachment,
+            kind,
+            bytes,
+        });
     }
     Ok(())
 }
@@ -418,11 +517,17 @@ mod tests {
         proptest::option::of(s)
     }
 
+    /// `docs/examples/beslut.pdf`, a valid PDF made by `minimal_pdf`.
+    const EXAMPLE_PDF: &[u8] = include_bytes!("../../../docs/examples/beslut.pdf");
+
     fn attachment() -> impl Strategy<Value = Attachment> {
         (
             prop_oneof![3 => Just("application/pdf".to_owned()), 1 => text()],
             prop_oneof![3 => Just("beslut.pdf".to_owned()), 1 => text()],
-            proptest::collection::vec(any::<u8>(), 0..16),
+            prop_oneof![
+                2 => Just(EXAMPLE_PDF.to_vec()),
+                1 => proptest::collection::vec(any::<u8>(), 0..16),
+            ],
             proptest::bool::weighted(0.8),
         )
             .prop_map(
@@ -625,6 +730,285 @@ mod tests {
             String::from_utf8(d.canonical_bytes()).unwrap(),
             r#"{"header":{"recipient":"19900101-1239","sender":{"id":"556016-0680","name":"N"}},"messages":[{"body":{"body":"b","content_type":"text/plain"},"header":{"id":"m1","language":"sv","subject":"S","support_info":{"text":"t\u0001"}}}]}"#
         );
+    }
+
+    fn pdf(filename: &str, bytes: &[u8]) -> Attachment {
+        Attachment {
+            content_type: "application/pdf".to_owned(),
+            filename: filename.to_owned(),
+            checksum: hex(&Sha256::digest(bytes)),
+            body: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+
+    /// A valid delivery with two messages, the second carrying `attachments`.
+    fn with_attachments(attachments: Vec<Attachment>) -> SecureDelivery {
+        let message = |id: &str, attachments| SecureMessage {
+            header: MessageHeader {
+                id: id.to_owned(),
+                subject: "Beslut".to_owned(),
+                support_info: SupportInfo {
+                    text: "Ring oss".to_owned(),
+                    url: None,
+                    phone_number: None,
+                    email_address: None,
+                },
+                official_matter: None,
+                metadata: Vec::new(),
+                language: "sv".to_owned(),
+            },
+            body: MessageBody {
+                content_type: BodyContentType::TextPlain,
+                body: "Hej".to_owned(),
+            },
+            attachments,
+        };
+        SecureDelivery {
+            header: DeliveryHeader {
+                sender: SenderInfo {
+                    id: "556016-0680".to_owned(),
+                    name: "Exempel kommun".to_owned(),
+                    attention: None,
+                },
+                recipient: "19900101-1239".to_owned(),
+                reference: None,
+                correlation_id: None,
+                attention: None,
+            },
+            messages: vec![
+                message("m1", vec![pdf("först.pdf", EXAMPLE_PDF)]),
+                message("m2", attachments),
+            ],
+            paper_fallback: false,
+        }
+    }
+
+    /// The refusal of one attachment (message 1, attachment 1, after a good one).
+    fn refusal(file: Attachment) -> DeliveryError {
+        outcome(with_attachments(vec![pdf("ok.pdf", EXAMPLE_PDF), file])).unwrap_err()
+    }
+
+    fn exe() -> Vec<u8> {
+        let mut exe = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00".to_vec();
+        exe.extend_from_slice(b"This program cannot be run in DOS mode.\r\r\n$");
+        exe.resize(1024, 0);
+        exe
+    }
+
+    #[test]
+    fn valid_pdfs_are_accepted() {
+        for name in [
+            "beslut.pdf",
+            "beslut.PDF",
+            "Beslut 2026 (kopia).Pdf",
+            "a.exe.pdf",
+        ] {
+            assert!(
+                outcome(with_attachments(vec![pdf(name, EXAMPLE_PDF)])).is_ok(),
+                "{name}"
+            );
+        }
+        let mut upper = pdf("beslut.pdf", EXAMPLE_PDF);
+        upper.content_type = "Application/PDF".to_owned();
+        assert!(outcome(with_attachments(vec![upper])).is_ok());
+    }
+
+    #[test]
+    fn an_executable_declared_as_pdf_is_refused() {
+        let e = refusal(pdf("beslut.pdf", &exe()));
+        assert_eq!(e.code(), "attachment_content_mismatch");
+        let message = e.to_string();
+        assert!(
+            message.starts_with(
+                "message 1, attachment 1: the content is not a PDF: it starts like a Windows executable"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_pdf_header_alone_is_refused() {
+        let e = refusal(pdf("beslut.pdf", b"%PDF-1.4\n"));
+        assert_eq!(e.code(), "attachment_content_mismatch");
+        assert!(
+            e.to_string()
+                .starts_with("message 1, attachment 1: the content is not a PDF: its structure"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_extension_must_fit_the_type() {
+        let e = refusal(pdf("a.exe", EXAMPLE_PDF));
+        assert_eq!(e.code(), "attachment_extension_mismatch");
+        assert_eq!(
+            e.to_string(),
+            "message 1, attachment 1: the file name does not fit the type \"application/pdf\": \
+             it needs the extension .pdf, not .exe"
+        );
+        let e = refusal(pdf("beslut", EXAMPLE_PDF));
+        assert_eq!(e.code(), "attachment_extension_mismatch");
+        assert!(
+            e.to_string()
+                .ends_with("it needs the extension .pdf, and has none"),
+            "{e}"
+        );
+        for name in ["beslut.txt", "beslut.pdf.exe", "beslut.pdfx"] {
+            assert_eq!(
+                refusal(pdf(name, EXAMPLE_PDF)).code(),
+                "attachment_extension_mismatch"
+            );
+        }
+        // The name is checked before the extension, the extension before the bytes.
+        assert_eq!(
+            refusal(pdf("a.exe", &exe())).code(),
+            "attachment_extension_mismatch"
+        );
+        assert_eq!(
+            refusal(pdf("CON.exe", &exe())).code(),
+            "bad_attachment_name"
+        );
+    }
+
+    #[test]
+    fn unsafe_names_are_refused_with_their_reason() {
+        use crate::content::AttachmentNameError as E;
+        for (name, reason) in [
+            ("CON.pdf", E::DeviceName),
+            ("nul", E::DeviceName),
+            ("nul.pdf", E::DeviceName),
+            ("a<b.pdf", E::ReservedCharacter { character: '<' }),
+            ("a:b.pdf", E::ReservedCharacter { character: ':' }),
+            ("x\u{200B}.pdf", E::InvisibleCharacter),
+            ("x\u{00AD}.pdf", E::InvisibleCharacter),
+            ("faktura\u{202E}fdp.exe", E::ControlCharacter),
+            ("beslut.pdf.", E::TrailingDot),
+        ] {
+            let e = refusal(pdf(name, EXAMPLE_PDF));
+            assert_eq!(
+                e,
+                DeliveryError::BadAttachmentName {
+                    index: 1,
+                    attachment: 1,
+                    reason: reason.clone(),
+                },
+                "{name:?}"
+            );
+            assert_eq!(e.code(), "bad_attachment_name");
+            assert_eq!(
+                e.to_string(),
+                format!("message 1, attachment 1: file name: {reason}")
+            );
+        }
+    }
+
+    #[test]
+    fn only_types_both_allowed_and_known_pass() {
+        let mut text = pdf("a.txt", b"hej");
+        text.content_type = "text/plain".to_owned();
+        assert_eq!(refusal(text.clone()).code(), "attachment_type_not_allowed");
+        // An installation that lists a type kuvert cannot check still refuses it.
+        let limits = DeliveryLimits {
+            allowed_attachment_types: vec!["application/pdf".to_owned(), "text/plain".to_owned()],
+            ..DeliveryLimits::default()
+        };
+        let e = with_attachments(vec![text])
+            .validate(&limits, TODAY)
+            .unwrap_err();
+        assert_eq!(e.code(), "attachment_type_not_allowed");
+        // And one that does not allow PDF refuses PDFs.
+        let limits = DeliveryLimits {
+            allowed_attachment_types: Vec::new(),
+            ..DeliveryLimits::default()
+        };
+        let e = with_attachments(Vec::new())
+            .validate(&limits, TODAY)
+            .unwrap_err();
+        assert_eq!(e.code(), "attachment_type_not_allowed");
+    }
+
+    #[test]
+    fn cheap_checks_come_before_the_content_check() {
+        // A non-PDF in message 0 and a bad checksum in message 1: the
+        // checksum is reported, the content was not parsed yet.
+        let mut d = with_attachments(Vec::new());
+        d.messages[0].attachments = vec![pdf("a.pdf", &exe())];
+        let mut bad_sum = pdf("b.pdf", EXAMPLE_PDF);
+        bad_sum.checksum = "00".repeat(32);
+        d.messages[1].attachments = vec![bad_sum];
+        assert_eq!(
+            outcome(d).unwrap_err(),
+            DeliveryError::ChecksumMismatch {
+                index: 1,
+                attachment: 0
+            }
+        );
+        // Base64 and size likewise.
+        let mut not_b64 = pdf("b.pdf", EXAMPLE_PDF);
+        not_b64.body = "***".to_owned();
+        let mut d = with_attachments(vec![not_b64]);
+        d.messages[0].attachments = vec![pdf("a.pdf", &exe())];
+        assert_eq!(outcome(d).unwrap_err().code(), "attachment_not_base64");
+        let big = vec![b'%'; DEFAULT_MAX_DELIVERY_BYTES];
+        let d = with_attachments(vec![pdf("stor.pdf", &big)]);
+        assert_eq!(outcome(d).unwrap_err().code(), "delivery_too_large");
+        // With everything cheap in order, the content is what is refused.
+        let d = with_attachments(vec![pdf("b.pdf", EXAMPLE_PDF), pdf("c.pdf", &exe())]);
+        assert_eq!(
+            outcome(d).unwrap_err(),
+            DeliveryError::AttachmentContentMismatch {
+                index: 1,
+                attachment: 1,
+                reason: crate::content::ContentMismatch {
+                    what: "a PDF",
+                    reason: "it starts like a Windows executable (MZ), not with a %PDF-1.x or \
+                             %PDF-2.0 header"
+                        .to_owned(),
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn error_codes_are_distinct() {
+        let all = [
+            DeliveryError::NoMessages,
+            DeliveryError::AttachmentExtensionMismatch {
+                index: 0,
+                attachment: 0,
+                content_type: String::new(),
+                expected: String::new(),
+                found: None,
+            },
+            DeliveryError::AttachmentContentMismatch {
+                index: 0,
+                attachment: 0,
+                reason: crate::content::ContentMismatch {
+                    what: "a PDF",
+                    reason: String::new(),
+                },
+            },
+            DeliveryError::AttachmentTypeNotAllowed {
+                index: 0,
+                attachment: 0,
+                content_type: String::new(),
+            },
+            DeliveryError::AttachmentNotBase64 {
+                index: 0,
+                attachment: 0,
+            },
+            DeliveryError::ChecksumMismatch {
+                index: 0,
+                attachment: 0,
+            },
+            DeliveryError::BadAttachmentName {
+                index: 0,
+                attachment: 0,
+                reason: crate::content::AttachmentNameError::Empty,
+            },
+        ];
+        let codes: std::collections::HashSet<_> = all.iter().map(DeliveryError::code).collect();
+        assert_eq!(codes.len(), all.len());
     }
 
     proptest! {

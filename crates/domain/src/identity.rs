@@ -158,9 +158,14 @@ impl PersonalIdentityNumber {
     /// YYMMDD-NNNC, YYMMDD+NNNC, YYMMDDNNNC (surrounding whitespace is
     /// trimmed).
     ///
-    /// `today` picks the century for the 10-digit forms: the most recent
-    /// century that puts the birth date not after `today`; a `+` separator
-    /// means the person is 100 or older (a further 100 years back). In the
+    /// `today` picks the century for the 10-digit forms, by calendar year
+    /// (folkbokföringslagen 18 §: the separator changes at the turn of the
+    /// year in which the person turns 100, not on the birthday). A `-` (or no
+    /// separator) is someone who turns at most 99 this year: the latest year
+    /// ending in the two digits that is not after `today`'s year. A `+` is
+    /// someone who turns 100 or more this year: a century earlier again. The
+    /// birth date itself does not move the century, so `261215-NNNC` on
+    /// 2026-12-01 is born 2026 and `261215+NNNC` is born 1926. In the
     /// 12-digit forms the century is explicit and a separator is ignored.
     pub fn parse(input: &str, today: Date) -> Result<Self, IdentityError> {
         Self::from_written(&scan(input)?, today)
@@ -264,16 +269,16 @@ fn date_part_valid(year: i32, month: u8, day: u8) -> bool {
         .is_some()
 }
 
-/// Turns YYMMDDNNNC into YYYYMMDDNNNC: the latest century that does not put
-/// the birth date after `today`, and a century earlier again for '+'.
-/// Compared as (year, month, day) tuples, because a samordningsnummer's date
-/// may be partly unknown or not a calendar date at all.
+/// Turns YYMMDDNNNC into YYYYMMDDNNNC by calendar year alone: the latest
+/// year ending in YY that is not after `today`'s year (the person turns at
+/// most 99 this year), and a century earlier for '+' (turns 100 or more this
+/// year). Month and day play no part, so a samordningsnummer's partly unknown
+/// or non-calendar date needs no special case.
 fn expand_century(ten: &[u8], centenarian: bool, today: Date) -> Result<[u8; 12], IdentityError> {
     let yy = number(&ten[0..2]) as i32;
-    let month = number(&ten[2..4]) as u8;
-    let day = number(&ten[4..6]) as u8 % COORDINATION_DAY_OFFSET;
-    let mut year = today.year() - today.year().rem_euclid(100) + yy;
-    if (year, month, day) > (today.year(), u8::from(today.month()), today.day()) {
+    let this_year = today.year();
+    let mut year = this_year - this_year.rem_euclid(100) + yy;
+    if year > this_year {
         year -= 100;
     }
     if centenarian {
@@ -560,14 +565,139 @@ mod tests {
 
     #[test]
     fn century_from_today_and_plus() {
-        // A day after today is last century.
+        // '-' (or none): the latest year ending in YY not after this year,
+        // whether or not the birthday has come yet.
         let n = pnr(&with_check("2611251234")).unwrap();
-        assert!(n.as_str().starts_with("1926"));
+        assert!(n.as_str().starts_with("2026"));
         let n = pnr(&with_check("2611241234")).unwrap();
         assert!(n.as_str().starts_with("2026"));
-        let n = pnr(&format!("{}+{}", "261124", &with_check("2611241234")[6..])).unwrap();
+        let n = pnr(&with_check("2701011234")).unwrap();
+        assert!(n.as_str().starts_with("1927"));
+        // '+': a century earlier again.
+        let n = pnr(&plus(&with_check("2611241234"))).unwrap();
         assert!(n.as_str().starts_with("1926"));
         assert_eq!(n.age_on(TODAY), Some(100));
+    }
+
+    /// The ten digits with '+' before the last four.
+    fn plus(ten: &str) -> String {
+        format!("{}+{}", &ten[..6], &ten[6..])
+    }
+
+    /// The ten digits with '-' before the last four.
+    fn minus(ten: &str) -> String {
+        format!("{}-{}", &ten[..6], &ten[6..])
+    }
+
+    /// The birth year a written number parses to on `today`.
+    fn year_on(written: &str, today: Date) -> i32 {
+        let p = PersonalIdentityNumber::parse(written, today)
+            .unwrap_or_else(|e| panic!("{written} on {today}: {e}"));
+        p.as_str()[..4].parse().unwrap()
+    }
+
+    /// The case: born 1926-12-15, asked on 2026-12-01. They turn 100
+    /// this year, so they write '+' from 1 January on, before the birthday.
+    #[test]
+    fn plus_is_by_calendar_year_not_birthday() {
+        let today = date!(2026 - 12 - 01);
+        let ten = with_check("2612153227");
+        let p = PersonalIdentityNumber::parse(&plus(&ten), today).unwrap();
+        assert_eq!(p.birth_date(), Some(date!(1926 - 12 - 15)));
+        assert_eq!(p.age_on(today), Some(99));
+        // With '-' it is someone born this year (at most 99 this year).
+        assert_eq!(year_on(&minus(&ten), today), 2026);
+        assert_eq!(year_on(&ten, today), 2026);
+        // The same on any day of 2026, before or after the birthday.
+        for today in [
+            date!(2026 - 01 - 01),
+            date!(2026 - 06 - 30),
+            date!(2026 - 12 - 14),
+            date!(2026 - 12 - 15),
+            date!(2026 - 12 - 31),
+        ] {
+            assert_eq!(year_on(&plus(&ten), today), 1926, "{today}");
+            assert_eq!(year_on(&minus(&ten), today), 2026, "{today}");
+        }
+    }
+
+    #[test]
+    fn century_changes_at_new_year() {
+        let new_years_eve = date!(2025 - 12 - 31);
+        let new_year = date!(2026 - 01 - 01);
+        for (ten, kind) in [
+            // Born 1 January and 31 December: personnummer …
+            (with_check("2601011230"), PersonalIdentityKind::Personnummer),
+            (with_check("2512311230"), PersonalIdentityKind::Personnummer),
+            // … and samordningsnummer (day + 60), incl. an unknown day.
+            (
+                with_check("2601611230"),
+                PersonalIdentityKind::Samordningsnummer,
+            ),
+            (
+                with_check("2512911230"),
+                PersonalIdentityKind::Samordningsnummer,
+            ),
+            (
+                with_check("2601601230"),
+                PersonalIdentityKind::Samordningsnummer,
+            ),
+            (
+                with_check("2600601230"),
+                PersonalIdentityKind::Samordningsnummer,
+            ),
+        ] {
+            let p = pnr(&ten).unwrap();
+            assert_eq!(p.kind(), kind, "{ten}");
+            let yy: i32 = ten[..2].parse().unwrap();
+            // On 2025-12-31 a '26' is 1926 ('-', turning 99) or 1826 ('+');
+            // from 2026-01-01 on it is 2026 or 1926. A '25' stays 2025/1925.
+            let (minus_eve, minus_new) = if yy == 26 { (1926, 2026) } else { (2025, 2025) };
+            assert_eq!(year_on(&minus(&ten), new_years_eve), minus_eve, "{ten}");
+            assert_eq!(year_on(&ten, new_years_eve), minus_eve, "{ten}");
+            assert_eq!(
+                year_on(&plus(&ten), new_years_eve),
+                minus_eve - 100,
+                "{ten}"
+            );
+            assert_eq!(year_on(&minus(&ten), new_year), minus_new, "{ten}");
+            assert_eq!(year_on(&ten, new_year), minus_new, "{ten}");
+            assert_eq!(year_on(&plus(&ten), new_year), minus_new - 100, "{ten}");
+        }
+    }
+
+    #[test]
+    fn samordningsnummer_plus_before_the_birthday() {
+        // Born 1926-12-15, coordination number day 75, asked on 2026-12-01.
+        let ten = with_check("2612751230");
+        let today = date!(2026 - 12 - 01);
+        let p = PersonalIdentityNumber::parse(&plus(&ten), today).unwrap();
+        assert_eq!(p.kind(), PersonalIdentityKind::Samordningsnummer);
+        assert_eq!(p.birth_date(), Some(date!(1926 - 12 - 15)));
+        assert_eq!(p.age_on(today), Some(99));
+        assert_eq!(year_on(&minus(&ten), today), 2026);
+        // A day after the birthday: still 1926 with '+', 2026 with '-'.
+        assert_eq!(year_on(&plus(&ten), date!(2026 - 12 - 16)), 1926);
+        assert_eq!(year_on(&minus(&ten), date!(2026 - 12 - 16)), 2026);
+        // A year later they are 101 this year: still '+', still 1926.
+        assert_eq!(year_on(&plus(&ten), date!(2027 - 01 - 01)), 1926);
+        // And '-' there means someone born 2026 (at most 99 in 2027).
+        assert_eq!(year_on(&minus(&ten), date!(2027 - 01 - 01)), 2026);
+    }
+
+    #[test]
+    fn ninety_nine_and_one_hundred() {
+        // Born 1927-06-01: turns 99 in 2026 ('-'), 100 in 2027 ('+').
+        let ten = with_check("2706011230");
+        assert_eq!(year_on(&minus(&ten), date!(2026 - 12 - 31)), 1927);
+        assert_eq!(year_on(&plus(&ten), date!(2026 - 12 - 31)), 1827);
+        assert_eq!(year_on(&plus(&ten), date!(2027 - 01 - 01)), 1927);
+        assert_eq!(year_on(&plus(&ten), date!(2027 - 05 - 31)), 1927);
+        assert_eq!(year_on(&minus(&ten), date!(2027 - 01 - 01)), 2027);
+        // The 12-digit form is the same on every day.
+        for today in [date!(2026 - 12 - 31), date!(2027 - 01 - 01)] {
+            assert_eq!(year_on(&format!("19{ten}"), today), 1927);
+        }
     }
 
     /// Replaces the last digit of ten digits with the correct Luhn digit.

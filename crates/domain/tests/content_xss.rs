@@ -273,7 +273,7 @@ proptest! {
 
     #[test]
     fn accepted_attachment_names_cannot_escape(
-        s in "\\PC{0,40}|[./\\\\a-z\u{0}\u{85}\u{200E}\u{202E}\u{2066}\u{2028}\u{FEFF}\u{A0} ]{0,8}"
+        s in "\\PC{0,40}|[./\\\\a-z\u{0}\u{85}\u{200E}\u{202E}\u{2066}\u{2028}\u{FEFF}\u{A0}\u{200B}\u{AD}\u{2060}<:*\" ]{0,8}|(con|CON|nul|Aux|prn|com[019¹]|LPT[09²]|conin\\$)( *)(\\.[a-z]{0,3}){0,2}"
     ) {
         let parsed = AttachmentName::parse(&s);
         // Exactly the names the documented rules allow: nothing is refused
@@ -286,7 +286,10 @@ proptest! {
             prop_assert_eq!(n, s.as_str());
             prop_assert!(!n.contains(['/', '\\']));
             prop_assert!(!n.chars().any(is_hidden_char));
-            prop_assert!(n != "." && n != ".." && !n.starts_with('.'));
+            prop_assert!(!n.chars().any(is_invisible_char));
+            prop_assert!(!n.contains(WINDOWS_RESERVED));
+            prop_assert!(!is_windows_device(n));
+            prop_assert!(n != "." && n != ".." && !n.starts_with('.') && !n.ends_with('.'));
             prop_assert!(!n.trim().is_empty() && n.len() <= 255);
             // Joined to a folder, it is one plain component inside it.
             let joined = std::path::Path::new("inbox").join(n);
@@ -308,18 +311,57 @@ fn name_allowed(s: &str) -> bool {
         && s.len() <= MAX_ATTACHMENT_NAME_BYTES
         && !s.contains(['/', '\\'])
         && !s.chars().any(is_hidden_char)
+        && !s.chars().any(is_invisible_char)
+        && !s.contains(WINDOWS_RESERVED)
         && !s.starts_with('.')
+        && !s.ends_with('.')
         && !s.starts_with(char::is_whitespace)
         && !s.ends_with(char::is_whitespace)
+        && !is_windows_device(s)
 }
 
-/// Control characters (Cc) and the characters that reorder or hide text.
+/// Control characters (Cc) and the characters that reorder text.
 fn is_hidden_char(c: char) -> bool {
     matches!(c,
         '\u{0}'..='\u{1F}' | '\u{7F}'..='\u{9F}'
         | '\u{200E}' | '\u{200F}' | '\u{061C}'
         | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
-        | '\u{2028}' | '\u{2029}' | '\u{FEFF}')
+        | '\u{2028}' | '\u{2029}')
+}
+
+/// Format characters (Unicode 16 category Cf) and the other
+/// default-ignorable code points, as the UCD lists them.
+fn is_invisible_char(c: char) -> bool {
+    matches!(c,
+        '\u{AD}' | '\u{34F}' | '\u{600}'..='\u{605}' | '\u{6DD}' | '\u{70F}'
+        | '\u{890}' | '\u{891}' | '\u{8E2}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+        | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200D}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}'
+        | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// The characters Windows refuses in file names besides '/' and '\\'.
+const WINDOWS_RESERVED: [char; 7] = ['<', '>', ':', '"', '|', '?', '*'];
+
+/// CON, PRN, AUX, NUL, COM0-9, LPT0-9 (also superscript 1-3), CONIN$ and
+/// CONOUT$, any ASCII case, as the part before the first dot less trailing
+/// spaces.
+fn is_windows_device(name: &str) -> bool {
+    let stem = name[..name.find('.').unwrap_or(name.len())]
+        .trim_end_matches(' ')
+        .to_ascii_uppercase();
+    match stem.as_str() {
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$" => true,
+        _ => match (stem.get(..3), stem.get(3..)) {
+            (Some("COM" | "LPT"), Some(rest)) => matches!(
+                rest,
+                "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "¹" | "²" | "³"
+            ),
+            _ => false,
+        },
+    }
 }
 
 #[test]

@@ -155,7 +155,7 @@ fn pool(data: &Path, plan: &SendPlan, numbers: &[String]) -> anyhow::Result<Vec<
     let key = sender.key()?;
     let body = "Hej! Här kommer ett beslut från kommunen. ".repeat(50);
     let body = &body[..2048];
-    let pdf = kuvert::client::sample_pdf(&"kuvert ".repeat(14_600));
+    let pdf = kuvert::client::minimal_pdf(&"kuvert ".repeat(14_600));
     let size = match plan.payload {
         Payload::Text2k => POOL,
         Payload::Pdf100k => 200,

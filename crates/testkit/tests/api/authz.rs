@@ -524,7 +524,7 @@ async fn fixture() -> Fixture {
     to_anna.messages[0].attachments.push(client::attachment(
         "beslut.pdf",
         "application/pdf",
-        &client::sample_pdf("Annas beslut"),
+        &client::minimal_pdf("Annas beslut"),
     ));
     let (status, sent) = app.send(&kommun_token, &app.sign(sender, to_anna)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{sent}");

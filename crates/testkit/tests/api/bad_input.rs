@@ -111,15 +111,16 @@ async fn refuses_change(
     change: impl FnOnce(&mut SecureDelivery),
     expected: StatusCode,
     code: &str,
-) {
+) -> Value {
     let mut app = TestApp::spawn().await;
     let signed = signed_kommun(&app, change);
-    refused(&app, case, &signed, expected, code).await;
+    let body = refused(&app, case, &signed, expected, code).await;
     app.stop().await;
+    body
 }
 
 fn pdf_attachment(name: &str) -> kuvert_domain::delivery::Attachment {
-    client::attachment(name, "application/pdf", &client::sample_pdf("Beslut"))
+    client::attachment(name, "application/pdf", &client::minimal_pdf("Beslut"))
 }
 
 /// Sends `signed` as the municipality, waits until it is final and returns
@@ -452,7 +453,8 @@ async fn the_key_of_a_formedlares_second_sender_used_for_its_first_is_403_signat
 #[tokio::test]
 async fn a_delivery_over_2_mib_but_under_the_request_limit_is_413_delivery_too_large() {
     let mut app = TestApp::spawn().await;
-    let bytes = vec![b'%'; 2 * 1024 * 1024 + 1000];
+    // A valid PDF, just over the limit once signed.
+    let bytes = client::minimal_pdf(&"x".repeat(2 * 1024 * 1024 + 1000));
     let signed = signed_kommun(&app, |d| {
         d.messages[0]
             .attachments
@@ -479,7 +481,7 @@ async fn a_request_body_over_3_mib_is_413_request_too_large() {
     let mut app = TestApp::spawn().await;
     let (tenant, _) = app.kommun();
     let signed = signed_kommun(&app, |d| {
-        let bytes = vec![b'%'; 3 * 1024 * 1024];
+        let bytes = client::minimal_pdf(&"x".repeat(3 * 1024 * 1024));
         d.messages[0]
             .attachments
             .push(client::attachment("stor.pdf", "application/pdf", &bytes));
@@ -552,6 +554,47 @@ async fn an_attachment_name_with_a_parent_path_is_422_bad_attachment_name() {
         },
         StatusCode::UNPROCESSABLE_ENTITY,
         "bad_attachment_name",
+    )
+    .await;
+}
+
+/// The start of a Windows executable, sent as if it were a PDF.
+fn exe_bytes() -> Vec<u8> {
+    let mut exe = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00".to_vec();
+    exe.extend_from_slice(b"This program cannot be run in DOS mode.\r\r\n$");
+    exe.resize(1024, 0);
+    exe
+}
+
+#[tokio::test]
+async fn an_executable_sent_as_a_pdf_is_422_attachment_content_mismatch() {
+    let body = refuses_change(
+        "MZ as application/pdf",
+        |d| {
+            d.messages[0].attachments.push(client::attachment(
+                "beslut.pdf",
+                "application/pdf",
+                &exe_bytes(),
+            ));
+        },
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "attachment_content_mismatch",
+    )
+    .await;
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("message 0, attachment 0: the content is not a PDF"),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn a_pdf_named_a_exe_is_422_attachment_extension_mismatch() {
+    refuses_change(
+        "a.exe",
+        |d| d.messages[0].attachments.push(pdf_attachment("a.exe")),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "attachment_extension_mismatch",
     )
     .await;
 }
@@ -873,6 +916,30 @@ async fn each_single_delivery_check_also_holds_per_item_in_a_batch() {
             "bad_attachment_name",
         ),
         (
+            "device name",
+            with(&|d| d.messages[0].attachments.push(pdf_attachment("NUL.pdf"))),
+            422,
+            "bad_attachment_name",
+        ),
+        (
+            "extension",
+            with(&|d| d.messages[0].attachments.push(pdf_attachment("a.exe"))),
+            422,
+            "attachment_extension_mismatch",
+        ),
+        (
+            "content",
+            with(&|d| {
+                d.messages[0].attachments.push(client::attachment(
+                    "a.pdf",
+                    "application/pdf",
+                    b"%PDF-1.4\n",
+                ))
+            }),
+            422,
+            "attachment_content_mismatch",
+        ),
+        (
             "empty subject",
             with(&|d| d.messages[0].header.subject = String::new()),
             422,
@@ -920,7 +987,7 @@ async fn each_single_delivery_check_also_holds_per_item_in_a_batch() {
                 d.messages[0].attachments.push(client::attachment(
                     "stor.pdf",
                     "application/pdf",
-                    &vec![b'%'; 2 * 1024 * 1024 + 1000],
+                    &client::minimal_pdf(&"x".repeat(2 * 1024 * 1024 + 1000)),
                 ))
             }),
             413,

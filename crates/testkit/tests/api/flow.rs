@@ -10,7 +10,7 @@ async fn a_signed_message_with_a_pdf_is_delivered_with_a_signed_receipt_and_read
     let mut app = TestApp::spawn().await;
     let (tenant, sender) = app.kommun();
     let anna = app.recipient("registered").clone();
-    let pdf = client::sample_pdf("Beslut om bostadsbidrag");
+    let pdf = client::minimal_pdf("Beslut om bostadsbidrag");
     let mut delivery = app.delivery(sender, &anna.id, "Beslut om bostadsbidrag");
     delivery.messages[0].attachments.push(client::attachment(
         "beslut.pdf",

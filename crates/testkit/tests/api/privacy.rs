@@ -15,7 +15,7 @@ async fn no_database_file_contains_plaintext_content() {
     let token = tenant.token.clone();
     let anna = app.recipient("registered").id.clone();
     let cecilia = app.recipient("not_registered").id.clone();
-    let pdf = client::sample_pdf(ATTACHMENT_TEXT);
+    let pdf = client::minimal_pdf(ATTACHMENT_TEXT);
     let mut ids = Vec::new();
     for (recipient, paper) in [(&anna, false), (&cecilia, true)] {
         let mut delivery = client::simple_delivery(

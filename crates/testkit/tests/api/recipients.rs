@@ -69,7 +69,7 @@ async fn two_recipients() -> Two {
     to_anna.messages[0].attachments.push(client::attachment(
         "beslut.pdf",
         "application/pdf",
-        &client::sample_pdf("Annas beslut"),
+        &client::minimal_pdf("Annas beslut"),
     ));
     let (status, body) = app.send(&tenant.token, &app.sign(sender, to_anna)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
