@@ -47,6 +47,12 @@ pub enum StoreError {
     DailyQuotaExceeded { limit: i64 },
 }
 
+impl From<kuvert_domain::status::UnknownStatus> for StoreError {
+    fn from(e: kuvert_domain::status::UnknownStatus) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
 impl StoreError {
     /// Whether the database refused a write because the disk or file is not
     /// writable (full disk, read-only file system): a 503, not a bug.
