@@ -28,6 +28,16 @@ pub struct AuditEntry<'a> {
     pub detail: &'a str,
 }
 
+/// An entry for store tests that make changes.
+#[cfg(test)]
+pub(crate) const TEST_ENTRY: AuditEntry<'static> = AuditEntry {
+    tenant: None,
+    actor: "test",
+    action: "test.change",
+    subject: "test",
+    detail: "{}",
+};
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoredAuditEntry {
     pub seq: i64,

@@ -101,9 +101,15 @@ mod tests {
         let now = time::OffsetDateTime::now_utc();
         for n in 0..2000_u32 {
             let id = format!("19800101{:04}", n);
-            db.set_recipient(&id, crate::register::RecipientStatus::Registered, None, now)
-                .await
-                .unwrap();
+            db.set_recipient(
+                &id,
+                crate::register::RecipientStatus::Registered,
+                None,
+                now,
+                &crate::audit::TEST_ENTRY,
+            )
+            .await
+            .unwrap();
         }
         let deadline = Instant::now() + Duration::from_secs(20);
         while size() <= before {

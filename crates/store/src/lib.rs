@@ -86,6 +86,18 @@ pub(crate) fn inserted_once(
     }
 }
 
+/// Appends the audit entry of the change made in `tx` and commits both: a
+/// change is never stored without its entry, nor an entry without its change.
+pub(crate) async fn commit_audited(
+    mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+    now: time::OffsetDateTime,
+    entry: &audit::AuditEntry<'_>,
+) -> Result<()> {
+    audit::append(&mut tx, now, entry).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// An update of one keyed row: no row touched means `NotFound`.
 pub(crate) fn updated_one(done: sqlx::sqlite::SqliteQueryResult) -> Result<()> {
     if done.rows_affected() == 0 {

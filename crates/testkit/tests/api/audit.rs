@@ -220,3 +220,127 @@ async fn the_audit_verify_command_fails_and_names_the_first_bad_entry() {
     );
     assert!(stdout.contains("mailbox.db: OK"), "{stdout}");
 }
+
+/// Every row of the tables a register or tenancy change touches, and the
+/// audit log, as text (`quote` keeps blobs and NULLs apart).
+async fn register_and_tenancy_rows(app: &TestApp) -> Vec<String> {
+    let mut rows = Vec::new();
+    for table in [
+        "tenants",
+        "credentials",
+        "senders",
+        "sender_keys",
+        "recipients",
+        "refused_senders",
+        "audit_log",
+    ] {
+        let columns: Vec<String> = app
+            .query_all(
+                "kuvert.db",
+                &format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"),
+            )
+            .await;
+        let quoted: Vec<String> = columns.iter().map(|c| format!("quote({c})")).collect();
+        let sql = format!(
+            "SELECT '{table}: ' || {} FROM {table} ORDER BY 1",
+            quoted.join(" || ',' || ")
+        );
+        rows.extend(app.query_all::<String>("kuvert.db", &sql).await);
+    }
+    rows
+}
+
+/// A change and its audit entry are one transaction: while the audit log
+/// refuses every insert, each change the platform operator or a recipient
+/// can make fails and leaves nothing behind (no change without its entry).
+/// With the log writable again, the very same requests succeed.
+#[tokio::test]
+async fn a_change_whose_audit_entry_cannot_be_written_fails_and_leaves_nothing_behind() {
+    let mut app = TestApp::spawn().await;
+    let formedlare = app.tenant("demoformedlare").clone();
+    let credential = formedlare
+        .token
+        .strip_prefix("kvt_")
+        .and_then(|t| t.split_once('.'))
+        .unwrap()
+        .0
+        .to_owned();
+    let key = formedlare.senders[0].key_id.clone();
+    let kommun_sender = app.kommun().1.id.clone();
+    let new_key = kuvert_crypto::signing::SigningKey::generate()
+        .public_key()
+        .to_base64();
+    let anna = app.recipient("registered").clone();
+    let cecilia = app.recipient("not_registered").clone();
+    let david = app.recipient("refuses_demokommun").clone();
+    let admin = kuvert_testkit::ADMIN_TOKEN;
+    use reqwest::Method;
+    use serde_json::json;
+    #[rustfmt::skip]
+    let changes: Vec<(&str, Method, String, &str, Option<serde_json::Value>)> = vec![
+        ("tenant create", Method::POST, "/admin/v1/tenants".into(), admin, Some(json!({"id": "nyttbolag", "name": "Nytt bolag"}))),
+        ("tenant suspend", Method::POST, "/admin/v1/tenants/demokommun/suspend".into(), admin, None),
+        ("tenant quota", Method::PUT, "/admin/v1/tenants/demokommun/quota".into(), admin, Some(json!({"max_per_day": 10}))),
+        ("sender add", Method::POST, "/admin/v1/tenants/demokommun/senders".into(), admin, Some(json!({"id": "2021005489", "name": "Nya verket"}))),
+        ("credential create", Method::POST, "/admin/v1/tenants/demokommun/credentials".into(), admin, Some(json!({"label": "second"}))),
+        ("credential revoke", Method::DELETE, format!("/admin/v1/tenants/demoformedlare/credentials/{credential}"), admin, None),
+        ("key add", Method::POST, "/admin/v1/tenants/demokommun/keys".into(), admin, Some(json!({"sender": kommun_sender, "public_key": new_key}))),
+        ("key revoke", Method::DELETE, format!("/admin/v1/tenants/demoformedlare/keys/{key}"), admin, None),
+        ("recipient register", Method::PUT, "/register/v1/me".into(), &cecilia.token, Some(json!({"operator_id": "kuvert-brevlada"}))),
+        ("recipient deregister", Method::DELETE, "/register/v1/me".into(), &anna.token, None),
+        ("recipient refuses a sender", Method::PUT, format!("/register/v1/me/refused-senders/{kommun_sender}"), &anna.token, None),
+        ("recipient accepts a sender again", Method::DELETE, format!("/register/v1/me/refused-senders/{kommun_sender}"), &david.token, None),
+    ];
+    let attempt = |method: Method, path: &str, token: &str, body: &Option<serde_json::Value>| {
+        let mut request = app
+            .http
+            .request(method, format!("{}{path}", app.url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+
+    execute(
+        &app,
+        "CREATE TRIGGER audit_down BEFORE INSERT ON audit_log
+         BEGIN SELECT RAISE(ABORT, 'audit down'); END",
+    )
+    .await;
+    let mut leaks = Vec::new();
+    for (what, method, path, token, body) in &changes {
+        let before = register_and_tenancy_rows(&app).await;
+        let (status, text) = attempt(method.clone(), path, token, body).await;
+        let after = register_and_tenancy_rows(&app).await;
+        let added: Vec<&String> = after.iter().filter(|r| !before.contains(r)).collect();
+        let removed: Vec<&String> = before.iter().filter(|r| !after.contains(r)).collect();
+        if !status.is_server_error() || !added.is_empty() || !removed.is_empty() {
+            leaks.push(format!(
+                "{what}: answered {status} ({text}); rows added {added:?}, removed {removed:?}"
+            ));
+        }
+    }
+    assert!(
+        leaks.is_empty(),
+        "with the audit log down, these changes did not fail cleanly:\n{}",
+        leaks.join("\n")
+    );
+
+    // The same requests are valid ones: with the log writable, each works.
+    execute(&app, "DROP TRIGGER audit_down").await;
+    for (what, method, path, token, body) in &changes {
+        let (status, text) = attempt(method.clone(), path, token, body).await;
+        assert!(status.is_success(), "{what}: {status} {text}");
+    }
+    let report = app
+        .core_db()
+        .verify_audit(&app.audit_public_key())
+        .await
+        .unwrap();
+    assert_eq!(report.problem, None);
+    app.stop().await;
+}
