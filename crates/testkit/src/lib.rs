@@ -146,6 +146,15 @@ impl TestApp {
         self.running = Some(running);
     }
 
+    /// Ends the instance as a crash would (`Running::abort`: no last audit
+    /// checkpoint, databases not closed); [`restart`](Self::restart) starts
+    /// it again on the same data folder.
+    pub fn crash(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.abort();
+        }
+    }
+
     /// Stops the instance; the data folder stays until the TestApp drops.
     pub async fn stop(&mut self) {
         if let Some(running) = self.running.take() {

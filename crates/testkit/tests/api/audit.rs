@@ -344,3 +344,83 @@ async fn a_change_whose_audit_entry_cannot_be_written_fails_and_leaves_nothing_b
     assert_eq!(report.problem, None);
     app.stop().await;
 }
+
+fn hour_between_checkpoints(settings: &mut kuvert::app::Settings) {
+    settings.audit_checkpoint_every = std::time::Duration::from_secs(3600);
+}
+
+/// Audit entries of no consequence, written straight to a chain.
+async fn write_entries(db: &Db, n: i64) {
+    for i in 0..n {
+        let subject = format!("filler-{i}");
+        db.append_audit(
+            time::OffsetDateTime::now_utc(),
+            &kuvert_store::audit::AuditEntry {
+                tenant: None,
+                actor: "test",
+                action: "test.filler",
+                subject: &subject,
+                detail: "{}",
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// With an hour between timed checkpoints, one is signed anyway as soon as
+/// `AUDIT_CHECKPOINT_AFTER_ENTRIES` entries are unsigned.
+#[tokio::test]
+async fn a_checkpoint_is_signed_after_so_many_entries_without_waiting_for_the_interval() {
+    let mut app = TestApp::spawn_with(hour_between_checkpoints).await;
+    let key = app.audit_public_key();
+    let before = app.core_db().verify_audit(&key).await.unwrap();
+    assert!(
+        before.unsigned_tail < kuvert::app::AUDIT_CHECKPOINT_AFTER_ENTRIES,
+        "{before:?}"
+    );
+    write_entries(app.core_db(), kuvert::app::AUDIT_CHECKPOINT_AFTER_ENTRIES).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let report = app.core_db().verify_audit(&key).await.unwrap();
+        assert_eq!(report.problem, None);
+        if report.checkpoints > before.checkpoints {
+            assert!(
+                report.unsigned_tail < kuvert::app::AUDIT_CHECKPOINT_AFTER_ENTRIES,
+                "{report:?}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no checkpoint after {} entries: {report:?}",
+            report.unsigned_tail
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+}
+
+/// A run that ends without a clean stop signs no last checkpoint; the next
+/// start signs what it left, before anything else.
+#[tokio::test]
+async fn what_a_crashed_run_left_unsigned_is_signed_at_the_next_start() {
+    let mut app = TestApp::spawn_with(hour_between_checkpoints).await;
+    let token = app.kommun().0.token.clone();
+    let anna = app.recipient("registered").id.clone();
+    let id = app.send_ok(&anna, "Före kraschen").await;
+    app.wait_final(&token, &id).await;
+    let key = app.audit_public_key();
+    for db in [app.core_db(), app.mailbox_db()] {
+        let report = db.verify_audit(&key).await.unwrap();
+        assert!(report.unsigned_tail > 0, "{report:?}");
+    }
+    app.crash();
+    app.restart().await;
+    for db in [app.core_db(), app.mailbox_db()] {
+        let report = db.verify_audit(&key).await.unwrap();
+        assert_eq!(report.problem, None);
+        assert_eq!(report.unsigned_tail, 0, "{report:?}");
+    }
+    app.stop().await;
+}
