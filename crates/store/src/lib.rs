@@ -203,11 +203,38 @@ impl Db {
         &self.read
     }
 
+    /// Closes every connection, the writer last: after the last write, the
+    /// WAL is copied into the database file and truncated (see
+    /// `checkpoint`), so a clean stop leaves nothing beside the file.
     pub async fn close(&self) {
         self.checkpointer.close();
         self.direct.close();
-        self.write.close().await;
         self.read.close().await;
+        self.truncate_wal().await;
+        self.write.close().await;
+    }
+
+    /// A TRUNCATE checkpoint on the writer, without waiting: when another
+    /// process still reads the file (a `kuvert` command beside a running
+    /// node) it would have to hold off that process's writes, so it is left
+    /// for later (the WAL is kept; nothing is lost).
+    async fn truncate_wal(&self) {
+        let Ok(mut connection) = self.write.acquire().await else {
+            return;
+        };
+        let done = async {
+            sqlx::Executor::execute(&mut *connection, "PRAGMA busy_timeout = 0").await?;
+            let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&mut *connection)
+                .await?;
+            row.try_get::<i64, _>(0)
+        }
+        .await;
+        match done {
+            Ok(0) => {}
+            Ok(_) => tracing::info!("WAL not truncated at close: another connection reads"),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint at close failed"),
+        }
     }
 }
 

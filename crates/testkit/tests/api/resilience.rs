@@ -379,3 +379,37 @@ fn reseal(
     sealed.sign(relay);
     sealed
 }
+
+/// A clean stop leaves no write-ahead log beside the databases: everything
+/// is in the database files, which can be copied (or backed up) alone.
+#[tokio::test]
+async fn a_clean_stop_leaves_the_write_ahead_logs_empty() {
+    let mut app = TestApp::spawn().await;
+    let token = app.kommun().0.token.clone();
+    let anna = app.recipient("registered").id.clone();
+    for i in 0..20 {
+        let id = app.send_ok(&anna, &format!("Innan stoppet {i}")).await;
+        app.wait_final(&token, &id).await;
+    }
+    let wal_sizes = |app: &TestApp| -> Vec<(String, u64)> {
+        app.database_files()
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with("-wal"))
+            .map(|p| {
+                let size = std::fs::metadata(&p).map_or(0, |m| m.len());
+                (p.display().to_string(), size)
+            })
+            .collect()
+    };
+    assert!(
+        wal_sizes(&app).iter().any(|(_, size)| *size > 0),
+        "a running instance writes through its WALs: {:?}",
+        wal_sizes(&app)
+    );
+    app.stop().await;
+    let left: Vec<_> = wal_sizes(&app)
+        .into_iter()
+        .filter(|(_, size)| *size > 0)
+        .collect();
+    assert!(left.is_empty(), "WAL left after a clean stop: {left:?}");
+}
