@@ -171,20 +171,6 @@ impl Register {
         Ok(answers)
     }
 
-    /// Where a delivery from `sender` to `recipient` goes.
-    pub async fn route(
-        &self,
-        recipient: &RecipientId,
-        sender: &OrganisationNumber,
-    ) -> Result<Route, RegisterError> {
-        let mut routes = self.routes(std::slice::from_ref(recipient), sender).await?;
-        Ok(routes
-            .remove(recipient.as_str())
-            .unwrap_or(Route::Unreachable {
-                reason: "not_registered",
-            }))
-    }
-
     /// Where deliveries from `sender` to each of `recipients` go, keyed by
     /// canonical recipient id: a few queries for the whole list instead of
     /// several per recipient (a batch of 10 000 is routed in ~20 queries).

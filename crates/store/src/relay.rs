@@ -510,35 +510,9 @@ impl Db {
             .transpose()
     }
 
-    pub async fn outbox_len(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM outbox")
-            .fetch_one(self.writer())
-            .await?
-            .try_get(0)?)
-    }
-
-    /// Records the operator's receipt: the delivery is final, the job leaves
-    /// the queue, the sender can see it — all in one transaction.
-    pub async fn record_delivered(
-        &self,
-        job: &OutboxJob,
-        delivered_at: OffsetDateTime,
-        receipt_json: &str,
-        now: OffsetDateTime,
-    ) -> Result<()> {
-        self.record_delivered_many(
-            &[Delivered {
-                job,
-                delivered_at,
-                receipt_json,
-            }],
-            now,
-        )
-        .await
-    }
-
-    /// Records many receipts in one transaction (one disk flush for a whole
-    /// answer from an operator, not one per delivery).
+    /// Records operators' receipts: each delivery is final, its job leaves
+    /// the queue, the sender can see it — all in one transaction (one disk
+    /// flush for a whole answer from an operator, not one per delivery).
     pub async fn record_delivered_many(
         &self,
         receipts: &[Delivered<'_>],

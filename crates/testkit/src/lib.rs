@@ -263,13 +263,25 @@ impl TestApp {
     /// Waits until the relay's queue is empty.
     pub async fn drain(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while self.core_db().outbox_len().await.expect("outbox") > 0 {
+        while self.outbox_len().await > 0 {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "queue did not drain"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Jobs in the relay's queue towards mailbox operators.
+    pub async fn outbox_len(&self) -> i64 {
+        self.query("kuvert.db", "SELECT COUNT(*) FROM outbox").await
+    }
+
+    /// Deliveries the mailbox holds (each delivery id at most once by
+    /// construction; tests count them to prove "never twice").
+    pub async fn mailbox_delivery_count(&self) -> i64 {
+        self.query("mailbox.db", "SELECT COUNT(*) FROM mailbox_deliveries")
+            .await
     }
 
     /// A recipient token minted with the installation's key.
