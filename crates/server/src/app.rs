@@ -258,9 +258,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                     crate::demo::seed(
                         db,
                         &register,
+                        &operator_id()?,
+                        &RecipientTokens::new(keys.recipient_token),
                         &settings.data_dir,
                         &url,
-                        &keys,
                         clock.as_ref(),
                     )
                     .await?,
