@@ -195,6 +195,14 @@ impl Db {
         })
     }
 
+    /// A trivial query, for readiness: the database file answers a read.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT COUNT(*) FROM schema_migrations")
+            .fetch_one(self.reader())
+            .await?;
+        Ok(())
+    }
+
     pub(crate) fn writer(&self) -> &SqlitePool {
         &self.write
     }

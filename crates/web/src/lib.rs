@@ -71,7 +71,7 @@ impl AppState {
 /// All routes of the roles present in `state`.
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
-        .route("/health", get(|| async { "ok" }))
+        .merge(api::health::router())
         .route("/openapi.json", get(openapi::serve));
     if state.0.core.is_some() {
         app = app

@@ -413,3 +413,23 @@ async fn a_clean_stop_leaves_the_write_ahead_logs_empty() {
         .collect();
     assert!(left.is_empty(), "WAL left after a clean stop: {left:?}");
 }
+
+/// `/health` says the process answers; `/ready` that its databases do too,
+/// and 503 `not_ready` once one does not (here: closed under it).
+#[tokio::test]
+async fn ready_answers_while_every_database_does_and_503_once_one_does_not() {
+    let mut app = TestApp::spawn().await;
+    let (status, body) = app.get("/health", None).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, Some("ok")));
+    let (status, body) = app.get("/ready", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["databases"], serde_json::json!(["core", "mailbox"]));
+
+    app.mailbox_db().close().await;
+    let (status, body) = app.get("/ready", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "not_ready", "{body}");
+    let (status, _) = app.get("/health", None).await;
+    assert_eq!(status, StatusCode::OK, "the process itself still answers");
+    app.stop().await;
+}
