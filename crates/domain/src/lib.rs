@@ -7,3 +7,4 @@ pub mod delivery;
 pub mod html_check;
 pub mod identity;
 pub mod ids;
+pub mod status;

@@ -176,20 +176,6 @@ impl Register {
         Ok(answers)
     }
 
-    /// Where a delivery from `sender` to `recipient` goes.
-    pub async fn route(
-        &self,
-        recipient: &RecipientId,
-        sender: &OrganisationNumber,
-    ) -> Result<Route, RegisterError> {
-        let mut routes = self.routes(std::slice::from_ref(recipient), sender).await?;
-        Ok(routes
-            .remove(recipient.as_str())
-            .unwrap_or(Route::Unreachable {
-                reason: "not_registered",
-            }))
-    }
-
     /// Where deliveries from `sender` to each of `recipients` go, keyed by
     /// canonical recipient id: a few queries for the whole list instead of
     /// several per recipient (a batch of 10 000 is routed in ~20 queries).
@@ -263,31 +249,36 @@ impl Register {
         } else {
             RecipientStatus::Registered
         };
+        let detail =
+            serde_json::json!({ "operator": operator.as_str(), "status": status.as_str() });
+        let (subject, detail) = self.audit_fields(recipient, &detail);
         self.db
-            .set_recipient(recipient.as_str(), status, Some(operator), now)
+            .set_recipient(
+                recipient.as_str(),
+                status,
+                Some(operator),
+                now,
+                &entry("register.registered", &subject, &detail),
+            )
             .await?;
-        self.audit(
-            recipient,
-            "register.registered",
-            &serde_json::json!({ "operator": operator.as_str(), "status": status.as_str() }),
-        )
-        .await
+        Ok(())
     }
 
     pub async fn deregister(&self, recipient: &RecipientId) -> Result<(), RegisterError> {
         if self.db.recipient(recipient.as_str()).await?.is_none() {
             return Err(RegisterError::NotRegistered);
         }
+        let (subject, detail) = self.audit_fields(recipient, &serde_json::json!({}));
         self.db
             .set_recipient(
                 recipient.as_str(),
                 RecipientStatus::Deregistered,
                 None,
                 self.clock.now(),
+                &entry("register.deregistered", &subject, &detail),
             )
             .await?;
-        self.audit(recipient, "register.deregistered", &serde_json::json!({}))
-            .await
+        Ok(())
     }
 
     /// Refuses (or accepts again) digital mail from one sender.
@@ -300,48 +291,47 @@ impl Register {
         if self.db.recipient(recipient.as_str()).await?.is_none() {
             return Err(RegisterError::NotRegistered);
         }
+        let action = if refuse {
+            "register.sender_refused"
+        } else {
+            "register.sender_accepted"
+        };
+        let (subject, detail) =
+            self.audit_fields(recipient, &serde_json::json!({ "sender": sender.as_str() }));
         self.db
             .set_sender_refused(
                 recipient.as_str(),
                 sender.as_str(),
                 refuse,
                 self.clock.now(),
-            )
-            .await?;
-        let action = if refuse {
-            "register.sender_refused"
-        } else {
-            "register.sender_accepted"
-        };
-        self.audit(
-            recipient,
-            action,
-            &serde_json::json!({ "sender": sender.as_str() }),
-        )
-        .await
-    }
-
-    async fn audit(
-        &self,
-        recipient: &RecipientId,
-        action: &str,
-        detail: &serde_json::Value,
-    ) -> Result<(), RegisterError> {
-        // The subject is a keyed pseudonym: the log can be followed per person
-        // without holding identity numbers.
-        let subject = self.pseudonyms.pseudonym(recipient.as_str());
-        self.db
-            .append_audit(
-                self.clock.now(),
-                &AuditEntry {
-                    tenant: None,
-                    actor: "recipient",
-                    action,
-                    subject: &subject,
-                    detail: &detail.to_string(),
-                },
+                &entry(action, &subject, &detail),
             )
             .await?;
         Ok(())
+    }
+
+    /// The subject and detail of a change's audit entry. The subject is a
+    /// keyed pseudonym: the log can be followed per person without holding
+    /// identity numbers.
+    fn audit_fields(
+        &self,
+        recipient: &RecipientId,
+        detail: &serde_json::Value,
+    ) -> (String, String) {
+        (
+            self.pseudonyms.pseudonym(recipient.as_str()),
+            detail.to_string(),
+        )
+    }
+}
+
+/// The audit entry of a recipient's change to their registration.
+fn entry<'a>(action: &'a str, subject: &'a str, detail: &'a str) -> AuditEntry<'a> {
+    AuditEntry {
+        tenant: None,
+        actor: "recipient",
+        action,
+        subject,
+        detail,
     }
 }

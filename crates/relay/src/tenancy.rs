@@ -1,5 +1,6 @@
 //! Managing tenants: what the platform operator does through `kuvert tenant`
-//! and the admin API (both call these functions). Every change is audited.
+//! and the admin API (both call these functions). Every change is audited,
+//! in the transaction that makes it.
 
 use kuvert_crypto::digest::{hash_secret, random_token};
 use kuvert_crypto::signing::PublicKey;
@@ -36,29 +37,23 @@ pub struct Tenancy {
     pub clock: Arc<dyn Clock>,
 }
 
-impl Tenancy {
-    async fn audit(
-        &self,
-        tenant: &TenantId,
-        actor: &str,
-        action: &str,
-        subject: &str,
-    ) -> Result<(), TenancyError> {
-        self.db
-            .append_audit(
-                self.clock.now(),
-                &AuditEntry {
-                    tenant: Some(tenant),
-                    actor,
-                    action,
-                    subject,
-                    detail: "{}",
-                },
-            )
-            .await?;
-        Ok(())
+/// The audit entry of a change to `tenant`.
+fn entry<'a>(
+    tenant: &'a TenantId,
+    actor: &'a str,
+    action: &'a str,
+    subject: &'a str,
+) -> AuditEntry<'a> {
+    AuditEntry {
+        tenant: Some(tenant),
+        actor,
+        action,
+        subject,
+        detail: "{}",
     }
+}
 
+impl Tenancy {
     async fn existing(&self, tenant: &TenantId) -> Result<(), TenancyError> {
         match self.db.tenant(tenant).await? {
             Some(_) => Ok(()),
@@ -72,8 +67,11 @@ impl Tenancy {
         id: &TenantId,
         name: &str,
     ) -> Result<(), TenancyError> {
-        self.db.create_tenant(id, name, self.clock.now()).await?;
-        self.audit(id, actor, "tenant.created", id.as_str()).await
+        let audit = entry(id, actor, "tenant.created", id.as_str());
+        self.db
+            .create_tenant(id, name, self.clock.now(), &audit)
+            .await?;
+        Ok(())
     }
 
     pub async fn set_suspended(
@@ -82,24 +80,19 @@ impl Tenancy {
         id: &TenantId,
         suspended: bool,
     ) -> Result<(), TenancyError> {
-        let status = if suspended {
-            TenantStatus::Suspended
+        let (status, action) = if suspended {
+            (TenantStatus::Suspended, "tenant.suspended")
         } else {
-            TenantStatus::Active
+            (TenantStatus::Active, "tenant.resumed")
         };
+        let audit = entry(id, actor, action, id.as_str());
         self.db
-            .set_tenant_status(id, status)
+            .set_tenant_status(id, status, self.clock.now(), &audit)
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => TenancyError::UnknownTenant,
                 e => e.into(),
-            })?;
-        let action = if suspended {
-            "tenant.suspended"
-        } else {
-            "tenant.resumed"
-        };
-        self.audit(id, actor, action, id.as_str()).await
+            })
     }
 
     /// Sets the tenant's quotas (`None` = unlimited).
@@ -109,24 +102,18 @@ impl Tenancy {
         id: &TenantId,
         quota: &kuvert_store::tenants::Quota,
     ) -> Result<(), TenancyError> {
-        self.db.set_quota(id, quota).await.map_err(|e| match e {
-            StoreError::NotFound => TenancyError::UnknownTenant,
-            e => e.into(),
-        })?;
         let detail = serde_json::to_string(quota).unwrap_or_default();
+        let audit = AuditEntry {
+            detail: &detail,
+            ..entry(id, actor, "tenant.quota_set", id.as_str())
+        };
         self.db
-            .append_audit(
-                self.clock.now(),
-                &AuditEntry {
-                    tenant: Some(id),
-                    actor,
-                    action: "tenant.quota_set",
-                    subject: id.as_str(),
-                    detail: &detail,
-                },
-            )
-            .await?;
-        Ok(())
+            .set_quota(id, quota, self.clock.now(), &audit)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => TenancyError::UnknownTenant,
+                e => e.into(),
+            })
     }
 
     pub async fn create_credential(
@@ -140,10 +127,17 @@ impl Tenancy {
         // Ids are base64url; '.' separates id from secret, so it cannot occur in either.
         let id = id.replace(['-', '_'], "x");
         let secret = random_token(32);
+        let audit = entry(tenant, actor, "credential.created", &id);
         self.db
-            .create_credential(tenant, &id, label, &hash_secret(&secret), self.clock.now())
+            .create_credential(
+                tenant,
+                &id,
+                label,
+                &hash_secret(&secret),
+                self.clock.now(),
+                &audit,
+            )
             .await?;
-        self.audit(tenant, actor, "credential.created", &id).await?;
         Ok(NewCredential {
             token: format!("kvt_{id}.{secret}"),
             id,
@@ -156,10 +150,11 @@ impl Tenancy {
         tenant: &TenantId,
         id: &str,
     ) -> Result<(), TenancyError> {
+        let audit = entry(tenant, actor, "credential.revoked", id);
         self.db
-            .revoke_credential(tenant, id, self.clock.now())
+            .revoke_credential(tenant, id, self.clock.now(), &audit)
             .await?;
-        self.audit(tenant, actor, "credential.revoked", id).await
+        Ok(())
     }
 
     pub async fn add_sender(
@@ -170,11 +165,11 @@ impl Tenancy {
         name: &str,
     ) -> Result<(), TenancyError> {
         self.existing(tenant).await?;
+        let audit = entry(tenant, actor, "sender.added", sender.as_str());
         self.db
-            .create_sender(tenant, sender.as_str(), name, self.clock.now())
+            .create_sender(tenant, sender.as_str(), name, self.clock.now(), &audit)
             .await?;
-        self.audit(tenant, actor, "sender.added", sender.as_str())
-            .await
+        Ok(())
     }
 
     /// Registers a sender's signing key; returns its key id.
@@ -191,6 +186,7 @@ impl Tenancy {
             return Err(TenancyError::UnknownSender);
         }
         let key_id = key.key_id();
+        let audit = entry(tenant, actor, "key.added", &key_id);
         self.db
             .add_sender_key(
                 tenant,
@@ -198,9 +194,9 @@ impl Tenancy {
                 &key_id,
                 &key.to_base64(),
                 self.clock.now(),
+                &audit,
             )
             .await?;
-        self.audit(tenant, actor, "key.added", &key_id).await?;
         Ok(key_id)
     }
 
@@ -210,9 +206,10 @@ impl Tenancy {
         tenant: &TenantId,
         key_id: &str,
     ) -> Result<(), TenancyError> {
+        let audit = entry(tenant, actor, "key.revoked", key_id);
         self.db
-            .revoke_sender_key(tenant, key_id, self.clock.now())
+            .revoke_sender_key(tenant, key_id, self.clock.now(), &audit)
             .await?;
-        self.audit(tenant, actor, "key.revoked", key_id).await
+        Ok(())
     }
 }

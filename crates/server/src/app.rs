@@ -27,6 +27,16 @@ use tokio::task::JoinHandle;
 /// The id of the mailbox operator kuvert ships.
 pub const BUILT_IN_OPERATOR: &str = "kuvert-brevlada";
 
+/// An audit checkpoint is signed once this many entries follow the last one,
+/// even before [`Settings::audit_checkpoint_every`] has passed: a busy node
+/// (or one restarted more often than the interval) never leaves a long
+/// unsigned tail, whose truncation would go unnoticed.
+pub const AUDIT_CHECKPOINT_AFTER_ENTRIES: i64 = 1000;
+
+/// How often the audit checkpointer looks at the number of unsigned entries
+/// (one cheap read, not one per write).
+const AUDIT_CHECKPOINT_POLL: Duration = Duration::from_secs(1);
+
 /// Which roles this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Roles {
@@ -79,7 +89,11 @@ pub struct Settings {
     pub limits: DeliveryLimits,
     /// The platform operator's admin token (`kva_…`); no admin API without it.
     pub admin_token: Option<String>,
+    /// The longest time between two audit checkpoints (while entries come).
     pub audit_checkpoint_every: Duration,
+    /// Sign a checkpoint once this many entries are unsigned
+    /// ([`AUDIT_CHECKPOINT_AFTER_ENTRIES`] by default).
+    pub audit_checkpoint_entries: i64,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -96,6 +110,7 @@ impl Settings {
             limits: DeliveryLimits::default(),
             admin_token: None,
             audit_checkpoint_every: Duration::from_secs(10),
+            audit_checkpoint_entries: AUDIT_CHECKPOINT_AFTER_ENTRIES,
             clock: Arc::new(SystemClock),
         }
     }
@@ -114,6 +129,15 @@ pub struct Running {
 }
 
 impl Running {
+    /// Ends at once, as a crash would: the tasks are aborted, no last audit
+    /// checkpoint is signed and the databases are not closed (for tests of
+    /// what the next start finds).
+    pub fn abort(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+
     /// Stops serving, lets the worker finish its pass, signs a last audit
     /// checkpoint and closes the databases.
     pub async fn stop(self) {
@@ -147,7 +171,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let mut tasks = Vec::new();
 
     let mailbox_db = if settings.roles.mailbox {
-        Some(Db::open(&settings.data_dir.join("mailbox.db"), Schema::Mailbox).await?)
+        Some(
+            open_db(
+                &settings.data_dir.join("mailbox.db"),
+                Schema::Mailbox,
+                &keys,
+                clock.as_ref(),
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -171,7 +203,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
 
     let mut demo = None;
     let core_db = if settings.roles.core {
-        Some(Db::open(&settings.data_dir.join("kuvert.db"), Schema::Core).await?)
+        Some(
+            open_db(
+                &settings.data_dir.join("kuvert.db"),
+                Schema::Core,
+                &keys,
+                clock.as_ref(),
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -245,9 +285,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                     crate::demo::seed(
                         db,
                         &register,
+                        &operator_id()?,
+                        &RecipientTokens::new(keys.recipient_token),
                         &settings.data_dir,
                         &url,
-                        &keys,
                         clock.as_ref(),
                     )
                     .await?,
@@ -268,6 +309,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             keys.clone(),
             clock.clone(),
             settings.audit_checkpoint_every,
+            settings.audit_checkpoint_entries,
             shutdown_rx.clone(),
         )));
     }
@@ -309,22 +351,55 @@ fn operator_id() -> anyhow::Result<OperatorId> {
     OperatorId::parse(BUILT_IN_OPERATOR).context("built-in operator id")
 }
 
+/// Opens a database and signs what the last run left unsigned (a run that
+/// ended without a clean stop signs no final checkpoint), before this run
+/// writes anything.
+async fn open_db(
+    path: &std::path::Path,
+    schema: Schema,
+    keys: &Keys,
+    clock: &dyn Clock,
+) -> anyhow::Result<Db> {
+    let db = Db::open(path, schema).await?;
+    if let Err(e) = db.checkpoint_audit(&keys.audit, clock.now()).await {
+        // The checkpointer tries again; the chain itself is intact.
+        tracing::warn!(error = %e, ?schema, "audit checkpoint at start-up failed");
+    }
+    Ok(db)
+}
+
 /// Signs the audit chain's head now and then, so tampering is caught even
-/// by someone holding only the public key.
+/// by someone holding only the public key: `every` at the longest while
+/// entries come, and as soon as `after_entries` are unsigned.
 async fn checkpointer(
     db: Db,
     keys: Arc<Keys>,
     clock: Arc<dyn Clock>,
     every: Duration,
+    after_entries: i64,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let poll = AUDIT_CHECKPOINT_POLL.min(every);
+    let mut last = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(poll) => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        let due = last.elapsed() >= every
+            || match db.audit_unsigned().await {
+                Ok(unsigned) => unsigned >= after_entries,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not count unsigned audit entries");
+                    false
+                }
+            };
+        if !due {
+            continue;
         }
         if let Err(e) = db.checkpoint_audit(&keys.audit, clock.now()).await {
             tracing::warn!(error = %e, "audit checkpoint failed");
         }
+        last = tokio::time::Instant::now();
     }
 }

@@ -3,8 +3,10 @@
 //! credential and a signing key, and recipients in every state the register
 //! knows. Written to `<data>/demo/demo.json` (mode 0600) and reused on the
 //! next start. Never used in production: `--demo` is off unless asked for.
+//!
+//! Depends on nothing else in this crate: `app` calls [`seed`] with what it
+//! needs (the built-in operator, the recipient-token key).
 
-use crate::keys::Keys;
 use anyhow::Context as _;
 use base64::Engine as _;
 use kuvert_crypto::signing::SigningKey;
@@ -14,6 +16,7 @@ use kuvert_domain::ids::{OperatorId, TenantId};
 use kuvert_register::Register;
 use kuvert_relay::tenancy::Tenancy;
 use kuvert_store::Db;
+use kuvert_web::auth::RecipientTokens;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
@@ -103,12 +106,16 @@ pub fn load(data_dir: &Path) -> anyhow::Result<DemoData> {
     Ok(serde_json::from_str(&text)?)
 }
 
+/// Creates the demo data (or reuses what an earlier start wrote): tenants
+/// through `db`, recipients registered with `operator` through `register`,
+/// recipient tokens minted with `tokens`.
 pub async fn seed(
     db: &Db,
     register: &Register,
+    operator: &OperatorId,
+    tokens: &RecipientTokens,
     data_dir: &Path,
     url: &str,
-    keys: &Keys,
     clock: &dyn Clock,
 ) -> anyhow::Result<DemoData> {
     let path = demo_file(data_dir);
@@ -172,9 +179,7 @@ pub async fn seed(
             senders: demo_senders,
         });
     }
-    let operator = OperatorId::parse(crate::app::BUILT_IN_OPERATOR)?;
     let today = clock.today();
-    let tokens = kuvert_web::auth::RecipientTokens::new(keys.recipient_token);
     let expires = clock.now().unix_timestamp() + 30 * 24 * 3600;
     let people = [
         (
@@ -208,13 +213,13 @@ pub async fn seed(
     for (name, number, state) in people {
         let id = RecipientId::parse(&number, today)?;
         match state {
-            "registered" => register.register(&id, &operator, false).await?,
+            "registered" => register.register(&id, operator, false).await?,
             "refuses_demokommun" => {
-                register.register(&id, &operator, false).await?;
+                register.register(&id, operator, false).await?;
                 let sender = OrganisationNumber::parse(&tenants[0].senders[0].id)?;
                 register.set_sender_refused(&id, &sender, true).await?;
             }
-            "pending" => register.register(&id, &operator, true).await?,
+            "pending" => register.register(&id, operator, true).await?,
             _ => {}
         }
         recipients.push(DemoRecipient {

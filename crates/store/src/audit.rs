@@ -28,6 +28,16 @@ pub struct AuditEntry<'a> {
     pub detail: &'a str,
 }
 
+/// An entry for store tests that make changes.
+#[cfg(test)]
+pub(crate) const TEST_ENTRY: AuditEntry<'static> = AuditEntry {
+    tenant: None,
+    actor: "test",
+    action: "test.change",
+    subject: "test",
+    detail: "{}",
+};
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoredAuditEntry {
     pub seq: i64,
@@ -247,6 +257,19 @@ impl Db {
             .await?;
         tx.commit().await?;
         Ok(Some(seq))
+    }
+
+    /// How many entries follow the last checkpoint (all of them when there
+    /// is none). Two lookups by primary key: cheap enough to ask every second.
+    pub async fn audit_unsigned(&self) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT (SELECT MAX(seq) FROM audit_log), (SELECT MAX(seq) FROM audit_checkpoints)",
+        )
+        .fetch_one(self.reader())
+        .await?;
+        let head: Option<i64> = row.try_get(0)?;
+        let signed: Option<i64> = row.try_get(1)?;
+        Ok(head.unwrap_or(0) - signed.unwrap_or(0))
     }
 
     /// Entries in order, optionally only one tenant's, from `after` on.

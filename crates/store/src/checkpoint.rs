@@ -10,11 +10,17 @@
 //! A PASSIVE checkpoint waits for no one: it copies what no reader still
 //! needs, while the writer goes on appending. Durability is unchanged: a
 //! commit is durable once its WAL frames are synced, checkpointed or not.
+//!
+//! PASSIVE checkpoints never shrink the WAL file, and a read-only connection
+//! closing last cannot checkpoint it, so [`Db::close`](crate::Db::close)
+//! stops this thread (waiting for a checkpoint under way), closes the
+//! readers and then, on the writer, runs a TRUNCATE checkpoint: after a
+//! clean stop the WAL is empty.
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 /// How often the WAL is copied into the database file.
@@ -24,12 +30,16 @@ const EVERY: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
     closed: AtomicBool,
+    /// The thread's connection, held while it checkpoints: `close` takes
+    /// it, so it waits for a checkpoint under way, and none starts after.
+    connection: Mutex<Option<Connection>>,
 }
 
 impl Checkpointer {
     pub(crate) fn start(path: &Path) -> Arc<Self> {
         let this = Arc::new(Self {
             closed: AtomicBool::new(false),
+            connection: Mutex::new(None),
         });
         let weak = Arc::downgrade(&this);
         let path = path.to_owned();
@@ -44,30 +54,43 @@ impl Checkpointer {
         this
     }
 
+    /// Stops the thread: returns once no checkpoint of it is under way,
+    /// its connection closed.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.lock().take();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
+        // A panic inside a checkpoint leaves at worst a connection to drop.
+        self.connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 fn run(path: &Path, owner: &Weak<Checkpointer>) {
-    let mut connection: Option<Connection> = None;
     loop {
         std::thread::sleep(EVERY);
-        match owner.upgrade() {
-            Some(owner) if !owner.closed.load(Ordering::SeqCst) => {}
-            _ => return,
+        let Some(owner) = owner.upgrade() else {
+            return;
+        };
+        let mut connection = owner.lock();
+        // Checked under the lock: after `close` took it, nothing starts.
+        if owner.closed.load(Ordering::SeqCst) {
+            return;
         }
         if connection.is_none() {
-            connection = open(path)
+            *connection = open(path)
                 .map_err(|e| tracing::warn!(error = %e, "checkpointer: cannot open the database"))
                 .ok();
         }
-        if let Some(c) = &connection
+        if let Some(c) = connection.as_ref()
             && let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
         {
             // A full disk, say: try again next time, on a fresh connection.
             tracing::warn!(error = %e, "checkpoint failed; will retry");
-            connection = None;
+            *connection = None;
         }
     }
 }
@@ -101,9 +124,15 @@ mod tests {
         let now = time::OffsetDateTime::now_utc();
         for n in 0..2000_u32 {
             let id = format!("19800101{:04}", n);
-            db.set_recipient(&id, crate::register::RecipientStatus::Registered, None, now)
-                .await
-                .unwrap();
+            db.set_recipient(
+                &id,
+                crate::register::RecipientStatus::Registered,
+                None,
+                now,
+                &crate::audit::TEST_ENTRY,
+            )
+            .await
+            .unwrap();
         }
         let deadline = Instant::now() + Duration::from_secs(20);
         while size() <= before {
@@ -114,5 +143,42 @@ mod tests {
             tokio::time::sleep(super::EVERY).await;
         }
         db.close().await;
+    }
+
+    /// Closing the database copies the WAL into the database file and
+    /// truncates it: nothing is left beside the file after a clean stop.
+    #[tokio::test]
+    async fn closing_leaves_the_wal_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kuvert.db");
+        let wal = dir.path().join("kuvert.db-wal");
+        let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        let db = Db::open(&path, Schema::Core).await.unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        for n in 0..200_u32 {
+            let id = format!("19800101{:04}", n);
+            db.set_recipient(
+                &id,
+                crate::register::RecipientStatus::Registered,
+                None,
+                now,
+                &crate::audit::TEST_ENTRY,
+            )
+            .await
+            .unwrap();
+        }
+        // Keep a register snapshot and a read connection open, as a
+        // running node would.
+        db.reachability(&["198001010001".to_owned()], "162120000019")
+            .await
+            .unwrap();
+        db.audit_unsigned().await.unwrap();
+        assert!(wal_size() > 0, "the writes went through the WAL");
+        db.close().await;
+        assert_eq!(wal_size(), 0, "WAL left after close");
+        // And the data is in the database file.
+        let reopened = Db::open(&path, Schema::Core).await.unwrap();
+        assert!(reopened.recipient("198001010199").await.unwrap().is_some());
+        reopened.close().await;
     }
 }

@@ -47,6 +47,12 @@ pub enum StoreError {
     DailyQuotaExceeded { limit: i64 },
 }
 
+impl From<kuvert_domain::status::UnknownStatus> for StoreError {
+    fn from(e: kuvert_domain::status::UnknownStatus) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
 impl StoreError {
     /// Whether the database refused a write because the disk or file is not
     /// writable (full disk, read-only file system): a 503, not a bug.
@@ -78,6 +84,18 @@ pub(crate) fn inserted_once(
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
         other => other.map(|_| ()).map_err(Into::into),
     }
+}
+
+/// Appends the audit entry of the change made in `tx` and commits both: a
+/// change is never stored without its entry, nor an entry without its change.
+pub(crate) async fn commit_audited(
+    mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+    now: time::OffsetDateTime,
+    entry: &audit::AuditEntry<'_>,
+) -> Result<()> {
+    audit::append(&mut tx, now, entry).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// An update of one keyed row: no row touched means `NotFound`.
@@ -206,6 +224,14 @@ impl Db {
         })
     }
 
+    /// A trivial query, for readiness: the database file answers a read.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT COUNT(*) FROM schema_migrations")
+            .fetch_one(self.reader())
+            .await?;
+        Ok(())
+    }
+
     pub(crate) fn writer(&self) -> &SqlitePool {
         &self.write
     }
@@ -214,13 +240,40 @@ impl Db {
         &self.read
     }
 
+    /// Closes every connection, the writer last: after the last write, the
+    /// WAL is copied into the database file and truncated (see
+    /// `checkpoint`), so a clean stop leaves nothing beside the file.
     pub async fn close(&self) {
         if let Some(checkpointer) = &self.checkpointer {
             checkpointer.close();
         }
         self.direct.close();
-        self.write.close().await;
         self.read.close().await;
+        self.truncate_wal().await;
+        self.write.close().await;
+    }
+
+    /// A TRUNCATE checkpoint on the writer, without waiting: when another
+    /// process still reads the file (a `kuvert` command beside a running
+    /// node) it would have to hold off that process's writes, so it is left
+    /// for later (the WAL is kept; nothing is lost).
+    async fn truncate_wal(&self) {
+        let Ok(mut connection) = self.write.acquire().await else {
+            return;
+        };
+        let done = async {
+            sqlx::Executor::execute(&mut *connection, "PRAGMA busy_timeout = 0").await?;
+            let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&mut *connection)
+                .await?;
+            row.try_get::<i64, _>(0)
+        }
+        .await;
+        match done {
+            Ok(0) => {}
+            Ok(_) => tracing::info!("WAL not truncated at close: another connection reads"),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint at close failed"),
+        }
     }
 }
 

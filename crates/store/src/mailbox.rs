@@ -303,15 +303,6 @@ impl Db {
         tx.commit().await?;
         Ok(())
     }
-
-    /// How many deliveries the mailbox holds with this id (0 or 1 by
-    /// construction; tests use it to prove "never twice").
-    pub async fn mailbox_delivery_count(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM mailbox_deliveries")
-            .fetch_one(self.writer())
-            .await?
-            .try_get(0)?)
-    }
 }
 
 fn message_from_row(row: &sqlx::sqlite::SqliteRow, with_content: bool) -> Result<StoredMessage> {

@@ -1,6 +1,7 @@
 //! The recipient register (förmedlingsadressregister) and mailbox operators.
 
-use crate::{Db, Result, StoreError, format_instant};
+use crate::audit::AuditEntry;
+use crate::{Db, Result, StoreError, commit_audited, format_instant};
 use kuvert_domain::ids::OperatorId;
 use rusqlite::OptionalExtension as _;
 use sqlx::Row;
@@ -241,14 +242,17 @@ impl Db {
             .collect()
     }
 
-    /// Sets a recipient's registration (creating the row if needed).
+    /// Sets a recipient's registration (creating the row if needed), with
+    /// its audit entry in the same transaction.
     pub async fn set_recipient(
         &self,
         recipient: &str,
         status: RecipientStatus,
         operator: Option<&OperatorId>,
         now: OffsetDateTime,
+        audit: &AuditEntry<'_>,
     ) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
         sqlx::query(
             "INSERT INTO recipients (id, status, operator_id, updated_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET status = excluded.status,
@@ -258,8 +262,9 @@ impl Db {
         .bind(status.as_str())
         .bind(operator.map(OperatorId::as_str))
         .bind(format_instant(now))
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await?;
+        commit_audited(tx, now, audit).await?;
         self.direct.register_changed();
         Ok(())
     }
@@ -272,13 +277,15 @@ impl Db {
         row.map(|row| record_from_row(&row)).transpose()
     }
 
-    /// Refuses (or, with `refuse = false`, accepts again) mail from one sender.
+    /// Refuses (or, with `refuse = false`, accepts again) mail from one
+    /// sender, with its audit entry in the same transaction.
     pub async fn set_sender_refused(
         &self,
         recipient: &str,
         sender: &str,
         refuse: bool,
         now: OffsetDateTime,
+        audit: &AuditEntry<'_>,
     ) -> Result<()> {
         let query = if refuse {
             sqlx::query(
@@ -293,7 +300,9 @@ impl Db {
                 .bind(recipient)
                 .bind(sender)
         };
-        query.execute(self.writer()).await?;
+        let mut tx = self.writer().begin().await?;
+        query.execute(&mut *tx).await?;
+        commit_audited(tx, now, audit).await?;
         self.direct.register_changed();
         Ok(())
     }
@@ -434,15 +443,27 @@ mod tests {
         let db = Db::open(&path, Schema::Core).await.unwrap();
         let now = OffsetDateTime::now_utc();
         assert_eq!(status(&db).await, None);
-        db.set_recipient(ANNA, RecipientStatus::Registered, None, now)
-            .await
-            .unwrap();
+        db.set_recipient(
+            ANNA,
+            RecipientStatus::Registered,
+            None,
+            now,
+            &crate::audit::TEST_ENTRY,
+        )
+        .await
+        .unwrap();
         assert_eq!(status(&db).await, Some(RecipientStatus::Registered));
-        db.set_recipient(ANNA, RecipientStatus::Pending, None, now)
-            .await
-            .unwrap();
+        db.set_recipient(
+            ANNA,
+            RecipientStatus::Pending,
+            None,
+            now,
+            &crate::audit::TEST_ENTRY,
+        )
+        .await
+        .unwrap();
         assert_eq!(status(&db).await, Some(RecipientStatus::Pending));
-        db.set_sender_refused(ANNA, SENDER, true, now)
+        db.set_sender_refused(ANNA, SENDER, true, now, &crate::audit::TEST_ENTRY)
             .await
             .unwrap();
         let refused = db.reachability(&[ANNA.to_owned()], SENDER).await.unwrap();
@@ -451,7 +472,13 @@ mod tests {
         // Another process (here: another connection) deregisters Anna.
         let other = Db::open(&path, Schema::Core).await.unwrap();
         other
-            .set_recipient(ANNA, RecipientStatus::Deregistered, None, now)
+            .set_recipient(
+                ANNA,
+                RecipientStatus::Deregistered,
+                None,
+                now,
+                &crate::audit::TEST_ENTRY,
+            )
             .await
             .unwrap();
         tokio::time::sleep(crate::direct::SNAPSHOT_MAX_AGE + std::time::Duration::from_millis(200))

@@ -9,43 +9,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::HashSet;
 use time::OffsetDateTime;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    Accepted,
-    Delivered,
-    Paper,
-    NotDelivered,
-    Failed,
-}
-
-impl DeliveryStatus {
-    pub const ALL: [DeliveryStatus; 5] = [
-        Self::Accepted,
-        Self::Delivered,
-        Self::Paper,
-        Self::NotDelivered,
-        Self::Failed,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Accepted => "accepted",
-            Self::Delivered => "delivered",
-            Self::Paper => "paper",
-            Self::NotDelivered => "not_delivered",
-            Self::Failed => "failed",
-        }
-    }
-    pub fn parse(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| StoreError::Corrupt(format!("delivery status {s:?}")))
-    }
-    pub fn is_final(self) -> bool {
-        self != Self::Accepted
-    }
-}
+pub use kuvert_domain::status::{DeliveryStatus, StatusCounts};
 
 /// Where an accepted delivery goes next; decided at intake.
 #[derive(Debug, Clone)]
@@ -150,32 +114,8 @@ pub struct Delivered<'a> {
 pub struct StatusEvent {
     pub seq: i64,
     pub delivery_id: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub at: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct StatusCounts {
-    pub accepted: i64,
-    pub delivered: i64,
-    pub paper: i64,
-    pub not_delivered: i64,
-    pub failed: i64,
-}
-
-impl StatusCounts {
-    fn add(&mut self, status: DeliveryStatus, n: i64) {
-        match status {
-            DeliveryStatus::Accepted => self.accepted += n,
-            DeliveryStatus::Delivered => self.delivered += n,
-            DeliveryStatus::Paper => self.paper += n,
-            DeliveryStatus::NotDelivered => self.not_delivered += n,
-            DeliveryStatus::Failed => self.failed += n,
-        }
-    }
-    pub fn total(&self) -> i64 {
-        self.accepted + self.delivered + self.paper + self.not_delivered + self.failed
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -670,35 +610,9 @@ impl Db {
             .transpose()
     }
 
-    pub async fn outbox_len(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM outbox")
-            .fetch_one(self.writer())
-            .await?
-            .try_get(0)?)
-    }
-
-    /// Records the operator's receipt: the delivery is final, the job leaves
-    /// the queue, the sender can see it — all in one transaction.
-    pub async fn record_delivered(
-        &self,
-        job: &OutboxJob,
-        delivered_at: OffsetDateTime,
-        receipt_json: &str,
-        now: OffsetDateTime,
-    ) -> Result<()> {
-        self.record_delivered_many(
-            &[Delivered {
-                job,
-                delivered_at,
-                receipt_json,
-            }],
-            now,
-        )
-        .await
-    }
-
-    /// Records many receipts in one transaction (one disk flush for a whole
-    /// answer from an operator, not one per delivery).
+    /// Records operators' receipts: each delivery is final, its job leaves
+    /// the queue, the sender can see it — all in one transaction (one disk
+    /// flush for a whole answer from an operator, not one per delivery).
     pub async fn record_delivered_many(
         &self,
         receipts: &[Delivered<'_>],
@@ -724,13 +638,16 @@ impl Db {
                     .push_bind(delivered.receipt_json);
             });
             update
-                .push(") UPDATE deliveries SET status = 'delivered', status_at = ")
+                .push(") UPDATE deliveries SET status = ")
+                .push_bind(DeliveryStatus::Delivered.as_str())
+                .push(", status_at = ")
                 .push_bind(&at)
                 .push(
                     ", delivered_at = r.delivered_at, receipt = r.receipt FROM r
-                     WHERE deliveries.id = r.id AND deliveries.status = 'accepted'
-                     RETURNING deliveries.id",
-                );
+                     WHERE deliveries.id = r.id AND deliveries.status = ",
+                )
+                .push_bind(DeliveryStatus::Accepted.as_str())
+                .push(" RETURNING deliveries.id");
             for row in update.build().fetch_all(&mut *tx).await? {
                 changed.insert(row.try_get(0)?);
             }
@@ -802,11 +719,13 @@ impl Db {
         let at = format_instant(now);
         let mut tx = self.writer().begin().await?;
         let updated = sqlx::query(
-            "UPDATE deliveries SET status = 'failed', status_reason = ?, status_at = ? WHERE id = ? AND status = 'accepted'",
+            "UPDATE deliveries SET status = ?, status_reason = ?, status_at = ? WHERE id = ? AND status = ?",
         )
+        .bind(DeliveryStatus::Failed.as_str())
         .bind(reason)
         .bind(&at)
         .bind(&id)
+        .bind(DeliveryStatus::Accepted.as_str())
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM outbox WHERE delivery_id = ?")
@@ -858,7 +777,7 @@ impl Db {
                 Ok(StatusEvent {
                     seq: row.try_get("seq")?,
                     delivery_id: row.try_get("delivery_id")?,
-                    status: row.try_get("status")?,
+                    status: DeliveryStatus::parse(&row.try_get::<String, _>("status")?)?,
                     at: row.try_get("at")?,
                 })
             })
@@ -936,4 +855,55 @@ fn delivery_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DeliveryRecord> {
         delivered_at: opt_instant(row, "delivered_at")?,
         receipt: row.try_get("receipt")?,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::DeliveryStatus;
+    use crate::{Db, Schema};
+    use sqlx::Row as _;
+
+    /// The statuses the `CHECK` on `deliveries.status` allows, read from the
+    /// schema the migrations left (not from a migration file: a later
+    /// migration may rebuild the table).
+    async fn checked_statuses(db: &Db) -> Vec<String> {
+        let sql: String = sqlx::query(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'",
+        )
+        .fetch_one(db.reader())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+        let column = sql
+            .lines()
+            .map(str::trim)
+            .find(|line| line.starts_with("status ") && line.contains("CHECK"))
+            .unwrap_or_else(|| panic!("no CHECK on deliveries.status in {sql}"));
+        let list = column
+            .split_once("IN (")
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(list, _)| list)
+            .unwrap_or_else(|| panic!("not a CHECK (status IN (…)): {column}"));
+        list.split(',')
+            .map(|name| name.trim().trim_matches('\'').to_owned())
+            .collect()
+    }
+
+    /// The one copy of the status model the code cannot generate: the
+    /// database's `CHECK` must allow exactly `DeliveryStatus::ALL`.
+    #[tokio::test]
+    async fn the_schema_check_allows_exactly_the_delivery_statuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("kuvert.db"), Schema::Core)
+            .await
+            .unwrap();
+        let mut checked = checked_statuses(&db).await;
+        let mut known: Vec<&str> = DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect();
+        checked.sort_unstable();
+        known.sort_unstable();
+        assert_eq!(checked, known);
+        db.close().await;
+    }
 }

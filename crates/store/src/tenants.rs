@@ -1,8 +1,11 @@
 //! Tenants, their API credentials, senders and signing keys. Every query on
-//! tenant data takes the caller's `TenantId` first and filters by it.
+//! tenant data takes the caller's `TenantId` first and filters by it. Every
+//! change takes its audit entry and writes both in one transaction.
 
+use crate::audit::AuditEntry;
 use crate::{
-    Db, Result, StoreError, format_instant, inserted_once, instant, opt_instant, updated_one,
+    Db, Result, StoreError, commit_audited, format_instant, inserted_once, instant, opt_instant,
+    updated_one,
 };
 use kuvert_domain::ids::TenantId;
 use sqlx::Row;
@@ -90,7 +93,9 @@ impl Db {
         id: &TenantId,
         name: &str,
         now: OffsetDateTime,
+        audit: &AuditEntry<'_>,
     ) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
         inserted_once(
             sqlx::query(
                 "INSERT INTO tenants (id, name, status, created_at) VALUES (?, ?, 'active', ?)",
@@ -98,9 +103,10 @@ impl Db {
             .bind(id.as_str())
             .bind(name)
             .bind(format_instant(now))
-            .execute(self.writer())
+            .execute(&mut *tx)
             .await,
-        )
+        )?;
+        commit_audited(tx, now, audit).await
     }
 
     pub async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
@@ -120,14 +126,22 @@ impl Db {
             .collect()
     }
 
-    pub async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<()> {
+    pub async fn set_tenant_status(
+        &self,
+        id: &TenantId,
+        status: TenantStatus,
+        now: OffsetDateTime,
+        audit: &AuditEntry<'_>,
+    ) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
         updated_one(
             sqlx::query("UPDATE tenants SET status = ? WHERE id = ?")
                 .bind(status.as_str())
                 .bind(id.as_str())
-                .execute(self.writer())
+                .execute(&mut *tx)
                 .await?,
-        )
+        )?;
+        commit_audited(tx, now, audit).await
     }
 
     pub async fn quota(&self, id: &TenantId) -> Result<Quota> {
@@ -144,7 +158,14 @@ impl Db {
         })
     }
 
-    pub async fn set_quota(&self, id: &TenantId, quota: &Quota) -> Result<()> {
+    pub async fn set_quota(
+        &self,
+        id: &TenantId,
+        quota: &Quota,
+        now: OffsetDateTime,
+        audit: &AuditEntry<'_>,
+    ) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
         updated_one(sqlx::query(
             "UPDATE tenants SET max_per_day = ?, max_per_second = ?, max_batch = ? WHERE id = ?",
         )
@@ -152,8 +173,9 @@ impl Db {
         .bind(quota.max_per_second)
         .bind(quota.max_batch)
         .bind(id.as_str())
-        .execute(self.writer())
-        .await?)
+        .execute(&mut *tx)
+        .await?)?;
+        commit_audited(tx, now, audit).await
     }
 
     /// How many audit entries of `action` a tenant has on a day (UTC), e.g.
@@ -183,7 +205,9 @@ impl Db {
         label: &str,
         secret_hash: &[u8],
         now: OffsetDateTime,
+        audit: &AuditEntry<'_>,
     ) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
         sqlx::query(
             "INSERT INTO credentials (id, tenant_id, label, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)",
         )
@@ -192,9 +216,9 @@ impl Db {
         .bind(label)
         .bind(secret_hash)
         .bind(format_instant(now))
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        commit_audited(tx, now, audit).await
     }
 
     /// Looks a credential up by its public id, for authentication. Read from
@@ -243,15 +267,18 @@ impl Db {
         tenant: &TenantId,
         id: &str,
         now: OffsetDateTime,
+        audit: &AuditEntry<'_>,
     ) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
         updated_one(sqlx::query(
             "UPDATE credentials SET revoked_at = ? WHERE id = ? AND tenant_id = ? AND revoked_at IS NULL",
         )
         .bind(format_instant(now))
         .bind(id)
         .bind(tenant.as_str())
-        .execute(self.writer())
-        .await?)
+        .execute(&mut *tx)
+        .await?)?;
+        commit_audited(tx, now, audit).await
     }
 
     pub async fn create_sender(
@@ -260,7 +287,9 @@ impl Db {
         sender_id: &str,
         name: &str,
         now: OffsetDateTime,
+        audit: &AuditEntry<'_>,
     ) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
         inserted_once(
             sqlx::query(
                 "INSERT INTO senders (id, tenant_id, name, created_at) VALUES (?, ?, ?, ?)",
@@ -269,9 +298,10 @@ impl Db {
             .bind(tenant.as_str())
             .bind(name)
             .bind(format_instant(now))
-            .execute(self.writer())
+            .execute(&mut *tx)
             .await,
-        )
+        )?;
+        commit_audited(tx, now, audit).await
     }
 
     /// The sender, if it belongs to this tenant.
@@ -312,7 +342,9 @@ impl Db {
         key_id: &str,
         public_key: &str,
         now: OffsetDateTime,
+        audit: &AuditEntry<'_>,
     ) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
         inserted_once(
             sqlx::query(
             "INSERT INTO sender_keys (key_id, tenant_id, sender_id, public_key, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -322,9 +354,10 @@ impl Db {
         .bind(sender_id)
         .bind(public_key)
         .bind(format_instant(now))
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await,
-        )
+        )?;
+        commit_audited(tx, now, audit).await
     }
 
     pub async fn revoke_sender_key(
@@ -332,15 +365,18 @@ impl Db {
         tenant: &TenantId,
         key_id: &str,
         now: OffsetDateTime,
+        audit: &AuditEntry<'_>,
     ) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
         updated_one(sqlx::query(
             "UPDATE sender_keys SET revoked_at = ? WHERE key_id = ? AND tenant_id = ? AND revoked_at IS NULL",
         )
         .bind(format_instant(now))
         .bind(key_id)
         .bind(tenant.as_str())
-        .execute(self.writer())
-        .await?)
+        .execute(&mut *tx)
+        .await?)?;
+        commit_audited(tx, now, audit).await
     }
 
     /// A signing key, read from the writer so revocation applies at once.

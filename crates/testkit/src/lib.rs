@@ -164,6 +164,15 @@ impl TestApp {
         self.running = Some(running);
     }
 
+    /// Ends the instance as a crash would (`Running::abort`: no last audit
+    /// checkpoint, databases not closed); [`restart`](Self::restart) starts
+    /// it again on the same data folder.
+    pub fn crash(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.abort();
+        }
+    }
+
     /// Stops the instance; the data folder stays until the TestApp drops.
     pub async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
@@ -294,13 +303,25 @@ impl TestApp {
     /// Waits until the relay's queue is empty.
     pub async fn drain(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while self.core_db().outbox_len().await.expect("outbox") > 0 {
+        while self.outbox_len().await > 0 {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "queue did not drain"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Jobs in the relay's queue towards mailbox operators.
+    pub async fn outbox_len(&self) -> i64 {
+        self.query("kuvert.db", "SELECT COUNT(*) FROM outbox").await
+    }
+
+    /// Deliveries the mailbox holds (each delivery id at most once by
+    /// construction; tests count them to prove "never twice").
+    pub async fn mailbox_delivery_count(&self) -> i64 {
+        self.query("mailbox.db", "SELECT COUNT(*) FROM mailbox_deliveries")
+            .await
     }
 
     /// A recipient token minted with the installation's key.

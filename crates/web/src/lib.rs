@@ -85,7 +85,7 @@ fn small_bodies(router: Router<AppState>) -> Router<AppState> {
 /// All routes of the roles present in `state`.
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
-        .route("/health", get(|| async { "ok" }))
+        .merge(api::health::router())
         .route("/openapi.json", get(openapi::serve));
     if state.0.core.is_some() {
         app = app

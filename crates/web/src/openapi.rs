@@ -127,6 +127,7 @@ impl Modify for Problems {
 #[openapi(
     info(title = "kuvert", description = "Secure digital mail between the public sector and the people and companies it serves.", version = "1"),
     paths(
+        api::health::health, api::health::ready,
         api::deliveries::send, api::deliveries::status,
         api::batches::submit, api::batches::progress,
         api::status_feed::feed,
@@ -148,6 +149,7 @@ impl Modify for Problems {
         (name = "register", description = "Published keys: what a sender or a court verifies receipts, seals and audit checkpoints with"),
         (name = "mailbox-operator", description = "The delivery contract every mailbox operator implements"),
         (name = "admin", description = "For the platform operator: tenants"),
+        (name = "operations", description = "For whoever runs kuvert: liveness and readiness"),
     )
 )]
 pub struct ApiDoc;

@@ -220,3 +220,207 @@ async fn the_audit_verify_command_fails_and_names_the_first_bad_entry() {
     );
     assert!(stdout.contains("mailbox.db: OK"), "{stdout}");
 }
+
+/// Every row of the tables a register or tenancy change touches, and the
+/// audit log, as text (`quote` keeps blobs and NULLs apart).
+async fn register_and_tenancy_rows(app: &TestApp) -> Vec<String> {
+    let mut rows = Vec::new();
+    for table in [
+        "tenants",
+        "credentials",
+        "senders",
+        "sender_keys",
+        "recipients",
+        "refused_senders",
+        "audit_log",
+    ] {
+        let columns: Vec<String> = app
+            .query_all(
+                "kuvert.db",
+                &format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"),
+            )
+            .await;
+        let quoted: Vec<String> = columns.iter().map(|c| format!("quote({c})")).collect();
+        let sql = format!(
+            "SELECT '{table}: ' || {} FROM {table} ORDER BY 1",
+            quoted.join(" || ',' || ")
+        );
+        rows.extend(app.query_all::<String>("kuvert.db", &sql).await);
+    }
+    rows
+}
+
+/// A change and its audit entry are one transaction: while the audit log
+/// refuses every insert, each change the platform operator or a recipient
+/// can make fails and leaves nothing behind (no change without its entry).
+/// With the log writable again, the very same requests succeed.
+#[tokio::test]
+async fn a_change_whose_audit_entry_cannot_be_written_fails_and_leaves_nothing_behind() {
+    let mut app = TestApp::spawn().await;
+    let formedlare = app.tenant("demoformedlare").clone();
+    let credential = formedlare
+        .token
+        .strip_prefix("kvt_")
+        .and_then(|t| t.split_once('.'))
+        .unwrap()
+        .0
+        .to_owned();
+    let key = formedlare.senders[0].key_id.clone();
+    let kommun_sender = app.kommun().1.id.clone();
+    let new_key = kuvert_crypto::signing::SigningKey::generate()
+        .public_key()
+        .to_base64();
+    let anna = app.recipient("registered").clone();
+    let cecilia = app.recipient("not_registered").clone();
+    let david = app.recipient("refuses_demokommun").clone();
+    let admin = kuvert_testkit::ADMIN_TOKEN;
+    use reqwest::Method;
+    use serde_json::json;
+    #[rustfmt::skip]
+    let changes: Vec<(&str, Method, String, &str, Option<serde_json::Value>)> = vec![
+        ("tenant create", Method::POST, "/admin/v1/tenants".into(), admin, Some(json!({"id": "nyttbolag", "name": "Nytt bolag"}))),
+        ("tenant suspend", Method::POST, "/admin/v1/tenants/demokommun/suspend".into(), admin, None),
+        ("tenant quota", Method::PUT, "/admin/v1/tenants/demokommun/quota".into(), admin, Some(json!({"max_per_day": 10}))),
+        ("sender add", Method::POST, "/admin/v1/tenants/demokommun/senders".into(), admin, Some(json!({"id": "2021005489", "name": "Nya verket"}))),
+        ("credential create", Method::POST, "/admin/v1/tenants/demokommun/credentials".into(), admin, Some(json!({"label": "second"}))),
+        ("credential revoke", Method::DELETE, format!("/admin/v1/tenants/demoformedlare/credentials/{credential}"), admin, None),
+        ("key add", Method::POST, "/admin/v1/tenants/demokommun/keys".into(), admin, Some(json!({"sender": kommun_sender, "public_key": new_key}))),
+        ("key revoke", Method::DELETE, format!("/admin/v1/tenants/demoformedlare/keys/{key}"), admin, None),
+        ("recipient register", Method::PUT, "/register/v1/me".into(), &cecilia.token, Some(json!({"operator_id": "kuvert-brevlada"}))),
+        ("recipient deregister", Method::DELETE, "/register/v1/me".into(), &anna.token, None),
+        ("recipient refuses a sender", Method::PUT, format!("/register/v1/me/refused-senders/{kommun_sender}"), &anna.token, None),
+        ("recipient accepts a sender again", Method::DELETE, format!("/register/v1/me/refused-senders/{kommun_sender}"), &david.token, None),
+    ];
+    let attempt = |method: Method, path: &str, token: &str, body: &Option<serde_json::Value>| {
+        let mut request = app
+            .http
+            .request(method, format!("{}{path}", app.url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+
+    execute(
+        &app,
+        "CREATE TRIGGER audit_down BEFORE INSERT ON audit_log
+         BEGIN SELECT RAISE(ABORT, 'audit down'); END",
+    )
+    .await;
+    let mut leaks = Vec::new();
+    for (what, method, path, token, body) in &changes {
+        let before = register_and_tenancy_rows(&app).await;
+        let (status, text) = attempt(method.clone(), path, token, body).await;
+        let after = register_and_tenancy_rows(&app).await;
+        let added: Vec<&String> = after.iter().filter(|r| !before.contains(r)).collect();
+        let removed: Vec<&String> = before.iter().filter(|r| !after.contains(r)).collect();
+        if !status.is_server_error() || !added.is_empty() || !removed.is_empty() {
+            leaks.push(format!(
+                "{what}: answered {status} ({text}); rows added {added:?}, removed {removed:?}"
+            ));
+        }
+    }
+    assert!(
+        leaks.is_empty(),
+        "with the audit log down, these changes did not fail cleanly:\n{}",
+        leaks.join("\n")
+    );
+
+    // The same requests are valid ones: with the log writable, each works.
+    execute(&app, "DROP TRIGGER audit_down").await;
+    for (what, method, path, token, body) in &changes {
+        let (status, text) = attempt(method.clone(), path, token, body).await;
+        assert!(status.is_success(), "{what}: {status} {text}");
+    }
+    let report = app
+        .core_db()
+        .verify_audit(&app.audit_public_key())
+        .await
+        .unwrap();
+    assert_eq!(report.problem, None);
+    app.stop().await;
+}
+
+fn hour_between_checkpoints(settings: &mut kuvert::app::Settings) {
+    settings.audit_checkpoint_every = std::time::Duration::from_secs(3600);
+}
+
+/// Audit entries of no consequence, written straight to a chain.
+async fn write_entries(db: &Db, n: i64) {
+    for i in 0..n {
+        let subject = format!("filler-{i}");
+        db.append_audit(
+            time::OffsetDateTime::now_utc(),
+            &kuvert_store::audit::AuditEntry {
+                tenant: None,
+                actor: "test",
+                action: "test.filler",
+                subject: &subject,
+                detail: "{}",
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// With an hour between timed checkpoints, one is signed anyway as soon as
+/// `AUDIT_CHECKPOINT_AFTER_ENTRIES` entries are unsigned.
+#[tokio::test]
+async fn a_checkpoint_is_signed_after_so_many_entries_without_waiting_for_the_interval() {
+    let mut app = TestApp::spawn_with(hour_between_checkpoints).await;
+    let key = app.audit_public_key();
+    let before = app.core_db().verify_audit(&key).await.unwrap();
+    assert!(
+        before.unsigned_tail < kuvert::app::AUDIT_CHECKPOINT_AFTER_ENTRIES,
+        "{before:?}"
+    );
+    write_entries(app.core_db(), kuvert::app::AUDIT_CHECKPOINT_AFTER_ENTRIES).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let report = app.core_db().verify_audit(&key).await.unwrap();
+        assert_eq!(report.problem, None);
+        if report.checkpoints > before.checkpoints {
+            assert!(
+                report.unsigned_tail < kuvert::app::AUDIT_CHECKPOINT_AFTER_ENTRIES,
+                "{report:?}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no checkpoint after {} entries: {report:?}",
+            report.unsigned_tail
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+}
+
+/// A run that ends without a clean stop signs no last checkpoint; the next
+/// start signs what it left, before anything else.
+#[tokio::test]
+async fn what_a_crashed_run_left_unsigned_is_signed_at_the_next_start() {
+    let mut app = TestApp::spawn_with(hour_between_checkpoints).await;
+    let token = app.kommun().0.token.clone();
+    let anna = app.recipient("registered").id.clone();
+    let id = app.send_ok(&anna, "Före kraschen").await;
+    app.wait_final(&token, &id).await;
+    let key = app.audit_public_key();
+    for db in [app.core_db(), app.mailbox_db()] {
+        let report = db.verify_audit(&key).await.unwrap();
+        assert!(report.unsigned_tail > 0, "{report:?}");
+    }
+    app.crash();
+    app.restart().await;
+    for db in [app.core_db(), app.mailbox_db()] {
+        let report = db.verify_audit(&key).await.unwrap();
+        assert_eq!(report.problem, None);
+        assert_eq!(report.unsigned_tail, 0, "{report:?}");
+    }
+    app.stop().await;
+}

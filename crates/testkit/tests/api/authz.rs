@@ -328,13 +328,15 @@ static TABLE: &[Row] = &[
         204,
         &[(OtherTenant, Hidden)],
     ),
-    // Not in the OpenAPI document.
+    // Operations.
     row("GET", "/health", Public, 200, &[]),
+    row("GET", "/ready", Public, 200, &[]),
+    // Not in the OpenAPI document.
     row("GET", "/openapi.json", Public, 200, &[]),
 ];
 
 /// Routes the router serves that the OpenAPI document does not describe.
-const NOT_IN_OPENAPI: &[(&str, &str)] = &[("GET", "/health"), ("GET", "/openapi.json")];
+const NOT_IN_OPENAPI: &[(&str, &str)] = &[("GET", "/openapi.json")];
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];
 

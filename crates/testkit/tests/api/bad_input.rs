@@ -59,11 +59,7 @@ async fn assert_nothing_stored(app: &TestApp, case: &str) {
             tenant.tenant
         );
     }
-    assert_eq!(
-        app.core_db().outbox_len().await.expect("outbox"),
-        0,
-        "{case}: something was queued"
-    );
+    assert_eq!(app.outbox_len().await, 0, "{case}: something was queued");
     for recipient in &app.demo.recipients {
         let (status, page) = app
             .get(

@@ -53,7 +53,7 @@ async fn deliveries_wait_while_the_mailbox_is_unavailable_and_arrive_once_when_i
         .get("/mailbox/v1/messages", Some(&app.recipient_token(&anna)))
         .await;
     assert_eq!(page["total"], 5, "each delivered exactly once");
-    assert_eq!(app.mailbox_db().mailbox_delivery_count().await.unwrap(), 5);
+    assert_eq!(app.mailbox_delivery_count().await, 5);
     app.stop().await;
 }
 
@@ -100,7 +100,7 @@ async fn a_redelivery_of_a_delivered_delivery_gets_the_first_receipt_and_no_seco
             "the same signed receipt, same delivery time"
         );
     }
-    assert_eq!(app.mailbox_db().mailbox_delivery_count().await.unwrap(), 1);
+    assert_eq!(app.mailbox_delivery_count().await, 1);
     let (_, page) = app
         .get("/mailbox/v1/messages", Some(&app.recipient_token(&anna)))
         .await;
@@ -332,4 +332,58 @@ fn reseal(
     sealed.ciphertext = b64.encode(&sealed_box.ciphertext);
     sealed.sign(relay);
     sealed
+}
+
+/// A clean stop leaves no write-ahead log beside the databases: everything
+/// is in the database files, which can be copied (or backed up) alone.
+#[tokio::test]
+async fn a_clean_stop_leaves_the_write_ahead_logs_empty() {
+    let mut app = TestApp::spawn().await;
+    let token = app.kommun().0.token.clone();
+    let anna = app.recipient("registered").id.clone();
+    for i in 0..20 {
+        let id = app.send_ok(&anna, &format!("Innan stoppet {i}")).await;
+        app.wait_final(&token, &id).await;
+    }
+    let wal_sizes = |app: &TestApp| -> Vec<(String, u64)> {
+        app.database_files()
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with("-wal"))
+            .map(|p| {
+                let size = std::fs::metadata(&p).map_or(0, |m| m.len());
+                (p.display().to_string(), size)
+            })
+            .collect()
+    };
+    assert!(
+        wal_sizes(&app).iter().any(|(_, size)| *size > 0),
+        "a running instance writes through its WALs: {:?}",
+        wal_sizes(&app)
+    );
+    app.stop().await;
+    let left: Vec<_> = wal_sizes(&app)
+        .into_iter()
+        .filter(|(_, size)| *size > 0)
+        .collect();
+    assert!(left.is_empty(), "WAL left after a clean stop: {left:?}");
+}
+
+/// `/health` says the process answers; `/ready` that its databases do too,
+/// and 503 `not_ready` once one does not (here: closed under it).
+#[tokio::test]
+async fn ready_answers_while_every_database_does_and_503_once_one_does_not() {
+    let mut app = TestApp::spawn().await;
+    let (status, body) = app.get("/health", None).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, Some("ok")));
+    let (status, body) = app.get("/ready", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["databases"], serde_json::json!(["core", "mailbox"]));
+
+    app.mailbox_db().close().await;
+    let (status, body) = app.get("/ready", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "not_ready", "{body}");
+    let (status, _) = app.get("/health", None).await;
+    assert_eq!(status, StatusCode::OK, "the process itself still answers");
+    app.stop().await;
 }

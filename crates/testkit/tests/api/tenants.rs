@@ -250,7 +250,7 @@ async fn a_tenant_cannot_send_as_another_tenants_sender_even_signing_with_its_re
             .sum();
         assert_eq!(total, 0, "{stats}");
     }
-    assert_eq!(app.core_db().outbox_len().await.unwrap(), 0);
+    assert_eq!(app.outbox_len().await, 0);
     assert_eq!(mailbox_total(&app, &anna).await, 0);
     app.stop().await;
 }
@@ -285,7 +285,7 @@ async fn a_tenant_cannot_sign_for_its_own_sender_with_another_tenants_key() {
         "signature_key_unknown",
     );
     assert_eq!(body["title"], unknown["title"]);
-    assert_eq!(app.core_db().outbox_len().await.unwrap(), 0);
+    assert_eq!(app.outbox_len().await, 0);
     app.stop().await;
 }
 
@@ -631,11 +631,7 @@ async fn a_suspended_tenants_send_is_refused_with_tenant_suspended() {
     suspend(&app, A).await;
     let (status, body) = send_as(&app, &a.token, &a.senders[0], &anna, "Avstängd").await;
     assert_problem(status, &body, StatusCode::FORBIDDEN, "tenant_suspended");
-    assert_eq!(
-        app.core_db().outbox_len().await.unwrap(),
-        0,
-        "nothing was stored"
-    );
+    assert_eq!(app.outbox_len().await, 0, "nothing was stored");
     app.stop().await;
 }
 
@@ -761,11 +757,7 @@ async fn a_suspended_tenants_queue_is_held_and_goes_out_exactly_once_after_resum
         );
         assert!(record.receipt.is_none());
     }
-    assert_eq!(
-        app.core_db().outbox_len().await.unwrap(),
-        3,
-        "only A's three wait"
-    );
+    assert_eq!(app.outbox_len().await, 3, "only A's three wait");
     assert_eq!(
         mailbox_total(&app, &anna).await,
         0,

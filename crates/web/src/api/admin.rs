@@ -2,7 +2,6 @@
 //! their totals, never content or recipients.
 
 use crate::AppState;
-use crate::api::batches::Counts;
 use crate::auth::AdminAuth;
 use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
@@ -12,6 +11,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use kuvert_domain::identity::OrganisationNumber;
 use kuvert_domain::ids::TenantId;
+use kuvert_domain::status::StatusCounts;
 use kuvert_relay::tenancy::{Tenancy, TenancyError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -71,7 +71,7 @@ pub struct TenantView {
     pub status: String,
     pub created_at: String,
     /// Today's delivery totals (UTC).
-    pub today: Counts,
+    pub today: StatusCounts,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -99,7 +99,7 @@ pub async fn list(
             name: t.name,
             status: t.status.as_str().to_owned(),
             created_at: kuvert_domain::clock::format_instant(t.created_at),
-            today: counts.into(),
+            today: counts,
         });
     }
     Ok(Json(views))

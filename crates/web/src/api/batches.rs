@@ -1,7 +1,6 @@
 //! `POST /v1/batches` (send many) and `GET /v1/batches/{id}` (progress).
 
 use crate::AppState;
-use crate::api::deliveries::StatusName;
 use crate::auth::SenderAuth;
 use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
@@ -12,8 +11,8 @@ use axum::{Json, Router};
 use kuvert_domain::clock::format_instant;
 use kuvert_domain::delivery::{DeliverySignature, SecureDelivery, SignedDelivery};
 use kuvert_domain::ids::{BatchId, DeliveryId};
+use kuvert_domain::status::{DeliveryStatus, StatusCounts};
 use kuvert_relay::Submission;
-use kuvert_store::relay::StatusCounts;
 use serde::{Deserialize, Serialize};
 use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::ToSchema;
@@ -55,7 +54,7 @@ pub struct BatchRequest {
 pub struct BatchItemResult {
     pub index: usize,
     pub delivery_id: Option<DeliveryId>,
-    pub status: Option<StatusName>,
+    pub status: Option<DeliveryStatus>,
     #[serde(default)]
     pub replayed: bool,
     /// Why this item was not accepted; the others are unaffected.
@@ -71,34 +70,13 @@ pub struct BatchResponse {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Counts {
-    pub accepted: i64,
-    pub delivered: i64,
-    pub paper: i64,
-    pub not_delivered: i64,
-    pub failed: i64,
-}
-
-impl From<StatusCounts> for Counts {
-    fn from(c: StatusCounts) -> Self {
-        Self {
-            accepted: c.accepted,
-            delivered: c.delivered,
-            paper: c.paper,
-            not_delivered: c.not_delivered,
-            failed: c.failed,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BatchView {
     pub batch_id: BatchId,
     pub created_at: String,
     pub submitted: i64,
     pub rejected: i64,
     /// Current statuses of the batch's accepted deliveries.
-    pub counts: Counts,
+    pub counts: StatusCounts,
     /// True when no accepted delivery is still on its way.
     pub done: bool,
 }
@@ -151,7 +129,7 @@ pub async fn submit(
             Ok(a) => BatchItemResult {
                 index,
                 delivery_id: Some(a.delivery_id),
-                status: Some(a.status.into()),
+                status: Some(a.status),
                 replayed: a.replayed,
                 error: None,
             },
@@ -198,7 +176,7 @@ pub async fn progress(
         created_at: format_instant(batch.created_at),
         submitted: batch.submitted,
         rejected: batch.rejected,
-        done: batch.counts.accepted == 0,
-        counts: batch.counts.into(),
+        done: batch.counts.open() == 0,
+        counts: batch.counts,
     }))
 }

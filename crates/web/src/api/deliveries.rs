@@ -11,9 +11,9 @@ use axum::{Json, Router};
 use kuvert_domain::clock::format_instant;
 use kuvert_domain::delivery::SignedDelivery;
 use kuvert_domain::ids::DeliveryId;
+use kuvert_domain::status::DeliveryStatus;
 use kuvert_mailbox::protocol::Receipt;
 use kuvert_relay::Submission;
-use kuvert_store::relay::DeliveryStatus;
 use serde::{Deserialize, Serialize};
 use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::ToSchema;
@@ -38,34 +38,11 @@ pub fn router() -> Router<AppState> {
 pub struct SendResponse {
     pub delivery_id: DeliveryId,
     /// `accepted` (queued for the mailbox), `paper` or `not_delivered`.
-    pub status: StatusName,
+    pub status: DeliveryStatus,
     /// True when this answers a retry: a request with an idempotency key
     /// (and signed delivery) seen before. `status` is then the delivery's
     /// status now, e.g. `delivered`, not the status first answered.
     pub replayed: bool,
-}
-
-/// A delivery's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StatusName {
-    Accepted,
-    Delivered,
-    Paper,
-    NotDelivered,
-    Failed,
-}
-
-impl From<DeliveryStatus> for StatusName {
-    fn from(s: DeliveryStatus) -> Self {
-        match s {
-            DeliveryStatus::Accepted => Self::Accepted,
-            DeliveryStatus::Delivered => Self::Delivered,
-            DeliveryStatus::Paper => Self::Paper,
-            DeliveryStatus::NotDelivered => Self::NotDelivered,
-            DeliveryStatus::Failed => Self::Failed,
-        }
-    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -75,7 +52,7 @@ pub struct DeliveryView {
     pub recipient_id: String,
     pub batch_id: Option<String>,
     pub message_ids: Vec<String>,
-    pub status: StatusName,
+    pub status: DeliveryStatus,
     /// Why a delivery went to paper, was not delivered, or failed.
     pub reason: Option<String>,
     pub operator_id: Option<String>,
@@ -153,7 +130,7 @@ pub async fn send(
         code,
         Json(SendResponse {
             delivery_id: accepted.delivery_id,
-            status: accepted.status.into(),
+            status: accepted.status,
             replayed: accepted.replayed,
         }),
     ))
@@ -189,7 +166,7 @@ pub async fn status(
         recipient_id: d.recipient_id,
         batch_id: d.batch_id.map(|b| b.to_string()),
         message_ids: d.message_ids,
-        status: d.status.into(),
+        status: d.status,
         reason: d.status_reason,
         operator_id: d.operator_id,
         received_at: format_instant(d.received_at),

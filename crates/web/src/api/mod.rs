@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod batches;
 pub mod deliveries;
+pub mod health;
 pub mod keys;
 pub mod mailbox;
 pub mod reachability;

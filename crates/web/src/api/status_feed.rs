@@ -6,6 +6,7 @@ use crate::error::{ApiError, Problem};
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use kuvert_domain::status::DeliveryStatus;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -27,7 +28,7 @@ pub struct FeedQuery {
 pub struct StatusEventView {
     pub cursor: i64,
     pub delivery_id: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub at: String,
 }
 

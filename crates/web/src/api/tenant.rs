@@ -1,12 +1,12 @@
 //! A tenant's view of itself: statistics and its own audit entries.
 
 use crate::AppState;
-use crate::api::batches::Counts;
 use crate::auth::SenderAuth;
 use crate::error::{ApiError, Problem};
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use kuvert_domain::status::StatusCounts;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -28,7 +28,7 @@ pub struct Statistics {
     pub tenant: String,
     pub day: String,
     /// Current statuses of the deliveries received that day.
-    pub deliveries: Counts,
+    pub deliveries: StatusCounts,
     /// Reachability lookups made that day.
     pub reachability_lookups: i64,
 }
@@ -59,7 +59,7 @@ pub async fn statistics(
     Ok(Json(Statistics {
         tenant: auth.tenant.to_string(),
         day: day.to_string(),
-        deliveries: counts.into(),
+        deliveries: counts,
         reachability_lookups: lookups,
     }))
 }
