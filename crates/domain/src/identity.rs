@@ -27,6 +27,10 @@ pub enum IdentityError {
     InvalidDate,
     #[error("invalid check digit")]
     InvalidChecksum,
+    #[error(
+        "the birth date is later this year: with '-' that person is not born yet, and a person born a century earlier is written with '+'"
+    )]
+    BornLaterThisYear,
     #[error("invalid serial number")]
     InvalidSerial,
     #[error("not an organisation number (the group digit belongs to a personal identity number)")]
@@ -164,9 +168,11 @@ impl PersonalIdentityNumber {
     /// separator) is someone who turns at most 99 this year: the latest year
     /// ending in the two digits that is not after `today`'s year. A `+` is
     /// someone who turns 100 or more this year: a century earlier again. The
-    /// birth date itself does not move the century, so `261215-NNNC` on
-    /// 2026-12-01 is born 2026 and `261215+NNNC` is born 1926. In the
-    /// 12-digit forms the century is explicit and a separator is ignored.
+    /// birth date itself does not move the century, so `261215+NNNC` on
+    /// 2026-12-01 is born 1926, while `261215-NNNC` that day would be a
+    /// person not yet born and is refused (`BornLaterThisYear`); from
+    /// 2026-12-15 on it is born 2026. In the 12-digit forms the century is
+    /// explicit and a separator is ignored.
     pub fn parse(input: &str, today: Date) -> Result<Self, IdentityError> {
         Self::from_written(&scan(input)?, today)
     }
@@ -175,7 +181,12 @@ impl PersonalIdentityNumber {
         let digits = w.digits();
         if digits.len() == 10 {
             let twelve = expand_century(digits, w.separator == Some(b'+'), today)?;
-            Self::from_canonical(twelve)
+            let number = Self::from_canonical(twelve)?;
+            // A samordningsnummer with an unknown day has no birth date.
+            if number.birth_date().is_some_and(|born| born > today) {
+                return Err(IdentityError::BornLaterThisYear);
+            }
+            Ok(number)
         } else {
             Self::from_canonical(w.digits)
         }
@@ -567,8 +578,11 @@ mod tests {
     fn century_from_today_and_plus() {
         // '-' (or none): the latest year ending in YY not after this year,
         // whether or not the birthday has come yet.
-        let n = pnr(&with_check("2611251234")).unwrap();
-        assert!(n.as_str().starts_with("2026"));
+        // (Born tomorrow: nobody yet, and a century earlier needs '+'.)
+        assert_eq!(
+            pnr(&with_check("2611251234")),
+            Err(IdentityError::BornLaterThisYear)
+        );
         let n = pnr(&with_check("2611241234")).unwrap();
         assert!(n.as_str().starts_with("2026"));
         let n = pnr(&with_check("2701011234")).unwrap();
@@ -605,10 +619,17 @@ mod tests {
         let p = PersonalIdentityNumber::parse(&plus(&ten), today).unwrap();
         assert_eq!(p.birth_date(), Some(date!(1926 - 12 - 15)));
         assert_eq!(p.age_on(today), Some(99));
-        // With '-' it is someone born this year (at most 99 this year).
-        assert_eq!(year_on(&minus(&ten), today), 2026);
-        assert_eq!(year_on(&ten, today), 2026);
-        // The same on any day of 2026, before or after the birthday.
+        // With '-' it would be someone born this year, on a day still to
+        // come: refused, not read as 1926 (which needs '+').
+        for written in [minus(&ten), ten.clone()] {
+            assert_eq!(
+                PersonalIdentityNumber::parse(&written, today),
+                Err(IdentityError::BornLaterThisYear),
+                "{written}"
+            );
+        }
+        // '+' is 1926 on any day of 2026, before or after the birthday; '-'
+        // is 2026 from the birthday on.
         for today in [
             date!(2026 - 01 - 01),
             date!(2026 - 06 - 30),
@@ -617,7 +638,11 @@ mod tests {
             date!(2026 - 12 - 31),
         ] {
             assert_eq!(year_on(&plus(&ten), today), 1926, "{today}");
-            assert_eq!(year_on(&minus(&ten), today), 2026, "{today}");
+            if today >= date!(2026 - 12 - 15) {
+                assert_eq!(year_on(&minus(&ten), today), 2026, "{today}");
+            } else {
+                assert!(PersonalIdentityNumber::parse(&minus(&ten), today).is_err());
+            }
         }
     }
 
@@ -675,7 +700,10 @@ mod tests {
         assert_eq!(p.kind(), PersonalIdentityKind::Samordningsnummer);
         assert_eq!(p.birth_date(), Some(date!(1926 - 12 - 15)));
         assert_eq!(p.age_on(today), Some(99));
-        assert_eq!(year_on(&minus(&ten), today), 2026);
+        assert_eq!(
+            PersonalIdentityNumber::parse(&minus(&ten), today),
+            Err(IdentityError::BornLaterThisYear)
+        );
         // A day after the birthday: still 1926 with '+', 2026 with '-'.
         assert_eq!(year_on(&plus(&ten), date!(2026 - 12 - 16)), 1926);
         assert_eq!(year_on(&minus(&ten), date!(2026 - 12 - 16)), 2026);
