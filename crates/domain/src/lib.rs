@@ -5,5 +5,6 @@ pub mod clock;
 pub mod content;
 pub mod delivery;
 pub mod html_check;
+pub mod html_policy;
 pub mod identity;
 pub mod ids;
