@@ -11,83 +11,52 @@ use std::sync::LazyLock;
 use ammonia::{Builder, UrlRelative};
 use serde::Deserialize;
 
-/// Tags that format text. Anything else is removed (its text kept, unless it
-/// is in [`DROPPED_WITH_CONTENT`]).
-const ALLOWED_TAGS: &[&str] = &[
-    "p",
-    "br",
-    "b",
-    "strong",
-    "i",
-    "em",
-    "u",
-    "ul",
-    "ol",
-    "li",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "table",
-    "thead",
-    "tbody",
-    "tr",
-    "th",
-    "td",
-    "blockquote",
-    "pre",
-    "code",
-    "a",
-    "span",
-    "div",
-    "hr",
-];
+use crate::html_policy;
 
-/// Tags whose content is code, markup for another engine, or otherwise not
-/// message text: removed together with everything inside.
-const DROPPED_WITH_CONTENT: &[&str] = &[
-    "script", "style", "iframe", "frame", "frameset", "object", "applet", "noscript", "noembed",
-    "noframes", "template", "title", "xmp", "svg", "math",
-];
-
-/// Link schemes a reader may follow. A link is a navigation the reader
-/// chooses, not a resource the page loads, so remote http(s) is fine here.
-const LINK_SCHEMES: &[&str] = &["http", "https", "mailto", "tel"];
-
-/// Built once: ammonia's builder is immutable after configuration and `Sync`.
+/// Built once from [`html_policy`], the allowlist intake checks against too:
+/// ammonia's builder is immutable after configuration and `Sync`.
 static POLICY: LazyLock<Builder<'static>> = LazyLock::new(|| {
     let mut b = Builder::default();
-    b.tags(ALLOWED_TAGS.iter().copied().collect())
-        .clean_content_tags(DROPPED_WITH_CONTENT.iter().copied().collect())
+    b.tags(html_policy::ALLOWED_TAGS.iter().copied().collect())
+        .clean_content_tags(html_policy::DROPPED_WITH_CONTENT.iter().copied().collect())
         // Start attributes from nothing: no `style`, `id`, `class`, `src`, on*.
-        .generic_attributes(["title", "lang"].into_iter().collect())
-        .tag_attributes(HashMap::from([
-            ("a", HashSet::from(["href"])),
-            ("td", HashSet::from(["colspan", "rowspan"])),
-            ("th", HashSet::from(["colspan", "rowspan", "scope"])),
-            ("ol", HashSet::from(["start"])),
-        ]))
+        .generic_attributes(html_policy::GENERIC_ATTRIBUTES.iter().copied().collect())
+        .tag_attributes(
+            html_policy::TAG_ATTRIBUTES
+                .iter()
+                .map(|(tag, attrs)| (*tag, attrs.iter().copied().collect::<HashSet<_>>()))
+                .collect(),
+        )
         .tag_attribute_values(HashMap::new())
         .set_tag_attribute_values(HashMap::new())
         .allowed_classes(HashMap::new())
-        .url_schemes(LINK_SCHEMES.iter().copied().collect())
+        .url_schemes(html_policy::URL_SCHEMES.iter().copied().collect())
         // A relative URL would resolve against the mailbox's own origin.
-        .url_relative(UrlRelative::Deny)
-        .link_rel(Some("noopener noreferrer nofollow"))
-        .strip_comments(true);
+        .url_relative(if html_policy::RELATIVE_URLS_ALLOWED {
+            UrlRelative::PassThrough
+        } else {
+            UrlRelative::Deny
+        })
+        .link_rel(Some(html_policy::LINK_REL))
+        .strip_comments(!html_policy::COMMENTS_ALLOWED);
     b
 });
 
-/// Sanitises a text/html message body with ammonia, strictly: an allowlist of
-/// text/formatting tags (p, br, b, strong, i, em, u, ul, ol, li, h1-h6,
-/// table/thead/tbody/tr/th/td, blockquote, pre, code, a, span, div, hr); no
-/// script/style/iframe/object/embed/form/svg/math/img/video/audio/link/meta/
-/// base; no `style` attribute; no on* attributes; links only with
-/// http/https/mailto/tel schemes and rel="noopener noreferrer nofollow";
-/// nothing that loads a remote resource (no src, srcset, background, poster,
-/// etc.).
+/// Sanitises a text/html message body with ammonia, strictly, by the
+/// allowlist in [`html_policy`]: text/formatting tags only (p, br, b, strong,
+/// i, em, u, ul, ol, li, h1-h6, table/thead/tbody/tr/th/td, blockquote, pre,
+/// code, a, span, div, hr); no script/style/iframe/object/embed/form/svg/
+/// math/img/video/audio/link/meta/base; attributes title and lang anywhere,
+/// href on a, colspan/rowspan on td and th, scope on th, start on ol, and
+/// nothing else (no `style`, no on*, nothing that loads a remote resource:
+/// no src, srcset, background, poster, etc.); links only absolute, with
+/// http/https/mailto/tel schemes and rel="noopener noreferrer nofollow"; no
+/// comments.
+///
+/// Intake refuses every body this would change
+/// ([`crate::html_check::find_unsafe_html`]), so for a stored body it is
+/// defence in depth: the output is the body as signed, apart from the `rel`
+/// on links.
 pub fn sanitize_html(input: &str) -> String {
     POLICY.clean(input).to_string()
 }

@@ -124,6 +124,21 @@ pub enum BodyContentType {
 #[serde(deny_unknown_fields)]
 pub struct MessageBody {
     pub content_type: BodyContentType,
+    /// The message text. For `text/html`, an HTML fragment (what goes inside
+    /// `<body>`) that the mailbox shows exactly as signed, so anything it
+    /// would not show as written is refused with `unsafe_html`, the message
+    /// naming the element or attribute. Allowed: the elements p, br, b,
+    /// strong, i, em, u, ul, ol, li, h1–h6, table, thead, tbody, tr, th, td,
+    /// blockquote, pre, code, a, span, div and hr; the attributes title and
+    /// lang on each of them, href on a (an absolute http, https, mailto or
+    /// tel URL: no relative links), colspan and rowspan on td and th, scope
+    /// on th, start on ol; rel on a only as `noopener noreferrer nofollow`,
+    /// which the mailbox sets on every link. Not allowed: any other element
+    /// or attribute (class, id, style, on*, src, …), comments, `<!DOCTYPE>`,
+    /// `<html>`, `<head>` and `<body>`, markup the HTML parser would
+    /// rearrange, and nesting more than 256 elements deep. How the markup is
+    /// spelled is free: entities, letter case, attribute quoting, `<br>` or
+    /// `<br/>`, and whitespace inside tags.
     pub body: String,
 }
 
@@ -331,10 +346,10 @@ impl SecureDelivery {
     }
 
     /// Checks every rule of a delivery (identity numbers, subject, language,
-    /// HTML safety, attachment names, types, extensions, base64 and
-    /// checksums, size, and last the attachments' content) and keeps the
-    /// parsed ids and canonical bytes for the relay. The content check parses
-    /// (a PDF), so it runs only once everything cheap has passed.
+    /// HTML bodies shown as signed, attachment names, types, extensions,
+    /// base64 and checksums, size, and last the attachments' content) and
+    /// keeps the parsed ids and canonical bytes for the relay. The content
+    /// check parses (a PDF), so it runs only once everything cheap has passed.
     pub fn validate(
         self,
         limits: &DeliveryLimits,

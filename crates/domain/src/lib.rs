@@ -5,6 +5,7 @@ pub mod clock;
 pub mod content;
 pub mod delivery;
 pub mod html_check;
+pub mod html_policy;
 pub mod identity;
 pub mod ids;
 pub mod status;

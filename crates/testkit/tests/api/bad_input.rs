@@ -681,6 +681,41 @@ async fn html_bodies_with_script_handlers_or_remote_images_are_422_unsafe_html()
     app.stop().await;
 }
 
+/// What an outside client found: HTML accepted at intake but shown
+/// differently (links silently removed, attributes dropped). Refused now,
+/// the problem naming the element, attribute or link (decision 0004).
+#[tokio::test]
+async fn html_the_display_would_change_is_422_unsafe_html_naming_it() {
+    let mut app = TestApp::spawn().await;
+    for (html, named) in [
+        ("<p><a href=\"/path\">x</a></p>", "\"/path\""),
+        ("<a href=\"file:///etc/passwd\">x</a>", "file:"),
+        (
+            "<a href=\"jav&#x09;ascript:alert(1)\">x</a>",
+            "ascript:alert(1)",
+        ),
+        ("<p class=\"x\">x</p>", "class"),
+        ("<font color=red>x</font>", "<font>"),
+        ("<p>x<!-- utkast --></p>", "comment"),
+    ] {
+        let signed = signed_kommun(&app, |d| {
+            d.messages[0].body.content_type = kuvert_domain::delivery::BodyContentType::TextHtml;
+            d.messages[0].body.body = html.into();
+        });
+        let body = refused(
+            &app,
+            html,
+            &signed,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unsafe_html",
+        )
+        .await;
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(named), "{html}: {detail}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_safe_html_body_is_accepted_and_read_back() {
     let mut app = TestApp::spawn().await;
