@@ -371,7 +371,17 @@ pub fn sanitizer(data: &[u8]) {
     let out = sanitize_html(input);
     let found = html_violations(&out);
     assert!(found.is_empty(), "{input:?}\n -> {out:?}\n{found:?}");
-    assert_eq!(find_unsafe_html(&out), None, "{input:?}\n -> {out:?}");
+    // What the sanitiser leaves is inside the allowlist. It may still be
+    // refused at intake as shown differently (re-serialising mis-nested
+    // markup is not stable) or too deep; nothing else.
+    let outside = find_unsafe_html(&out).filter(|r| {
+        !matches!(
+            r,
+            kuvert_domain::html_check::UnsafeHtml::ShownDifferently(_)
+                | kuvert_domain::html_check::UnsafeHtml::TooDeep
+        )
+    });
+    assert_eq!(outside, None, "{input:?}\n -> {out:?}");
     let twice = sanitize_html(&out);
     let found = html_violations(&twice);
     assert!(

@@ -721,7 +721,12 @@ mod tests {
         assert_eq!(year_on(&plus(&ten), date!(2026 - 12 - 31)), 1827);
         assert_eq!(year_on(&plus(&ten), date!(2027 - 01 - 01)), 1927);
         assert_eq!(year_on(&plus(&ten), date!(2027 - 05 - 31)), 1927);
-        assert_eq!(year_on(&minus(&ten), date!(2027 - 01 - 01)), 2027);
+        // '-' in 2027 would be someone born 2027-06-01: not before that day.
+        assert_eq!(
+            PersonalIdentityNumber::parse(&minus(&ten), date!(2027 - 01 - 01)),
+            Err(IdentityError::BornLaterThisYear)
+        );
+        assert_eq!(year_on(&minus(&ten), date!(2027 - 06 - 01)), 2027);
         // The 12-digit form is the same on every day.
         for today in [date!(2026 - 12 - 31), date!(2027 - 01 - 01)] {
             assert_eq!(year_on(&format!("19{ten}"), today), 1927);
