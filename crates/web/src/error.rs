@@ -152,12 +152,15 @@ impl From<IntakeError> for ApiError {
                 error.retry_after = Some(*retry_after_seconds);
                 return error;
             }
-            IntakeError::Store(_) | IntakeError::Register(_) | IntakeError::Sealing(_) => {
+            IntakeError::Store(_)
+            | IntakeError::Register(_)
+            | IntakeError::Sealing(_)
+            | IntakeError::Interrupted(_) => {
                 return match e {
                     IntakeError::Store(s) => s.into(),
                     IntakeError::Register(r) => r.into(),
                     other => {
-                        tracing::error!(error = %other, "sealing failed");
+                        tracing::error!(error = %other, "intake failed");
                         Self::internal()
                     }
                 };
