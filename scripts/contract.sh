@@ -62,8 +62,8 @@ export KUVERT_SENDER_TOKEN KUVERT_RECIPIENT_TOKEN KUVERT_ADMIN_TOKEN
 cp "$(dirname "$0")/../docs/examples/beslut.pdf" "$data/beslut.pdf"
 "$bin" send --data "$data" --to "$(field '["recipients"][0]["id"]')" --subject "Kontrakt" \
   --body "Hej" --attach "$data/beslut.pdf" --wait >"$data/sent.json"
-# `send --wait` prints the answer, then the final status: the first object.
-delivery=$(python3 -c 'import json,sys; print(json.JSONDecoder().raw_decode(open(sys.argv[1]).read())[0]["delivery_id"])' "$data/sent.json")
+# `send --wait` prints the final status, one JSON document.
+delivery=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["delivery_id"])' "$data/sent.json")
 message=$(python3 -c '
 import json, os, sys, urllib.request
 request = urllib.request.Request(sys.argv[1] + "/mailbox/v1/messages",

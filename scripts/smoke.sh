@@ -18,9 +18,28 @@ done
 anna=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['recipients'][0]['id'])" "$data/demo/demo.json")
 # A real one-page PDF (kuvert refuses bytes that only claim to be one).
 cp "$(dirname "$0")/../docs/examples/beslut.pdf" "$data/beslut.pdf"
-out=$("$bin" send --data "$data" --to "$anna" --subject "Röktest" --body "Hej från CI" --attach "$data/beslut.pdf" --wait)
-echo "$out"
-echo "$out" | grep -q '"status": "delivered"' || { echo "smoke: not delivered"; cat "$log"; exit 1; }
+# As the README says: send, keep what was signed, wait for the receipt.
+"$bin" send --data "$data" --to "$anna" --subject "Röktest" --body "Hej från CI" \
+  --attach "$data/beslut.pdf" --wait --save "$data/sent.json" >"$data/status.json"
+cat "$data/status.json"
+grep -q '"status": "delivered"' "$data/status.json" || { echo "smoke: not delivered"; cat "$log"; exit 1; }
+# The receipt, checked by kuvert's command and, independently, from the
+# documentation alone (scripts/verify-receipt.py); a tampered copy must fail.
+keys="http://127.0.0.1:$port/register/v1/operators/kuvert-brevlada/keys"
+"$bin" receipt verify --receipt "$data/status.json" --delivery "$data/sent.json" --keys "$keys"
+python3 "$(dirname "$0")/verify-receipt.py" "$data/status.json" "$data/sent.json" "$keys"
+python3 - "$data/status.json" "$data/forged.json" <<'PY'
+import json, sys
+status = json.load(open(sys.argv[1]))
+status["receipt"]["delivered_at"] = "2026-01-01T00:00:00.000000Z"
+json.dump(status, open(sys.argv[2], "w"))
+PY
+if python3 "$(dirname "$0")/verify-receipt.py" "$data/forged.json" "$data/sent.json" "$keys" >/dev/null; then
+  echo "smoke: a forged receipt verified"; exit 1
+fi
+if "$bin" receipt verify --receipt "$data/forged.json" --delivery "$data/sent.json" --keys "$keys" >/dev/null 2>&1; then
+  echo "smoke: kuvert accepted a forged receipt"; exit 1
+fi
 sleep 1.5
 kill -INT $pid
 wait $pid || true
