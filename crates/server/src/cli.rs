@@ -102,7 +102,8 @@ struct ServeArgs {
     /// Longest delay between two attempts, in milliseconds.
     #[arg(long, env = "KUVERT_RETRY_MAX_MS", default_value_t = 300_000)]
     retry_max_ms: u64,
-    /// Seconds between signed audit checkpoints.
+    /// The longest time, in seconds, between two signed audit checkpoints
+    /// (one is also signed after every 1000 new entries and at start-up).
     #[arg(long, env = "KUVERT_AUDIT_CHECKPOINT_SECONDS", default_value_t = 10)]
     audit_checkpoint_seconds: u64,
 }
