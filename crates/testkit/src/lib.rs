@@ -480,11 +480,14 @@ impl TestApp {
         .await
     }
 
-    /// `GET /mailbox/v1/messages?{query}` with a recipient token, asserting 200.
+    /// `GET /mailbox/v1/messages?{query}` (no query when it is empty) with
+    /// a recipient token, asserting 200.
     pub async fn messages(&self, token: &str, query: &str) -> MessagePage {
-        let (status, page) = self
-            .get(&format!("/mailbox/v1/messages?{query}"), Some(token))
-            .await;
+        let path = match query {
+            "" => "/mailbox/v1/messages".to_owned(),
+            query => format!("/mailbox/v1/messages?{query}"),
+        };
+        let (status, page) = self.get(&path, Some(token)).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         serde_json::from_value(page).expect("a page of messages")
     }
