@@ -7,10 +7,15 @@
 
 use kuvert::app::{Running, Settings};
 use kuvert::demo::{DemoData, DemoSender, DemoTenant};
-use kuvert_domain::delivery::{SecureDelivery, SignedDelivery};
+use kuvert_domain::delivery::{Attachment, SecureDelivery, SignedDelivery};
+use kuvert_domain::status::DeliveryStatus;
 use kuvert_store::Db;
-use reqwest::StatusCode;
-use serde_json::Value;
+use kuvert_web::api::batches::BatchItem;
+use kuvert_web::api::status_feed::{StatusEventView, StatusFeed};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -52,6 +57,11 @@ pub fn harness_main(
 pub mod proxy;
 
 pub const ADMIN_TOKEN: &str = "kva_test-platform-operator-token";
+
+/// How long the helpers wait for something that happens in the background
+/// (a delivery becoming final, the queue draining): generous, so a slow CI
+/// machine does not fail a test that is merely slow.
+pub const PATIENCE: Duration = Duration::from_secs(60);
 
 pub struct TestApp {
     pub url: String,
@@ -207,6 +217,17 @@ impl TestApp {
             .expect("demo recipient")
     }
 
+    /// The id of the demo recipient called `name` (say "Bertil Berg").
+    pub fn person(&self, name: &str) -> String {
+        self.demo
+            .recipients
+            .iter()
+            .find(|r| r.name == name)
+            .expect("demo person")
+            .id
+            .clone()
+    }
+
     /// A one-message delivery from `sender` with a fresh reference.
     pub fn delivery(&self, sender: &DemoSender, recipient: &str, subject: &str) -> SecureDelivery {
         client::simple_delivery(
@@ -225,25 +246,90 @@ impl TestApp {
         client::sign(delivery, &sender.key().expect("demo key"))
     }
 
+    /// A request to `path` on this instance, with `token` as the bearer
+    /// credential when given; add headers or a body, then [`exchange`] it.
+    pub fn http_request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.url));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Any request, with an optional JSON body; the answer as it came.
+    pub async fn request_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> RawAnswer {
+        let mut request = self.http_request(method, path, token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        exchange(request).await
+    }
+
+    /// Any request, with an optional JSON body; the status and the body
+    /// (JSON, or the text as a JSON string).
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        self.request_raw(method, path, token, body).await.parts()
+    }
+
     pub async fn post(
         &self,
         path: &str,
         token: Option<&str>,
         body: &impl serde::Serialize,
     ) -> (StatusCode, Value) {
-        let mut request = self.http.post(format!("{}{path}", self.url)).json(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        into_parts(request.send().await.expect("request")).await
+        exchange(self.http_request(Method::POST, path, token).json(body))
+            .await
+            .parts()
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        let mut request = self.http.get(format!("{}{path}", self.url));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
+        self.request(Method::PUT, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.request(Method::DELETE, path, token, None).await
+    }
+
+    /// A delivery from `sender` to `recipient`, to change before signing
+    /// (see [`Letter`]).
+    pub fn letter<'a>(
+        &'a self,
+        sender: &'a DemoSender,
+        recipient: &str,
+        subject: &str,
+    ) -> Letter<'a> {
+        Letter {
+            app: self,
+            sender,
+            delivery: self.delivery(sender, recipient, subject),
         }
-        into_parts(request.send().await.expect("request")).await
+    }
+
+    /// A [`letter`](Self::letter) from the demo municipality's first sender.
+    pub fn kommun_letter(&self, recipient: &str, subject: &str) -> Letter<'_> {
+        let (_, sender) = self.kommun();
+        self.letter(sender, recipient, subject)
     }
 
     pub async fn send(&self, token: &str, signed: &SignedDelivery) -> (StatusCode, Value) {
@@ -257,59 +343,166 @@ impl TestApp {
         key: &str,
         signed: &SignedDelivery,
     ) -> (StatusCode, Value) {
-        let request = self
-            .http
-            .post(format!("{}/v1/deliveries", self.url))
-            .bearer_auth(token)
-            .header("Idempotency-Key", key)
+        self.send_raw(token, Some(key), signed).await.parts()
+    }
+
+    /// Sends, with an `Idempotency-Key` header when `key` is given; the
+    /// answer as it came (for its headers, say `Retry-After`).
+    pub async fn send_raw(
+        &self,
+        token: &str,
+        key: Option<&str>,
+        signed: &SignedDelivery,
+    ) -> RawAnswer {
+        let mut request = self
+            .http_request(Method::POST, "/v1/deliveries", Some(token))
             .json(signed);
-        into_parts(request.send().await.expect("request")).await
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        exchange(request).await
     }
 
-    /// A signed one-message delivery from the demo municipality to `recipient`.
-    pub fn kommun_signed(&self, recipient: &str, subject: &str) -> SignedDelivery {
-        let (_, sender) = self.kommun();
-        self.sign(sender, self.delivery(sender, recipient, subject))
-    }
-
-    /// Sends as the demo municipality and returns the delivery id.
-    pub async fn send_ok(&self, recipient: &str, subject: &str) -> String {
-        let (tenant, sender) = self.kommun();
-        let signed = self.sign(sender, self.delivery(sender, recipient, subject));
-        let (status, body) = self.send(&tenant.token, &signed).await;
+    /// Sends, asserts 202 and returns the delivery id.
+    pub async fn send_accepted(&self, token: &str, signed: &SignedDelivery) -> String {
+        let (status, body) = self.send(token, signed).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         body["delivery_id"].as_str().expect("id").to_owned()
     }
 
-    /// Polls a delivery until its status is final (with a generous deadline).
+    /// Sends, asserts 202, waits until the delivery is final, asserts it
+    /// was delivered and returns its status view.
+    pub async fn send_delivered(&self, token: &str, signed: &SignedDelivery) -> Value {
+        let id = self.send_accepted(token, signed).await;
+        self.wait_delivered(token, &id).await
+    }
+
+    /// A signed one-message delivery from the demo municipality to `recipient`.
+    pub fn kommun_signed(&self, recipient: &str, subject: &str) -> SignedDelivery {
+        self.kommun_letter(recipient, subject).signed()
+    }
+
+    /// Sends as the demo municipality and returns the delivery id.
+    pub async fn send_ok(&self, recipient: &str, subject: &str) -> String {
+        let (tenant, _) = self.kommun();
+        self.send_accepted(&tenant.token, &self.kommun_signed(recipient, subject))
+            .await
+    }
+
+    /// `GET /v1/deliveries/{id}`: the status and the delivery's view.
+    pub async fn delivery_view(&self, token: &str, delivery_id: &str) -> (StatusCode, Value) {
+        self.get(&format!("/v1/deliveries/{delivery_id}"), Some(token))
+            .await
+    }
+
+    /// Polls a delivery until its status is final (within [`PATIENCE`]) and
+    /// returns its view.
     pub async fn wait_final(&self, token: &str, delivery_id: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let (status, body) = self
-                .get(&format!("/v1/deliveries/{delivery_id}"), Some(token))
-                .await;
+        let what = format!("delivery {delivery_id} leaves `accepted`");
+        eventually(&what, PATIENCE, move || async move {
+            let (status, body) = self.delivery_view(token, delivery_id).await;
             assert_eq!(status, StatusCode::OK, "{body}");
-            if body["status"] != "accepted" {
-                return body;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "delivery {delivery_id} still accepted"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            (body["status"] != "accepted").then_some(body)
+        })
+        .await
+    }
+
+    /// [`wait_final`](Self::wait_final), and asserts the final status is
+    /// `delivered`.
+    pub async fn wait_delivered(&self, token: &str, delivery_id: &str) -> Value {
+        let view = self.wait_final(token, delivery_id).await;
+        assert_eq!(view["status"], "delivered", "{view}");
+        view
     }
 
     /// Waits until the relay's queue is empty.
     pub async fn drain(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while self.outbox_len().await > 0 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "queue did not drain"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        eventually("the relay's queue drains", PATIENCE, move || async move {
+            (self.outbox_len().await == 0).then_some(())
+        })
+        .await
+    }
+
+    /// `POST /v1/batches` with these items: the status and the answer.
+    pub async fn batch(&self, token: &str, items: &[BatchItem]) -> (StatusCode, Value) {
+        self.post("/v1/batches", Some(token), &json!({ "deliveries": items }))
+            .await
+    }
+
+    /// [`batch`](Self::batch), asserting 202; returns the answer.
+    pub async fn batch_accepted(&self, token: &str, items: &[BatchItem]) -> Value {
+        let (status, body) = self.batch(token, items).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body
+    }
+
+    /// `GET /v1/batches/{id}`, asserting 200: the batch's progress.
+    pub async fn batch_view(&self, token: &str, batch_id: &str) -> Value {
+        let (status, progress) = self
+            .get(&format!("/v1/batches/{batch_id}"), Some(token))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{progress}");
+        progress
+    }
+
+    /// The tenant's status events (up to 1000), oldest first; asserts 200.
+    pub async fn status_events(&self, token: &str) -> Vec<StatusEventView> {
+        let (status, feed) = self.get("/v1/status-feed?limit=1000", Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{feed}");
+        let feed: StatusFeed = serde_json::from_value(feed).expect("a status feed");
+        feed.events
+    }
+
+    /// The tenant's [`status_events`](Self::status_events) grouped per
+    /// delivery id, each delivery's statuses in order.
+    pub async fn statuses_by_delivery(&self, token: &str) -> BTreeMap<String, Vec<DeliveryStatus>> {
+        let mut out: BTreeMap<String, Vec<DeliveryStatus>> = BTreeMap::new();
+        for event in self.status_events(token).await {
+            out.entry(event.delivery_id).or_default().push(event.status);
         }
+        out
+    }
+
+    /// `POST /v1/reachability` as `token` for `sender`: the status and the
+    /// answer.
+    pub async fn reachability(
+        &self,
+        token: &str,
+        sender: &str,
+        recipients: &[impl AsRef<str>],
+    ) -> (StatusCode, Value) {
+        let recipients: Vec<&str> = recipients.iter().map(AsRef::as_ref).collect();
+        self.post(
+            "/v1/reachability",
+            Some(token),
+            &json!({ "sender": sender, "recipients": recipients }),
+        )
+        .await
+    }
+
+    /// `GET /mailbox/v1/messages?{query}` (no query when it is empty) with
+    /// a recipient token, asserting 200.
+    pub async fn messages(&self, token: &str, query: &str) -> MessagePage {
+        let path = match query {
+            "" => "/mailbox/v1/messages".to_owned(),
+            query => format!("/mailbox/v1/messages?{query}"),
+        };
+        let (status, page) = self.get(&path, Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        serde_json::from_value(page).expect("a page of messages")
+    }
+
+    /// The first 100 messages of the recipient's inbox (a token minted for
+    /// them), newest first, with the folder's counts.
+    pub async fn inbox(&self, recipient: &str) -> MessagePage {
+        self.messages(&self.recipient_token(recipient), "page_size=100")
+            .await
+    }
+
+    /// `GET /mailbox/v1/messages/{id}`: opens a message (marking it read).
+    pub async fn open_message(&self, token: &str, message_id: &str) -> (StatusCode, Value) {
+        self.get(&format!("/mailbox/v1/messages/{message_id}"), Some(token))
+            .await
     }
 
     /// Jobs in the relay's queue towards mailbox operators.
@@ -395,10 +588,21 @@ impl TestApp {
 /// Asserts a problem+json answer (RFC 9457) with `status` and `code`, and
 /// returns its body.
 pub fn assert_problem(answer: &(StatusCode, Value), status: StatusCode, code: &str) -> Value {
+    assert_problem_for("", answer, status, code)
+}
+
+/// [`assert_problem`] for one of several cases: `case` leads the message
+/// when it fails.
+pub fn assert_problem_for(
+    case: &str,
+    answer: &(StatusCode, Value),
+    status: StatusCode,
+    code: &str,
+) -> Value {
     let (got, body) = answer;
-    assert_eq!(*got, status, "want {status} {code}: {body}");
-    assert_eq!(body["code"], code, "want {status} {code}: {body}");
-    assert_eq!(body["status"], status.as_u16(), "{body}");
+    assert_eq!(*got, status, "{case}: want {status} {code}: {body}");
+    assert_eq!(body["code"], code, "{case}: want {status} {code}: {body}");
+    assert_eq!(body["status"], status.as_u16(), "{case}: {body}");
     body.clone()
 }
 
@@ -422,6 +626,155 @@ where
     }
 }
 
+/// One item of a batch: `signed`, with its own idempotency key when given.
+pub fn batch_item(signed: &SignedDelivery, key: Option<&str>) -> BatchItem {
+    BatchItem {
+        delivery: signed.delivery.clone(),
+        signature: signed.signature.clone(),
+        idempotency_key: key.map(str::to_owned),
+    }
+}
+
+/// The items of a batch of `signed` deliveries, without idempotency keys
+/// (each defaults to its `header.reference`).
+pub fn batch_items(signed: &[SignedDelivery]) -> Vec<BatchItem> {
+    signed.iter().map(|s| batch_item(s, None)).collect()
+}
+
+/// The credential id inside a `kvt_<id>.<secret>` token.
+pub fn credential_id(token: &str) -> String {
+    let (id, _) = token
+        .strip_prefix("kvt_")
+        .and_then(|t| t.split_once('.'))
+        .expect("a kvt_<id>.<secret> token");
+    id.to_owned()
+}
+
+/// Sends `request` and reads the whole answer.
+pub async fn exchange(request: reqwest::RequestBuilder) -> RawAnswer {
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("body").to_vec();
+    RawAnswer {
+        status,
+        headers,
+        bytes,
+    }
+}
+
+/// An answer as it came: status, headers and the exact body bytes.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl RawAnswer {
+    /// A header's value, when it is there and is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn content_type(&self) -> Option<&str> {
+        self.header("content-type")
+    }
+
+    /// The body as JSON, or (when it is not JSON) its text as a JSON string.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&self.bytes).into_owned()))
+    }
+
+    /// The status and [`json`](Self::json), as [`TestApp::get`] and the
+    /// other helpers answer.
+    pub fn parts(self) -> (StatusCode, Value) {
+        (self.status, self.json())
+    }
+}
+
+/// A delivery being put together (from [`TestApp::letter`]): one message
+/// with a fresh reference, changed as the test needs, then signed.
+pub struct Letter<'a> {
+    app: &'a TestApp,
+    sender: &'a DemoSender,
+    delivery: SecureDelivery,
+}
+
+impl Letter<'_> {
+    /// Attaches a small valid PDF showing `text` to the first message.
+    pub fn pdf(self, filename: &str, text: &str) -> Self {
+        let bytes = client::minimal_pdf(text);
+        self.attach(client::attachment(filename, "application/pdf", &bytes))
+    }
+
+    /// Attaches `attachment` to the first message.
+    pub fn attach(mut self, attachment: Attachment) -> Self {
+        self.delivery.messages[0].attachments.push(attachment);
+        self
+    }
+
+    /// Asks for paper when the recipient cannot be reached digitally.
+    pub fn paper_fallback(mut self) -> Self {
+        self.delivery.paper_fallback = true;
+        self
+    }
+
+    /// Any other change, made before signing.
+    pub fn with(mut self, change: impl FnOnce(&mut SecureDelivery)) -> Self {
+        change(&mut self.delivery);
+        self
+    }
+
+    /// The delivery, unsigned.
+    pub fn unsigned(self) -> SecureDelivery {
+        self.delivery
+    }
+
+    /// The delivery signed with the sender's demo key.
+    pub fn signed(self) -> SignedDelivery {
+        self.app.sign(self.sender, self.delivery)
+    }
+}
+
+/// A page of a recipient's messages (`GET /mailbox/v1/messages`), as the
+/// recipient API answers it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct MessagePage {
+    pub messages: Vec<MessageSummary>,
+    /// Messages in the folder, on every page.
+    pub total: i64,
+    /// Unread messages in the folder, on every page.
+    pub unread: i64,
+    pub page: i64,
+    pub page_size: i64,
+}
+
+impl MessagePage {
+    /// The subjects on this page, in order.
+    pub fn subjects(&self) -> Vec<String> {
+        self.messages.iter().map(|m| m.subject.clone()).collect()
+    }
+
+    /// The message ids on this page, in order.
+    pub fn ids(&self) -> Vec<String> {
+        self.messages.iter().map(|m| m.id.clone()).collect()
+    }
+}
+
+/// One message in a [`MessagePage`].
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct MessageSummary {
+    pub id: String,
+    pub sender_id: String,
+    pub sender_name: String,
+    pub subject: String,
+    pub delivered_at: String,
+    pub read: bool,
+    pub archived: bool,
+}
+
 async fn start(data: &Path, configure: fn(&mut Settings), mailbox_via: Option<&str>) -> Running {
     let mut settings = Settings::new(data.to_path_buf());
     settings.listen = "127.0.0.1:0".parse().expect("addr");
@@ -436,11 +789,4 @@ async fn start(data: &Path, configure: fn(&mut Settings), mailbox_via: Option<&s
     }
     configure(&mut settings);
     kuvert::app::start(settings).await.expect("kuvert starts")
-}
-
-async fn into_parts(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, value)
 }

@@ -2,7 +2,7 @@
 
 use kuvert_store::audit::AuditProblem;
 use kuvert_store::{Db, Schema};
-use kuvert_testkit::TestApp;
+use kuvert_testkit::{TestApp, credential_id, eventually};
 use sqlx::Connection as _;
 
 /// An instance with some history, stopped (a final checkpoint is signed),
@@ -258,13 +258,7 @@ async fn register_and_tenancy_rows(app: &TestApp) -> Vec<String> {
 async fn a_change_whose_audit_entry_cannot_be_written_fails_and_leaves_nothing_behind() {
     let mut app = TestApp::spawn().await;
     let formedlare = app.tenant("demoformedlare").clone();
-    let credential = formedlare
-        .token
-        .strip_prefix("kvt_")
-        .and_then(|t| t.split_once('.'))
-        .unwrap()
-        .0
-        .to_owned();
+    let credential = credential_id(&formedlare.token);
     let key = formedlare.senders[0].key_id.clone();
     let kommun_sender = app.kommun().1.id.clone();
     let new_key = kuvert_crypto::signing::SigningKey::generate()
@@ -291,19 +285,6 @@ async fn a_change_whose_audit_entry_cannot_be_written_fails_and_leaves_nothing_b
         ("recipient refuses a sender", Method::PUT, format!("/register/v1/me/refused-senders/{kommun_sender}"), &anna.token, None),
         ("recipient accepts a sender again", Method::DELETE, format!("/register/v1/me/refused-senders/{kommun_sender}"), &david.token, None),
     ];
-    let attempt = |method: Method, path: &str, token: &str, body: &Option<serde_json::Value>| {
-        let mut request = app
-            .http
-            .request(method, format!("{}{path}", app.url))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        async move {
-            let response = request.send().await.unwrap();
-            (response.status(), response.text().await.unwrap())
-        }
-    };
 
     execute(
         &app,
@@ -314,7 +295,9 @@ async fn a_change_whose_audit_entry_cannot_be_written_fails_and_leaves_nothing_b
     let mut leaks = Vec::new();
     for (what, method, path, token, body) in &changes {
         let before = register_and_tenancy_rows(&app).await;
-        let (status, text) = attempt(method.clone(), path, token, body).await;
+        let (status, text) = app
+            .request(method.clone(), path, Some(token), body.as_ref())
+            .await;
         let after = register_and_tenancy_rows(&app).await;
         let added: Vec<&String> = after.iter().filter(|r| !before.contains(r)).collect();
         let removed: Vec<&String> = before.iter().filter(|r| !after.contains(r)).collect();
@@ -333,7 +316,9 @@ async fn a_change_whose_audit_entry_cannot_be_written_fails_and_leaves_nothing_b
     // The same requests are valid ones: with the log writable, each works.
     execute(&app, "DROP TRIGGER audit_down").await;
     for (what, method, path, token, body) in &changes {
-        let (status, text) = attempt(method.clone(), path, token, body).await;
+        let (status, text) = app
+            .request(method.clone(), path, Some(token), body.as_ref())
+            .await;
         assert!(status.is_success(), "{what}: {status} {text}");
     }
     let report = app
@@ -380,24 +365,21 @@ async fn a_checkpoint_is_signed_after_so_many_entries_without_waiting_for_the_in
         "{before:?}"
     );
     write_entries(app.core_db(), kuvert::app::AUDIT_CHECKPOINT_AFTER_ENTRIES).await;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let report = app.core_db().verify_audit(&key).await.unwrap();
+    let (shared, key) = (&app, &key);
+    let what = format!(
+        "a checkpoint after {} entries",
+        kuvert::app::AUDIT_CHECKPOINT_AFTER_ENTRIES
+    );
+    let report = eventually(&what, std::time::Duration::from_secs(15), || async move {
+        let report = shared.core_db().verify_audit(key).await.unwrap();
         assert_eq!(report.problem, None);
-        if report.checkpoints > before.checkpoints {
-            assert!(
-                report.unsigned_tail < kuvert::app::AUDIT_CHECKPOINT_AFTER_ENTRIES,
-                "{report:?}"
-            );
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no checkpoint after {} entries: {report:?}",
-            report.unsigned_tail
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+        (report.checkpoints > before.checkpoints).then_some(report)
+    })
+    .await;
+    assert!(
+        report.unsigned_tail < kuvert::app::AUDIT_CHECKPOINT_AFTER_ENTRIES,
+        "{report:?}"
+    );
     app.stop().await;
 }
 

@@ -20,11 +20,10 @@ use kuvert_crypto::signing::SigningKey;
 use kuvert_domain::identity::RecipientId;
 use kuvert_domain::ids::{BatchId, DeliveryId, MailboxMessageId};
 use kuvert_mailbox::protocol::{DeliverRequest, SealedDelivery};
-use kuvert_testkit::{ADMIN_TOKEN, TestApp, client};
+use kuvert_testkit::{ADMIN_TOKEN, TestApp, batch_items, client, credential_id, exchange};
 use kuvert_web::auth::RecipientTokens;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::Connection as _;
 use std::collections::BTreeSet;
 
 /// Who an endpoint admits.
@@ -451,38 +450,18 @@ struct Fixture {
     kommun_key: String,
 }
 
-fn credential_id(token: &str) -> String {
-    let (id, _) = token.strip_prefix("kvt_").unwrap().split_once('.').unwrap();
-    id.to_owned()
-}
-
 async fn sealed_in_outbox(app: &TestApp, delivery: &str) -> SealedDelivery {
-    let path = app.data_dir().join("kuvert.db");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", path.display()))
-        .await
-        .unwrap();
-    let (blob,): (Vec<u8>,) = sqlx::query_as("SELECT sealed FROM outbox WHERE delivery_id = ?")
-        .bind(delivery)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
+    let sql = format!("SELECT sealed FROM outbox WHERE delivery_id = '{delivery}'");
+    let blob: Vec<u8> = app.query("kuvert.db", &sql).await;
     serde_json::from_slice(&blob).unwrap()
 }
 
 async fn admin(app: &TestApp, method: Method, path: &str, body: Value) -> Value {
-    let response = app
-        .http
-        .request(method, format!("{}{path}", app.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(status.is_success(), "{path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    let (status, answer) = app
+        .request(method, path, Some(ADMIN_TOKEN), Some(&body))
+        .await;
+    assert!(status.is_success(), "{path}: {status} {answer}");
+    answer
 }
 
 /// A tenant with one credential; returns the credential's token.
@@ -511,52 +490,32 @@ async fn fixture() -> Fixture {
     let kommun_key = sender.key_id.clone();
     let formedlare_token = app.tenant("demoformedlare").token.clone();
     let anna = app.recipient("registered").id.clone();
-    let bertil = app
-        .demo
-        .recipients
-        .iter()
-        .find(|r| r.name == "Bertil Berg")
-        .unwrap()
-        .id
-        .clone();
+    let bertil = app.person("Bertil Berg");
 
     // Anna's delivery, caught sealed in the outbox before the mailbox opens.
     app.set_mailbox_open(false);
-    let mut to_anna = app.delivery(sender, &anna, "Till Anna");
-    to_anna.messages[0].attachments.push(client::attachment(
-        "beslut.pdf",
-        "application/pdf",
-        &client::minimal_pdf("Annas beslut"),
-    ));
-    let (status, sent) = app.send(&kommun_token, &app.sign(sender, to_anna)).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
-    let delivery = sent["delivery_id"].as_str().unwrap().to_owned();
+    let to_anna = app
+        .letter(sender, &anna, "Till Anna")
+        .pdf("beslut.pdf", "Annas beslut")
+        .signed();
+    let delivery = app.send_accepted(&kommun_token, &to_anna).await;
     let sealed = sealed_in_outbox(&app, &delivery).await;
     app.set_mailbox_open(true);
-    assert_eq!(
-        app.wait_final(&kommun_token, &delivery).await["status"],
-        "delivered"
-    );
+    app.wait_delivered(&kommun_token, &delivery).await;
 
     // A batch of demokommun's (to Bertil, so Bertil has a message too).
-    let item =
-        serde_json::to_value(app.sign(sender, app.delivery(sender, &bertil, "Batch"))).unwrap();
-    let (status, batch) = app
-        .post(
-            "/v1/batches",
-            Some(&kommun_token),
-            &json!({ "deliveries": [item] }),
-        )
+    let to_bertil = app.letter(sender, &bertil, "Batch").signed();
+    let batch = app
+        .batch_accepted(&kommun_token, &batch_items(&[to_bertil]))
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
     let batch_id = batch["batch_id"].as_str().unwrap().to_owned();
     let batch_delivery = batch["results"][0]["delivery_id"].as_str().unwrap();
     app.wait_final(&kommun_token, batch_delivery).await;
 
     let anna_token = app.recipient_token(&anna);
-    let (_, page) = app.get("/mailbox/v1/messages", Some(&anna_token)).await;
-    assert_eq!(page["total"], 1, "{page}");
-    let anna_message = page["messages"][0]["id"].as_str().unwrap().to_owned();
+    let page = app.messages(&anna_token, "").await;
+    assert_eq!(page.total, 1, "{page:?}");
+    let anna_message = page.messages[0].id.clone();
     let (_, profile) = app.get("/register/v1/me", Some(&anna_token)).await;
     let operator_id = profile["operator_id"].as_str().unwrap().to_owned();
 
@@ -842,27 +801,17 @@ impl Fixture {
     }
 
     async fn send(&self, call: Call) -> (StatusCode, Option<String>, Vec<u8>) {
-        let mut request = self
+        let answer = self
             .app
-            .http
-            .request(call.method, format!("{}{}", self.app.url, call.path));
-        if let Some(token) = call.token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = call.body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned());
-        (
-            status,
-            content_type,
-            response.bytes().await.unwrap().to_vec(),
-        )
+            .request_raw(
+                call.method,
+                &call.path,
+                call.token.as_deref(),
+                call.body.as_ref(),
+            )
+            .await;
+        let content_type = answer.content_type().map(str::to_owned);
+        (answer.status, content_type, answer.bytes)
     }
 
     /// The ids of demokommun's and Anna's objects, and Anna's identity
@@ -1036,16 +985,8 @@ async fn without_a_configured_admin_token_the_admin_api_answers_401_to_everyone(
             Some("kva_anything"),
             Some("not-a-token"),
         ] {
-            let mut request = app
-                .http
-                .request(row.method.parse().unwrap(), format!("{}{path}", app.url));
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
-            }
-            let response = request.send().await.unwrap();
-            let status = response.status();
-            let body: Value =
-                serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null);
+            let request = app.http_request(row.method.parse().unwrap(), &path, token);
+            let (status, body) = exchange(request).await.parts();
             if status != StatusCode::UNAUTHORIZED || body["code"] != "unauthorized" {
                 wrong.push(format!(
                     "{} {path} with {token:?}: want 401 unauthorized, got {status} {body}",

@@ -4,8 +4,8 @@
 //! either refused at intake or, once accepted, read back without script.
 
 use kuvert_domain::delivery::{SecureDelivery, SignedDelivery};
-use kuvert_testkit::{TestApp, client};
-use reqwest::StatusCode;
+use kuvert_testkit::{TestApp, assert_problem_for, batch_items, client, exchange};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------
@@ -20,55 +20,44 @@ async fn raw(
     content_type: &str,
     body: Vec<u8>,
 ) -> (StatusCode, Value) {
-    let mut request = app
-        .http
-        .post(format!("{}{path}", app.url))
+    let request = app
+        .http_request(Method::POST, path, token)
         .header(reqwest::header::CONTENT_TYPE, content_type)
         .body(body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    exchange(request).await.parts()
 }
 
-fn assert_problem(case: &str, status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
-    assert_eq!(status, expected, "{case}: {body}");
-    assert_eq!(body["code"], code, "{case}: {body}");
+/// A problem+json refusal with `expected` and `code` whose `detail` names
+/// the reason; returns its body.
+fn assert_refusal(
+    case: &str,
+    answer: &(StatusCode, Value),
+    expected: StatusCode,
+    code: &str,
+) -> Value {
+    let body = assert_problem_for(case, answer, expected, code);
     assert!(
         body["detail"].as_str().is_some_and(|d| !d.is_empty()),
         "{case}: a problem names the reason: {body}"
     );
+    body
 }
 
 /// Every tenant's status feed is empty, the relay's queue is empty and no
 /// recipient has a message: nothing of the refused request was kept.
 async fn assert_nothing_stored(app: &TestApp, case: &str) {
     for tenant in &app.demo.tenants {
-        let (status, feed) = app.get("/v1/status-feed", Some(&tenant.token)).await;
-        assert_eq!(status, StatusCode::OK, "{case}: {feed}");
-        assert_eq!(
-            feed["events"].as_array().map(Vec::len),
-            Some(0),
-            "{case}: tenant {} has status events: {feed}",
+        let events = app.status_events(&tenant.token).await;
+        assert!(
+            events.is_empty(),
+            "{case}: tenant {} has status events: {events:?}",
             tenant.tenant
         );
     }
     assert_eq!(app.outbox_len().await, 0, "{case}: something was queued");
     for recipient in &app.demo.recipients {
-        let (status, page) = app
-            .get(
-                "/mailbox/v1/messages",
-                Some(&app.recipient_token(&recipient.id)),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{case}: {page}");
-        assert_eq!(page["total"], 0, "{case}: {} got mail", recipient.name);
+        let page = app.inbox(&recipient.id).await;
+        assert_eq!(page.total, 0, "{case}: {} got mail", recipient.name);
     }
 }
 
@@ -79,10 +68,9 @@ fn anna(app: &TestApp) -> String {
 /// A signed one-message delivery from the demo municipality to Anna, with
 /// `change` applied before signing.
 fn signed_kommun(app: &TestApp, change: impl FnOnce(&mut SecureDelivery)) -> SignedDelivery {
-    let (_, sender) = app.kommun();
-    let mut delivery = app.delivery(sender, &anna(app), "Kallelse");
-    change(&mut delivery);
-    app.sign(sender, delivery)
+    app.kommun_letter(&anna(app), "Kallelse")
+        .with(change)
+        .signed()
 }
 
 /// Sends as the demo municipality and expects a refusal with nothing stored.
@@ -94,8 +82,20 @@ async fn refused(
     code: &str,
 ) -> Value {
     let (tenant, _) = app.kommun();
-    let (status, body) = app.send(&tenant.token, signed).await;
-    assert_problem(case, status, &body, expected, code);
+    refused_as(app, &tenant.token, case, signed, expected, code).await
+}
+
+/// Sends with `token` and expects a refusal with nothing stored.
+async fn refused_as(
+    app: &TestApp,
+    token: &str,
+    case: &str,
+    signed: &SignedDelivery,
+    expected: StatusCode,
+    code: &str,
+) -> Value {
+    let answer = app.send(token, signed).await;
+    let body = assert_refusal(case, &answer, expected, code);
     assert_nothing_stored(app, case).await;
     body
 }
@@ -115,6 +115,22 @@ async fn refuses_change(
     body
 }
 
+/// Like [`refuses_change`], with `tamper` applied after signing (given the
+/// instance, for its demo data).
+async fn refuses_tampering(
+    case: &str,
+    tamper: impl FnOnce(&TestApp, &mut SignedDelivery),
+    expected: StatusCode,
+    code: &str,
+) -> Value {
+    let mut app = TestApp::spawn().await;
+    let mut signed = signed_kommun(&app, |_| {});
+    tamper(&app, &mut signed);
+    let body = refused(&app, case, &signed, expected, code).await;
+    app.stop().await;
+    body
+}
+
 fn pdf_attachment(name: &str) -> kuvert_domain::delivery::Attachment {
     client::attachment(name, "application/pdf", &client::minimal_pdf("Beslut"))
 }
@@ -123,21 +139,12 @@ fn pdf_attachment(name: &str) -> kuvert_domain::delivery::Attachment {
 /// Anna's view of the single message it produced.
 async fn deliver_and_read(app: &TestApp, signed: &SignedDelivery) -> Value {
     let (tenant, _) = app.kommun();
-    let (status, body) = app.send(&tenant.token, signed).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let id = body["delivery_id"].as_str().expect("id").to_owned();
-    let view = app.wait_final(&tenant.token, &id).await;
-    assert_eq!(view["status"], "delivered", "{view}");
+    let id = app.send_accepted(&tenant.token, signed).await;
+    app.wait_delivered(&tenant.token, &id).await;
     let token = app.recipient_token(&anna(app));
-    let (_, page) = app.get("/mailbox/v1/messages", Some(&token)).await;
-    assert_eq!(page["total"], 1, "{page}");
-    let message = page["messages"][0]["id"]
-        .as_str()
-        .expect("message id")
-        .to_owned();
-    let (status, opened) = app
-        .get(&format!("/mailbox/v1/messages/{message}"), Some(&token))
-        .await;
+    let page = app.messages(&token, "").await;
+    assert_eq!(page.total, 1, "{page:?}");
+    let (status, opened) = app.open_message(&token, &page.messages[0].id).await;
     assert_eq!(status, StatusCode::OK, "{opened}");
     assert_eq!(opened["delivery_id"], id.as_str());
     opened
@@ -151,18 +158,16 @@ async fn deliver_and_read(app: &TestApp, signed: &SignedDelivery) -> Value {
 async fn malformed_json_is_400_malformed_json_and_stores_nothing() {
     let mut app = TestApp::spawn().await;
     let (tenant, _) = app.kommun();
-    let (status, body) = raw(
-        &app,
-        "/v1/deliveries",
-        Some(&tenant.token),
-        "application/json",
-        br#"{"delivery": {"header": "#.to_vec(),
-    )
-    .await;
-    assert_problem(
+    assert_refusal(
         "malformed json",
-        status,
-        &body,
+        &raw(
+            &app,
+            "/v1/deliveries",
+            Some(&tenant.token),
+            "application/json",
+            br#"{"delivery": {"header": "#.to_vec(),
+        )
+        .await,
         StatusCode::BAD_REQUEST,
         "malformed_json",
     );
@@ -175,18 +180,16 @@ async fn a_body_that_is_not_declared_as_json_is_415_and_stores_nothing() {
     let mut app = TestApp::spawn().await;
     let (tenant, _) = app.kommun();
     let signed = signed_kommun(&app, |_| {});
-    let (status, body) = raw(
-        &app,
-        "/v1/deliveries",
-        Some(&tenant.token),
+    assert_refusal(
         "text/plain",
-        serde_json::to_vec(&signed).unwrap(),
-    )
-    .await;
-    assert_problem(
-        "text/plain",
-        status,
-        &body,
+        &raw(
+            &app,
+            "/v1/deliveries",
+            Some(&tenant.token),
+            "text/plain",
+            serde_json::to_vec(&signed).unwrap(),
+        )
+        .await,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_media_type",
     );
@@ -201,26 +204,20 @@ async fn an_unknown_json_field_is_422_invalid_request_and_stores_nothing() {
     let signed = signed_kommun(&app, |_| {});
     let mut value = serde_json::to_value(&signed).unwrap();
     value["priority"] = json!("high");
-    let (status, body) = app
-        .post("/v1/deliveries", Some(&tenant.token), &value)
-        .await;
-    assert_problem(
+    assert_refusal(
         "unknown top-level field",
-        status,
-        &body,
+        &app.post("/v1/deliveries", Some(&tenant.token), &value)
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_request",
     );
 
     let mut value = serde_json::to_value(&signed).unwrap();
     value["delivery"]["header"]["cc"] = json!("someone");
-    let (status, body) = app
-        .post("/v1/deliveries", Some(&tenant.token), &value)
-        .await;
-    assert_problem(
+    assert_refusal(
         "unknown nested field",
-        status,
-        &body,
+        &app.post("/v1/deliveries", Some(&tenant.token), &value)
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_request",
     );
@@ -233,11 +230,9 @@ async fn a_missing_or_garbage_credential_is_401_and_stores_nothing() {
     let mut app = TestApp::spawn().await;
     let (tenant, _) = app.kommun();
     let signed = signed_kommun(&app, |_| {});
-    let (status, body) = app.post("/v1/deliveries", None, &signed).await;
-    assert_problem(
+    assert_refusal(
         "no credential",
-        status,
-        &body,
+        &app.post("/v1/deliveries", None, &signed).await,
         StatusCode::UNAUTHORIZED,
         "unauthorized",
     );
@@ -252,11 +247,9 @@ async fn a_missing_or_garbage_credential_is_401_and_stores_nothing() {
         ("unknown credential id", "kvt_nosuchcredential.secret"),
         ("recipient token", recipient_token.as_str()),
     ] {
-        let (status, body) = app.post("/v1/deliveries", Some(token), &signed).await;
-        assert_problem(
+        assert_refusal(
             case,
-            status,
-            &body,
+            &app.post("/v1/deliveries", Some(token), &signed).await,
             StatusCode::UNAUTHORIZED,
             "unauthorized",
         );
@@ -318,20 +311,16 @@ async fn a_sender_no_tenant_has_is_403_sender_not_allowed() {
 async fn a_credential_sending_for_another_tenants_sender_is_403_sender_not_allowed() {
     let mut app = TestApp::spawn().await;
     let formedlare = app.tenant("demoformedlare").clone();
-    let (_, kommun_sender) = app.kommun();
-    let signed = app.sign(
-        kommun_sender,
-        app.delivery(kommun_sender, &anna(&app), "Kallelse"),
-    );
-    let (status, body) = app.send(&formedlare.token, &signed).await;
-    assert_problem(
+    let signed = signed_kommun(&app, |_| {});
+    refused_as(
+        &app,
+        &formedlare.token,
         "förmedlare as kommun",
-        status,
-        &body,
+        &signed,
         StatusCode::FORBIDDEN,
         "sender_not_allowed",
-    );
-    assert_nothing_stored(&app, "förmedlare as kommun").await;
+    )
+    .await;
     app.stop().await;
 }
 
@@ -341,18 +330,13 @@ async fn a_credential_sending_for_another_tenants_sender_is_403_sender_not_allow
 
 #[tokio::test]
 async fn a_signature_over_different_content_is_422_signature_invalid() {
-    let mut app = TestApp::spawn().await;
-    let mut signed = signed_kommun(&app, |_| {});
-    signed.delivery.messages[0].header.subject = "Ändrad efter signering".into();
-    refused(
-        &app,
+    refuses_tampering(
         "tampered",
-        &signed,
+        |_, s| s.delivery.messages[0].header.subject = "Ändrad efter signering".into(),
         StatusCode::UNPROCESSABLE_ENTITY,
         "signature_invalid",
     )
     .await;
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -384,36 +368,25 @@ async fn a_signature_value_that_is_not_base64_is_422_signature_invalid() {
 
 #[tokio::test]
 async fn a_key_id_that_does_not_exist_is_422_signature_key_unknown() {
-    let mut app = TestApp::spawn().await;
-    let mut signed = signed_kommun(&app, |_| {});
-    signed.signature.key_id = "ed25519:0000000000000000".into();
-    refused(
-        &app,
+    refuses_tampering(
         "unknown key",
-        &signed,
+        |_, s| s.signature.key_id = "ed25519:0000000000000000".into(),
         StatusCode::UNPROCESSABLE_ENTITY,
         "signature_key_unknown",
     )
     .await;
-    app.stop().await;
 }
 
 #[tokio::test]
 async fn another_tenants_key_is_unknown_to_this_tenant() {
-    let mut app = TestApp::spawn().await;
-    let formedlare = app.tenant("demoformedlare").clone();
-    let mut signed = signed_kommun(&app, |_| {});
     // A real, registered key id — but of another tenant's sender.
-    signed.signature.key_id = formedlare.senders[0].key_id.clone();
-    refused(
-        &app,
+    refuses_tampering(
         "other tenant's key",
-        &signed,
+        |app, s| s.signature.key_id = app.tenant("demoformedlare").senders[0].key_id.clone(),
         StatusCode::UNPROCESSABLE_ENTITY,
         "signature_key_unknown",
     )
     .await;
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -425,20 +398,19 @@ async fn the_key_of_a_formedlares_second_sender_used_for_its_first_is_403_signat
     let delivery = app.delivery(first, &anna(&app), "Kallelse");
     // Correctly signed, but with the second sender's key.
     let signed = app.sign(second, delivery);
-    let (status, body) = app.send(&formedlare.token, &signed).await;
-    assert_problem(
+    refused_as(
+        &app,
+        &formedlare.token,
         "second sender's key",
-        status,
-        &body,
+        &signed,
         StatusCode::FORBIDDEN,
         "signature_key_not_for_sender",
-    );
-    assert_nothing_stored(&app, "second sender's key").await;
+    )
+    .await;
 
     // Control: the first sender's own key is accepted.
-    let signed = app.sign(first, app.delivery(first, &anna(&app), "Kallelse"));
-    let (status, body) = app.send(&formedlare.token, &signed).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let signed = app.letter(first, &anna(&app), "Kallelse").signed();
+    app.send_accepted(&formedlare.token, &signed).await;
     app.stop().await;
 }
 
@@ -484,18 +456,16 @@ async fn a_request_body_over_3_mib_is_413_request_too_large() {
     });
     let body = serde_json::to_vec(&signed).unwrap();
     assert!(body.len() > 3 * 1024 * 1024);
-    let (status, answer) = raw(
-        &app,
-        "/v1/deliveries",
-        Some(&tenant.token),
-        "application/json",
-        body,
-    )
-    .await;
-    assert_problem(
+    assert_refusal(
         ">3 MiB body",
-        status,
-        &answer,
+        &raw(
+            &app,
+            "/v1/deliveries",
+            Some(&tenant.token),
+            "application/json",
+            body,
+        )
+        .await,
         StatusCode::PAYLOAD_TOO_LARGE,
         "request_too_large",
     );
@@ -748,27 +718,15 @@ async fn a_reachability_lookup_of_1001_ids_is_422_too_many_recipients() {
     let mut app = TestApp::spawn().await;
     let (tenant, sender) = app.kommun();
     let ids = vec![anna(&app); 1001];
-    let (status, body) = app
-        .post(
-            "/v1/reachability",
-            Some(&tenant.token),
-            &json!({ "sender": sender.id, "recipients": ids }),
-        )
-        .await;
-    assert_problem(
+    assert_refusal(
         "1001 ids",
-        status,
-        &body,
+        &app.reachability(&tenant.token, &sender.id, &ids).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "too_many_recipients",
     );
     // 1000 is fine.
     let (status, body) = app
-        .post(
-            "/v1/reachability",
-            Some(&tenant.token),
-            &json!({ "sender": sender.id, "recipients": vec![anna(&app); 1000] }),
-        )
+        .reachability(&tenant.token, &sender.id, &ids[..1000])
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["results"].as_array().map(Vec::len), Some(1000));
@@ -789,34 +747,22 @@ async fn a_batch_of_three_good_and_two_bad_stores_only_the_three_and_names_each_
     let mut app = TestApp::spawn().await;
     let (tenant, sender) = app.kommun();
     let anna_id = anna(&app);
-    let bertil = app
-        .demo
-        .recipients
-        .iter()
-        .find(|r| r.name == "Bertil Berg")
-        .unwrap()
-        .id
-        .clone();
-    let good = |to: &str, subject: &str| app.sign(sender, app.delivery(sender, to, subject));
+    let bertil = app.person("Bertil Berg");
+    let good = |to: &str, subject: &str| app.letter(sender, to, subject).signed();
     let mut tampered = good(&anna_id, "Signerad");
     tampered.delivery.messages[0].header.subject = "Ändrad".into();
-    let mut blank = app.delivery(sender, &bertil, "x");
-    blank.messages[0].header.subject = String::new();
-    let items = vec![
-        item(&good(&anna_id, "Ett")),
-        item(&tampered),
-        item(&good(&bertil, "Två")),
-        item(&app.sign(sender, blank)),
-        item(&good(&anna_id, "Tre")),
-    ];
-    let (status, body) = app
-        .post(
-            "/v1/batches",
-            Some(&tenant.token),
-            &json!({ "deliveries": items }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let blank = app
+        .letter(sender, &bertil, "x")
+        .with(|d| d.messages[0].header.subject = String::new())
+        .signed();
+    let items = batch_items(&[
+        good(&anna_id, "Ett"),
+        tampered,
+        good(&bertil, "Två"),
+        blank,
+        good(&anna_id, "Tre"),
+    ]);
+    let body = app.batch_accepted(&tenant.token, &items).await;
     assert_eq!(body["accepted"], 3, "{body}");
     assert_eq!(body["rejected"], 2, "{body}");
     let results = body["results"].as_array().unwrap();
@@ -842,33 +788,21 @@ async fn a_batch_of_three_good_and_two_bad_stores_only_the_three_and_names_each_
 
     // Exactly those three were stored and delivered.
     for id in &accepted {
-        let view = app.wait_final(&tenant.token, id).await;
-        assert_eq!(view["status"], "delivered", "{view}");
+        let view = app.wait_delivered(&tenant.token, id).await;
         assert_eq!(view["batch_id"], body["batch_id"], "{view}");
     }
-    let (_, feed) = app.get("/v1/status-feed", Some(&tenant.token)).await;
-    let in_feed: std::collections::BTreeSet<String> = feed["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["delivery_id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(in_feed, accepted, "{feed}");
-    let (_, page) = app
-        .get("/mailbox/v1/messages", Some(&app.recipient_token(&anna_id)))
-        .await;
-    assert_eq!(page["total"], 2, "{page}");
-    let (_, page) = app
-        .get("/mailbox/v1/messages", Some(&app.recipient_token(&bertil)))
-        .await;
-    assert_eq!(page["total"], 1, "{page}");
+    let events = app.status_events(&tenant.token).await;
+    let in_feed: std::collections::BTreeSet<String> =
+        events.iter().map(|e| e.delivery_id.clone()).collect();
+    assert_eq!(in_feed, accepted, "{events:?}");
+    let page = app.inbox(&anna_id).await;
+    assert_eq!(page.total, 2, "{page:?}");
+    let page = app.inbox(&bertil).await;
+    assert_eq!(page.total, 1, "{page:?}");
 
     // The batch's progress counts the same.
     let batch_id = body["batch_id"].as_str().unwrap();
-    let (status, progress) = app
-        .get(&format!("/v1/batches/{batch_id}"), Some(&tenant.token))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{progress}");
+    let progress = app.batch_view(&tenant.token, batch_id).await;
     assert_eq!(progress["submitted"], 5, "{progress}");
     assert_eq!(progress["rejected"], 2, "{progress}");
     assert_eq!(progress["counts"]["delivered"], 3, "{progress}");
@@ -1049,17 +983,9 @@ async fn each_single_delivery_check_also_holds_per_item_in_a_batch() {
 async fn a_batch_of_zero_items_is_422_bad_batch_size() {
     let mut app = TestApp::spawn().await;
     let (tenant, _) = app.kommun();
-    let (status, body) = app
-        .post(
-            "/v1/batches",
-            Some(&tenant.token),
-            &json!({ "deliveries": [] }),
-        )
-        .await;
-    assert_problem(
+    assert_refusal(
         "empty batch",
-        status,
-        &body,
+        &app.batch(&tenant.token, &[]).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "bad_batch_size",
     );

@@ -119,7 +119,7 @@ async fn assert_recovered(app: &TestApp, accepted: &[String], refused: &[String]
         ids.push(body["delivery_id"].as_str().expect("id").to_owned());
     }
     for id in &ids {
-        assert_eq!(app.wait_final(&token, id).await["status"], "delivered");
+        app.wait_delivered(&token, id).await;
     }
 }
 

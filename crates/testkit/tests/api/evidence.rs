@@ -6,7 +6,7 @@
 use kuvert_domain::delivery::SignedDelivery;
 use kuvert_mailbox::evidence::{KeyPurpose, KeysDocument, OwnerKind, check_receipt};
 use kuvert_mailbox::protocol::Receipt;
-use kuvert_testkit::{TestApp, assert_problem};
+use kuvert_testkit::{TestApp, assert_problem, batch_item, batch_items};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -44,12 +44,7 @@ async fn delivered_to_anna(app: &TestApp) -> (SignedDelivery, Value) {
     let anna = app.recipient("registered").id.clone();
     let (tenant, _) = app.kommun();
     let signed = app.kommun_signed(&anna, "Beslut om bygglov");
-    let (status, answer) = app.send(&tenant.token, &signed).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    let view = app
-        .wait_final(&tenant.token, answer["delivery_id"].as_str().unwrap())
-        .await;
-    assert_eq!(view["status"], "delivered", "{view}");
+    let view = app.send_delivered(&tenant.token, &signed).await;
     (signed, view)
 }
 
@@ -58,13 +53,7 @@ async fn delivered_to_anna(app: &TestApp) -> (SignedDelivery, Value) {
 async fn keys_url_from_reachability(app: &TestApp) -> String {
     let (tenant, sender) = app.kommun();
     let anna = app.recipient("registered").id.clone();
-    let (status, answer) = app
-        .post(
-            "/v1/reachability",
-            Some(&tenant.token),
-            &json!({ "sender": sender.id, "recipients": [anna] }),
-        )
-        .await;
+    let (status, answer) = app.reachability(&tenant.token, &sender.id, &[anna]).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let supplier = &answer["results"][0]["service_supplier"];
     let keys = supplier["keys_url"].as_str().unwrap();
@@ -343,15 +332,12 @@ async fn the_same_signed_delivery_under_a_new_idempotency_key_is_refused_and_nam
         "duplicate_delivery",
     );
     let other = app.kommun_signed(&anna, "Två i samma batch");
-    let item = |signed: &SignedDelivery, key: &str| json!({ "delivery": signed.delivery, "signature": signed.signature, "idempotency_key": key });
-    let (status, batch) = app
-        .post(
-            "/v1/batches",
-            Some(&token),
-            &json!({ "deliveries": [item(&other, "b-1"), item(&other, "b-2"), item(&signed, "b-3")] }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
+    let items = [
+        batch_item(&other, Some("b-1")),
+        batch_item(&other, Some("b-2")),
+        batch_item(&signed, Some("b-3")),
+    ];
+    let batch = app.batch_accepted(&token, &items).await;
     assert_eq!(batch["accepted"], 1, "{batch}");
     let results = batch["results"].as_array().unwrap();
     assert!(results[0]["error"].is_null(), "{batch}");
@@ -364,23 +350,15 @@ async fn the_same_signed_delivery_under_a_new_idempotency_key_is_refused_and_nam
         results[0]["delivery_id"]
     );
     assert_eq!(results[2]["error"]["delivery_id"], first_id.as_str());
-    let (_, progress) = app
-        .get(
-            &format!("/v1/batches/{}", batch["batch_id"].as_str().unwrap()),
-            Some(&token),
-        )
+    let progress = app
+        .batch_view(&token, batch["batch_id"].as_str().unwrap())
         .await;
     assert_eq!(progress["submitted"], 3, "{progress}");
     assert_eq!(progress["rejected"], 2, "{progress}");
 
     app.drain().await;
-    let (_, page) = app
-        .get(
-            "/mailbox/v1/messages?page_size=100",
-            Some(&app.recipient_token(&anna)),
-        )
-        .await;
-    assert_eq!(page["total"], 2, "each signed delivery once: {page}");
+    let page = app.inbox(&anna).await;
+    assert_eq!(page.total, 2, "each signed delivery once: {page:?}");
 }
 
 /// A batch whose answer was lost is sent again with the same keys: the
@@ -398,20 +376,15 @@ async fn a_batch_sent_again_is_answered_with_the_first_batch_id() {
         .map(|r| r.id.clone())
         .unwrap_or_else(|| anna.clone());
     let token = app.kommun().0.token.clone();
-    let items: Vec<Value> = [&anna, &bertil, &anna]
+    let signed: Vec<SignedDelivery> = [&anna, &bertil, &anna]
         .iter()
         .enumerate()
-        .map(|(n, to)| {
-            let signed = app.kommun_signed(to, &format!("Utskick {n}"));
-            json!({ "delivery": signed.delivery, "signature": signed.signature })
-        })
+        .map(|(n, to)| app.kommun_signed(to, &format!("Utskick {n}")))
         .collect();
-    let request = json!({ "deliveries": items });
-    let (status, first) = app.post("/v1/batches", Some(&token), &request).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let items = batch_items(&signed);
+    let first = app.batch_accepted(&token, &items).await;
     assert_eq!(first["accepted"], 3, "{first}");
-    let (status, again) = app.post("/v1/batches", Some(&token), &request).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    let again = app.batch_accepted(&token, &items).await;
     assert_eq!(again["batch_id"], first["batch_id"], "{again}");
     for (a, b) in first["results"]
         .as_array()
@@ -423,11 +396,8 @@ async fn a_batch_sent_again_is_answered_with_the_first_batch_id() {
         assert_eq!(b["replayed"], true);
     }
     app.drain().await;
-    let (_, progress) = app
-        .get(
-            &format!("/v1/batches/{}", first["batch_id"].as_str().unwrap()),
-            Some(&token),
-        )
+    let progress = app
+        .batch_view(&token, first["batch_id"].as_str().unwrap())
         .await;
     assert_eq!(progress["submitted"], 3, "{progress}");
     assert_eq!(progress["rejected"], 0, "{progress}");

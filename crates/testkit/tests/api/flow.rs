@@ -3,29 +3,25 @@
 use kuvert_crypto::signing::PublicKey;
 use kuvert_mailbox::protocol::Receipt;
 use kuvert_testkit::{TestApp, client};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
 #[tokio::test]
 async fn a_signed_message_with_a_pdf_is_delivered_with_a_signed_receipt_and_read_back() {
     let mut app = TestApp::spawn().await;
-    let (tenant, sender) = app.kommun();
+    let (tenant, _) = app.kommun();
     let anna = app.recipient("registered").clone();
     let pdf = client::minimal_pdf("Beslut om bostadsbidrag");
-    let mut delivery = app.delivery(sender, &anna.id, "Beslut om bostadsbidrag");
-    delivery.messages[0].attachments.push(client::attachment(
-        "beslut.pdf",
-        "application/pdf",
-        &pdf,
-    ));
-    let signed = app.sign(sender, delivery);
+    let signed = app
+        .kommun_letter(&anna.id, "Beslut om bostadsbidrag")
+        .attach(client::attachment("beslut.pdf", "application/pdf", &pdf))
+        .signed();
 
     let (status, accepted) = app.send(&tenant.token, &signed).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
     assert_eq!(accepted["status"], "accepted");
     let id = accepted["delivery_id"].as_str().unwrap();
 
-    let view = app.wait_final(&tenant.token, id).await;
-    assert_eq!(view["status"], "delivered", "{view}");
+    let view = app.wait_delivered(&tenant.token, id).await;
     let delivered_at = view["delivered_at"].as_str().unwrap();
     let receipt: Receipt = serde_json::from_value(view["receipt"].clone()).unwrap();
     assert_eq!(receipt.delivery_id, id);
@@ -48,54 +44,44 @@ async fn a_signed_message_with_a_pdf_is_delivered_with_a_signed_receipt_and_read
 
     // The recipient reads it back, with the attachment byte for byte.
     let token = app.recipient_token(&anna.id);
-    let (status, page) = app.get("/mailbox/v1/messages", Some(&token)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(page["total"], 1);
-    assert_eq!(page["unread"], 1);
-    let message = &page["messages"][0];
-    assert_eq!(message["subject"], "Beslut om bostadsbidrag");
-    assert_eq!(message["delivered_at"], delivered_at);
-    let message_id = message["id"].as_str().unwrap();
+    let page = app.messages(&token, "").await;
+    assert_eq!(page.total, 1);
+    assert_eq!(page.unread, 1);
+    let message = &page.messages[0];
+    assert_eq!(message.subject, "Beslut om bostadsbidrag");
+    assert_eq!(message.delivered_at, delivered_at);
+    let message_id = &message.id;
 
-    let (status, opened) = app
-        .get(&format!("/mailbox/v1/messages/{message_id}"), Some(&token))
-        .await;
+    let (status, opened) = app.open_message(&token, message_id).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(opened["body"], "Brödtext för Beslut om bostadsbidrag");
     assert_eq!(opened["attachments"][0]["filename"], "beslut.pdf");
-    let (_, page) = app.get("/mailbox/v1/messages", Some(&token)).await;
-    assert_eq!(page["unread"], 0, "opening marks read");
+    let page = app.messages(&token, "").await;
+    assert_eq!(page.unread, 0, "opening marks read");
 
-    let bytes = app
-        .http
-        .get(format!(
-            "{}/mailbox/v1/messages/{message_id}/attachments/0",
-            app.url
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bytes.headers()["content-type"], "application/pdf");
-    assert_eq!(bytes.bytes().await.unwrap().as_ref(), pdf.as_slice());
+    let path = format!("/mailbox/v1/messages/{message_id}/attachments/0");
+    let download = app
+        .request_raw(Method::GET, &path, Some(&token), None)
+        .await;
+    assert_eq!(download.content_type(), Some("application/pdf"));
+    assert_eq!(download.bytes, pdf);
     app.stop().await;
 }
 
 #[tokio::test]
 async fn unreachable_recipients_go_to_paper_or_are_not_delivered() {
     let mut app = TestApp::spawn().await;
-    let (tenant, sender) = app.kommun();
+    let (tenant, _) = app.kommun();
     let cecilia = app.recipient("not_registered").id.clone();
     let david = app.recipient("refuses_demokommun").id.clone();
 
-    let mut with_paper = app.delivery(sender, &cecilia, "Kallelse");
-    with_paper.paper_fallback = true;
-    let (status, body) = app.send(&tenant.token, &app.sign(sender, with_paper)).await;
+    let with_paper = app.kommun_letter(&cecilia, "Kallelse").paper_fallback();
+    let (status, body) = app.send(&tenant.token, &with_paper.signed()).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(body["status"], "paper");
 
-    let without = app.delivery(sender, &cecilia, "Kallelse");
-    let (_, body) = app.send(&tenant.token, &app.sign(sender, without)).await;
+    let without = app.kommun_signed(&cecilia, "Kallelse");
+    let (_, body) = app.send(&tenant.token, &without).await;
     assert_eq!(body["status"], "not_delivered");
     let view = app
         .wait_final(&tenant.token, body["delivery_id"].as_str().unwrap())
@@ -103,18 +89,14 @@ async fn unreachable_recipients_go_to_paper_or_are_not_delivered() {
     assert_eq!(view["reason"], "not_registered");
 
     // David refused this sender: paper when asked for, never his mailbox.
-    let mut refused = app.delivery(sender, &david, "Kallelse");
-    refused.paper_fallback = true;
-    let (_, body) = app.send(&tenant.token, &app.sign(sender, refused)).await;
+    let refused = app.kommun_letter(&david, "Kallelse").paper_fallback();
+    let (_, body) = app.send(&tenant.token, &refused.signed()).await;
     assert_eq!(body["status"], "paper");
     let view = app
         .wait_final(&tenant.token, body["delivery_id"].as_str().unwrap())
         .await;
     assert_eq!(view["reason"], "sender_refused");
-    let (_, page) = app
-        .get("/mailbox/v1/messages", Some(&app.recipient_token(&david)))
-        .await;
-    assert_eq!(page["total"], 0);
+    assert_eq!(app.inbox(&david).await.total, 0);
 
     // The paper queue holds exactly the two paper deliveries.
     let paper: i64 = app

@@ -3,73 +3,30 @@
 //! nothing; a key reused for different content is refused; keys are scoped
 //! per tenant and sender.
 
-use kuvert_domain::delivery::SignedDelivery;
-use kuvert_testkit::TestApp;
+use kuvert_domain::status::DeliveryStatus;
+use kuvert_testkit::{TestApp, assert_problem, batch_item};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-use std::collections::BTreeMap;
-
-/// Sends with an optional `Idempotency-Key` header.
-async fn send_with_key(
-    app: &TestApp,
-    token: &str,
-    key: Option<&str>,
-    signed: &SignedDelivery,
-) -> (StatusCode, Value) {
-    let mut request = app
-        .http
-        .post(format!("{}/v1/deliveries", app.url))
-        .bearer_auth(token)
-        .json(signed);
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-/// The tenant's status events, grouped per delivery id, in order.
-async fn events(app: &TestApp, token: &str) -> BTreeMap<String, Vec<String>> {
-    let (status, feed) = app.get("/v1/status-feed?limit=1000", Some(token)).await;
-    assert_eq!(status, StatusCode::OK, "{feed}");
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for e in feed["events"].as_array().unwrap() {
-        out.entry(e["delivery_id"].as_str().unwrap().to_owned())
-            .or_default()
-            .push(e["status"].as_str().unwrap().to_owned());
-    }
-    out
-}
-
-/// Subjects in the recipient's inbox.
-async fn inbox(app: &TestApp, recipient: &str) -> Vec<String> {
-    let (status, page) = app
-        .get(
-            "/mailbox/v1/messages?page_size=100",
-            Some(&app.recipient_token(recipient)),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["subject"].as_str().unwrap().to_owned())
-        .collect()
-}
+use serde_json::Value;
 
 fn anna(app: &TestApp) -> String {
     app.recipient("registered").id.clone()
 }
 
-fn assert_first(body: &Value) -> String {
+/// A first send: 202, not a replay; returns the delivery id.
+fn assert_first(answer: &(StatusCode, Value)) -> String {
+    let (status, body) = answer;
+    assert_eq!(*status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["replayed"], false, "{body}");
     body["delivery_id"].as_str().expect("id").to_owned()
+}
+
+/// A retry: 200, a replay of delivery `id`; returns the body.
+fn assert_replay(answer: &(StatusCode, Value), id: &str) -> Value {
+    let (status, body) = answer;
+    assert_eq!(*status, StatusCode::OK, "{body}");
+    assert_eq!(body["replayed"], true, "{body}");
+    assert_eq!(body["delivery_id"], id, "{body}");
+    body.clone()
 }
 
 /// Exactly one delivery exists for the tenant: `id`, accepted then delivered,
@@ -81,45 +38,60 @@ async fn assert_one_delivered(
     recipient: &str,
     subject: &str,
 ) {
-    let view = app.wait_final(token, id).await;
-    assert_eq!(view["status"], "delivered", "{view}");
+    app.wait_delivered(token, id).await;
     app.drain().await;
-    let all = events(app, token).await;
+    let all = app.statuses_by_delivery(token).await;
     assert_eq!(all.len(), 1, "one delivery only: {all:?}");
     assert_eq!(
         all.get(id),
-        Some(&vec!["accepted".to_owned(), "delivered".to_owned()]),
+        Some(&vec![DeliveryStatus::Accepted, DeliveryStatus::Delivered]),
         "{all:?}"
     );
-    assert_eq!(inbox(app, recipient).await, vec![subject.to_owned()]);
+    assert_eq!(
+        app.inbox(recipient).await.subjects(),
+        vec![subject.to_owned()]
+    );
+}
+
+/// Each of `ids` is delivered; the recipient's subjects, sorted.
+async fn all_delivered<'a>(
+    app: &TestApp,
+    token: &str,
+    ids: impl IntoIterator<Item = &'a String>,
+    recipient: &str,
+) -> Vec<String> {
+    for id in ids {
+        app.wait_delivered(token, id).await;
+    }
+    let mut subjects = app.inbox(recipient).await.subjects();
+    subjects.sort();
+    subjects
 }
 
 #[tokio::test]
 async fn a_retry_with_the_same_idempotency_key_header_answers_200_replayed_with_the_same_delivery()
 {
     let mut app = TestApp::spawn().await;
-    let (tenant, sender) = app.kommun();
+    let (tenant, _) = app.kommun();
     let to = anna(&app);
-    let mut delivery = app.delivery(sender, &to, "Kallelse");
-    delivery.header.reference = None;
-    let signed = app.sign(sender, delivery);
+    let signed = app
+        .kommun_letter(&to, "Kallelse")
+        .with(|d| d.header.reference = None)
+        .signed();
 
-    let (status, first) = send_with_key(&app, &tenant.token, Some("key-123"), &signed).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
-    let id = assert_first(&first);
-
-    let (status, again) = send_with_key(&app, &tenant.token, Some("key-123"), &signed).await;
-    assert_eq!(status, StatusCode::OK, "{again}");
-    assert_eq!(again["replayed"], true, "{again}");
-    assert_eq!(again["delivery_id"], id.as_str(), "{again}");
+    let id = assert_first(&app.send_with_key(&tenant.token, "key-123", &signed).await);
+    assert_replay(
+        &app.send_with_key(&tenant.token, "key-123", &signed).await,
+        &id,
+    );
 
     assert_one_delivered(&app, &tenant.token, &id, &to, "Kallelse").await;
 
     // A retry after delivery still answers the same delivery, now delivered.
-    let (status, late) = send_with_key(&app, &tenant.token, Some("key-123"), &signed).await;
-    assert_eq!(status, StatusCode::OK, "{late}");
-    assert_eq!(late["replayed"], true, "{late}");
-    assert_eq!(late["delivery_id"], id.as_str(), "{late}");
+    let late = assert_replay(
+        &app.send_with_key(&tenant.token, "key-123", &signed).await,
+        &id,
+    );
     assert_eq!(late["status"], "delivered", "{late}");
     assert_one_delivered(&app, &tenant.token, &id, &to, "Kallelse").await;
     app.stop().await;
@@ -129,18 +101,13 @@ async fn a_retry_with_the_same_idempotency_key_header_answers_200_replayed_with_
 async fn a_retry_with_the_same_reference_and_no_header_answers_200_replayed_with_the_same_delivery()
 {
     let mut app = TestApp::spawn().await;
-    let (tenant, sender) = app.kommun();
+    let (tenant, _) = app.kommun();
     let to = anna(&app);
-    let signed = app.sign(sender, app.delivery(sender, &to, "Kallelse"));
+    let signed = app.kommun_signed(&to, "Kallelse");
     assert!(signed.delivery.header.reference.is_some());
 
-    let (status, first) = app.send(&tenant.token, &signed).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
-    let id = assert_first(&first);
-    let (status, again) = app.send(&tenant.token, &signed).await;
-    assert_eq!(status, StatusCode::OK, "{again}");
-    assert_eq!(again["replayed"], true, "{again}");
-    assert_eq!(again["delivery_id"], id.as_str(), "{again}");
+    let id = assert_first(&app.send(&tenant.token, &signed).await);
+    assert_replay(&app.send(&tenant.token, &signed).await, &id);
 
     assert_one_delivered(&app, &tenant.token, &id, &to, "Kallelse").await;
     app.stop().await;
@@ -149,21 +116,21 @@ async fn a_retry_with_the_same_reference_and_no_header_answers_200_replayed_with
 #[tokio::test]
 async fn the_same_key_with_a_different_delivery_is_409_idempotency_key_reused_and_stores_nothing() {
     let mut app = TestApp::spawn().await;
-    let (tenant, sender) = app.kommun();
+    let (tenant, _) = app.kommun();
     let to = anna(&app);
-    let signed = app.sign(sender, app.delivery(sender, &to, "Kallelse"));
-    let (status, first) = send_with_key(&app, &tenant.token, Some("key-1"), &signed).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
-    let id = assert_first(&first);
+    let signed = app.kommun_signed(&to, "Kallelse");
+    let id = assert_first(&app.send_with_key(&tenant.token, "key-1", &signed).await);
 
     // Different content under the same header key.
-    let other = app.sign(sender, app.delivery(sender, &to, "Något annat"));
-    let (status, body) = send_with_key(&app, &tenant.token, Some("key-1"), &other).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["code"], "idempotency_key_reused", "{body}");
+    let other = app.kommun_signed(&to, "Något annat");
+    assert_problem(
+        &app.send_with_key(&tenant.token, "key-1", &other).await,
+        StatusCode::CONFLICT,
+        "idempotency_key_reused",
+    );
 
     // Nothing new was stored, and the key still answers the first delivery.
-    let (status, again) = send_with_key(&app, &tenant.token, Some("key-1"), &signed).await;
+    let (status, again) = app.send_with_key(&tenant.token, "key-1", &signed).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["delivery_id"], id.as_str(), "{again}");
 
@@ -174,18 +141,20 @@ async fn the_same_key_with_a_different_delivery_is_409_idempotency_key_reused_an
 #[tokio::test]
 async fn the_same_reference_with_a_different_delivery_is_409_idempotency_key_reused() {
     let mut app = TestApp::spawn().await;
-    let (tenant, sender) = app.kommun();
+    let (tenant, _) = app.kommun();
     let to = anna(&app);
-    let signed = app.sign(sender, app.delivery(sender, &to, "Kallelse"));
-    let (status, first) = app.send(&tenant.token, &signed).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
-    let id = assert_first(&first);
+    let signed = app.kommun_signed(&to, "Kallelse");
+    let id = assert_first(&app.send(&tenant.token, &signed).await);
 
-    let mut changed = app.delivery(sender, &to, "Något annat");
-    changed.header.reference = signed.delivery.header.reference.clone();
-    let (status, body) = app.send(&tenant.token, &app.sign(sender, changed)).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["code"], "idempotency_key_reused", "{body}");
+    let changed = app
+        .kommun_letter(&to, "Något annat")
+        .with(|d| d.header.reference = signed.delivery.header.reference.clone())
+        .signed();
+    assert_problem(
+        &app.send(&tenant.token, &changed).await,
+        StatusCode::CONFLICT,
+        "idempotency_key_reused",
+    );
 
     assert_one_delivered(&app, &tenant.token, &id, &to, "Kallelse").await;
     app.stop().await;
@@ -194,14 +163,14 @@ async fn the_same_reference_with_a_different_delivery_is_409_idempotency_key_reu
 #[tokio::test]
 async fn two_concurrent_identical_submits_produce_one_delivery() {
     let mut app = TestApp::spawn().await;
-    let (tenant, sender) = app.kommun();
+    let (tenant, _) = app.kommun();
     let to = anna(&app);
     for round in 0..5 {
         let subject = format!("Samtidig {round}");
-        let signed = app.sign(sender, app.delivery(sender, &to, &subject));
+        let signed = app.kommun_signed(&to, &subject);
         let (a, b) = tokio::join!(
-            send_with_key(&app, &tenant.token, Some(&subject), &signed),
-            send_with_key(&app, &tenant.token, Some(&subject), &signed),
+            app.send_with_key(&tenant.token, &subject, &signed),
+            app.send_with_key(&tenant.token, &subject, &signed),
         );
         let mut statuses = [a.0, b.0];
         statuses.sort();
@@ -216,16 +185,10 @@ async fn two_concurrent_identical_submits_produce_one_delivery() {
         assert_ne!(a.1["replayed"], b.1["replayed"], "round {round}");
     }
     app.drain().await;
-    let all = events(&app, &tenant.token).await;
+    let all = app.statuses_by_delivery(&tenant.token).await;
     assert_eq!(all.len(), 5, "{all:?}");
-    for id in all.keys() {
-        let view = app.wait_final(&tenant.token, id).await;
-        assert_eq!(view["status"], "delivered", "{view}");
-    }
-    let mut subjects = inbox(&app, &to).await;
-    subjects.sort();
     assert_eq!(
-        subjects,
+        all_delivered(&app, &tenant.token, all.keys(), &to).await,
         (0..5).map(|r| format!("Samtidig {r}")).collect::<Vec<_>>()
     );
     app.stop().await;
@@ -249,22 +212,22 @@ async fn the_same_key_for_two_tenants_or_two_senders_creates_independent_deliver
         ),
         (&formedlare.token, &formedlare.senders[1], "Från verket"),
     ] {
-        let mut delivery = app.delivery(sender, &to, subject);
-        delivery.header.reference = Some(key.to_owned());
-        let signed = app.sign(sender, delivery);
-        let (status, body) = send_with_key(&app, token, Some(key), &signed).await;
+        let signed = app
+            .letter(sender, &to, subject)
+            .with(|d| d.header.reference = Some(key.to_owned()))
+            .signed();
+        let (status, body) = app.send_with_key(token, key, &signed).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{subject}: {body}");
-        ids.push((token.clone(), assert_first(&body)));
+        ids.push((token.clone(), assert_first(&(status, body))));
     }
     let distinct: std::collections::BTreeSet<_> = ids.iter().map(|(_, id)| id.clone()).collect();
     assert_eq!(distinct.len(), 3, "{ids:?}");
     for (token, id) in &ids {
-        let view = app.wait_final(token, id).await;
-        assert_eq!(view["status"], "delivered", "{view}");
+        app.wait_delivered(token, id).await;
     }
-    assert_eq!(events(&app, &kommun.token).await.len(), 1);
-    assert_eq!(events(&app, &formedlare.token).await.len(), 2);
-    let mut subjects = inbox(&app, &to).await;
+    assert_eq!(app.statuses_by_delivery(&kommun.token).await.len(), 1);
+    assert_eq!(app.statuses_by_delivery(&formedlare.token).await.len(), 2);
+    let mut subjects = app.inbox(&to).await.subjects();
     subjects.sort();
     assert_eq!(
         subjects,
@@ -273,30 +236,19 @@ async fn the_same_key_for_two_tenants_or_two_senders_creates_independent_deliver
     app.stop().await;
 }
 
-fn item(signed: &SignedDelivery, key: Option<&str>) -> Value {
-    json!({ "delivery": signed.delivery, "signature": signed.signature, "idempotency_key": key })
-}
-
 #[tokio::test]
 async fn a_batch_with_the_same_key_twice_creates_one_delivery_and_replays_the_second_item() {
     let mut app = TestApp::spawn().await;
-    let (tenant, sender) = app.kommun();
+    let (tenant, _) = app.kommun();
     let to = anna(&app);
-    let signed = app.sign(sender, app.delivery(sender, &to, "Kallelse"));
-    let other = app.sign(sender, app.delivery(sender, &to, "Annat"));
-    let items = vec![
-        item(&signed, Some("batch-key")),
-        item(&other, None),
-        item(&signed, Some("batch-key")),
+    let signed = app.kommun_signed(&to, "Kallelse");
+    let other = app.kommun_signed(&to, "Annat");
+    let items = [
+        batch_item(&signed, Some("batch-key")),
+        batch_item(&other, None),
+        batch_item(&signed, Some("batch-key")),
     ];
-    let (status, body) = app
-        .post(
-            "/v1/batches",
-            Some(&tenant.token),
-            &json!({ "deliveries": items }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let body = app.batch_accepted(&tenant.token, &items).await;
     assert_eq!(body["accepted"], 3, "{body}");
     assert_eq!(body["rejected"], 0, "{body}");
     let results = &body["results"];
@@ -312,50 +264,45 @@ async fn a_batch_with_the_same_key_twice_creates_one_delivery_and_replays_the_se
     );
 
     app.drain().await;
-    let all = events(&app, &tenant.token).await;
+    let all = app.statuses_by_delivery(&tenant.token).await;
     assert_eq!(all.len(), 2, "{all:?}");
-    for id in all.keys() {
-        let view = app.wait_final(&tenant.token, id).await;
-        assert_eq!(view["status"], "delivered", "{view}");
-    }
-    let mut subjects = inbox(&app, &to).await;
-    subjects.sort();
-    assert_eq!(subjects, vec!["Annat", "Kallelse"]);
+    assert_eq!(
+        all_delivered(&app, &tenant.token, all.keys(), &to).await,
+        vec!["Annat", "Kallelse"]
+    );
 
     // The whole batch again: every item replays, nothing new.
-    let items = vec![item(&signed, Some("batch-key")), item(&other, None)];
-    let (status, body) = app
-        .post(
-            "/v1/batches",
-            Some(&tenant.token),
-            &json!({ "deliveries": items }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let items = [
+        batch_item(&signed, Some("batch-key")),
+        batch_item(&other, None),
+    ];
+    let body = app.batch_accepted(&tenant.token, &items).await;
     assert_eq!(body["results"][0]["replayed"], true, "{body}");
     assert_eq!(body["results"][1]["replayed"], true, "{body}");
-    assert_eq!(events(&app, &tenant.token).await.len(), 2);
-    assert_eq!(inbox(&app, &to).await.len(), 2);
+    assert_eq!(app.statuses_by_delivery(&tenant.token).await.len(), 2);
+    assert_eq!(app.inbox(&to).await.messages.len(), 2);
     app.stop().await;
+}
+
+/// A batch of two deliveries to Anna under the same key `k`: "Första", then
+/// "Andra". Returns the answer (asserted 202).
+async fn two_under_one_key(app: &TestApp, token: &str, to: &str) -> Value {
+    let first = app.kommun_signed(to, "Första");
+    let second = app.kommun_signed(to, "Andra");
+    let items = [
+        batch_item(&first, Some("k")),
+        batch_item(&second, Some("k")),
+    ];
+    app.batch_accepted(token, &items).await
 }
 
 #[tokio::test]
 async fn a_batch_reusing_a_key_for_different_content_rejects_that_item_with_idempotency_key_reused()
 {
     let mut app = TestApp::spawn().await;
-    let (tenant, sender) = app.kommun();
+    let (tenant, _) = app.kommun();
     let to = anna(&app);
-    let first = app.sign(sender, app.delivery(sender, &to, "Första"));
-    let second = app.sign(sender, app.delivery(sender, &to, "Andra"));
-    let items = vec![item(&first, Some("k")), item(&second, Some("k"))];
-    let (status, body) = app
-        .post(
-            "/v1/batches",
-            Some(&tenant.token),
-            &json!({ "deliveries": items }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let body = two_under_one_key(&app, &tenant.token, &to).await;
     assert_eq!(body["accepted"], 1, "{body}");
     assert_eq!(body["rejected"], 1, "{body}");
     assert_eq!(
@@ -363,46 +310,25 @@ async fn a_batch_reusing_a_key_for_different_content_rejects_that_item_with_idem
         "{body}"
     );
     assert_eq!(body["results"][1]["error"]["status"], 409, "{body}");
-    let id = body["results"][0]["delivery_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_one_delivered(&app, &tenant.token, &id, &to, "Första").await;
+    let id = body["results"][0]["delivery_id"].as_str().unwrap();
+    assert_one_delivered(&app, &tenant.token, id, &to, "Första").await;
 
     app.stop().await;
 }
 
 #[tokio::test]
-
 async fn a_batch_items_refused_for_a_reused_key_count_as_rejected_in_the_batch_progress() {
     let mut app = TestApp::spawn().await;
-    let (tenant, sender) = app.kommun();
+    let (tenant, _) = app.kommun();
     let to = anna(&app);
-    let first = app.sign(sender, app.delivery(sender, &to, "Första"));
-    let second = app.sign(sender, app.delivery(sender, &to, "Andra"));
-    let items = vec![item(&first, Some("k")), item(&second, Some("k"))];
-    let (status, body) = app
-        .post(
-            "/v1/batches",
-            Some(&tenant.token),
-            &json!({ "deliveries": items }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let body = two_under_one_key(&app, &tenant.token, &to).await;
     assert_eq!(body["rejected"], 1, "{body}");
-    let id = body["results"][0]["delivery_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let view = app.wait_final(&tenant.token, &id).await;
-    assert_eq!(view["status"], "delivered", "{view}");
+    let id = body["results"][0]["delivery_id"].as_str().unwrap();
+    app.wait_delivered(&tenant.token, id).await;
 
     // The batch's progress agrees with the answer to the POST.
     let batch_id = body["batch_id"].as_str().unwrap();
-    let (status, progress) = app
-        .get(&format!("/v1/batches/{batch_id}"), Some(&tenant.token))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{progress}");
+    let progress = app.batch_view(&tenant.token, batch_id).await;
     assert_eq!(progress["submitted"], 2, "{progress}");
     assert_eq!(progress["rejected"], 1, "{progress}");
     assert_eq!(progress["counts"]["delivered"], 1, "{progress}");
@@ -412,12 +338,12 @@ async fn a_batch_items_refused_for_a_reused_key_count_as_rejected_in_the_batch_p
 #[tokio::test]
 async fn an_idempotency_key_over_255_characters_is_refused_and_stores_nothing() {
     let mut app = TestApp::spawn().await;
-    let (tenant, sender) = app.kommun();
+    let (tenant, _) = app.kommun();
     let to = anna(&app);
     // The delivery has a valid reference too: the header, when given, wins.
-    let signed = app.sign(sender, app.delivery(sender, &to, "Kallelse"));
+    let signed = app.kommun_signed(&to, "Kallelse");
     let long = "k".repeat(256);
-    let (status, body) = send_with_key(&app, &tenant.token, Some(&long), &signed).await;
+    let (status, body) = app.send_with_key(&tenant.token, &long, &signed).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(
         body["code"]
@@ -425,11 +351,13 @@ async fn an_idempotency_key_over_255_characters_is_refused_and_stores_nothing() 
             .is_some_and(|c| c.starts_with("idempotency_key")),
         "{body}"
     );
-    assert!(events(&app, &tenant.token).await.is_empty());
-    assert_eq!(inbox(&app, &to).await.len(), 0);
+    assert!(app.statuses_by_delivery(&tenant.token).await.is_empty());
+    assert_eq!(app.inbox(&to).await.messages.len(), 0);
 
     // 255 is fine.
-    let (status, body) = send_with_key(&app, &tenant.token, Some(&long[..255]), &signed).await;
+    let (status, body) = app
+        .send_with_key(&tenant.token, &long[..255], &signed)
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     app.stop().await;
 }

@@ -2,33 +2,19 @@
 //! and an answer lost between the mailbox and the relay. The relay reaches
 //! the mailbox through a fault proxy (`kuvert_testkit::proxy`).
 
-use kuvert_testkit::TestApp;
 use kuvert_testkit::proxy::{Fault, FaultProxy};
-use reqwest::StatusCode;
-use serde_json::json;
-use std::time::Duration;
-use tokio::time::Instant;
+use kuvert_testkit::{PATIENCE, TestApp, batch_items, eventually};
 
 /// Sends `count` messages to Anna in one batch; returns the delivery ids.
 async fn bulk_send(app: &TestApp, count: usize, subject: &str) -> Vec<String> {
-    let (tenant, sender) = app.kommun();
+    let (tenant, _) = app.kommun();
     let anna = app.recipient("registered").id.clone();
-    let items: Vec<_> = (0..count)
-        .map(|i| {
-            app.sign(
-                sender,
-                app.delivery(sender, &anna, &format!("{subject} {i}")),
-            )
-        })
+    let signed: Vec<_> = (0..count)
+        .map(|i| app.kommun_signed(&anna, &format!("{subject} {i}")))
         .collect();
-    let (status, body) = app
-        .post(
-            "/v1/batches",
-            Some(&tenant.token),
-            &json!({ "deliveries": items }),
-        )
+    let body = app
+        .batch_accepted(&tenant.token, &batch_items(&signed))
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let ids: Vec<String> = body["results"]
         .as_array()
         .expect("results")
@@ -41,11 +27,10 @@ async fn bulk_send(app: &TestApp, count: usize, subject: &str) -> Vec<String> {
 
 /// Waits until the proxy has seen `n` connection attempts.
 async fn wait_for_attempts(proxy: &FaultProxy, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while proxy.attempts().len() < n {
-        assert!(Instant::now() < deadline, "the relay stopped trying");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the relay keeps trying", PATIENCE, || async {
+        (proxy.attempts().len() >= n).then_some(())
+    })
+    .await;
 }
 
 /// Every id is `delivered`, and the mailbox holds exactly one message for
@@ -53,7 +38,7 @@ async fn wait_for_attempts(proxy: &FaultProxy, n: usize) {
 async fn assert_each_delivered_once(app: &TestApp, ids: &[String]) {
     let token = app.kommun().0.token.clone();
     for id in ids {
-        assert_eq!(app.wait_final(&token, id).await["status"], "delivered");
+        app.wait_delivered(&token, id).await;
     }
     let messages = app
         .query::<i64>("mailbox.db", "SELECT COUNT(*) FROM mailbox_messages")
@@ -78,7 +63,7 @@ async fn outage_then_recovery(fault: Fault) {
     // `accepted` and the mailbox holds nothing.
     wait_for_attempts(&proxy, 4).await;
     for id in &ids {
-        let (_, view) = app.get(&format!("/v1/deliveries/{id}"), Some(&token)).await;
+        let (_, view) = app.delivery_view(&token, id).await;
         assert_eq!(view["status"], "accepted", "{view}");
     }
     assert_eq!(
@@ -136,11 +121,10 @@ async fn an_answer_lost_after_the_mailbox_stored_the_delivery_is_redelivered_and
     let id = app.send_ok(&anna, "Svaret försvinner").await;
 
     // The mailbox stores it and answers; the relay never hears the answer.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while proxy.swallowed() == 0 {
-        assert!(Instant::now() < deadline, "nothing reached the mailbox");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("something reaches the mailbox", PATIENCE, || async {
+        (proxy.swallowed() > 0).then_some(())
+    })
+    .await;
     let first_delivered_at = app
         .query::<Option<String>>(
             "mailbox.db",
@@ -148,7 +132,7 @@ async fn an_answer_lost_after_the_mailbox_stored_the_delivery_is_redelivered_and
         )
         .await
         .expect("the mailbox stored it");
-    let (_, view) = app.get(&format!("/v1/deliveries/{id}"), Some(&token)).await;
+    let (_, view) = app.delivery_view(&token, &id).await;
     assert_eq!(view["status"], "accepted", "the relay has no receipt yet");
 
     // The relay process goes away and comes back (as after a crash), and
@@ -156,8 +140,7 @@ async fn an_answer_lost_after_the_mailbox_stored_the_delivery_is_redelivered_and
     app.restart().await;
     proxy.set_upstream(&app.url);
     proxy.set(Fault::Pass);
-    let view = app.wait_final(&token, &id).await;
-    assert_eq!(view["status"], "delivered");
+    let view = app.wait_delivered(&token, &id).await;
     assert_eq!(
         view["delivered_at"], first_delivered_at,
         "the first receipt, not a second delivery time"

@@ -33,14 +33,11 @@ async fn no_database_file_contains_plaintext_content() {
         assert!(status.is_success(), "{body}");
         ids.push(body["delivery_id"].as_str().unwrap().to_owned());
     }
-    assert_eq!(app.wait_final(&token, &ids[0]).await["status"], "delivered");
+    app.wait_delivered(&token, &ids[0]).await;
     // Read it once, so read-side code paths have written what they write.
     let reader = app.recipient_token(&anna);
-    let (_, page) = app.get("/mailbox/v1/messages", Some(&reader)).await;
-    let message_id = page["messages"][0]["id"].as_str().unwrap().to_owned();
-    let (_, opened) = app
-        .get(&format!("/mailbox/v1/messages/{message_id}"), Some(&reader))
-        .await;
+    let page = app.messages(&reader, "").await;
+    let (_, opened) = app.open_message(&reader, &page.messages[0].id).await;
     assert_eq!(
         opened["subject"], SUBJECT,
         "the recipient does see the content"

@@ -3,43 +3,14 @@
 //! changes through `/register/v1/me` changes both what the lookup says and
 //! where a delivery goes.
 
-use kuvert_testkit::TestApp;
+use kuvert_testkit::{TestApp, assert_problem, assert_problem_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-async fn request(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app
-        .http
-        .request(method, format!("{}{path}", app.url))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 /// A lookup as `tenant` for `sender`; expects 200 and returns the results.
 async fn lookup(app: &TestApp, tenant: &str, sender: &str, ids: &[&str]) -> Vec<Value> {
     let token = app.tenant(tenant).token.clone();
-    let (status, body) = app
-        .post(
-            "/v1/reachability",
-            Some(&token),
-            &json!({ "sender": sender, "recipients": ids }),
-        )
-        .await;
+    let (status, body) = app.reachability(&token, sender, ids).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let results = body["results"].as_array().expect("results").clone();
     assert_eq!(results.len(), ids.len(), "one answer per id: {body}");
@@ -59,22 +30,21 @@ async fn send_final(app: &TestApp, to: &str, subject: &str) -> Value {
     app.wait_final(&tenant.token, &id).await
 }
 
-async fn inbox_total(app: &TestApp, id: &str) -> i64 {
-    let (status, page) = app
-        .get("/mailbox/v1/messages", Some(&app.recipient_token(id)))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    page["total"].as_i64().unwrap()
+/// The recipient's own registration (`GET /register/v1/me`), asserting 200.
+async fn profile(app: &TestApp, token: &str) -> Value {
+    let (status, me) = app.get("/register/v1/me", Some(token)).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    me
 }
 
-fn person(app: &TestApp, name: &str) -> String {
-    app.demo
-        .recipients
-        .iter()
-        .find(|r| r.name == name)
-        .expect("demo person")
-        .id
-        .clone()
+/// Registers the recipient with `operator` (`PUT /register/v1/me`).
+async fn register(app: &TestApp, token: &str, operator: &str) -> (StatusCode, Value) {
+    app.put(
+        "/register/v1/me",
+        Some(token),
+        &json!({ "operator_id": operator }),
+    )
+    .await
 }
 
 // ---------------------------------------------------------------------------
@@ -158,15 +128,11 @@ async fn a_recipient_refusing_one_sender_is_still_accepted_for_another() {
         assert_eq!(r[0]["sender_accepted"], true, "{}", r[0]);
     }
     // And so mail from the förmedlare is delivered to him.
-    let sender = &formedlare.senders[0];
-    let signed = app.sign(sender, app.delivery(sender, &david, "Beslut"));
-    let (status, body) = app.send(&formedlare.token, &signed).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let view = app
-        .wait_final(&formedlare.token, body["delivery_id"].as_str().unwrap())
-        .await;
-    assert_eq!(view["status"], "delivered", "{view}");
-    assert_eq!(inbox_total(&app, &david).await, 1);
+    let signed = app
+        .letter(&formedlare.senders[0], &david, "Beslut")
+        .signed();
+    app.send_delivered(&formedlare.token, &signed).await;
+    assert_eq!(app.inbox(&david).await.total, 1);
     app.stop().await;
 }
 
@@ -210,26 +176,21 @@ async fn a_lookup_for_a_sender_the_credential_does_not_own_is_403() {
     let formedlare_sender = app.tenant("demoformedlare").senders[0].id.clone();
     let unknown = kuvert::demo::organisation_number("556677889");
     for sender in [formedlare_sender, unknown] {
-        let (status, body) = app
-            .post(
-                "/v1/reachability",
-                Some(&kommun),
-                &json!({ "sender": sender, "recipients": [anna] }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{sender}: {body}");
-        assert_eq!(body["code"], "sender_not_allowed", "{body}");
+        assert_problem_for(
+            &sender,
+            &app.reachability(&kommun, &sender, &[&anna]).await,
+            StatusCode::FORBIDDEN,
+            "sender_not_allowed",
+        );
     }
     // Without a credential at all: 401.
-    let (status, body) = app
-        .post(
-            "/v1/reachability",
-            None,
-            &json!({ "sender": app.kommun().1.id, "recipients": [anna] }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert_eq!(body["code"], "unauthorized", "{body}");
+    let sender = &app.kommun().1.id;
+    let request = json!({ "sender": sender, "recipients": [anna] });
+    assert_problem(
+        &app.post("/v1/reachability", None, &request).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     app.stop().await;
 }
 
@@ -237,24 +198,19 @@ async fn a_lookup_for_a_sender_the_credential_does_not_own_is_403() {
 async fn a_lookup_with_no_recipients_or_an_invalid_sender_id_is_422() {
     let mut app = TestApp::spawn().await;
     let (tenant, sender) = app.kommun();
-    let (status, body) = app
-        .post(
-            "/v1/reachability",
-            Some(&tenant.token),
-            &json!({ "sender": sender.id, "recipients": [] }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["code"], "no_recipients", "{body}");
-    let (status, body) = app
-        .post(
-            "/v1/reachability",
-            Some(&tenant.token),
-            &json!({ "sender": "not-a-number", "recipients": [app.recipient("registered").id] }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["code"], "invalid_sender_id", "{body}");
+    let none: [&str; 0] = [];
+    assert_problem(
+        &app.reachability(&tenant.token, &sender.id, &none).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "no_recipients",
+    );
+    let anna = &app.recipient("registered").id;
+    assert_problem(
+        &app.reachability(&tenant.token, "not-a-number", &[anna])
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_sender_id",
+    );
     app.stop().await;
 }
 
@@ -266,35 +222,29 @@ async fn a_lookup_with_no_recipients_or_an_invalid_sender_id_is_422() {
 async fn a_recipient_sees_their_own_registration() {
     let mut app = TestApp::spawn().await;
     let anna = app.recipient("registered").id.clone();
-    let (status, me) = app
-        .get("/register/v1/me", Some(&app.recipient_token(&anna)))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{me}");
+    let me = profile(&app, &app.recipient_token(&anna)).await;
     assert_eq!(me["recipient_id"], anna.as_str());
     assert_eq!(me["status"], "registered");
     assert_eq!(me["operator_id"], "kuvert-brevlada");
     assert_eq!(me["refused_senders"], json!([]));
 
     let david = app.recipient("refuses_demokommun").id.clone();
-    let (_, me) = app
-        .get("/register/v1/me", Some(&app.recipient_token(&david)))
-        .await;
+    let me = profile(&app, &app.recipient_token(&david)).await;
     assert_eq!(me["status"], "registered");
     assert_eq!(me["refused_senders"], json!([app.kommun().1.id]));
 
     let cecilia = app.recipient("not_registered").id.clone();
-    let (_, me) = app
-        .get("/register/v1/me", Some(&app.recipient_token(&cecilia)))
-        .await;
+    let me = profile(&app, &app.recipient_token(&cecilia)).await;
     assert_eq!(me["status"], "none", "{me}");
     assert!(me["operator_id"].is_null(), "{me}");
 
     // A sender credential is not a recipient token.
-    let (status, body) = app
-        .get("/register/v1/me", Some(&app.kommun().0.token))
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert_eq!(body["code"], "unauthorized", "{body}");
+    assert_problem(
+        &app.get("/register/v1/me", Some(&app.kommun().0.token))
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     app.stop().await;
 }
 
@@ -307,16 +257,9 @@ async fn registering_with_the_built_in_mailbox_makes_sends_deliverable() {
     assert_eq!(before["status"], "not_delivered", "{before}");
     assert_eq!(before["reason"], "not_registered", "{before}");
 
-    let (status, body) = request(
-        &app,
-        Method::PUT,
-        "/register/v1/me",
-        &token,
-        Some(json!({ "operator_id": "kuvert-brevlada" })),
-    )
-    .await;
+    let (status, body) = register(&app, &token, "kuvert-brevlada").await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    let (_, me) = app.get("/register/v1/me", Some(&token)).await;
+    let me = profile(&app, &token).await;
     assert_eq!(me["status"], "registered", "{me}");
     assert_eq!(me["operator_id"], "kuvert-brevlada", "{me}");
     let view = kommun_view(&app, &cecilia).await;
@@ -325,12 +268,12 @@ async fn registering_with_the_built_in_mailbox_makes_sends_deliverable() {
 
     let after = send_final(&app, &cecilia, "Efter").await;
     assert_eq!(after["status"], "delivered", "{after}");
-    let (_, page) = app.get("/mailbox/v1/messages", Some(&token)).await;
+    let page = app.messages(&token, "").await;
     assert_eq!(
-        page["total"], 1,
-        "only the send after registering arrives: {page}"
+        page.total, 1,
+        "only the send after registering arrives: {page:?}"
     );
-    assert_eq!(page["messages"][0]["subject"], "Efter");
+    assert_eq!(page.messages[0].subject, "Efter");
     app.stop().await;
 }
 
@@ -339,23 +282,18 @@ async fn a_person_under_18_cannot_register_and_stays_unregistered() {
     let mut app = TestApp::spawn().await;
     let eva = app.recipient("too_young").id.clone();
     let token = app.recipient_token(&eva);
-    let (status, body) = request(
-        &app,
-        Method::PUT,
-        "/register/v1/me",
-        &token,
-        Some(json!({ "operator_id": "kuvert-brevlada" })),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["code"], "too_young", "{body}");
-    let (_, me) = app.get("/register/v1/me", Some(&token)).await;
+    assert_problem(
+        &register(&app, &token, "kuvert-brevlada").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "too_young",
+    );
+    let me = profile(&app, &token).await;
     assert_eq!(me["status"], "none", "{me}");
     let view = kommun_view(&app, &eva).await;
     assert_eq!(view["type"], "not", "{view}");
     let sent = send_final(&app, &eva, "Kallelse").await;
     assert_eq!(sent["status"], "not_delivered", "{sent}");
-    assert_eq!(inbox_total(&app, &eva).await, 0);
+    assert_eq!(app.inbox(&eva).await.total, 0);
     app.stop().await;
 }
 
@@ -365,22 +303,14 @@ async fn registering_with_an_unknown_operator_is_422_and_changes_nothing() {
     let cecilia = app.recipient("not_registered").id.clone();
     let token = app.recipient_token(&cecilia);
     for operator in ["no-such-operator", "Not An Id!"] {
-        let (status, body) = request(
-            &app,
-            Method::PUT,
-            "/register/v1/me",
-            &token,
-            Some(json!({ "operator_id": operator })),
-        )
-        .await;
-        assert_eq!(
-            status,
+        assert_problem_for(
+            operator,
+            &register(&app, &token, operator).await,
             StatusCode::UNPROCESSABLE_ENTITY,
-            "{operator}: {body}"
+            "unknown_operator",
         );
-        assert_eq!(body["code"], "unknown_operator", "{operator}: {body}");
     }
-    let (_, me) = app.get("/register/v1/me", Some(&token)).await;
+    let me = profile(&app, &token).await;
     assert_eq!(me["status"], "none", "{me}");
     assert_eq!(kommun_view(&app, &cecilia).await["type"], "not");
     app.stop().await;
@@ -394,9 +324,9 @@ async fn refusing_and_accepting_a_sender_changes_the_lookup_and_the_delivery() {
     let sender = app.kommun().1.id.clone();
     let path = format!("/register/v1/me/refused-senders/{sender}");
 
-    let (status, body) = request(&app, Method::PUT, &path, &token, None).await;
+    let (status, body) = app.request(Method::PUT, &path, Some(&token), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    let (_, me) = app.get("/register/v1/me", Some(&token)).await;
+    let me = profile(&app, &token).await;
     assert_eq!(me["refused_senders"], json!([sender]), "{me}");
     let view = kommun_view(&app, &anna).await;
     assert_eq!(view["type"], "secure", "{view}");
@@ -404,17 +334,17 @@ async fn refusing_and_accepting_a_sender_changes_the_lookup_and_the_delivery() {
     let refused = send_final(&app, &anna, "Vägrad").await;
     assert_eq!(refused["status"], "not_delivered", "{refused}");
     assert_eq!(refused["reason"], "sender_refused", "{refused}");
-    assert_eq!(inbox_total(&app, &anna).await, 0);
+    assert_eq!(app.inbox(&anna).await.total, 0);
 
-    let (status, body) = request(&app, Method::DELETE, &path, &token, None).await;
+    let (status, body) = app.delete(&path, Some(&token)).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    let (_, me) = app.get("/register/v1/me", Some(&token)).await;
+    let me = profile(&app, &token).await;
     assert_eq!(me["refused_senders"], json!([]), "{me}");
     let view = kommun_view(&app, &anna).await;
     assert_eq!(view["sender_accepted"], true, "{view}");
     let accepted = send_final(&app, &anna, "Välkommen").await;
     assert_eq!(accepted["status"], "delivered", "{accepted}");
-    assert_eq!(inbox_total(&app, &anna).await, 1);
+    assert_eq!(app.inbox(&anna).await.total, 1);
     app.stop().await;
 }
 
@@ -427,17 +357,13 @@ async fn refusing_an_invalid_sender_id_is_422_invalid_sender_id() {
     let valid = kuvert::demo::organisation_number("556677889");
     let last = valid.chars().last().unwrap().to_digit(10).unwrap();
     let invalid = format!("{}{}", &valid[..9], (last + 1) % 10);
-    let (status, body) = request(
-        &app,
-        Method::PUT,
-        &format!("/register/v1/me/refused-senders/{invalid}"),
-        &token,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["code"], "invalid_sender_id", "{body}");
-    let (_, me) = app.get("/register/v1/me", Some(&token)).await;
+    let path = format!("/register/v1/me/refused-senders/{invalid}");
+    assert_problem(
+        &app.request(Method::PUT, &path, Some(&token), None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_sender_id",
+    );
+    let me = profile(&app, &token).await;
     assert_eq!(me["refused_senders"], json!([]), "{me}");
     app.stop().await;
 }
@@ -445,14 +371,14 @@ async fn refusing_an_invalid_sender_id_is_422_invalid_sender_id() {
 #[tokio::test]
 async fn deregistering_makes_later_sends_not_delivered() {
     let mut app = TestApp::spawn().await;
-    let bertil = person(&app, "Bertil Berg");
+    let bertil = app.person("Bertil Berg");
     let token = app.recipient_token(&bertil);
     let before = send_final(&app, &bertil, "Före").await;
     assert_eq!(before["status"], "delivered", "{before}");
 
-    let (status, body) = request(&app, Method::DELETE, "/register/v1/me", &token, None).await;
+    let (status, body) = app.delete("/register/v1/me", Some(&token)).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    let (_, me) = app.get("/register/v1/me", Some(&token)).await;
+    let me = profile(&app, &token).await;
     assert_eq!(me["status"], "deregistered", "{me}");
     assert!(me["operator_id"].is_null(), "{me}");
     let view = kommun_view(&app, &bertil).await;
@@ -464,7 +390,7 @@ async fn deregistering_makes_later_sends_not_delivered() {
     assert_eq!(after["status"], "not_delivered", "{after}");
     assert_eq!(after["reason"], "not_registered", "{after}");
     // The message delivered before stays; nothing new arrives.
-    assert_eq!(inbox_total(&app, &bertil).await, 1);
+    assert_eq!(app.inbox(&bertil).await.total, 1);
     app.stop().await;
 }
 
@@ -473,10 +399,12 @@ async fn deregistering_someone_never_registered_is_409_not_registered() {
     let mut app = TestApp::spawn().await;
     let cecilia = app.recipient("not_registered").id.clone();
     let token = app.recipient_token(&cecilia);
-    let (status, body) = request(&app, Method::DELETE, "/register/v1/me", &token, None).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["code"], "not_registered", "{body}");
-    let (_, me) = app.get("/register/v1/me", Some(&token)).await;
+    assert_problem(
+        &app.delete("/register/v1/me", Some(&token)).await,
+        StatusCode::CONFLICT,
+        "not_registered",
+    );
+    let me = profile(&app, &token).await;
     assert_eq!(me["status"], "none", "{me}");
     app.stop().await;
 }

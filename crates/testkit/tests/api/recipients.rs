@@ -8,44 +8,10 @@
 
 use kuvert_domain::identity::RecipientId;
 use kuvert_domain::ids::MailboxMessageId;
-use kuvert_testkit::{TestApp, client};
+use kuvert_testkit::{MessagePage, TestApp, assert_problem};
 use kuvert_web::auth::RecipientTokens;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
-
-fn bertil(app: &TestApp) -> String {
-    app.demo
-        .recipients
-        .iter()
-        .find(|r| r.name == "Bertil Berg")
-        .unwrap()
-        .id
-        .clone()
-}
-
-async fn request(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-) -> (StatusCode, Value) {
-    let mut request = app.http.request(method, format!("{}{path}", app.url));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
-    assert_eq!(status, expected, "{body}");
-    assert_eq!(body["code"], code, "{body}");
-}
 
 /// Anna and Bertil each have one delivered message; Anna's has a PDF.
 struct Two {
@@ -60,36 +26,29 @@ struct Two {
 
 async fn two_recipients() -> Two {
     let app = TestApp::spawn().await;
-    let (tenant, sender) = app.kommun();
+    let (tenant, _) = app.kommun();
     let anna = app.recipient("registered").id.clone();
-    let bertil = bertil(&app);
+    let bertil = app.person("Bertil Berg");
     assert_ne!(anna, bertil);
 
-    let mut to_anna = app.delivery(sender, &anna, "Till Anna");
-    to_anna.messages[0].attachments.push(client::attachment(
-        "beslut.pdf",
-        "application/pdf",
-        &client::minimal_pdf("Annas beslut"),
-    ));
-    let (status, body) = app.send(&tenant.token, &app.sign(sender, to_anna)).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let anna_delivery = body["delivery_id"].as_str().unwrap().to_owned();
+    let to_anna = app
+        .kommun_letter(&anna, "Till Anna")
+        .pdf("beslut.pdf", "Annas beslut")
+        .signed();
+    let anna_delivery = app.send_accepted(&tenant.token, &to_anna).await;
     let bertil_delivery = app.send_ok(&bertil, "Till Bertil").await;
     for id in [&anna_delivery, &bertil_delivery] {
-        assert_eq!(
-            app.wait_final(&tenant.token, id).await["status"],
-            "delivered"
-        );
+        app.wait_delivered(&tenant.token, id).await;
     }
 
     let anna_token = app.recipient_token(&anna);
     let bertil_token = app.recipient_token(&bertil);
-    let only_message = |page: Value| {
-        assert_eq!(page["total"], 1, "{page}");
-        page["messages"][0]["id"].as_str().unwrap().to_owned()
+    let only_message = |page: MessagePage| {
+        assert_eq!(page.total, 1, "{page:?}");
+        page.messages[0].id.clone()
     };
-    let anna_message = only_message(app.get("/mailbox/v1/messages", Some(&anna_token)).await.1);
-    let bertil_message = only_message(app.get("/mailbox/v1/messages", Some(&bertil_token)).await.1);
+    let anna_message = only_message(app.messages(&anna_token, "").await);
+    let bertil_message = only_message(app.messages(&bertil_token, "").await);
     Two {
         app,
         anna,
@@ -104,43 +63,50 @@ async fn two_recipients() -> Two {
 impl Two {
     /// Anna's message is untouched: in her inbox, unread, not archived.
     async fn assert_annas_message_untouched(&self) {
-        let (status, page) = self
-            .app
-            .get("/mailbox/v1/messages", Some(&self.anna_token))
-            .await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(page["total"], 1, "{page}");
-        assert_eq!(page["unread"], 1, "{page}");
-        let message = &page["messages"][0];
-        assert_eq!(message["id"], self.anna_message.as_str());
-        assert_eq!(message["read"], false);
-        assert_eq!(message["archived"], false);
-        let (_, archive) = self
-            .app
-            .get(
-                "/mailbox/v1/messages?folder=archive",
-                Some(&self.anna_token),
-            )
-            .await;
-        assert_eq!(archive["total"], 0, "{archive}");
+        let page = self.app.messages(&self.anna_token, "").await;
+        assert_eq!(page.total, 1, "{page:?}");
+        assert_eq!(page.unread, 1, "{page:?}");
+        let message = &page.messages[0];
+        assert_eq!(message.id, self.anna_message);
+        assert!(!message.read);
+        assert!(!message.archived);
+        let archive = self.app.messages(&self.anna_token, "folder=archive").await;
+        assert_eq!(archive.total, 0, "{archive:?}");
     }
 
     /// The answer for a message id that does not exist, for the same request.
-    async fn as_if_missing(&self, method: reqwest::Method, suffix: &str) -> (StatusCode, Value) {
+    async fn as_if_missing(&self, method: Method, suffix: &str) -> (StatusCode, Value) {
         let path = format!("/mailbox/v1/messages/{}{suffix}", MailboxMessageId::new());
-        request(&self.app, method, &path, Some(&self.bertil_token)).await
+        self.app
+            .request(method, &path, Some(&self.bertil_token), None)
+            .await
     }
 
-    async fn bertil_tries(&self, method: reqwest::Method, suffix: &str) {
+    async fn bertil_tries(&self, method: Method, suffix: &str) {
         let path = format!("/mailbox/v1/messages/{}{suffix}", self.anna_message);
-        let (status, body) =
-            request(&self.app, method.clone(), &path, Some(&self.bertil_token)).await;
-        assert_problem(status, &body, StatusCode::NOT_FOUND, "not_found");
+        let answer = self
+            .app
+            .request(method.clone(), &path, Some(&self.bertil_token), None)
+            .await;
+        assert_problem(&answer, StatusCode::NOT_FOUND, "not_found");
         assert_eq!(
-            (status, body),
+            answer,
             self.as_if_missing(method, suffix).await,
             "indistinguishable from a missing id"
         );
+    }
+
+    /// The listing asked for with `token` is 401.
+    async fn assert_listing_refused(&self, token: Option<&str>) {
+        let answer = self.app.get("/mailbox/v1/messages", token).await;
+        assert_problem(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+
+    /// Anna's message asked for with `token` is 401.
+    async fn assert_message_refused(&self, token: Option<&str>) {
+        let path = format!("/mailbox/v1/messages/{}", self.anna_message);
+        let answer = self.app.get(&path, token).await;
+        assert_problem(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
     }
 
     async fn stop(mut self) {
@@ -154,7 +120,7 @@ impl Two {
 #[tokio::test]
 async fn another_recipients_message_cannot_be_opened() {
     let two = two_recipients().await;
-    two.bertil_tries(reqwest::Method::GET, "").await;
+    two.bertil_tries(Method::GET, "").await;
     two.assert_annas_message_untouched().await;
     two.stop().await;
 }
@@ -162,26 +128,21 @@ async fn another_recipients_message_cannot_be_opened() {
 #[tokio::test]
 async fn another_recipients_attachment_cannot_be_downloaded() {
     let two = two_recipients().await;
-    two.bertil_tries(reqwest::Method::GET, "/attachments/0")
-        .await;
+    two.bertil_tries(Method::GET, "/attachments/0").await;
     // Anna herself can.
     let path = format!("/mailbox/v1/messages/{}/attachments/0", two.anna_message);
-    let response = two
+    let download = two
         .app
-        .http
-        .get(format!("{}{path}", two.app.url))
-        .bearer_auth(&two.anna_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+        .request_raw(Method::GET, &path, Some(&two.anna_token), None)
+        .await;
+    assert_eq!(download.status, StatusCode::OK);
     two.stop().await;
 }
 
 #[tokio::test]
 async fn another_recipients_message_cannot_be_archived() {
     let two = two_recipients().await;
-    two.bertil_tries(reqwest::Method::POST, "/archive").await;
+    two.bertil_tries(Method::POST, "/archive").await;
     two.assert_annas_message_untouched().await;
     two.stop().await;
 }
@@ -191,28 +152,22 @@ async fn another_recipients_message_cannot_be_unarchived() {
     let two = two_recipients().await;
     // Anna archives it; Bertil cannot move it back.
     let path = format!("/mailbox/v1/messages/{}/archive", two.anna_message);
-    let (status, _) = request(
-        &two.app,
-        reqwest::Method::POST,
-        &path,
-        Some(&two.anna_token),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    two.bertil_tries(reqwest::Method::DELETE, "/archive").await;
-    let (_, archive) = two
+    let (status, _) = two
         .app
-        .get("/mailbox/v1/messages?folder=archive", Some(&two.anna_token))
+        .request(Method::POST, &path, Some(&two.anna_token), None)
         .await;
-    assert_eq!(archive["total"], 1, "{archive}");
-    assert_eq!(archive["messages"][0]["id"], two.anna_message.as_str());
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    two.bertil_tries(Method::DELETE, "/archive").await;
+    let archive = two.app.messages(&two.anna_token, "folder=archive").await;
+    assert_eq!(archive.total, 1, "{archive:?}");
+    assert_eq!(archive.messages[0].id, two.anna_message);
     two.stop().await;
 }
 
 #[tokio::test]
 async fn another_recipients_message_cannot_be_deleted() {
     let two = two_recipients().await;
-    two.bertil_tries(reqwest::Method::DELETE, "").await;
+    two.bertil_tries(Method::DELETE, "").await;
     two.assert_annas_message_untouched().await;
     two.stop().await;
 }
@@ -221,31 +176,19 @@ async fn another_recipients_message_cannot_be_deleted() {
 async fn a_recipients_listing_holds_only_their_own_messages() {
     let two = two_recipients().await;
     for folder in ["inbox", "archive"] {
-        let (status, page) = two
+        let page = two
             .app
-            .get(
-                &format!("/mailbox/v1/messages?folder={folder}"),
-                Some(&two.bertil_token),
-            )
+            .messages(&two.bertil_token, &format!("folder={folder}"))
             .await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        let ids: Vec<&str> = page["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["id"].as_str().unwrap())
-            .collect();
-        assert!(
-            !ids.contains(&two.anna_message.as_str()),
-            "{folder}: {page}"
-        );
-        let expected: Vec<&str> = if folder == "inbox" {
-            vec![two.bertil_message.as_str()]
+        let ids = page.ids();
+        assert!(!ids.contains(&two.anna_message), "{folder}: {page:?}");
+        let expected: Vec<String> = if folder == "inbox" {
+            vec![two.bertil_message.clone()]
         } else {
             vec![]
         };
         assert_eq!(ids, expected, "{folder}");
-        assert_eq!(page["total"], expected.len(), "{page}");
+        assert_eq!(page.total, expected.len() as i64, "{page:?}");
     }
     two.stop().await;
 }
@@ -254,11 +197,11 @@ async fn a_recipients_listing_holds_only_their_own_messages() {
 async fn after_every_attempt_by_another_recipient_the_message_is_untouched() {
     let two = two_recipients().await;
     for (method, suffix) in [
-        (reqwest::Method::GET, ""),
-        (reqwest::Method::GET, "/attachments/0"),
-        (reqwest::Method::POST, "/archive"),
-        (reqwest::Method::DELETE, "/archive"),
-        (reqwest::Method::DELETE, ""),
+        (Method::GET, ""),
+        (Method::GET, "/attachments/0"),
+        (Method::POST, "/archive"),
+        (Method::DELETE, "/archive"),
+        (Method::DELETE, ""),
     ] {
         two.bertil_tries(method, suffix).await;
     }
@@ -266,10 +209,7 @@ async fn after_every_attempt_by_another_recipient_the_message_is_untouched() {
     // And it opens, whole, for Anna.
     let (status, opened) = two
         .app
-        .get(
-            &format!("/mailbox/v1/messages/{}", two.anna_message),
-            Some(&two.anna_token),
-        )
+        .open_message(&two.anna_token, &two.anna_message)
         .await;
     assert_eq!(status, StatusCode::OK, "{opened}");
     assert_eq!(opened["subject"], "Till Anna");
@@ -285,12 +225,8 @@ async fn after_every_attempt_by_another_recipient_the_message_is_untouched() {
 #[tokio::test]
 async fn the_mailbox_refuses_a_request_without_a_token() {
     let two = two_recipients().await;
-    let (status, body) =
-        request(&two.app, reqwest::Method::GET, "/mailbox/v1/messages", None).await;
-    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
-    let path = format!("/mailbox/v1/messages/{}", two.anna_message);
-    let (status, body) = request(&two.app, reqwest::Method::GET, &path, None).await;
-    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    two.assert_listing_refused(None).await;
+    two.assert_message_refused(None).await;
     two.assert_annas_message_untouched().await;
     two.stop().await;
 }
@@ -304,17 +240,8 @@ async fn the_mailbox_refuses_a_token_with_a_flipped_mac_character() {
     let flipped = if first == 'A' { 'B' } else { 'A' };
     let forged = format!("{prefix_and_payload}.{flipped}{}", &mac[1..]);
     assert_ne!(forged, two.anna_token);
-    let (status, body) = request(
-        &two.app,
-        reqwest::Method::GET,
-        "/mailbox/v1/messages",
-        Some(&forged),
-    )
-    .await;
-    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
-    let path = format!("/mailbox/v1/messages/{}", two.anna_message);
-    let (status, body) = request(&two.app, reqwest::Method::GET, &path, Some(&forged)).await;
-    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    two.assert_listing_refused(Some(&forged)).await;
+    two.assert_message_refused(Some(&forged)).await;
     two.assert_annas_message_untouched().await;
     two.stop().await;
 }
@@ -325,14 +252,7 @@ async fn the_mailbox_refuses_a_token_minted_with_another_key() {
     let id = RecipientId::parse_canonical(&two.anna).unwrap();
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
     let forged = RecipientTokens::new([0u8; 32]).mint(&id, exp);
-    let (status, body) = request(
-        &two.app,
-        reqwest::Method::GET,
-        "/mailbox/v1/messages",
-        Some(&forged),
-    )
-    .await;
-    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    two.assert_listing_refused(Some(&forged)).await;
     two.stop().await;
 }
 
@@ -352,25 +272,11 @@ async fn the_mailbox_refuses_an_expired_token_signed_with_the_right_key() {
     let id = RecipientId::parse_canonical(&two.anna).unwrap();
     // Control: the same key with a future expiry is accepted...
     let far_future = tokens.mint(&id, 4_102_444_800); // 2100-01-01
-    let (status, page) = request(
-        &two.app,
-        reqwest::Method::GET,
-        "/mailbox/v1/messages",
-        Some(&far_future),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    assert_eq!(page["total"], 1);
+    let page = two.app.messages(&far_future, "").await;
+    assert_eq!(page.total, 1);
     // ...and one that expired long ago is not.
     let expired = tokens.mint(&id, 1);
-    let (status, body) = request(
-        &two.app,
-        reqwest::Method::GET,
-        "/mailbox/v1/messages",
-        Some(&expired),
-    )
-    .await;
-    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    two.assert_listing_refused(Some(&expired)).await;
     two.stop().await;
 }
 
@@ -381,14 +287,7 @@ async fn the_mailbox_refuses_a_token_whose_payload_names_another_recipient() {
     let (_, anna_mac) = two.anna_token.rsplit_once('.').unwrap();
     let (bertil_prefix_and_payload, _) = two.bertil_token.rsplit_once('.').unwrap();
     let spliced = format!("{bertil_prefix_and_payload}.{anna_mac}");
-    let (status, body) = request(
-        &two.app,
-        reqwest::Method::GET,
-        "/mailbox/v1/messages",
-        Some(&spliced),
-    )
-    .await;
-    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    two.assert_listing_refused(Some(&spliced)).await;
     two.stop().await;
 }
 
@@ -396,36 +295,12 @@ async fn the_mailbox_refuses_a_token_whose_payload_names_another_recipient() {
 async fn the_mailbox_refuses_a_sender_credential() {
     let two = two_recipients().await;
     let token = two.app.kommun().0.token.clone();
-    let (status, body) = request(
-        &two.app,
-        reqwest::Method::GET,
-        "/mailbox/v1/messages",
-        Some(&token),
-    )
-    .await;
-    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    two.assert_listing_refused(Some(&token)).await;
     two.stop().await;
 }
 
 // ---------------------------------------------------------------------------
 // The owner's archive, unarchive, delete
-
-async fn folder(app: &TestApp, token: &str, name: &str) -> Value {
-    let (status, page) = app
-        .get(&format!("/mailbox/v1/messages?folder={name}"), Some(token))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    page
-}
-
-fn ids(page: &Value) -> Vec<String> {
-    page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 #[tokio::test]
 async fn archiving_moves_a_message_to_the_archive_and_unarchiving_moves_it_back() {
@@ -433,31 +308,22 @@ async fn archiving_moves_a_message_to_the_archive_and_unarchiving_moves_it_back(
     let (app, token, id) = (&two.app, &two.anna_token, &two.anna_message);
     let path = format!("/mailbox/v1/messages/{id}/archive");
 
-    let (status, body) = request(app, reqwest::Method::POST, &path, Some(token)).await;
+    let (status, body) = app.request(Method::POST, &path, Some(token), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    let inbox = folder(app, token, "inbox").await;
-    let archive = folder(app, token, "archive").await;
-    assert_eq!(
-        (inbox["total"].clone(), ids(&inbox)),
-        (0.into(), Vec::<String>::new())
-    );
-    assert_eq!(
-        (archive["total"].clone(), ids(&archive)),
-        (1.into(), vec![id.clone()])
-    );
-    assert_eq!(archive["messages"][0]["archived"], true);
-    assert_eq!(archive["unread"], 1, "archiving does not mark read");
+    let inbox = app.messages(token, "folder=inbox").await;
+    let archive = app.messages(token, "folder=archive").await;
+    assert_eq!((inbox.total, inbox.ids()), (0, Vec::<String>::new()));
+    assert_eq!((archive.total, archive.ids()), (1, vec![id.clone()]));
+    assert!(archive.messages[0].archived);
+    assert_eq!(archive.unread, 1, "archiving does not mark read");
 
-    let (status, body) = request(app, reqwest::Method::DELETE, &path, Some(token)).await;
+    let (status, body) = app.delete(&path, Some(token)).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    let inbox = folder(app, token, "inbox").await;
-    let archive = folder(app, token, "archive").await;
-    assert_eq!(
-        (inbox["total"].clone(), ids(&inbox)),
-        (1.into(), vec![id.clone()])
-    );
-    assert_eq!(inbox["messages"][0]["archived"], false);
-    assert_eq!(archive["total"], 0);
+    let inbox = app.messages(token, "folder=inbox").await;
+    let archive = app.messages(token, "folder=archive").await;
+    assert_eq!((inbox.total, inbox.ids()), (1, vec![id.clone()]));
+    assert!(!inbox.messages[0].archived);
+    assert_eq!(archive.total, 0);
     two.stop().await;
 }
 
@@ -466,47 +332,31 @@ async fn deleting_a_message_removes_it_from_both_folders_and_a_second_delete_is_
     let two = two_recipients().await;
     let (app, token, id) = (&two.app, &two.anna_token, &two.anna_message);
     // Archived first, so "removed from both" is meaningful.
-    let (status, _) = request(
-        app,
-        reqwest::Method::POST,
-        &format!("/mailbox/v1/messages/{id}/archive"),
-        Some(token),
-    )
-    .await;
+    let archive = format!("/mailbox/v1/messages/{id}/archive");
+    let (status, _) = app.request(Method::POST, &archive, Some(token), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 
     let path = format!("/mailbox/v1/messages/{id}");
-    let (status, body) = request(app, reqwest::Method::DELETE, &path, Some(token)).await;
+    let (status, body) = app.delete(&path, Some(token)).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     for name in ["inbox", "archive"] {
-        let page = folder(app, token, name).await;
-        assert_eq!(page["total"], 0, "{name}: {page}");
-        assert_eq!(page["unread"], 0, "{name}: {page}");
+        let page = app.messages(token, &format!("folder={name}")).await;
+        assert_eq!(page.total, 0, "{name}: {page:?}");
+        assert_eq!(page.unread, 0, "{name}: {page:?}");
     }
-    let (status, body) = request(app, reqwest::Method::GET, &path, Some(token)).await;
-    assert_problem(status, &body, StatusCode::NOT_FOUND, "not_found");
-    let (status, body) = request(
-        app,
-        reqwest::Method::GET,
-        &format!("{path}/attachments/0"),
-        Some(token),
-    )
-    .await;
-    assert_problem(status, &body, StatusCode::NOT_FOUND, "not_found");
-    let (status, body) = request(
-        app,
-        reqwest::Method::POST,
-        &format!("{path}/archive"),
-        Some(token),
-    )
-    .await;
-    assert_problem(status, &body, StatusCode::NOT_FOUND, "not_found");
-    let (status, body) = request(app, reqwest::Method::DELETE, &path, Some(token)).await;
-    assert_problem(status, &body, StatusCode::NOT_FOUND, "not_found");
+    for (method, path) in [
+        (Method::GET, path.clone()),
+        (Method::GET, format!("{path}/attachments/0")),
+        (Method::POST, format!("{path}/archive")),
+        (Method::DELETE, path.clone()),
+    ] {
+        let answer = app.request(method, &path, Some(token), None).await;
+        assert_problem(&answer, StatusCode::NOT_FOUND, "not_found");
+    }
 
     // Bertil's message is untouched.
-    let bertil = folder(app, &two.bertil_token, "inbox").await;
-    assert_eq!(ids(&bertil), vec![two.bertil_message.clone()]);
+    let bertil = app.messages(&two.bertil_token, "folder=inbox").await;
+    assert_eq!(bertil.ids(), vec![two.bertil_message.clone()]);
     two.stop().await;
 }
 
@@ -523,45 +373,31 @@ async fn twenty_five_messages_page_as_ten_ten_five_newest_first_with_right_count
         deliveries.push(app.send_ok(&anna, &format!("Meddelande {i:02}")).await);
     }
     for id in &deliveries {
-        assert_eq!(app.wait_final(&token, id).await["status"], "delivered");
+        app.wait_delivered(&token, id).await;
     }
     let anna_token = app.recipient_token(&anna);
+    let page_of_ten = |n: i64| format!("page={n}&page_size=10");
 
     let mut seen = Vec::new();
     for (page_number, expected_len) in [(1, 10), (2, 10), (3, 5)] {
-        let (status, page) = app
-            .get(
-                &format!("/mailbox/v1/messages?page={page_number}&page_size=10"),
-                Some(&anna_token),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        assert_eq!(page["total"], 25, "{page}");
-        assert_eq!(page["unread"], 25, "{page}");
-        assert_eq!(page["page"], page_number);
-        assert_eq!(page["page_size"], 10);
-        let messages = page["messages"].as_array().unwrap();
-        assert_eq!(messages.len(), expected_len, "page {page_number}");
-        seen.extend(messages.iter().cloned());
+        let page = app.messages(&anna_token, &page_of_ten(page_number)).await;
+        assert_eq!(page.total, 25, "{page:?}");
+        assert_eq!(page.unread, 25, "{page:?}");
+        assert_eq!(page.page, page_number);
+        assert_eq!(page.page_size, 10);
+        assert_eq!(page.messages.len(), expected_len, "page {page_number}");
+        seen.extend(page.messages);
     }
-    let (_, beyond) = app
-        .get(
-            "/mailbox/v1/messages?page=4&page_size=10",
-            Some(&anna_token),
-        )
-        .await;
-    assert_eq!(beyond["messages"].as_array().unwrap().len(), 0, "{beyond}");
-    assert_eq!(beyond["total"], 25);
+    let beyond = app.messages(&anna_token, &page_of_ten(4)).await;
+    assert_eq!(beyond.messages.len(), 0, "{beyond:?}");
+    assert_eq!(beyond.total, 25);
 
     // Every message exactly once, newest first by delivered_at.
-    let mut unique: Vec<&str> = seen.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let mut unique: Vec<&str> = seen.iter().map(|m| m.id.as_str()).collect();
     unique.sort_unstable();
     unique.dedup();
     assert_eq!(unique.len(), 25);
-    let times: Vec<&str> = seen
-        .iter()
-        .map(|m| m["delivered_at"].as_str().unwrap())
-        .collect();
+    let times: Vec<&str> = seen.iter().map(|m| m.delivered_at.as_str()).collect();
     assert!(
         times.windows(2).all(|w| w[0] >= w[1]),
         "not newest first: {times:?}"
@@ -569,7 +405,7 @@ async fn twenty_five_messages_page_as_ten_ten_five_newest_first_with_right_count
     // The delivered_at shown is the receipt's, delivery by delivery.
     let mut receipts = Vec::new();
     for id in &deliveries {
-        let (_, view) = app.get(&format!("/v1/deliveries/{id}"), Some(&token)).await;
+        let (_, view) = app.delivery_view(&token, id).await;
         receipts.push(view["delivered_at"].as_str().unwrap().to_owned());
     }
     receipts.sort();
@@ -579,30 +415,15 @@ async fn twenty_five_messages_page_as_ten_ten_five_newest_first_with_right_count
 
     // Opening three (one on each page) lowers the unread count to 22 everywhere.
     for m in [&seen[0], &seen[12], &seen[24]] {
-        let (status, _) = app
-            .get(
-                &format!("/mailbox/v1/messages/{}", m["id"].as_str().unwrap()),
-                Some(&anna_token),
-            )
-            .await;
+        let (status, _) = app.open_message(&anna_token, &m.id).await;
         assert_eq!(status, StatusCode::OK);
     }
     for page_number in 1..=3 {
-        let (_, page) = app
-            .get(
-                &format!("/mailbox/v1/messages?page={page_number}&page_size=10"),
-                Some(&anna_token),
-            )
-            .await;
-        assert_eq!(page["unread"], 22, "{page}");
-        assert_eq!(page["total"], 25, "{page}");
-        let read = page["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["read"] == true)
-            .count();
-        assert_eq!(read, 1, "page {page_number}: {page}");
+        let page = app.messages(&anna_token, &page_of_ten(page_number)).await;
+        assert_eq!(page.unread, 22, "{page:?}");
+        assert_eq!(page.total, 25, "{page:?}");
+        let read = page.messages.iter().filter(|m| m.read).count();
+        assert_eq!(read, 1, "page {page_number}: {page:?}");
     }
     app.stop().await;
 }

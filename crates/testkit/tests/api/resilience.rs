@@ -3,8 +3,9 @@
 
 use base64::Engine as _;
 use kuvert_mailbox::protocol::SealedDelivery;
-use kuvert_testkit::TestApp;
+use kuvert_testkit::{TestApp, batch_items, eventually};
 use reqwest::StatusCode;
+use std::time::Duration;
 
 #[tokio::test]
 async fn deliveries_wait_while_the_mailbox_is_unavailable_and_arrive_once_when_it_is_back() {
@@ -22,22 +23,20 @@ async fn deliveries_wait_while_the_mailbox_is_unavailable_and_arrive_once_when_i
     }
     // The relay tries, gets 503, and backs off: attempts are recorded and
     // the sender still sees `accepted`.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let attempts: i64 = app
-            .query("kuvert.db", "SELECT COALESCE(MIN(attempts), 0) FROM outbox")
-            .await;
-        if attempts >= 2 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the relay never retried"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let shared = &app;
+    eventually(
+        "the relay retries",
+        Duration::from_secs(30),
+        || async move {
+            let attempts: i64 = shared
+                .query("kuvert.db", "SELECT COALESCE(MIN(attempts), 0) FROM outbox")
+                .await;
+            (attempts >= 2).then_some(())
+        },
+    )
+    .await;
     for id in &ids {
-        let (_, view) = app.get(&format!("/v1/deliveries/{id}"), Some(&token)).await;
+        let (_, view) = app.delivery_view(&token, id).await;
         assert_eq!(view["status"], "accepted");
     }
     let last_error: String = app
@@ -47,12 +46,10 @@ async fn deliveries_wait_while_the_mailbox_is_unavailable_and_arrive_once_when_i
 
     app.set_mailbox_open(true);
     for id in &ids {
-        assert_eq!(app.wait_final(&token, id).await["status"], "delivered");
+        app.wait_delivered(&token, id).await;
     }
-    let (_, page) = app
-        .get("/mailbox/v1/messages", Some(&app.recipient_token(&anna)))
-        .await;
-    assert_eq!(page["total"], 5, "each delivered exactly once");
+    let page = app.inbox(&anna).await;
+    assert_eq!(page.total, 5, "each delivered exactly once");
     assert_eq!(app.mailbox_delivery_count().await, 5);
     app.stop().await;
 }
@@ -67,11 +64,9 @@ async fn queued_deliveries_survive_a_restart_and_are_delivered_after_it() {
     app.restart().await;
     // After the restart the mailbox is open again (a new process) and the
     // relay picks the queued delivery up from the database.
-    assert_eq!(app.wait_final(&token, &id).await["status"], "delivered");
-    let (_, page) = app
-        .get("/mailbox/v1/messages", Some(&app.recipient_token(&anna)))
-        .await;
-    assert_eq!(page["total"], 1);
+    app.wait_delivered(&token, &id).await;
+    let page = app.inbox(&anna).await;
+    assert_eq!(page.total, 1);
     app.stop().await;
 }
 
@@ -88,8 +83,7 @@ async fn a_redelivery_of_a_delivered_delivery_gets_the_first_receipt_and_no_seco
         .await;
     let sealed: SealedDelivery = serde_json::from_slice(&sealed).unwrap();
     app.set_mailbox_open(true);
-    let first = app.wait_final(&token, &id).await;
-    assert_eq!(first["status"], "delivered");
+    let first = app.wait_delivered(&token, &id).await;
 
     let (status, again) = app.deliver_sealed(vec![sealed.clone(), sealed]).await;
     assert_eq!(status, StatusCode::OK, "{again}");
@@ -101,10 +95,8 @@ async fn a_redelivery_of_a_delivered_delivery_gets_the_first_receipt_and_no_seco
         );
     }
     assert_eq!(app.mailbox_delivery_count().await, 1);
-    let (_, page) = app
-        .get("/mailbox/v1/messages", Some(&app.recipient_token(&anna)))
-        .await;
-    assert_eq!(page["total"], 1);
+    let page = app.inbox(&anna).await;
+    assert_eq!(page.total, 1);
     app.stop().await;
 }
 
@@ -112,14 +104,7 @@ async fn a_redelivery_of_a_delivered_delivery_gets_the_first_receipt_and_no_seco
 async fn the_mailbox_refuses_a_sealed_delivery_that_was_tampered_with() {
     let mut app = TestApp::spawn().await;
     let anna = app.recipient("registered").id.clone();
-    let bertil = app
-        .demo
-        .recipients
-        .iter()
-        .find(|r| r.name == "Bertil Berg")
-        .unwrap()
-        .id
-        .clone();
+    let bertil = app.person("Bertil Berg");
     let bertil_token = app.recipient_token(&bertil);
     let sealed = app.queued_sealed_delivery(&anna, "Omdirigeras inte").await;
     let original: SealedDelivery = serde_json::from_slice(&sealed).unwrap();
@@ -158,12 +143,10 @@ async fn the_mailbox_refuses_a_sealed_delivery_that_was_tampered_with() {
         .collect();
     assert_eq!(codes, ["bad_seal", "cannot_open", "cannot_open"]);
     app.drain().await;
-    let (_, page) = app
-        .get("/mailbox/v1/messages", Some(&app.recipient_token(&anna)))
-        .await;
-    assert_eq!(page["total"], 1, "only the genuine delivery");
-    let (_, page) = app.get("/mailbox/v1/messages", Some(&bertil_token)).await;
-    assert_eq!(page["total"], 0, "nothing re-routed arrived");
+    let page = app.inbox(&anna).await;
+    assert_eq!(page.total, 1, "only the genuine delivery");
+    let page = app.messages(&bertil_token, "").await;
+    assert_eq!(page.total, 0, "nothing re-routed arrived");
     app.stop().await;
 }
 
@@ -202,10 +185,8 @@ async fn one_forged_sender_signature_in_a_request_is_refused_and_the_rest_delive
     assert_eq!(results[0]["receipt"]["delivery_id"], genuine.delivery_id);
     assert_eq!(results[1]["outcome"], "rejected", "{answer}");
     assert_eq!(results[1]["code"], "bad_sender_signature");
-    let (_, page) = app
-        .get("/mailbox/v1/messages", Some(&app.recipient_token(&anna)))
-        .await;
-    assert_eq!(page["total"], 1, "only the genuine delivery: {page}");
+    let page = app.inbox(&anna).await;
+    assert_eq!(page.total, 1, "only the genuine delivery: {page:?}");
 }
 
 /// The same delivery twice in one request to the mailbox: stored once, and
@@ -245,14 +226,8 @@ async fn deliveries_sharing_an_encapsulation_cannot_be_swapped() {
         .iter()
         .map(|subject| app.sign(sender, app.delivery(sender, &anna, subject)))
         .collect();
-    let (status, answer) = app
-        .post(
-            "/v1/batches",
-            Some(&tenant.token),
-            &serde_json::json!({ "deliveries": deliveries }),
-        )
+    app.batch_accepted(&tenant.token, &batch_items(&deliveries))
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     let rows: Vec<Vec<u8>> = app
         .query_all("kuvert.db", "SELECT sealed FROM outbox")
         .await;

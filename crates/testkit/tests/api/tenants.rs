@@ -9,12 +9,12 @@ use kuvert::demo::{DemoSender, DemoTenant};
 use kuvert_crypto::signing::SigningKey;
 use kuvert_domain::ids::{BatchId, DeliveryId, TenantId};
 use kuvert_store::relay::DeliveryStatus;
-use kuvert_testkit::{ADMIN_TOKEN, TestApp, client};
-use reqwest::StatusCode;
+use kuvert_testkit::{
+    ADMIN_TOKEN, PATIENCE, TestApp, assert_problem, batch_items, client, credential_id, eventually,
+};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::Connection as _;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 const A: &str = "demokommun";
 const B: &str = "demoformedlare";
@@ -31,10 +31,11 @@ async fn send_as(
     recipient: &str,
     subject: &str,
 ) -> (StatusCode, Value) {
-    let signed = app.sign(sender, app.delivery(sender, recipient, subject));
-    app.send(token, &signed).await
+    app.send(token, &app.letter(sender, recipient, subject).signed())
+        .await
 }
 
+/// [`send_as`], asserting 202; returns the delivery id.
 async fn send_as_ok(
     app: &TestApp,
     token: &str,
@@ -42,96 +43,31 @@ async fn send_as_ok(
     recipient: &str,
     subject: &str,
 ) -> String {
-    let (status, body) = send_as(app, token, sender, recipient, subject).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    body["delivery_id"].as_str().unwrap().to_owned()
-}
-
-async fn delete(app: &TestApp, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-    let mut request = app.http.delete(format!("{}{path}", app.url));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-/// Status, content type and the exact bytes of a GET.
-async fn get_raw(app: &TestApp, path: &str, token: &str) -> (StatusCode, String, Vec<u8>) {
-    let response = app
-        .http
-        .get(format!("{}{path}", app.url))
-        .bearer_auth(token)
-        .send()
+    app.send_accepted(token, &app.letter(sender, recipient, subject).signed())
         .await
-        .unwrap();
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (
-        status,
-        content_type,
-        response.bytes().await.unwrap().to_vec(),
-    )
 }
 
-fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
-    assert_eq!(status, expected, "{body}");
-    assert_eq!(body["code"], code, "{body}");
-    assert_eq!(body["status"], expected.as_u16(), "{body}");
-}
-
-/// The credential id inside a `kvt_<id>.<secret>` token.
-fn credential_id(token: &str) -> String {
-    token
-        .strip_prefix("kvt_")
-        .unwrap()
-        .split_once('.')
-        .unwrap()
-        .0
-        .to_owned()
-}
-
-async fn core_conn(app: &TestApp) -> sqlx::SqliteConnection {
-    let path = app.data_dir().join("kuvert.db");
-    sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", path.display()))
-        .await
-        .unwrap()
-}
-
-/// Polls `check` every 20 ms until it is true, failing after a generous deadline.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn mailbox_total(app: &TestApp, recipient: &str) -> i64 {
-    let (status, page) = app
-        .get(
-            "/mailbox/v1/messages?page_size=100",
-            Some(&app.recipient_token(recipient)),
-        )
+/// `GET path` as `token` and `GET missing` the same way: both 404, with
+/// exactly the same bytes (nothing tells "another tenant's" from "does not
+/// exist").
+async fn assert_hidden_like_missing(app: &TestApp, token: &str, path: &str, missing: &str) {
+    let foreign = app.request_raw(Method::GET, path, Some(token), None).await;
+    let absent = app
+        .request_raw(Method::GET, missing, Some(token), None)
         .await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    page["total"].as_i64().unwrap()
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    assert_eq!(absent.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        foreign.bytes, absent.bytes,
+        "the body must not tell 'another tenant's' from 'does not exist'"
+    );
+}
+
+/// One number from the core database, or `i64::MAX` when the query gives
+/// no row.
+async fn core_number(app: &TestApp, sql: &str) -> i64 {
+    let rows: Vec<i64> = app.query_all("kuvert.db", sql).await;
+    rows.first().copied().unwrap_or(i64::MAX)
 }
 
 /// Every audit entry the caller's credential can read, following the cursor.
@@ -163,29 +99,18 @@ async fn another_tenants_delivery_answers_404_exactly_like_one_that_does_not_exi
     let b_delivery = send_as_ok(&app, &b.token, &b.senders[0], &anna, "B:s brev").await;
     app.wait_final(&b.token, &b_delivery).await;
 
-    let (status, _, foreign) =
-        get_raw(&app, &format!("/v1/deliveries/{b_delivery}"), &a.token).await;
-    let (missing_status, _, missing) = get_raw(
+    assert_hidden_like_missing(
         &app,
-        &format!("/v1/deliveries/{}", DeliveryId::new()),
         &a.token,
+        &format!("/v1/deliveries/{b_delivery}"),
+        &format!("/v1/deliveries/{}", DeliveryId::new()),
     )
     .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(missing_status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        foreign, missing,
-        "the body must not tell 'another tenant's' from 'does not exist'"
-    );
-    let (_, body) = app
-        .get(&format!("/v1/deliveries/{b_delivery}"), Some(&a.token))
-        .await;
+    let (_, body) = app.delivery_view(&a.token, &b_delivery).await;
     assert_eq!(body["code"], "not_found");
 
     // B itself still reads it.
-    let (status, own) = app
-        .get(&format!("/v1/deliveries/{b_delivery}"), Some(&b.token))
-        .await;
+    let (status, own) = app.delivery_view(&b.token, &b_delivery).await;
     assert_eq!(status, StatusCode::OK, "{own}");
     app.stop().await;
 }
@@ -195,33 +120,19 @@ async fn another_tenants_batch_answers_404_exactly_like_one_that_does_not_exist(
     let mut app = TestApp::spawn().await;
     let (a, b) = (tenant(&app, A), tenant(&app, B));
     let anna = app.recipient("registered").id.clone();
-    let sender = &b.senders[0];
-    let item =
-        serde_json::to_value(app.sign(sender, app.delivery(sender, &anna, "Massutskick"))).unwrap();
-    let (status, batch) = app
-        .post(
-            "/v1/batches",
-            Some(&b.token),
-            &json!({ "deliveries": [item] }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
+    let signed = app.letter(&b.senders[0], &anna, "Massutskick").signed();
+    let batch = app.batch_accepted(&b.token, &batch_items(&[signed])).await;
     let batch_id = batch["batch_id"].as_str().unwrap().to_owned();
 
-    let (status, _, foreign) = get_raw(&app, &format!("/v1/batches/{batch_id}"), &a.token).await;
-    let (missing_status, _, missing) =
-        get_raw(&app, &format!("/v1/batches/{}", BatchId::new()), &a.token).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(missing_status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        foreign, missing,
-        "the body must not tell 'another tenant's' from 'does not exist'"
-    );
+    assert_hidden_like_missing(
+        &app,
+        &a.token,
+        &format!("/v1/batches/{batch_id}"),
+        &format!("/v1/batches/{}", BatchId::new()),
+    )
+    .await;
 
-    let (status, own) = app
-        .get(&format!("/v1/batches/{batch_id}"), Some(&b.token))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{own}");
+    let own = app.batch_view(&b.token, &batch_id).await;
     assert_eq!(own["submitted"], 1);
     app.stop().await;
 }
@@ -237,8 +148,11 @@ async fn a_tenant_cannot_send_as_another_tenants_sender_even_signing_with_its_re
     for b_sender in &b.senders {
         // A genuine delivery of B's sender, signed with B's real key, but sent
         // with A's credential.
-        let (status, body) = send_as(&app, &a.token, b_sender, &anna, "Förfalskat").await;
-        assert_problem(status, &body, StatusCode::FORBIDDEN, "sender_not_allowed");
+        assert_problem(
+            &send_as(&app, &a.token, b_sender, &anna, "Förfalskat").await,
+            StatusCode::FORBIDDEN,
+            "sender_not_allowed",
+        );
     }
     // Nothing was stored for either tenant.
     for t in [&a, &b] {
@@ -251,7 +165,7 @@ async fn a_tenant_cannot_send_as_another_tenants_sender_even_signing_with_its_re
         assert_eq!(total, 0, "{stats}");
     }
     assert_eq!(app.outbox_len().await, 0);
-    assert_eq!(mailbox_total(&app, &anna).await, 0);
+    assert_eq!(app.inbox(&anna).await.total, 0);
     app.stop().await;
 }
 
@@ -264,10 +178,8 @@ async fn a_tenant_cannot_sign_for_its_own_sender_with_another_tenants_key() {
     let b_key = b.senders[0].key().unwrap();
     let signed = client::sign(app.delivery(a_sender, &anna, "Fel nyckel"), &b_key);
     assert_eq!(signed.signature.key_id, b.senders[0].key_id);
-    let (status, body) = app.send(&a.token, &signed).await;
-    assert_problem(
-        status,
-        &body,
+    let body = assert_problem(
+        &app.send(&a.token, &signed).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "signature_key_unknown",
     );
@@ -277,10 +189,8 @@ async fn a_tenant_cannot_sign_for_its_own_sender_with_another_tenants_key() {
         app.delivery(a_sender, &anna, "Fel nyckel"),
         &SigningKey::generate(),
     );
-    let (status, unknown) = app.send(&a.token, &stranger).await;
-    assert_problem(
-        status,
-        &unknown,
+    let unknown = assert_problem(
+        &app.send(&a.token, &stranger).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "signature_key_unknown",
     );
@@ -301,14 +211,7 @@ struct Mix {
 async fn send_known_mix(app: &TestApp) -> Mix {
     let (a, b) = (tenant(app, A), tenant(app, B));
     let anna = app.recipient("registered").id.clone();
-    let bertil = app
-        .demo
-        .recipients
-        .iter()
-        .find(|r| r.name == "Bertil Berg")
-        .unwrap()
-        .id
-        .clone();
+    let bertil = app.person("Bertil Berg");
     let cecilia = app.recipient("not_registered").id.clone();
     let a_sender = &a.senders[0];
 
@@ -351,9 +254,7 @@ async fn send_known_mix(app: &TestApp) -> Mix {
 /// The statistics of the day the deliveries were received (read from the
 /// delivery itself, so a run across midnight UTC cannot mislead).
 async fn statistics(app: &TestApp, token: &str, some_delivery: &str) -> Value {
-    let (_, view) = app
-        .get(&format!("/v1/deliveries/{some_delivery}"), Some(token))
-        .await;
+    let (_, view) = app.delivery_view(token, some_delivery).await;
     let day = &view["received_at"].as_str().unwrap()[..10];
     let (status, stats) = app
         .get(&format!("/v1/statistics?day={day}"), Some(token))
@@ -365,7 +266,7 @@ async fn statistics(app: &TestApp, token: &str, some_delivery: &str) -> Value {
 async fn statuses_one_by_one(app: &TestApp, token: &str, ids: &[String]) -> BTreeMap<String, i64> {
     let mut counts = BTreeMap::new();
     for id in ids {
-        let (status, view) = app.get(&format!("/v1/deliveries/{id}"), Some(token)).await;
+        let (status, view) = app.delivery_view(token, id).await;
         assert_eq!(status, StatusCode::OK, "{view}");
         *counts
             .entry(view["status"].as_str().unwrap().to_owned())
@@ -479,35 +380,47 @@ async fn admin_post(app: &TestApp, path: &str, body: &Value) -> (StatusCode, Val
     app.post(path, Some(ADMIN_TOKEN), body).await
 }
 
+/// [`admin_post`], asserting 201; returns what was created.
+async fn admin_created(app: &TestApp, path: &str, body: &Value) -> Value {
+    let (status, created) = admin_post(app, path, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created
+}
+
 #[tokio::test]
 async fn a_revoked_credential_is_refused_on_the_very_next_request() {
     let mut app = TestApp::spawn().await;
     let a = tenant(&app, A);
     let anna = app.recipient("registered").id.clone();
-    let (status, created) = admin_post(
+    let created = admin_created(
         &app,
         &format!("/admin/v1/tenants/{A}/credentials"),
         &json!({ "label": "x" }),
     )
     .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
     let second = created["token"].as_str().unwrap().to_owned();
     let second_id = created["id"].as_str().unwrap().to_owned();
     assert_eq!(credential_id(&second), second_id);
 
     send_as_ok(&app, &second, &a.senders[0], &anna, "Med nya nyckeln").await;
-    let (status, body) = delete(
-        &app,
-        &format!("/admin/v1/tenants/{A}/credentials/{second_id}"),
-        Some(ADMIN_TOKEN),
-    )
-    .await;
+    let (status, body) = app
+        .delete(
+            &format!("/admin/v1/tenants/{A}/credentials/{second_id}"),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 
-    let (status, body) = send_as(&app, &second, &a.senders[0], &anna, "Efter återkallelsen").await;
-    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
-    let (status, body) = app.get("/v1/statistics", Some(&second)).await;
-    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_problem(
+        &send_as(&app, &second, &a.senders[0], &anna, "Efter återkallelsen").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_problem(
+        &app.get("/v1/statistics", Some(&second)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
 
     // The first credential is untouched.
     send_as_ok(&app, &a.token, &a.senders[0], &anna, "Med första").await;
@@ -521,13 +434,12 @@ async fn a_revoked_signing_key_is_refused_on_the_next_delivery() {
     let sender = &a.senders[0];
     let anna = app.recipient("registered").id.clone();
     let key = SigningKey::generate();
-    let (status, added) = admin_post(
+    let added = admin_created(
         &app,
         &format!("/admin/v1/tenants/{A}/keys"),
         &json!({ "sender": sender.id, "public_key": key.public_key().to_base64() }),
     )
     .await;
-    assert_eq!(status, StatusCode::CREATED, "{added}");
     let key_id = added["key_id"].as_str().unwrap().to_owned();
     assert_eq!(key_id, key.public_key().key_id());
 
@@ -535,18 +447,16 @@ async fn a_revoked_signing_key_is_refused_on_the_next_delivery() {
     let (status, body) = app.send(&a.token, &signed).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 
-    let (status, body) = delete(
-        &app,
-        &format!("/admin/v1/tenants/{A}/keys/{key_id}"),
-        Some(ADMIN_TOKEN),
-    )
-    .await;
+    let (status, body) = app
+        .delete(
+            &format!("/admin/v1/tenants/{A}/keys/{key_id}"),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let signed = client::sign(app.delivery(sender, &anna, "Återkallad nyckel"), &key);
-    let (status, body) = app.send(&a.token, &signed).await;
     assert_problem(
-        status,
-        &body,
+        &app.send(&a.token, &signed).await,
         StatusCode::FORBIDDEN,
         "signature_key_revoked",
     );
@@ -562,13 +472,15 @@ async fn the_admin_api_cannot_revoke_a_credential_through_another_tenants_path()
     let b = tenant(&app, B);
     let anna = app.recipient("registered").id.clone();
     let b_credential = credential_id(&b.token);
-    let (status, body) = delete(
-        &app,
-        &format!("/admin/v1/tenants/{A}/credentials/{b_credential}"),
-        Some(ADMIN_TOKEN),
-    )
-    .await;
-    assert_problem(status, &body, StatusCode::NOT_FOUND, "not_found");
+    assert_problem(
+        &app.delete(
+            &format!("/admin/v1/tenants/{A}/credentials/{b_credential}"),
+            Some(ADMIN_TOKEN),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
     send_as_ok(&app, &b.token, &b.senders[0], &anna, "Fortfarande giltig").await;
     app.stop().await;
 }
@@ -578,13 +490,15 @@ async fn the_admin_api_cannot_revoke_a_key_through_another_tenants_path() {
     let mut app = TestApp::spawn().await;
     let b = tenant(&app, B);
     let anna = app.recipient("registered").id.clone();
-    let (status, body) = delete(
-        &app,
-        &format!("/admin/v1/tenants/{A}/keys/{}", b.senders[0].key_id),
-        Some(ADMIN_TOKEN),
-    )
-    .await;
-    assert_problem(status, &body, StatusCode::NOT_FOUND, "not_found");
+    assert_problem(
+        &app.delete(
+            &format!("/admin/v1/tenants/{A}/keys/{}", b.senders[0].key_id),
+            Some(ADMIN_TOKEN),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
     send_as_ok(&app, &b.token, &b.senders[0], &anna, "Nyckeln gäller").await;
     app.stop().await;
 }
@@ -594,13 +508,16 @@ async fn a_key_cannot_be_registered_for_another_tenants_sender() {
     let mut app = TestApp::spawn().await;
     let b = tenant(&app, B);
     let key = SigningKey::generate();
-    let (status, body) = admin_post(
-        &app,
-        &format!("/admin/v1/tenants/{A}/keys"),
-        &json!({ "sender": b.senders[0].id, "public_key": key.public_key().to_base64() }),
-    )
-    .await;
-    assert_problem(status, &body, StatusCode::NOT_FOUND, "not_found");
+    assert_problem(
+        &admin_post(
+            &app,
+            &format!("/admin/v1/tenants/{A}/keys"),
+            &json!({ "sender": b.senders[0].id, "public_key": key.public_key().to_base64() }),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
     app.stop().await;
 }
 
@@ -629,8 +546,11 @@ async fn a_suspended_tenants_send_is_refused_with_tenant_suspended() {
     let a = tenant(&app, A);
     let anna = app.recipient("registered").id.clone();
     suspend(&app, A).await;
-    let (status, body) = send_as(&app, &a.token, &a.senders[0], &anna, "Avstängd").await;
-    assert_problem(status, &body, StatusCode::FORBIDDEN, "tenant_suspended");
+    assert_problem(
+        &send_as(&app, &a.token, &a.senders[0], &anna, "Avstängd").await,
+        StatusCode::FORBIDDEN,
+        "tenant_suspended",
+    );
     assert_eq!(app.outbox_len().await, 0, "nothing was stored");
     app.stop().await;
 }
@@ -642,25 +562,17 @@ async fn a_suspended_tenants_status_read_is_refused_with_tenant_suspended() {
     let anna = app.recipient("registered").id.clone();
     let id = send_as_ok(&app, &a.token, &a.senders[0], &anna, "Före").await;
     suspend(&app, A).await;
-    let (status, body) = app
-        .get(&format!("/v1/deliveries/{id}"), Some(&a.token))
-        .await;
-    assert_problem(status, &body, StatusCode::FORBIDDEN, "tenant_suspended");
-    let (status, body) = app.get("/v1/statistics", Some(&a.token)).await;
-    assert_problem(status, &body, StatusCode::FORBIDDEN, "tenant_suspended");
+    assert_problem(
+        &app.delivery_view(&a.token, &id).await,
+        StatusCode::FORBIDDEN,
+        "tenant_suspended",
+    );
+    assert_problem(
+        &app.get("/v1/statistics", Some(&a.token)).await,
+        StatusCode::FORBIDDEN,
+        "tenant_suspended",
+    );
     app.stop().await;
-}
-
-/// One number from the core database (read-only, a fresh connection).
-async fn core_number(app: &TestApp, sql: &str, bind: &str) -> i64 {
-    let mut conn = core_conn(app).await;
-    let row: Option<(i64,)> = sqlx::query_as(sql)
-        .bind(bind)
-        .fetch_optional(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    row.map_or(i64::MAX, |r| r.0)
 }
 
 #[tokio::test]
@@ -668,14 +580,7 @@ async fn a_suspended_tenants_queue_is_held_and_goes_out_exactly_once_after_resum
     let mut app = TestApp::spawn().await;
     let (a, b) = (tenant(&app, A), tenant(&app, B));
     let anna = app.recipient("registered").id.clone();
-    let bertil = app
-        .demo
-        .recipients
-        .iter()
-        .find(|r| r.name == "Bertil Berg")
-        .unwrap()
-        .id
-        .clone();
+    let bertil = app.person("Bertil Berg");
     let a_tenant = TenantId::parse(A).unwrap();
 
     app.set_mailbox_open(false);
@@ -691,8 +596,11 @@ async fn a_suspended_tenants_queue_is_held_and_goes_out_exactly_once_after_resum
         held.push(DeliveryId::parse(body["delivery_id"].as_str().unwrap()).unwrap());
     }
     suspend(&app, A).await;
-    let (status, body) = send_as(&app, &a.token, &a.senders[0], &anna, "Under avstängning").await;
-    assert_problem(status, &body, StatusCode::FORBIDDEN, "tenant_suspended");
+    assert_problem(
+        &send_as(&app, &a.token, &a.senders[0], &anna, "Under avstängning").await,
+        StatusCode::FORBIDDEN,
+        "tenant_suspended",
+    );
 
     // B is unaffected: it sends, and once a whole worker pass started after
     // the suspension has tried B's delivery (the mailbox still closed), no
@@ -706,42 +614,26 @@ async fn a_suspended_tenants_queue_is_held_and_goes_out_exactly_once_after_resum
     )
     .await;
     let (shared, first) = (&app, b_first.as_str());
-    eventually("a pass has tried B's delivery", || async move {
-        core_number(
-            shared,
-            "SELECT attempts FROM outbox WHERE delivery_id = ?",
-            first,
-        )
-        .await
-            >= 1
+    eventually("a pass has tried B's delivery", PATIENCE, || async move {
+        let sql = format!("SELECT attempts FROM outbox WHERE delivery_id = '{first}'");
+        (core_number(shared, &sql).await >= 1).then_some(())
     })
     .await;
 
     app.set_mailbox_open(true);
-    assert_eq!(
-        app.wait_final(&b.token, &b_first).await["status"],
-        "delivered"
-    );
+    app.wait_delivered(&b.token, &b_first).await;
     // Wait until A's held jobs are all due, then have the worker make one
     // more pass (B's second delivery wakes it): a pass that would have taken
     // them had A been active.
     let shared = &app;
-    eventually("A's held jobs are due", || async move {
+    eventually("A's held jobs are due", PATIENCE, || async move {
         let now = kuvert_domain::clock::format_instant(time::OffsetDateTime::now_utc());
-        core_number(
-            shared,
-            "SELECT COUNT(*) FROM outbox WHERE next_attempt_at > ?",
-            &now,
-        )
-        .await
-            == 0
+        let sql = format!("SELECT COUNT(*) FROM outbox WHERE next_attempt_at > '{now}'");
+        (core_number(shared, &sql).await == 0).then_some(())
     })
     .await;
     let b_second = send_as_ok(&app, &b.token, &b.senders[1], &bertil, "B igen").await;
-    assert_eq!(
-        app.wait_final(&b.token, &b_second).await["status"],
-        "delivered"
-    );
+    app.wait_delivered(&b.token, &b_second).await;
 
     for id in &held {
         let record = app
@@ -759,33 +651,25 @@ async fn a_suspended_tenants_queue_is_held_and_goes_out_exactly_once_after_resum
     }
     assert_eq!(app.outbox_len().await, 3, "only A's three wait");
     assert_eq!(
-        mailbox_total(&app, &anna).await,
+        app.inbox(&anna).await.total,
         0,
         "nothing of A reached the mailbox"
     );
-    assert_eq!(mailbox_total(&app, &bertil).await, 2);
+    assert_eq!(app.inbox(&bertil).await.total, 2);
 
     resume(&app, A).await;
     for id in &held {
-        let view = app.wait_final(&a.token, &id.to_string()).await;
-        assert_eq!(view["status"], "delivered", "{view}");
+        app.wait_delivered(&a.token, &id.to_string()).await;
     }
     app.drain().await;
 
     // Exactly once each: three messages, one per held delivery.
     let token = app.recipient_token(&anna);
-    let (_, page) = app
-        .get("/mailbox/v1/messages?page_size=100", Some(&token))
-        .await;
-    assert_eq!(page["total"], 3, "{page}");
+    let page = app.messages(&token, "page_size=100").await;
+    assert_eq!(page.total, 3, "{page:?}");
     let mut delivered: Vec<String> = Vec::new();
-    for message in page["messages"].as_array().unwrap() {
-        let (status, opened) = app
-            .get(
-                &format!("/mailbox/v1/messages/{}", message["id"].as_str().unwrap()),
-                Some(&token),
-            )
-            .await;
+    for message in &page.messages {
+        let (status, opened) = app.open_message(&token, &message.id).await;
         assert_eq!(status, StatusCode::OK, "{opened}");
         delivered.push(opened["delivery_id"].as_str().unwrap().to_owned());
     }
@@ -802,12 +686,17 @@ async fn a_suspended_tenants_queue_is_held_and_goes_out_exactly_once_after_resum
 #[tokio::test]
 async fn the_admin_api_refuses_a_request_without_a_token() {
     let mut app = TestApp::spawn().await;
-    let (status, body) = app.get("/admin/v1/tenants", None).await;
-    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
-    let (status, body) = app
-        .post(&format!("/admin/v1/tenants/{A}/suspend"), None, &json!({}))
-        .await;
-    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_problem(
+        &app.get("/admin/v1/tenants", None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_problem(
+        &app.post(&format!("/admin/v1/tenants/{A}/suspend"), None, &json!({}))
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     app.stop().await;
 }
 
@@ -816,27 +705,34 @@ async fn the_admin_api_refuses_a_tenants_sender_credential() {
     let mut app = TestApp::spawn().await;
     let a = tenant(&app, A);
     let anna = app.recipient("registered").id.clone();
-    let (status, body) = app.get("/admin/v1/tenants", Some(&a.token)).await;
-    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_problem(
+        &app.get("/admin/v1/tenants", Some(&a.token)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     // Not even against itself or the other tenant: nothing changed.
     for target in [A, B] {
-        let (status, body) = app
-            .post(
+        assert_problem(
+            &app.post(
                 &format!("/admin/v1/tenants/{target}/suspend"),
                 Some(&a.token),
                 &json!({}),
             )
-            .await;
-        assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+            .await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
     }
-    let (status, body) = app
-        .post(
+    assert_problem(
+        &app.post(
             &format!("/admin/v1/tenants/{A}/credentials"),
             Some(&a.token),
             &json!({ "label": "x" }),
         )
-        .await;
-    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     send_as_ok(&app, &a.token, &a.senders[0], &anna, "Fortfarande aktiv").await;
     let b = tenant(&app, B);
     send_as_ok(&app, &b.token, &b.senders[0], &anna, "B också").await;
@@ -846,10 +742,12 @@ async fn the_admin_api_refuses_a_tenants_sender_credential() {
 #[tokio::test]
 async fn the_admin_api_refuses_a_wrong_operator_token() {
     let mut app = TestApp::spawn().await;
-    let (status, body) = app
-        .get("/admin/v1/tenants", Some("kva_not-the-operator-token"))
-        .await;
-    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_problem(
+        &app.get("/admin/v1/tenants", Some("kva_not-the-operator-token"))
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     app.stop().await;
 }
 
@@ -857,37 +755,33 @@ async fn the_admin_api_refuses_a_wrong_operator_token() {
 async fn a_tenant_created_through_the_admin_api_sends_end_to_end() {
     let mut app = TestApp::spawn().await;
     let anna = app.recipient("registered").id.clone();
-    let (status, body) = admin_post(
+    admin_created(
         &app,
         "/admin/v1/tenants",
         &json!({ "id": "nykommun", "name": "Ny kommun" }),
     )
     .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
     let sender_id = format!("16{}", kuvert::demo::organisation_number("212100555"));
-    let (status, body) = admin_post(
+    admin_created(
         &app,
         "/admin/v1/tenants/nykommun/senders",
         &json!({ "id": sender_id, "name": "Nya nämnden" }),
     )
     .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, credential) = admin_post(
+    let credential = admin_created(
         &app,
         "/admin/v1/tenants/nykommun/credentials",
         &json!({ "label": "prod" }),
     )
     .await;
-    assert_eq!(status, StatusCode::CREATED, "{credential}");
     let token = credential["token"].as_str().unwrap().to_owned();
     let key = SigningKey::generate();
-    let (status, added) = admin_post(
+    let added = admin_created(
         &app,
         "/admin/v1/tenants/nykommun/keys",
         &json!({ "sender": sender_id, "public_key": key.public_key().to_base64() }),
     )
     .await;
-    assert_eq!(status, StatusCode::CREATED, "{added}");
 
     let sender = DemoSender {
         id: sender_id.clone(),
@@ -896,16 +790,13 @@ async fn a_tenant_created_through_the_admin_api_sends_end_to_end() {
         signing_key: base64::engine::general_purpose::STANDARD.encode(*key.to_bytes()),
     };
     let id = send_as_ok(&app, &token, &sender, &anna, "Välkommen").await;
-    let view = app.wait_final(&token, &id).await;
-    assert_eq!(view["status"], "delivered", "{view}");
+    let view = app.wait_delivered(&token, &id).await;
     assert_eq!(view["sender_id"], sender_id.as_str());
 
-    let (_, page) = app
-        .get("/mailbox/v1/messages", Some(&app.recipient_token(&anna)))
-        .await;
-    assert_eq!(page["total"], 1, "{page}");
-    assert_eq!(page["messages"][0]["sender_name"], "Nya nämnden");
-    assert_eq!(page["messages"][0]["subject"], "Välkommen");
+    let page = app.inbox(&anna).await;
+    assert_eq!(page.total, 1, "{page:?}");
+    assert_eq!(page.messages[0].sender_name, "Nya nämnden");
+    assert_eq!(page.messages[0].subject, "Välkommen");
 
     // The new tenant is listed, active, and sees only itself.
     let (status, tenants) = app.get("/admin/v1/tenants", Some(ADMIN_TOKEN)).await;
@@ -918,11 +809,12 @@ async fn a_tenant_created_through_the_admin_api_sends_end_to_end() {
         .unwrap();
     assert_eq!(listed["status"], "active");
     assert_eq!(listed["name"], "Ny kommun");
-    let (_, own) = app.get(&format!("/v1/deliveries/{id}"), Some(&token)).await;
+    let (_, own) = app.delivery_view(&token, &id).await;
     assert_eq!(own["delivery_id"], id.as_str());
-    let (status, body) = app
-        .get(&format!("/v1/deliveries/{id}"), Some(&app.kommun().0.token))
-        .await;
-    assert_problem(status, &body, StatusCode::NOT_FOUND, "not_found");
+    assert_problem(
+        &app.delivery_view(&app.kommun().0.token, &id).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
     app.stop().await;
 }
