@@ -54,7 +54,12 @@ field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))$1)" "$
 KUVERT_SENDER_TOKEN=$(field '["tenants"][0]["token"]')
 KUVERT_RECIPIENT_TOKEN=$(field '["recipients"][0]["token"]')
 KUVERT_ADMIN_TOKEN=$(cat "$data/admin-token")
-export KUVERT_SENDER_TOKEN KUVERT_RECIPIENT_TOKEN KUVERT_ADMIN_TOKEN
+# The relay's credential at the built-in mailbox: kvm_ + the key file's
+# 32 bytes as URL-safe base64 without padding.
+KUVERT_RELAY_TOKEN=$(python3 -c 'import base64, sys
+raw = base64.b64decode(open(sys.argv[1]).read().strip())
+print("kvm_" + base64.urlsafe_b64encode(raw).decode().rstrip("="))' "$data/keys/relay-mailbox-credential.secret")
+export KUVERT_SENDER_TOKEN KUVERT_RECIPIENT_TOKEN KUVERT_ADMIN_TOKEN KUVERT_RELAY_TOKEN
 
 # Something to find: a delivered message with an attachment, so that reading,
 # archiving and downloading get past 404 now and then.
@@ -71,7 +76,7 @@ request = urllib.request.Request(sys.argv[1] + "/mailbox/v1/messages",
 print(json.load(urllib.request.urlopen(request))["messages"][0]["id"])' "$url")
 
 # One credential per security scheme of the document (sender, recipient,
-# admin); a path `id` is one of the known ids half of the time.
+# admin, relay); a path `id` is one of the known ids half of the time.
 cat >"$data/schemathesis.toml" <<TOML
 [auth.openapi.sender]
 bearer = "\${KUVERT_SENDER_TOKEN}"
@@ -79,6 +84,8 @@ bearer = "\${KUVERT_SENDER_TOKEN}"
 bearer = "\${KUVERT_RECIPIENT_TOKEN}"
 [auth.openapi.admin]
 bearer = "\${KUVERT_ADMIN_TOKEN}"
+[auth.openapi.relay]
+bearer = "\${KUVERT_RELAY_TOKEN}"
 [dictionaries.known-ids]
 values = ["$message", "$delivery", "demokommun", "demoformedlare"]
 [parameters]

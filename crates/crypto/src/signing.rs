@@ -56,12 +56,15 @@ impl std::fmt::Debug for SigningKey {
 pub struct PublicKey(ed25519_dalek::VerifyingKey);
 
 impl PublicKey {
-    /// Rejects bytes that are not a curve point and weak (small-order) keys:
-    /// such a key could "verify" signatures nobody made with a private key.
+    /// Rejects bytes that are not a curve point, weak (small-order) keys —
+    /// such a key could "verify" signatures nobody made with a private key —
+    /// and keys that are not canonically encoded or have a small-order
+    /// component: on such keys batch and strict verification can disagree
+    /// (see [`prime_order_point`]). A key from `SigningKey` never has one.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, CryptoError> {
         let key =
             ed25519_dalek::VerifyingKey::from_bytes(bytes).map_err(|_| CryptoError::InvalidKey)?;
-        if key.is_weak() {
+        if key.is_weak() || !prime_order_point(bytes) {
             return Err(CryptoError::InvalidKey);
         }
         Ok(Self(key))
@@ -123,6 +126,25 @@ impl Signature {
     }
 }
 
+/// Whether 32 bytes are the canonical encoding of a curve point in the
+/// prime-order subgroup, other than the identity (no small-order component).
+///
+/// Why: `ed25519_dalek::verify_batch` checks a random combination of the
+/// cofactorless equations, so a small-order component in a key cancels out
+/// whenever the random factor is a multiple of its order — for an order-2
+/// component, half the time — while `verify_strict` refuses the same
+/// signatures: one verifier would accept what the next refuses. Keys are
+/// parsed once per request, so the check (a scalar multiplication, ~65 µs)
+/// is cheap there. The same hole through a signature's R is still open
+/// (issue 16): checking every R this way costs more than the verification
+/// itself, so it needs its own decision (strict only, or ZIP-215 throughout).
+fn prime_order_point(bytes: &[u8; 32]) -> bool {
+    let compressed = curve25519_dalek::edwards::CompressedEdwardsY(*bytes);
+    compressed.decompress().is_some_and(|point| {
+        point.compress() == compressed && !point.is_small_order() && point.is_torsion_free()
+    })
+}
+
 /// Public keys parsed from base64, each once: parsing decompresses a curve
 /// point (~10 µs), and a request of 1000 deliveries usually has one sender
 /// key. A key that does not parse is remembered as such.
@@ -151,10 +173,10 @@ const VERIFY_CHUNK: usize = 64;
 ///
 /// Fast path: one `verify_batch` call per chunk. If it fails we don't know
 /// which item is bad, so that chunk falls back to individual `verify_strict`
-/// checks. Note: batch verification uses the cofactored equation and is
-/// slightly more lenient than `verify_strict` for signer-crafted edge-case
-/// signatures; it never accepts a forgery (keys are already checked for
-/// weakness in `PublicKey::from_bytes`).
+/// checks. Note: the batch equation is more lenient than `verify_strict` for
+/// signer-crafted signatures whose R has a small-order component (it passes
+/// them about half the time); it never accepts a forgery, and keys with such
+/// a component are refused when parsed (see [`prime_order_point`]).
 pub fn verify_many(
     items: &[(&PublicKey, &[u8], &[u8], &Signature)],
 ) -> Vec<Result<(), CryptoError>> {
@@ -308,6 +330,30 @@ mod tests {
         for (i, r) in results.iter().enumerate() {
             assert_eq!(r.is_ok(), !bad.contains(&i), "item {i}");
         }
+    }
+
+    /// The point (0, -1) of order 2.
+    fn order_two_point() -> curve25519_dalek::EdwardsPoint {
+        let mut bytes = [0xffu8; 32];
+        bytes[0] = 0xec;
+        bytes[31] = 0x7f;
+        let t = curve25519_dalek::edwards::CompressedEdwardsY(bytes)
+            .decompress()
+            .unwrap();
+        use curve25519_dalek::traits::IsIdentity as _;
+        assert!(t.is_small_order() && !t.is_identity());
+        assert!((t + t).is_identity());
+        t
+    }
+
+    /// A key with a small-order component is refused when parsed (a key a
+    /// sender registers, or an operator's receipt key).
+    #[test]
+    fn a_key_with_a_small_order_component_is_refused() {
+        let key = SigningKey::generate().public_key();
+        let mixed = (key.0.to_edwards() + order_two_point()).compress();
+        assert!(PublicKey::from_bytes(mixed.as_bytes()).is_err());
+        assert!(PublicKey::from_bytes(key.as_bytes()).is_ok());
     }
 
     proptest! {
