@@ -272,13 +272,8 @@ impl DeliveryWorker {
         for ((job, sealed), result) in jobs.iter().zip(&sealed).zip(results) {
             match result {
                 DeliveryResult::Delivered { receipt } => {
-                    let genuine = signed_ok.next().unwrap_or(false)
-                        && receipt.format == RECEIPT_FORMAT
-                        && receipt.delivery_id == sealed.delivery_id
-                        && receipt.recipient == sealed.recipient
-                        && receipt.sender_id == sealed.sender_id
-                        && receipt.operator_id == sealed.operator_id
-                        && receipt.delivery_digest == sealed.delivery_digest;
+                    let genuine =
+                        signed_ok.next().unwrap_or(false) && receipt_names(&receipt, sealed, job);
                     let delivered_at = parse_instant(&receipt.delivered_at).ok();
                     match (genuine, delivered_at) {
                         (true, Some(at)) => {
@@ -374,14 +369,79 @@ impl DeliveryWorker {
     }
 }
 
+/// Whether a receipt (its signature checked apart) is for exactly what this
+/// relay sealed and accepted: the delivery, recipient, sender, operator,
+/// the digest of what the sender signed and the sender's message ids.
+fn receipt_names(receipt: &Receipt, sealed: &SealedDelivery, job: &OutboxJob) -> bool {
+    receipt.format == RECEIPT_FORMAT
+        && receipt.delivery_id == sealed.delivery_id
+        && receipt.recipient == sealed.recipient
+        && receipt.sender_id == sealed.sender_id
+        && receipt.operator_id == sealed.operator_id
+        && receipt.delivery_digest == sealed.delivery_digest
+        && receipt.message_ids == job.message_ids
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use kuvert_domain::ids::{DeliveryId, OperatorId, TenantId};
 
+    /// A receipt is recorded only when every field names what was sealed
+    /// and accepted; a genuine signature over other values is not enough.
+    #[test]
+    fn a_receipt_must_name_what_was_sealed_and_accepted() {
+        let job = job(10);
+        let sealed = SealedDelivery {
+            delivery_id: job.delivery_id.to_string(),
+            recipient: "198001012387".to_owned(),
+            sender_id: "162120009994".to_owned(),
+            operator_id: "kuvert-brevlada".to_owned(),
+            received_at: "2026-12-01T10:00:00.000000Z".to_owned(),
+            relay_key_id: "ed25519:0000000000000000".to_owned(),
+            delivery_digest: "ab".repeat(32),
+            content_hash: "cd".repeat(32),
+            encapsulated_key: String::new(),
+            ciphertext: String::new(),
+            seal_signature: String::new(),
+        };
+        let receipt = Receipt {
+            format: RECEIPT_FORMAT.to_owned(),
+            delivery_id: sealed.delivery_id.clone(),
+            recipient: sealed.recipient.clone(),
+            sender_id: sealed.sender_id.clone(),
+            operator_id: sealed.operator_id.clone(),
+            delivered_at: "2026-12-01T10:00:01.000000Z".to_owned(),
+            delivery_digest: sealed.delivery_digest.clone(),
+            message_ids: job.message_ids.clone(),
+            key_id: String::new(),
+            signature: String::new(),
+        };
+        assert!(receipt_names(&receipt, &sealed, &job));
+        let changes: [(&str, fn(&mut Receipt)); 7] = [
+            ("format", |r| r.format = "kuvert-receipt-v1".to_owned()),
+            ("delivery_id", |r| {
+                r.delivery_id = DeliveryId::new().to_string()
+            }),
+            ("recipient", |r| r.recipient = "197505053178".to_owned()),
+            ("sender_id", |r| r.sender_id = "162021004748".to_owned()),
+            ("operator_id", |r| r.operator_id = "annan".to_owned()),
+            ("delivery_digest", |r| r.delivery_digest = "00".repeat(32)),
+            ("message_ids", |r| {
+                r.message_ids = vec!["1".to_owned(), "2".to_owned()]
+            }),
+        ];
+        for (field, change) in changes {
+            let mut other = receipt.clone();
+            change(&mut other);
+            assert!(!receipt_names(&other, &sealed, &job), "{field}");
+        }
+    }
+
     fn job(bytes: usize) -> OutboxJob {
         OutboxJob {
+            message_ids: vec!["1".to_owned()],
             delivery_id: DeliveryId::new(),
             tenant_id: TenantId::parse("demo").unwrap(),
             operator_id: OperatorId::parse("kuvert-brevlada").unwrap(),

@@ -96,6 +96,8 @@ pub struct DeliveryRecord {
 #[derive(Debug, Clone)]
 pub struct OutboxJob {
     pub delivery_id: DeliveryId,
+    /// The sender's message ids, as accepted: the receipt must name these.
+    pub message_ids: Vec<String>,
     pub tenant_id: TenantId,
     pub operator_id: OperatorId,
     pub sealed: Vec<u8>,
@@ -514,7 +516,7 @@ impl Db {
         // (~4 KB each) are read after the commit, outside the writer.
         let mut tx = self.writer().begin().await?;
         let rows = sqlx::query(
-            "SELECT o.delivery_id, d.tenant_id, o.operator_id, o.attempts
+            "SELECT o.delivery_id, d.tenant_id, d.message_ids, o.operator_id, o.attempts
              FROM outbox o JOIN deliveries d ON d.id = o.delivery_id
              JOIN tenants t ON t.id = d.tenant_id
              WHERE o.next_attempt_at <= ? AND t.status = 'active'
@@ -528,8 +530,11 @@ impl Db {
         let mut jobs = Vec::with_capacity(rows.len());
         for row in rows {
             let operator: String = row.try_get("operator_id")?;
+            let message_ids: String = row.try_get("message_ids")?;
             let job = OutboxJob {
                 delivery_id: delivery_id(&row, "delivery_id")?,
+                message_ids: serde_json::from_str(&message_ids)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 tenant_id: tenant_id(&row)?,
                 operator_id: OperatorId::parse(&operator)
                     .map_err(|_| StoreError::Corrupt("operator id".into()))?,
