@@ -388,6 +388,9 @@ mod tests {
     use super::*;
     use kuvert_domain::ids::{DeliveryId, OperatorId, TenantId};
 
+    /// A change made to a receipt.
+    type Change = fn(&mut Receipt);
+
     /// A receipt is recorded only when every field names what was sealed
     /// and accepted; a genuine signature over other values is not enough.
     #[test]
@@ -419,7 +422,7 @@ mod tests {
             signature: String::new(),
         };
         assert!(receipt_names(&receipt, &sealed, &job));
-        let changes: [(&str, fn(&mut Receipt)); 7] = [
+        let changes: [(&str, Change); 7] = [
             ("format", |r| r.format = "kuvert-receipt-v1".to_owned()),
             ("delivery_id", |r| {
                 r.delivery_id = DeliveryId::new().to_string()
