@@ -58,11 +58,30 @@ async fn no_database_file_contains_plaintext_content() {
             b64.encode(&pdf).as_bytes()[..40].to_vec(),
         ),
     ];
-    let files = app.database_files();
+    // The last connections may still be closing after the stop, and SQLite
+    // removes a -wal or -shm file when its last connection closes: read a
+    // listing whose files all still exist (content moves from the WAL into
+    // the database file before the WAL goes, so a later listing misses none).
+    let mut attempts = 0;
+    let (files, contents) = loop {
+        attempts += 1;
+        assert!(attempts <= 100, "database files keep disappearing");
+        let files = app.database_files();
+        let contents: Option<Vec<Vec<u8>>> = files
+            .iter()
+            .map(|f| match std::fs::read(f) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => panic!("{}: {e}", f.display()),
+            })
+            .collect();
+        if let Some(contents) = contents {
+            break (files, contents);
+        }
+    };
     assert!(files.len() >= 2, "expected both databases, found {files:?}");
     let mut scanned = 0;
-    for file in &files {
-        let bytes = std::fs::read(file).unwrap();
+    for (file, bytes) in files.iter().zip(&contents) {
         scanned += bytes.len();
         for (what, needle) in &needles {
             let found = bytes.windows(needle.len()).any(|w| w == needle.as_slice());
