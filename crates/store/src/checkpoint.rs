@@ -121,19 +121,7 @@ mod tests {
         // Migrations are checkpointed by now (or soon); wait for a stable size.
         tokio::time::sleep(super::EVERY * 3).await;
         let before = size();
-        let now = time::OffsetDateTime::now_utc();
-        for n in 0..2000_u32 {
-            let id = format!("19800101{:04}", n);
-            db.set_recipient(
-                &id,
-                crate::register::RecipientStatus::Registered,
-                None,
-                now,
-                &crate::audit::TEST_ENTRY,
-            )
-            .await
-            .unwrap();
-        }
+        register_many(&db, 2000).await;
         let deadline = Instant::now() + Duration::from_secs(20);
         while size() <= before {
             assert!(
@@ -145,6 +133,22 @@ mod tests {
         db.close().await;
     }
 
+    /// Writes `count` recipients, one transaction each, as a busy node would.
+    async fn register_many(db: &Db, count: u32) {
+        let now = time::OffsetDateTime::now_utc();
+        for n in 0..count {
+            db.set_recipient(
+                &format!("19800101{n:04}"),
+                crate::register::RecipientStatus::Registered,
+                None,
+                now,
+                &crate::audit::TEST_ENTRY,
+            )
+            .await
+            .unwrap();
+        }
+    }
+
     /// Closing the database copies the WAL into the database file and
     /// truncates it: nothing is left beside the file after a clean stop.
     #[tokio::test]
@@ -154,19 +158,7 @@ mod tests {
         let wal = dir.path().join("kuvert.db-wal");
         let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
         let db = Db::open(&path, Schema::Core).await.unwrap();
-        let now = time::OffsetDateTime::now_utc();
-        for n in 0..200_u32 {
-            let id = format!("19800101{:04}", n);
-            db.set_recipient(
-                &id,
-                crate::register::RecipientStatus::Registered,
-                None,
-                now,
-                &crate::audit::TEST_ENTRY,
-            )
-            .await
-            .unwrap();
-        }
+        register_many(&db, 200).await;
         // Keep a register snapshot and a read connection open, as a
         // running node would.
         db.reachability(&["198001010001".to_owned()], "162120000019")
