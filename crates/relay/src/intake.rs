@@ -538,12 +538,9 @@ impl Relay {
         };
 
         let id = DeliveryId::new();
-        // What the sender signed, plus its signature: the request's identity.
-        let request_hash =
-            sha256_hex(&[canonical.as_slice(), signed.signature.value.as_bytes()].concat());
-        // What the sender signed, alone: one signed delivery is delivered
-        // once, whatever idempotency key it comes with; the receipt is
-        // bound to it.
+        // What the sender signed: the request's identity (a retry under the
+        // same key must carry it), delivered once whatever idempotency key
+        // it comes with, and what the receipt is bound to.
         let delivery_digest = sha256_hex(&canonical);
         let message_ids = delivery
             .messages
@@ -601,7 +598,6 @@ impl Relay {
             sender_id: sender.as_str().to_owned(),
             recipient_id: recipient.as_str().to_owned(),
             idempotency_key,
-            request_hash,
             delivery_digest,
             message_ids,
             route,

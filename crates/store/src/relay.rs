@@ -35,8 +35,9 @@ pub struct NewDelivery {
     pub sender_id: String,
     pub recipient_id: String,
     pub idempotency_key: String,
-    pub request_hash: String,
-    /// SHA-256 (hex) of the canonical bytes the sender signed.
+    /// SHA-256 (hex) of the canonical bytes the sender signed: the
+    /// request's identity for retries, and unique per sender. (Also stored
+    /// as `request_hash`, which migration 0001 describes the same way.)
     pub delivery_digest: String,
     pub message_ids: Vec<String>,
     pub route: Route,
@@ -167,7 +168,7 @@ async fn earlier_delivery(
     item: &NewDelivery,
 ) -> Result<Intake> {
     let by_key = sqlx::query(
-        "SELECT id, request_hash, delivery_digest FROM deliveries WHERE tenant_id = ? AND sender_id = ? AND idempotency_key = ?",
+        "SELECT id, delivery_digest FROM deliveries WHERE tenant_id = ? AND sender_id = ? AND idempotency_key = ?",
     )
     .bind(tenant.as_str())
     .bind(&item.sender_id)
@@ -175,11 +176,10 @@ async fn earlier_delivery(
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(row) = by_key {
-        let same_request = row.try_get::<String, _>("request_hash")? == item.request_hash
-            || row
-                .try_get::<Option<String>, _>("delivery_digest")?
-                .as_deref()
-                == Some(item.delivery_digest.as_str());
+        let same_request = row
+            .try_get::<Option<String>, _>("delivery_digest")?
+            .as_deref()
+            == Some(item.delivery_digest.as_str());
         return Ok(Intake::Existing {
             id: delivery_id(&row, "id")?,
             same_request,
@@ -325,9 +325,10 @@ impl Db {
         }
         let batch_text = batch_used.as_ref().map(|(id, _)| id.clone());
         let mut answers = Vec::with_capacity(items.len());
-        // Items whose idempotency key belongs to another delivery are refused;
-        // the batch's `rejected` count must include them.
-        let mut reused_keys = 0_i64;
+        // Items whose idempotency key belongs to another delivery, or whose
+        // signed delivery was accepted before, are refused here; the batch's
+        // `rejected` count must include them.
+        let mut refused_here = 0_i64;
         // The delivery rows, many per statement; RETURNING names the ones
         // inserted, so an idempotency key seen before (in an earlier request
         // or earlier in this one) is known without a query per row.
@@ -353,7 +354,7 @@ impl Db {
                         .push_bind(&item.sender_id)
                         .push_bind(&item.recipient_id)
                         .push_bind(&item.idempotency_key)
-                        .push_bind(&item.request_hash)
+                        .push_bind(&item.delivery_digest)
                         .push_bind(&item.delivery_digest)
                         .push_bind(&batch_text)
                         .push_bind(message_ids)
@@ -384,7 +385,7 @@ impl Db {
                         ..
                     }
                 ) {
-                    reused_keys += 1;
+                    refused_here += 1;
                 }
                 answers.push(answer);
                 continue;
@@ -429,9 +430,9 @@ impl Db {
             answers.push(Intake::Created(item.id));
         }
         match &batch_used {
-            Some((batch_id, false)) if reused_keys > 0 => {
+            Some((batch_id, false)) if refused_here > 0 => {
                 sqlx::query("UPDATE batches SET rejected = rejected + ? WHERE id = ?")
-                    .bind(reused_keys)
+                    .bind(refused_here)
                     .bind(batch_id)
                     .execute(&mut *tx)
                     .await?;
