@@ -27,7 +27,15 @@ grep -q '"status": "delivered"' "$data/status.json" || { echo "smoke: not delive
 # documentation alone (scripts/verify-receipt.py); a tampered copy must fail.
 keys="http://127.0.0.1:$port/register/v1/operators/kuvert-brevlada/keys"
 "$bin" receipt verify --receipt "$data/status.json" --delivery "$data/sent.json" --keys "$keys"
-python3 "$(dirname "$0")/verify-receipt.py" "$data/status.json" "$data/sent.json" "$keys"
+# With the register's base URL it also checks the sender's key certificate and
+# the delivery's signature, pinned to the register key id given out of band.
+register_key_id=$(python3 -c "import json,sys,urllib.request; print([k['key_id'] for k in json.load(urllib.request.urlopen(sys.argv[1]))['keys'] if k['purpose'] == 'register_certificate'][0])" "http://127.0.0.1:$port/register/v1/keys")
+KUVERT_REGISTER_KEY_ID="$register_key_id" python3 "$(dirname "$0")/verify-receipt.py" \
+  "$data/status.json" "$data/sent.json" "$keys" "http://127.0.0.1:$port"
+if KUVERT_REGISTER_KEY_ID="ed25519:0000000000000000" python3 "$(dirname "$0")/verify-receipt.py" \
+  "$data/status.json" "$data/sent.json" "$keys" "http://127.0.0.1:$port" >/dev/null; then
+  echo "smoke: a certificate verified against a register key not pinned"; exit 1
+fi
 python3 - "$data/status.json" "$data/forged.json" <<'PY'
 import json, sys
 status = json.load(open(sys.argv[1]))

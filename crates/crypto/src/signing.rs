@@ -135,9 +135,9 @@ impl Signature {
 /// component, half the time — while `verify_strict` refuses the same
 /// signatures: one verifier would accept what the next refuses. Keys are
 /// parsed once per request, so the check (a scalar multiplication, ~65 µs)
-/// is cheap there. The same hole through a signature's R is still open
-/// (issue 16): checking every R this way costs more than the verification
-/// itself, so it needs its own decision (strict only, or ZIP-215 throughout).
+/// is cheap there. Signatures are no longer batch-checked at all (see
+/// [`verify_many`]); refusing such keys still keeps them out of the
+/// register, where any verifier would meet them.
 fn prime_order_point(bytes: &[u8; 32]) -> bool {
     let compressed = curve25519_dalek::edwards::CompressedEdwardsY(*bytes);
     compressed.decompress().is_some_and(|point| {
@@ -162,39 +162,34 @@ impl ParsedKeys {
     }
 }
 
-/// Items per batch verification: large enough to keep most of the batch's
-/// saving (about half the cost of one by one), small enough that chunks
-/// spread over every core and that a bad signature sends only its own chunk
-/// to the one-by-one checks.
-const VERIFY_CHUNK: usize = 64;
+/// Items each rayon task checks: enough to amortise the task, few enough
+/// to spread a request over every core.
+const VERIFY_CHUNK: usize = 16;
 
-/// Batch verification for many `(key, domain, message, signature)`; returns
-/// one result per item, in order. Chunks are verified in parallel (rayon).
+/// Verifies many `(key, domain, message, signature)`, one result per item,
+/// in order, spread over every core (rayon).
 ///
-/// Fast path: one `verify_batch` call per chunk. If it fails we don't know
-/// which item is bad, so that chunk falls back to individual `verify_strict`
-/// checks. Note: the batch equation is more lenient than `verify_strict` for
-/// signer-crafted signatures whose R has a small-order component (it passes
-/// them about half the time); it never accepts a forgery, and keys with such
-/// a component are refused when parsed (see [`prime_order_point`]).
+/// Each item gets the same check as [`PublicKey::verify`] (RFC 8032's
+/// cofactorless equation, `verify_strict`): one rule for intake, the
+/// mailbox, receipts and any outside verifier (OpenSSL's command line
+/// applies the same equation). Batch verification (a random linear
+/// combination of the equations, about half the cost) was used here until
+/// issue 16: it passes a signature whose R has a small-order component
+/// whenever its random factor cancels the component (half the time for
+/// order 2), which a strict check later refuses: a sender could make a
+/// delivery the relay accepts and the mailbox refuses, an operator a
+/// receipt the relay records and an auditor rejects. Ruling such R out
+/// before batching costs a scalar multiplication per signature, more than
+/// the batch saves. Decision 0009.
 pub fn verify_many(
     items: &[(&PublicKey, &[u8], &[u8], &Signature)],
 ) -> Vec<Result<(), CryptoError>> {
     use rayon::prelude::*;
-    let chunks: Vec<Vec<Result<(), CryptoError>>> =
-        items.par_chunks(VERIFY_CHUNK).map(verify_chunk).collect();
-    chunks.into_iter().flatten().collect()
-}
-
-fn verify_chunk(items: &[(&PublicKey, &[u8], &[u8], &Signature)]) -> Vec<Result<(), CryptoError>> {
-    let messages: Vec<Vec<u8>> = items.iter().map(|(_, d, m, _)| framed(d, m)).collect();
-    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-    let sigs: Vec<ed25519_dalek::Signature> = items.iter().map(|(_, _, _, s)| s.0).collect();
-    let keys: Vec<ed25519_dalek::VerifyingKey> = items.iter().map(|(k, _, _, _)| k.0).collect();
-    if ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok() {
-        return items.iter().map(|_| Ok(())).collect();
-    }
-    items.iter().map(|(k, d, m, s)| k.verify(d, m, s)).collect()
+    items
+        .par_iter()
+        .with_min_len(VERIFY_CHUNK)
+        .map(|(key, domain, message, signature)| key.verify(domain, message, signature))
+        .collect()
 }
 
 #[cfg(test)]
@@ -354,6 +349,68 @@ mod tests {
         let mixed = (key.0.to_edwards() + order_two_point()).compress();
         assert!(PublicKey::from_bytes(mixed.as_bytes()).is_err());
         assert!(PublicKey::from_bytes(key.as_bytes()).is_ok());
+    }
+
+    /// A signature made with the private key but with an order-2 point
+    /// added to its R: `R' = [r]B + T`, `S = r + H(R' || A || M)·a`. The
+    /// cofactorless equation (RFC 8032, `verify_strict`, OpenSSL) refuses
+    /// it; a random-linear-combination batch check passes it whenever its
+    /// random factor is even.
+    fn signature_with_torsion_in_r(seed: &[u8; 32], domain: &[u8], message: &[u8]) -> Signature {
+        use curve25519_dalek::{EdwardsPoint, Scalar};
+        use sha2::{Digest as _, Sha512};
+        let expanded = Sha512::digest(seed);
+        let mut secret = [0u8; 32];
+        secret.copy_from_slice(&expanded[..32]);
+        secret[0] &= 248;
+        secret[31] &= 127;
+        secret[31] |= 64;
+        let a = Scalar::from_bytes_mod_order(secret);
+        let public = SigningKey::from_bytes(seed).public_key();
+        let r = Scalar::from_bytes_mod_order_wide(&crate::digest::random_bytes::<64>());
+        let big_r: EdwardsPoint = EdwardsPoint::mul_base(&r) + order_two_point();
+        let big_r = big_r.compress();
+        let mut h = Sha512::new();
+        h.update(big_r.as_bytes());
+        h.update(public.as_bytes());
+        h.update(framed(domain, message));
+        let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
+        let s = r + k * a;
+        let mut bytes = [0u8; 64];
+        bytes[..32].copy_from_slice(big_r.as_bytes());
+        bytes[32..].copy_from_slice(s.as_bytes());
+        Signature::from_bytes(&bytes)
+    }
+
+    /// One rule everywhere: a signature whose R has a small-order
+    /// component is refused by the batch path as by the single check,
+    /// every time, wherever it sits among genuine ones (issue 16: before,
+    /// it passed about half the time and a later strict check refused it).
+    #[test]
+    fn a_signature_with_a_small_order_r_is_refused_by_every_path() {
+        let seed = [7u8; 32];
+        let key = SigningKey::from_bytes(&seed);
+        let public = key.public_key();
+        let crafted = signature_with_torsion_in_r(&seed, D, b"crafted");
+        assert!(
+            public.verify(D, b"crafted", &crafted).is_err(),
+            "strict check"
+        );
+        let messages: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 8]).collect();
+        let genuine: Vec<Signature> = messages.iter().map(|m| key.sign(D, m)).collect();
+        for trial in 0..32 {
+            let at = trial % (messages.len() + 1);
+            let mut items: Vec<(&PublicKey, &[u8], &[u8], &Signature)> = messages
+                .iter()
+                .zip(&genuine)
+                .map(|(m, s)| (&public, D, m.as_slice(), s))
+                .collect();
+            items.insert(at, (&public, D, b"crafted", &crafted));
+            let results = verify_many(&items);
+            for (i, result) in results.iter().enumerate() {
+                assert_eq!(result.is_ok(), i != at, "trial {trial}, item {i}");
+            }
+        }
     }
 
     proptest! {

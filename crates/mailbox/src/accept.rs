@@ -1,21 +1,23 @@
 //! Accepting sealed deliveries: check the relay's seal, open the content,
 //! check the sender's signature, store encrypted, sign the receipt.
 
+use crate::certificate::{SenderKeyCertificate, SenderKeyRevocation, TrustedRegisters};
 use crate::protocol::{
     DeliveryResult, HPKE_INFO, RECEIPT_FORMAT, Receipt, SEAL_DOMAIN, SealedContent, SealedDelivery,
 };
 use kuvert_crypto::at_rest::KeyEncryptionKey;
 use kuvert_crypto::digest::sha256_hex;
 use kuvert_crypto::sealing::{Opener, SealingPrivateKey};
-use kuvert_crypto::signing::{ParsedKeys, PublicKey, Signature, SigningKey, verify_many};
+use kuvert_crypto::signing::{PublicKey, Signature, SigningKey, verify_many};
 use kuvert_domain::clock::{Clock, format_instant, parse_instant};
 use kuvert_domain::delivery::{SIGNED_DELIVERY_DOMAIN, SecureMessage};
 use kuvert_domain::ids::{MailboxMessageId, OperatorId};
 use kuvert_store::mailbox::{NewMailboxDelivery, NewMailboxMessage};
+use kuvert_store::revocations::LearnedRevocation;
 use kuvert_store::{Db, StoreError};
 use rayon::prelude::*;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailboxError {
@@ -40,6 +42,8 @@ enum Refusal {
     HeaderMismatch,
     DigestMismatch,
     BadSenderSignature,
+    SenderKeyNotCertified,
+    SenderKeyRevoked,
 }
 
 impl Refusal {
@@ -54,6 +58,8 @@ impl Refusal {
             Self::HeaderMismatch => "header_mismatch",
             Self::DigestMismatch => "delivery_digest_mismatch",
             Self::BadSenderSignature => "bad_sender_signature",
+            Self::SenderKeyNotCertified => "sender_key_not_certified",
+            Self::SenderKeyRevoked => "sender_key_revoked",
         }
     }
     fn message(self) -> &'static str {
@@ -69,6 +75,10 @@ impl Refusal {
                 "the sealed delivery digest is not the digest of the signed delivery"
             }
             Self::BadSenderSignature => "the sender's signature does not verify",
+            Self::SenderKeyNotCertified => {
+                "the sender's key has no certificate by a register this operator trusts, or the certificate is for another sender or key"
+            }
+            Self::SenderKeyRevoked => "the register has revoked the key the sender signed with",
         }
     }
 }
@@ -83,6 +93,12 @@ pub struct Mailbox {
     pub kek: KeyEncryptionKey,
     /// Relay seal keys this operator accepts deliveries from.
     pub trusted_relays: Vec<PublicKey>,
+    /// Register keys whose sender-key certificates and revocations this
+    /// operator accepts: its own trust anchor for who a sender is.
+    pub trusted_registers: TrustedRegisters,
+    /// Sender keys the register revoked (key ids), as learned; loaded from
+    /// the store at start ([`Mailbox::load_revocations`]).
+    pub revoked_keys: RwLock<HashSet<String>>,
     /// SHA-256 of each relay's credential (`kvm_…`): the delivery endpoint
     /// reads no body from a caller without one.
     pub relay_credentials: Vec<[u8; 32]>,
@@ -100,12 +116,79 @@ pub(crate) struct StoredContent {
 struct Opened {
     sealed: SealedDelivery,
     content: SealedContent,
+    /// The register's name for the sender: what the recipient is shown.
+    sender_name: String,
     /// SHA-256 (hex) of the canonical bytes the sender signed, computed
     /// here from the opened delivery: what the receipt is bound to.
     delivery_digest: String,
 }
 
 impl Mailbox {
+    /// Loads the revocations this operator has learned (at start).
+    pub async fn load_revocations(&self) -> Result<(), MailboxError> {
+        let known = self.db.revoked_sender_keys().await?;
+        self.revoked()?.extend(known);
+        Ok(())
+    }
+
+    /// Takes revocation statements from the register (pushed in one
+    /// process, fetched otherwise): each is checked against the register
+    /// keys this operator trusts; one that does not verify is ignored and
+    /// logged. From now on deliveries signed with those keys are refused.
+    /// Returns how many were new.
+    pub async fn learn_revocations(
+        &self,
+        statements: &[SenderKeyRevocation],
+    ) -> Result<u64, MailboxError> {
+        let mut valid = Vec::new();
+        let mut json = Vec::new();
+        for statement in statements {
+            match statement.verify(&self.trusted_registers) {
+                Ok(()) => {
+                    valid.push(statement);
+                    json.push(
+                        serde_json::to_string(statement)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(key_id = %statement.key_id, error = %e, "ignored a revocation that does not verify");
+                }
+            }
+        }
+        let learned: Vec<LearnedRevocation<'_>> = valid
+            .iter()
+            .zip(&json)
+            .map(|(r, statement)| LearnedRevocation {
+                key_id: &r.key_id,
+                sender_id: &r.sender_id,
+                revoked_at: &r.revoked_at,
+                statement,
+            })
+            .collect();
+        // Refused in memory first: from the moment the statement is seen.
+        self.revoked()?
+            .extend(valid.iter().map(|r| r.key_id.clone()));
+        Ok(self
+            .db
+            .learn_revocations(&learned, self.clock.now())
+            .await?)
+    }
+
+    fn is_revoked(&self, key_id: &str) -> bool {
+        // A poisoned lock (a panic elsewhere) must not let a revoked key
+        // through: treat it as revoked.
+        self.revoked_keys
+            .read()
+            .map_or(true, |revoked| revoked.contains(key_id))
+    }
+
+    fn revoked(&self) -> Result<std::sync::RwLockWriteGuard<'_, HashSet<String>>, MailboxError> {
+        self.revoked_keys
+            .write()
+            .map_err(|_| MailboxError::Store(StoreError::Corrupt("revocation set poisoned".into())))
+    }
+
     /// Accepts a batch. Deliveries seen before get their first receipt back;
     /// new ones are stored in one transaction, then every receipt is read
     /// back from the store, so a concurrent duplicate cannot get a second one.
@@ -129,7 +212,7 @@ impl Mailbox {
                 Err(refusal) => results.push(Some(refused(sealed.delivery_id, refusal))),
             }
         }
-        // All seal signatures of the request in one batch verification.
+        // All seal signatures of the request at once, on every core.
         let seals_valid = verify_all(SEAL_DOMAIN, candidates.iter().map(|(_, _, p)| p));
         let mut sealed_ok = Vec::with_capacity(candidates.len());
         for ((index, sealed, _), valid) in candidates.into_iter().zip(seals_valid) {
@@ -158,7 +241,7 @@ impl Mailbox {
                 }
             }
         }
-        // The senders' own signatures, end to end, again in one batch.
+        // The senders' own signatures, end to end, again all at once.
         let signatures_valid = verify_all(SIGNED_DELIVERY_DOMAIN, opened.iter().map(|(_, _, p)| p));
         let mut genuine = Vec::with_capacity(opened.len());
         for ((index, content, _), valid) in opened.into_iter().zip(signatures_valid) {
@@ -243,24 +326,33 @@ impl Mailbox {
             serde_json::from_slice(&plaintext).map_err(|_| fail(Refusal::MalformedContent))?;
         // The routing fields in the clear must be those of the signed delivery.
         let header = &content.signed.delivery.header;
+        // Signed deliveries name the recipient in the canonical 12-digit
+        // form, so relay and mailbox never each pick a century.
         let recipient_matches =
-            kuvert_domain::identity::RecipientId::parse(&header.recipient, self.clock.today())
+            kuvert_domain::identity::RecipientId::parse_canonical(&header.recipient)
                 .is_ok_and(|r| r.as_str() == sealed.recipient);
         let sender_matches = kuvert_domain::identity::OrganisationNumber::parse(&header.sender.id)
             .is_ok_and(|s| s.as_str() == sealed.sender_id);
         if !recipient_matches || !sender_matches {
             return Err(fail(Refusal::HeaderMismatch));
         }
-        // The sender's own signature, end to end: the relay cannot forge it.
+        // The sender's own signature, end to end, with a key the register
+        // certified for this sender: neither the relay nor a database
+        // writer of the core can make one up.
+        let certificate = &content.sender_certificate;
         let key = cache
-            .sender_keys
-            .get(&content.sender_public_key)
-            .ok_or_else(|| fail(Refusal::BadSenderSignature))?;
+            .certified(certificate, &self.trusted_registers)
+            .ok_or_else(|| fail(Refusal::SenderKeyNotCertified))?;
+        if certificate.sender_id != sealed.sender_id
+            || certificate.key_id != content.signed.signature.key_id
+        {
+            return Err(fail(Refusal::SenderKeyNotCertified));
+        }
+        if self.is_revoked(&certificate.key_id) {
+            return Err(fail(Refusal::SenderKeyRevoked));
+        }
         let signature = Signature::from_base64(&content.signed.signature.value)
             .map_err(|_| fail(Refusal::BadSenderSignature))?;
-        if key.key_id() != content.signed.signature.key_id {
-            return Err(fail(Refusal::BadSenderSignature));
-        }
         let canonical = content.signed.delivery.canonical_bytes();
         let delivery_digest = sha256_hex(&canonical);
         if delivery_digest != sealed.delivery_digest {
@@ -271,10 +363,12 @@ impl Mailbox {
             message: canonical,
             signature,
         };
+        let sender_name = content.sender_certificate.sender_name.clone();
         Ok((
             Opened {
                 sealed,
                 content,
+                sender_name,
                 delivery_digest,
             },
             pending,
@@ -300,7 +394,7 @@ impl Mailbox {
                 .encrypt(aad.as_bytes(), message.header.subject.as_bytes())
                 .map_err(|_| MailboxError::Decrypt)?;
             let stored = StoredContent {
-                sender_name: delivery.header.sender.name.clone(),
+                sender_name: opened.sender_name.clone(),
                 message: message.clone(),
                 reference: delivery.header.reference.clone(),
                 received_at: opened.sealed.received_at.clone(),
@@ -311,7 +405,7 @@ impl Mailbox {
                 .map_err(|_| MailboxError::Decrypt)?;
             messages.push(NewMailboxMessage {
                 id,
-                sender_name: delivery.header.sender.name.clone(),
+                sender_name: opened.sender_name.clone(),
                 wrapped_key,
                 subject,
                 content,
@@ -349,13 +443,32 @@ impl Mailbox {
 
 /// What one request's deliveries share, worked out once per request: the
 /// relay seals a request's deliveries to one operator under one
-/// encapsulated key (one decapsulation here), and a sender's key parses
-/// once (a curve point decompression). A key that fails is remembered as
-/// such, so a request full of bad boxes costs one attempt per key.
+/// encapsulated key (one decapsulation here), and a sender's certificate is
+/// checked once (a signature check and a curve point decompression). One
+/// that fails is remembered as such, so a request full of bad boxes costs
+/// one attempt per key.
 #[derive(Default)]
 struct RequestCache {
     openers: HashMap<String, Option<Opener>>,
-    sender_keys: ParsedKeys,
+    /// Each sender-key certificate checked once per request, keyed by its
+    /// whole content (never by its signature alone: a copy with one field
+    /// changed must be checked on its own).
+    certificates: HashMap<Vec<u8>, Option<PublicKey>>,
+}
+
+impl RequestCache {
+    fn certified(
+        &mut self,
+        certificate: &SenderKeyCertificate,
+        trusted: &TrustedRegisters,
+    ) -> Option<PublicKey> {
+        let mut whole = certificate.signed_bytes();
+        whole.extend_from_slice(certificate.signature.as_bytes());
+        *self
+            .certificates
+            .entry(whole)
+            .or_insert_with(|| certificate.verify(trusted).ok())
+    }
 }
 
 /// A signature still to be checked for one item of a request.
@@ -365,7 +478,7 @@ struct PendingSignature {
     signature: Signature,
 }
 
-/// Checks many signatures at once (Ed25519 batch verification, about half
+/// Checks many signatures on every core (each as strictly as one alone,
 /// the cost of one by one); one flag per signature, in order.
 fn verify_all<'a>(domain: &[u8], pending: impl Iterator<Item = &'a PendingSignature>) -> Vec<bool> {
     let pending: Vec<&PendingSignature> = pending.collect();

@@ -43,7 +43,8 @@ pub struct KeyOwner {
 pub enum OwnerKind {
     /// A mailbox operator: receipt and sealing keys.
     Operator,
-    /// This installation: the relay's seal key and the audit checkpoint key.
+    /// This installation: the relay's seal key, the audit checkpoint key
+    /// and the register's certificate key.
     Installation,
 }
 
@@ -59,14 +60,19 @@ pub enum KeyPurpose {
     RelaySeal,
     /// Ed25519: signs audit-log checkpoints.
     AuditCheckpoint,
+    /// Ed25519: the register certifies sender keys and mailbox operators
+    /// with it (see `kuvert_mailbox::certificate`). Distribute its key id
+    /// out of band too: it is the anchor the other roles pin.
+    RegisterCertificate,
 }
 
 impl KeyPurpose {
-    pub const ALL: [KeyPurpose; 4] = [
+    pub const ALL: [KeyPurpose; 5] = [
         Self::Receipt,
         Self::Sealing,
         Self::RelaySeal,
         Self::AuditCheckpoint,
+        Self::RegisterCertificate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +81,7 @@ impl KeyPurpose {
             Self::Sealing => "sealing",
             Self::RelaySeal => "relay_seal",
             Self::AuditCheckpoint => "audit_checkpoint",
+            Self::RegisterCertificate => "register_certificate",
         }
     }
 
@@ -86,7 +93,9 @@ impl KeyPurpose {
     pub fn algorithm(self) -> &'static str {
         match self {
             Self::Sealing => "x25519",
-            Self::Receipt | Self::RelaySeal | Self::AuditCheckpoint => "ed25519",
+            Self::Receipt | Self::RelaySeal | Self::AuditCheckpoint | Self::RegisterCertificate => {
+                "ed25519"
+            }
         }
     }
 }

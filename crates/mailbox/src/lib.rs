@@ -8,6 +8,7 @@
 //! can run.
 
 pub mod accept;
+pub mod certificate;
 pub mod evidence;
 pub mod protocol;
 pub mod reading;

@@ -10,6 +10,7 @@
 //!
 //! The operator answers each with a [`Receipt`] signed by its receipt key.
 
+use crate::certificate::SenderKeyCertificate;
 use base64::Engine as _;
 use kuvert_crypto::CryptoError;
 use kuvert_crypto::signing::{PublicKey, Signature, SigningKey};
@@ -62,8 +63,10 @@ pub struct SealedDelivery {
 #[serde(deny_unknown_fields)]
 pub struct SealedContent {
     pub signed: SignedDelivery,
-    /// The sender key the relay found registered and verified the signature with.
-    pub sender_public_key: String,
+    /// The register's certificate of the key the sender signed with: the
+    /// mailbox checks it against the register keys it pins (never the
+    /// relay's word), and shows the certified sender name.
+    pub sender_certificate: SenderKeyCertificate,
 }
 
 impl SealedDelivery {
@@ -179,8 +182,8 @@ impl Receipt {
         key.verify(RECEIPT_DOMAIN, &self.signed_bytes(), &signature)
     }
 
-    /// Verifies many receipts by one operator in one batch verification;
-    /// one flag per receipt, in order (the same answer as [`verify`](Self::verify)).
+    /// Verifies many receipts by one operator, on every core; one flag per
+    /// receipt, in order (the same answer as [`verify`](Self::verify)).
     pub fn verify_all(receipts: &[&Receipt], key: &PublicKey) -> Vec<bool> {
         let key_id = key.key_id();
         let parsed: Vec<Option<(Vec<u8>, Signature)>> = receipts

@@ -7,7 +7,7 @@ use kuvert_domain::clock::Clock;
 use kuvert_domain::identity::{OrganisationNumber, RecipientId};
 use kuvert_domain::ids::{OperatorId, TenantId};
 use kuvert_store::audit::AuditEntry;
-use kuvert_store::register::{Operator, RecipientStatus};
+use kuvert_store::register::{Operator, OperatorChange, RecipientStatus};
 use kuvert_store::{Db, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -83,6 +83,57 @@ pub struct ReachabilityAnswer {
 pub enum Route {
     Mailbox(Operator),
     Unreachable { reason: &'static str },
+}
+
+/// Registers (or updates) a mailbox operator with a certificate by the
+/// register's key. A certificate already stored that still states the
+/// same values under this key is kept; otherwise a new one is issued. A
+/// change of address or keys is audited (by the store) and logged as a
+/// warning for the platform operator: it is never taken silently.
+pub async fn register_operator(
+    db: &Db,
+    register_key: &kuvert_crypto::signing::SigningKey,
+    mut operator: Operator,
+    now: time::OffsetDateTime,
+) -> Result<OperatorChange, RegisterError> {
+    use kuvert_mailbox::certificate::{OperatorCertificate, OperatorFields, TrustedRegisters};
+    let fields = OperatorFields {
+        operator_id: operator.id.as_str(),
+        name: &operator.name,
+        delivery_url: &operator.delivery_url,
+        sealing_key: &operator.sealing_key,
+        receipt_key: &operator.receipt_key,
+    };
+    let own = TrustedRegisters::new(vec![register_key.public_key()]);
+    let stored = db.operator(&operator.id).await?.and_then(|o| o.certificate);
+    let still_valid = stored.as_deref().and_then(|json| {
+        serde_json::from_str::<OperatorCertificate>(json)
+            .ok()
+            .filter(|c| c.verify_for(&own, fields).is_ok())
+            .map(|_| json.to_owned())
+    });
+    let certificate = match still_valid {
+        Some(json) => json,
+        None => serde_json::to_string(&OperatorCertificate::issue(
+            register_key,
+            fields,
+            &kuvert_domain::clock::format_instant(now),
+        ))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    };
+    operator.certificate = Some(certificate);
+    let change = db.upsert_operator(&operator, now).await?;
+    if let OperatorChange::Changed { previous } = &change {
+        tracing::warn!(
+            operator = %operator.id,
+            delivery_url = %operator.delivery_url,
+            previous_delivery_url = %previous.delivery_url,
+            receipt_key_changed = previous.receipt_key != operator.receipt_key,
+            sealing_key_changed = previous.sealing_key != operator.sealing_key,
+            "mailbox operator's address or keys changed: certified again and audited (operator.changed)"
+        );
+    }
+    Ok(change)
 }
 
 pub struct Register {

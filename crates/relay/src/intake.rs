@@ -4,13 +4,16 @@ use base64::Engine as _;
 use kuvert_crypto::at_rest::KeyEncryptionKey;
 use kuvert_crypto::digest::sha256_hex;
 use kuvert_crypto::sealing::{Sealer, SealingPublicKey};
-use kuvert_crypto::signing::{ParsedKeys, PublicKey, Signature, SigningKey, verify_many};
+use kuvert_crypto::signing::{PublicKey, Signature, SigningKey, verify_many};
 use kuvert_domain::clock::{Clock, format_instant};
 use kuvert_domain::delivery::{
     DeliveryError, DeliveryLimits, SIGNED_DELIVERY_DOMAIN, SignedDelivery, ValidatedDelivery,
 };
 use kuvert_domain::identity::{OrganisationNumber, RecipientId};
 use kuvert_domain::ids::{BatchId, DeliveryId, TenantId};
+use kuvert_mailbox::certificate::{
+    OperatorCertificate, OperatorFields, SenderKeyCertificate, TrustedRegisters,
+};
 use kuvert_mailbox::protocol::{HPKE_INFO, SealedContent, SealedDelivery};
 use kuvert_register::{Register, RegisterError, Route as RegisterRoute};
 use kuvert_store::relay::{DeliveryStatus, Intake, NewBatch, NewDelivery, Route};
@@ -34,6 +37,10 @@ pub enum IntakeError {
     KeyNotForSender(String),
     #[error("the signing key {0:?} has been revoked")]
     KeyRevoked(String),
+    #[error(
+        "the signing key {0:?} has no valid register certificate; the platform operator must add it again"
+    )]
+    KeyNotCertified(String),
     #[error("the signature does not verify over the delivery's canonical form")]
     BadSignature,
     #[error("an idempotency key is required: send an Idempotency-Key header or a header.reference")]
@@ -48,6 +55,10 @@ pub enum IntakeError {
     DuplicateDelivery(DeliveryId),
     #[error("the relay cannot seal for the mailbox operator: {0}")]
     Sealing(String),
+    #[error(
+        "the recipient's mailbox operator {0:?} has no valid register certificate; nothing was sealed to it (the platform operator is alerted)"
+    )]
+    OperatorNotCertified(String),
     #[error("quota exceeded: {what}")]
     QuotaExceeded {
         what: String,
@@ -70,12 +81,14 @@ impl IntakeError {
             Self::UnknownKey(_) => "signature_key_unknown",
             Self::KeyNotForSender(_) => "signature_key_not_for_sender",
             Self::KeyRevoked(_) => "signature_key_revoked",
+            Self::KeyNotCertified(_) => "signature_key_not_certified",
             Self::BadSignature => "signature_invalid",
             Self::MissingIdempotencyKey => "idempotency_key_missing",
             Self::BadIdempotencyKey => "idempotency_key_invalid",
             Self::IdempotencyKeyReused(_) => "idempotency_key_reused",
             Self::DuplicateDelivery(_) => "duplicate_delivery",
             Self::Sealing(_) => "sealing_failed",
+            Self::OperatorNotCertified(_) => "operator_not_certified",
             Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::Register(_) | Self::Store(_) | Self::Interrupted(_) => "internal",
         }
@@ -111,6 +124,9 @@ pub struct Relay {
     pub limits: DeliveryLimits,
     /// Signs seals; its public key is what mailbox operators trust.
     pub seal_key: SigningKey,
+    /// The register keys whose certificates this relay accepts for sender
+    /// keys and mailbox operators (its own trust anchor, not a database row).
+    pub trusted_registers: TrustedRegisters,
     /// Encrypts paper-mail content at rest until the print service takes it.
     pub paper_kek: KeyEncryptionKey,
     /// Wakes the delivery worker when something was queued.
@@ -150,7 +166,8 @@ fn batch_fingerprint(submissions: &[Submission]) -> String {
 struct Lookups {
     senders: HashMap<String, bool>,
     keys: HashMap<String, Option<SenderKeyRecord>>,
-    parsed: ParsedKeys,
+    /// Each key's certificate, checked once per request.
+    certificates: HashMap<String, Option<(SenderKeyCertificate, PublicKey)>>,
 }
 
 impl Lookups {
@@ -176,6 +193,28 @@ impl Lookups {
         self.keys.insert(key_id.to_owned(), key.clone());
         Ok(key)
     }
+
+    /// The key's certificate, if it is by a register this relay trusts and
+    /// states exactly this key for this sender: a row a database writer
+    /// added or changed has none that verifies.
+    fn certified(
+        &mut self,
+        key: &SenderKeyRecord,
+        trusted: &TrustedRegisters,
+    ) -> Option<(SenderKeyCertificate, PublicKey)> {
+        self.certificates
+            .entry(key.key_id.clone())
+            .or_insert_with(|| {
+                let certificate: SenderKeyCertificate =
+                    serde_json::from_str(key.certificate.as_deref()?).ok()?;
+                let public_key = certificate.verify(trusted).ok()?;
+                (certificate.key_id == key.key_id
+                    && certificate.public_key == key.public_key
+                    && certificate.sender_id == key.sender_id)
+                    .then_some((certificate, public_key))
+            })
+            .clone()
+    }
 }
 
 /// A submission whose sender and key check out; its signature is checked
@@ -183,28 +222,61 @@ impl Lookups {
 struct Authorized {
     submission: Submission,
     valid: ValidatedDelivery,
-    sender_public_key: String,
+    /// Carried to the mailbox, which checks it against its own trust anchor.
+    certificate: SenderKeyCertificate,
     public_key: PublicKey,
     signature: Signature,
 }
 
 /// One HPKE encapsulation per operator and request: the deliveries of a
 /// request to one operator share it, each sealed under its own exported key.
-struct Sealers(HashMap<String, Result<Sealer, String>>);
+/// Keyed by operator id; only an operator whose row a register this relay
+/// trusts certified gets one.
+struct Sealers(HashMap<String, Result<Sealer, IntakeError>>);
+
+/// Whether the register certified exactly this operator row.
+pub fn operator_certified(
+    operator: &kuvert_store::register::Operator,
+    trusted: &TrustedRegisters,
+) -> bool {
+    let fields = OperatorFields {
+        operator_id: operator.id.as_str(),
+        name: &operator.name,
+        delivery_url: &operator.delivery_url,
+        sealing_key: &operator.sealing_key,
+        receipt_key: &operator.receipt_key,
+    };
+    operator
+        .certificate
+        .as_deref()
+        .and_then(|json| serde_json::from_str::<OperatorCertificate>(json).ok())
+        .is_some_and(|c| c.verify_for(trusted, fields).is_ok())
+}
 
 impl Sealers {
     /// A sealer for every operator the request's deliveries are routed to
-    /// (an operator whose key does not work fails its deliveries only).
-    fn for_routes<'a>(routes: impl Iterator<Item = &'a RegisterRoute>) -> Self {
+    /// (an operator whose key or certificate does not work fails its
+    /// deliveries only).
+    fn for_routes<'a>(
+        routes: impl Iterator<Item = &'a RegisterRoute>,
+        trusted: &TrustedRegisters,
+    ) -> Self {
         let mut sealers = HashMap::new();
         for route in routes {
             if let RegisterRoute::Mailbox(operator) = route {
                 sealers
-                    .entry(operator.sealing_key.clone())
+                    .entry(operator.id.to_string())
                     .or_insert_with(|| {
+                        if !operator_certified(operator, trusted) {
+                            tracing::error!(
+                                operator = %operator.id,
+                                "the mailbox operator's row has no valid register certificate: nothing is sealed to it"
+                            );
+                            return Err(IntakeError::OperatorNotCertified(operator.id.to_string()));
+                        }
                         SealingPublicKey::from_base64(&operator.sealing_key)
                             .and_then(|key| Sealer::new(&key, HPKE_INFO))
-                            .map_err(|e| e.to_string())
+                            .map_err(|e| IntakeError::Sealing(e.to_string()))
                     });
             }
         }
@@ -215,9 +287,12 @@ impl Sealers {
         &self,
         operator: &kuvert_store::register::Operator,
     ) -> Result<&Sealer, IntakeError> {
-        match self.0.get(&operator.sealing_key) {
+        match self.0.get(operator.id.as_str()) {
             Some(Ok(sealer)) => Ok(sealer),
-            Some(Err(e)) => Err(IntakeError::Sealing(e.clone())),
+            Some(Err(IntakeError::OperatorNotCertified(id))) => {
+                Err(IntakeError::OperatorNotCertified(id.clone()))
+            }
+            Some(Err(e)) => Err(IntakeError::Sealing(e.to_string())),
             None => Err(IntakeError::Sealing(
                 "no sealer for the operator".to_owned(),
             )),
@@ -317,8 +392,7 @@ impl Relay {
                 Err(e) => results[index] = Some(Err(e)),
             }
         }
-        // ...then every signature of the request in one batch verification
-        // (one by one only when the batch holds a bad one)...
+        // ...then every signature of the request, on every core...
         let items: Vec<(&PublicKey, &[u8], &[u8], &Signature)> = authorized
             .iter()
             .map(|(_, a)| {
@@ -334,7 +408,7 @@ impl Relay {
         drop(items);
         // ...then routing and sealing, on every core, with one key
         // encapsulation per operator for the whole request (decision 0006).
-        let sealers = Sealers::for_routes(routes.values());
+        let sealers = Sealers::for_routes(routes.values(), &self.trusted_registers);
         let finished: Vec<(usize, Result<NewDelivery, IntakeError>)> = authorized
             .into_par_iter()
             .zip(verified)
@@ -487,16 +561,15 @@ impl Relay {
         if key.revoked {
             return Err(IntakeError::KeyRevoked(key_id.clone()));
         }
-        let public_key = lookups
-            .parsed
-            .get(&key.public_key)
-            .ok_or(IntakeError::BadSignature)?;
+        let (certificate, public_key) = lookups
+            .certified(&key, &self.trusted_registers)
+            .ok_or_else(|| IntakeError::KeyNotCertified(key_id.clone()))?;
         let signature = Signature::from_base64(&submission.signed.signature.value)
             .map_err(|_| IntakeError::BadSignature)?;
         Ok(Authorized {
             submission,
             valid,
-            sender_public_key: key.public_key,
+            certificate,
             public_key,
             signature,
         })
@@ -520,7 +593,7 @@ impl Relay {
                     sender,
                     canonical,
                 },
-            sender_public_key,
+            certificate,
             ..
         } = item;
         let signed = submission.signed;
@@ -564,7 +637,7 @@ impl Relay {
                     },
                     &operator,
                     &signed,
-                    &sender_public_key,
+                    &certificate,
                     sealers,
                     now,
                 )?;
@@ -611,13 +684,13 @@ impl Relay {
         routing: &Routing<'_>,
         operator: &kuvert_store::register::Operator,
         signed: &SignedDelivery,
-        sender_public_key: &str,
+        certificate: &SenderKeyCertificate,
         sealers: &Sealers,
         now: time::OffsetDateTime,
     ) -> Result<Vec<u8>, IntakeError> {
         let content = SealedContent {
             signed: signed.clone(),
-            sender_public_key: sender_public_key.to_owned(),
+            sender_certificate: certificate.clone(),
         };
         let plaintext =
             serde_json::to_vec(&content).map_err(|e| IntakeError::Sealing(e.to_string()))?;

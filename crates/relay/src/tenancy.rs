@@ -3,12 +3,13 @@
 //! in the transaction that makes it.
 
 use kuvert_crypto::digest::{hash_secret, random_token};
-use kuvert_crypto::signing::PublicKey;
-use kuvert_domain::clock::Clock;
+use kuvert_crypto::signing::{PublicKey, SigningKey};
+use kuvert_domain::clock::{Clock, format_instant};
 use kuvert_domain::identity::OrganisationNumber;
 use kuvert_domain::ids::TenantId;
+use kuvert_mailbox::certificate::{SenderKeyCertificate, SenderKeyRevocation};
 use kuvert_store::audit::AuditEntry;
-use kuvert_store::tenants::TenantStatus;
+use kuvert_store::tenants::{NewSenderKey, TenantStatus};
 use kuvert_store::{Db, StoreError};
 use std::sync::Arc;
 
@@ -35,6 +36,9 @@ pub struct NewCredential {
 pub struct Tenancy {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
+    /// The register's certificate key: a sender key is added with its
+    /// certificate, revoked with a signed revocation.
+    pub register_key: Arc<SigningKey>,
 }
 
 /// The audit entry of a change to `tenant`.
@@ -182,34 +186,62 @@ impl Tenancy {
     ) -> Result<String, TenancyError> {
         let key =
             PublicKey::from_base64(public_key_base64).map_err(|_| TenancyError::BadPublicKey)?;
-        if self.db.sender(tenant, sender.as_str()).await?.is_none() {
+        let Some(registered) = self.db.sender(tenant, sender.as_str()).await? else {
             return Err(TenancyError::UnknownSender);
-        }
+        };
+        let now = self.clock.now();
+        // The certificate names the sender as registered: what recipients see.
+        let certificate = SenderKeyCertificate::issue(
+            &self.register_key,
+            sender.as_str(),
+            &registered.name,
+            &key,
+            &format_instant(now),
+        );
+        let certificate =
+            serde_json::to_string(&certificate).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let key_id = key.key_id();
         let audit = entry(tenant, actor, "key.added", &key_id);
-        self.db
-            .add_sender_key(
-                tenant,
-                sender.as_str(),
-                &key_id,
-                &key.to_base64(),
-                self.clock.now(),
-                &audit,
-            )
-            .await?;
+        let public_key = key.to_base64();
+        let new_key = NewSenderKey {
+            tenant,
+            sender_id: sender.as_str(),
+            key_id: &key_id,
+            public_key: &public_key,
+            certificate: &certificate,
+        };
+        self.db.add_sender_key(&new_key, now, &audit).await?;
         Ok(key_id)
     }
 
+    /// Revokes a sender key; returns the register's signed revocation, for
+    /// the mailbox operators (who also fetch every revocation from the
+    /// register).
     pub async fn revoke_key(
         &self,
         actor: &str,
         tenant: &TenantId,
         key_id: &str,
-    ) -> Result<(), TenancyError> {
+    ) -> Result<SenderKeyRevocation, TenancyError> {
+        let record = self
+            .db
+            .sender_key(key_id)
+            .await?
+            .filter(|k| k.tenant_id == *tenant && !k.revoked)
+            .ok_or(StoreError::NotFound)?;
+        let now = self.clock.now();
+        let revocation = SenderKeyRevocation::issue(
+            &self.register_key,
+            &record.sender_id,
+            key_id,
+            &format_instant(now),
+        );
+        let json =
+            serde_json::to_string(&revocation).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let audit = entry(tenant, actor, "key.revoked", key_id);
         self.db
-            .revoke_sender_key(tenant, key_id, self.clock.now(), &audit)
+            .revoke_sender_key(tenant, key_id, &json, now, &audit)
             .await?;
-        Ok(())
+        Ok(revocation)
     }
 }

@@ -7,9 +7,11 @@
 //! comes due again after its lease and the operator answers a redelivery with
 //! the first receipt (same delivery time), never a second message.
 
+use crate::intake::operator_certified;
 use kuvert_crypto::signing::PublicKey;
 use kuvert_domain::clock::{Clock, parse_instant};
 use kuvert_domain::ids::OperatorId;
+use kuvert_mailbox::certificate::TrustedRegisters;
 use kuvert_mailbox::protocol::{
     DeliverRequest, DeliverResponse, DeliveryResult, RECEIPT_FORMAT, Receipt, SealedDelivery,
 };
@@ -103,6 +105,9 @@ pub struct DeliveryWorker {
     /// `Authorization: Bearer`); an operator without one gets none.
     pub credentials: HashMap<OperatorId, String>,
     pub batch_size: i64,
+    /// The register keys whose operator certificates this relay accepts:
+    /// an operator row (address, receipt key) is used only when certified.
+    pub trusted_registers: TrustedRegisters,
     /// Passes in flight at once: while one waits for the operator or the
     /// disk, another sends. Each claims its own jobs (leases), so they
     /// never send the same delivery.
@@ -116,6 +121,7 @@ impl DeliveryWorker {
         retry: RetryPolicy,
         wake: Arc<Notify>,
         credentials: HashMap<OperatorId, String>,
+        trusted_registers: TrustedRegisters,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(retry.request_timeout)
@@ -128,6 +134,7 @@ impl DeliveryWorker {
             wake,
             credentials,
             batch_size: 500,
+            trusted_registers,
             concurrency: 4,
         })
     }
@@ -229,6 +236,16 @@ impl DeliveryWorker {
             }
             return Ok(());
         };
+        // The address and receipt key only as the register certified them: a
+        // row changed by a database writer gets nothing sent and no receipt
+        // recorded. Retried, so mail flows again once the platform operator
+        // restores the row.
+        if !operator_certified(&operator, &self.trusted_registers) {
+            tracing::error!(operator = %operator.id, "the mailbox operator's row has no valid register certificate; not delivering");
+            return self
+                .retry_all(&jobs, "operator certificate does not verify", pass)
+                .await;
+        }
         let mut sealed = Vec::with_capacity(jobs.len());
         for job in &jobs {
             let parsed: SealedDelivery = serde_json::from_slice(&job.sealed)
@@ -254,7 +271,7 @@ impl DeliveryWorker {
             }
         };
         let receipt_key = PublicKey::from_base64(&operator.receipt_key).ok();
-        // Every receipt's signature in one batch verification.
+        // Every receipt's signature at once, on every core.
         let answered: Vec<&Receipt> = results
             .iter()
             .filter_map(|r| match r {

@@ -9,6 +9,7 @@ use kuvert_domain::clock::{Clock, SystemClock};
 use kuvert_domain::delivery::DeliveryLimits;
 use kuvert_domain::ids::OperatorId;
 use kuvert_mailbox::Mailbox;
+use kuvert_mailbox::certificate::TrustedRegisters;
 use kuvert_register::Register;
 use kuvert_relay::{DeliveryWorker, Relay, RetryPolicy};
 use kuvert_store::register::{INSTALLATION_KEY_OWNER, KeyToPublish, Operator};
@@ -89,6 +90,11 @@ pub struct Settings {
     pub limits: DeliveryLimits,
     /// The platform operator's admin token (`kva_…`); no admin API without it.
     pub admin_token: Option<String>,
+    /// Where the mailbox fetches the register's revocations; defaults to
+    /// this process's URL when it runs the core role too.
+    pub register_url: Option<String>,
+    /// How often the mailbox fetches them.
+    pub revocation_poll: Duration,
     /// The longest time between two audit checkpoints (while entries come).
     pub audit_checkpoint_every: Duration,
     /// Sign a checkpoint once this many entries are unsigned
@@ -109,6 +115,8 @@ impl Settings {
             retry: RetryPolicy::default(),
             limits: DeliveryLimits::default(),
             admin_token: None,
+            register_url: None,
+            revocation_poll: Duration::from_secs(5),
             audit_checkpoint_every: Duration::from_secs(10),
             audit_checkpoint_entries: AUDIT_CHECKPOINT_AFTER_ENTRIES,
             clock: Arc::new(SystemClock),
@@ -196,10 +204,33 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             ),
             kek: kuvert_crypto::at_rest::KeyEncryptionKey::from_bytes(&keys.mailbox_kek.to_bytes()),
             trusted_relays: vec![keys.relay_seal.public_key()],
+            trusted_registers: trusted_registers(&keys),
+            revoked_keys: Default::default(),
             relay_credentials: vec![hash_secret(&keys.relay_mailbox_credential)],
         })),
         None => None,
     };
+    if let Some(mailbox) = &mailbox {
+        mailbox.load_revocations().await?;
+        // The register's revocations, fetched from it: in one process they
+        // are also handed over at once (the admin API), but a revocation
+        // made with the command line or by a register elsewhere arrives here.
+        let register_url = settings
+            .register_url
+            .clone()
+            .or_else(|| settings.roles.core.then(|| url.clone()));
+        match register_url {
+            Some(register_url) => tasks.push(tokio::spawn(revocation_sync(
+                mailbox.clone(),
+                register_url,
+                settings.revocation_poll,
+                shutdown_rx.clone(),
+            ))),
+            None => tracing::warn!(
+                "the mailbox runs without the core role and no --register-url: it will not learn of revoked sender keys"
+            ),
+        }
+    }
 
     let mut demo = None;
     let core_db = if settings.roles.core {
@@ -218,8 +249,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let core = match &core_db {
         Some(db) => {
             let mailbox_base = settings.mailbox_url.clone().unwrap_or_else(|| url.clone());
-            db.upsert_operator(
-                &Operator {
+            // Certified by the register's key, so that the relay seals to
+            // and takes receipts from exactly these keys; a change is audited
+            // and logged, never taken silently.
+            kuvert_register::register_operator(
+                db,
+                &keys.register,
+                Operator {
                     id: operator_id()?,
                     name: "Kuvert brevlåda".to_owned(),
                     delivery_url: format!(
@@ -229,6 +265,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                     ui_url: mailbox_base.clone(),
                     sealing_key: keys.mailbox_sealing.public_key().to_base64(),
                     receipt_key: keys.mailbox_receipt.public_key().to_base64(),
+                    certificate: None,
                 },
                 clock.now(),
             )
@@ -238,6 +275,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             let seal_key = keys.relay_seal.public_key().to_base64();
             let audit_key_id = keys.audit.public_key().key_id();
             let audit_key = keys.audit.public_key().to_base64();
+            let register_key_id = keys.register.public_key().key_id();
+            let register_key = keys.register.public_key().to_base64();
             db.publish_keys(
                 INSTALLATION_KEY_OWNER,
                 &[
@@ -251,10 +290,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                         key_id: &audit_key_id,
                         public_key: &audit_key,
                     },
+                    KeyToPublish {
+                        purpose: "register_certificate",
+                        key_id: &register_key_id,
+                        public_key: &register_key,
+                    },
                 ],
                 clock.now(),
             )
             .await?;
+            // What start-up itself changed (the built-in operator's address
+            // after a move, its keys after a rotation) is signed at once too.
+            if let Err(e) = db.checkpoint_audit(&keys.audit, clock.now()).await {
+                tracing::warn!(error = %e, "audit checkpoint after start-up failed");
+            }
             let register = Arc::new(Register {
                 db: db.clone(),
                 clock: clock.clone(),
@@ -269,6 +318,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 seal_key: kuvert_crypto::signing::SigningKey::from_bytes(
                     &keys.relay_seal.to_bytes(),
                 ),
+                trusted_registers: trusted_registers(&keys),
                 paper_kek: kuvert_crypto::at_rest::KeyEncryptionKey::from_bytes(
                     &keys.paper_kek.to_bytes(),
                 ),
@@ -277,14 +327,23 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             });
             let credentials =
                 HashMap::from([(operator_id()?, keys.relay_mailbox_credential.clone())]);
-            let worker =
-                DeliveryWorker::new(db.clone(), clock.clone(), settings.retry, wake, credentials)?;
+            let worker = DeliveryWorker::new(
+                db.clone(),
+                clock.clone(),
+                settings.retry,
+                wake,
+                credentials,
+                trusted_registers(&keys),
+            )?;
             tasks.push(tokio::spawn(worker.run(shutdown_rx.clone())));
+            let register_key = Arc::new(kuvert_crypto::signing::SigningKey::from_bytes(
+                &keys.register.to_bytes(),
+            ));
             if settings.demo {
                 demo = Some(
                     crate::demo::seed(
-                        db,
                         &register,
+                        &register_key,
                         &operator_id()?,
                         &RecipientTokens::new(keys.recipient_token),
                         &settings.data_dir,
@@ -295,6 +354,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 );
             }
             Some(Core {
+                register_key,
                 db: db.clone(),
                 register,
                 relay,
@@ -345,6 +405,58 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         shutdown,
         tasks,
     })
+}
+
+/// The register keys relay and mailbox trust: in one installation, the
+/// register's own key from the key folder (never a database row).
+fn trusted_registers(keys: &Keys) -> TrustedRegisters {
+    TrustedRegisters::new(vec![keys.register.public_key()])
+}
+
+/// Fetches the register's revocations now and then and hands them to the
+/// mailbox, which checks each against the register keys it trusts.
+async fn revocation_sync(
+    mailbox: Arc<Mailbox>,
+    register_url: String,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let url = format!(
+        "{}/register/v1/revocations",
+        register_url.trim_end_matches('/')
+    );
+    let http = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(http) => http,
+        Err(e) => {
+            tracing::error!(error = %e, "revocations cannot be fetched: no HTTP client");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        let fetched = async {
+            let response = http.get(&url).send().await?.error_for_status()?;
+            response.json::<kuvert_web::api::keys::Revocations>().await
+        }
+        .await;
+        match fetched {
+            Ok(list) => match mailbox.learn_revocations(&list.revocations).await {
+                Ok(0) => {}
+                Ok(new) => tracing::info!(new, "learned sender-key revocations from the register"),
+                Err(e) => tracing::warn!(error = %e, "could not store revocations"),
+            },
+            Err(e) => {
+                tracing::warn!(%url, error = %e, "could not fetch the register's revocations; will retry")
+            }
+        }
+    }
 }
 
 fn operator_id() -> anyhow::Result<OperatorId> {

@@ -90,6 +90,10 @@ struct ServeArgs {
     /// Base URL of the built-in mailbox when it runs in another process.
     #[arg(long, env = "KUVERT_MAILBOX_URL")]
     mailbox_url: Option<String>,
+    /// Base URL of the register when the mailbox runs without the core
+    /// role: where it fetches sender-key revocations.
+    #[arg(long, env = "KUVERT_REGISTER_URL")]
+    register_url: Option<String>,
     /// Create demo tenants, senders and recipients (never in production).
     #[arg(long, env = "KUVERT_DEMO")]
     demo: bool,
@@ -390,6 +394,7 @@ async fn serve(args: ServeArgs, data: &Path) -> anyhow::Result<()> {
     settings.public_url = args.public_url;
     settings.roles = Roles::parse(&args.roles)?;
     settings.mailbox_url = args.mailbox_url;
+    settings.register_url = args.register_url;
     settings.demo = args.demo;
     settings.retry.base = Duration::from_millis(args.retry_base_ms.max(1));
     settings.retry.max = Duration::from_millis(args.retry_max_ms.max(args.retry_base_ms).max(1));
@@ -638,10 +643,15 @@ async fn recipient(command: RecipientCommand, data_dir: &Path) -> anyhow::Result
 }
 
 async fn tenant(command: TenantCommand, data_dir: &Path) -> anyhow::Result<()> {
+    // Adding a key issues its certificate with the register's key.
+    let keys = crate::keys::Keys::load_existing(data_dir)?;
     let db = Db::open(&data_dir.join("kuvert.db"), Schema::Core).await?;
     let tenancy = Tenancy {
         db: db.clone(),
         clock: Arc::new(SystemClock),
+        register_key: Arc::new(kuvert_crypto::signing::SigningKey::from_bytes(
+            &keys.register.to_bytes(),
+        )),
     };
     let actor = "cli";
     let tid = |s: &str| TenantId::parse(s).map_err(|e| anyhow::anyhow!("tenant id: {e}"));

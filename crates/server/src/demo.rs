@@ -15,7 +15,6 @@ use kuvert_domain::identity::{OrganisationNumber, RecipientId};
 use kuvert_domain::ids::{OperatorId, TenantId};
 use kuvert_register::Register;
 use kuvert_relay::tenancy::Tenancy;
-use kuvert_store::Db;
 use kuvert_web::auth::RecipientTokens;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -110,14 +109,15 @@ pub fn load(data_dir: &Path) -> anyhow::Result<DemoData> {
 /// through `db`, recipients registered with `operator` through `register`,
 /// recipient tokens minted with `tokens`.
 pub async fn seed(
-    db: &Db,
     register: &Register,
+    register_key: &Arc<kuvert_crypto::signing::SigningKey>,
     operator: &OperatorId,
     tokens: &RecipientTokens,
     data_dir: &Path,
     url: &str,
     clock: &dyn Clock,
 ) -> anyhow::Result<DemoData> {
+    let db = &register.db;
     let path = demo_file(data_dir);
     if let Ok(mut existing) = load(data_dir) {
         let first = existing
@@ -134,6 +134,7 @@ pub async fn seed(
     let tenancy = Tenancy {
         db: db.clone(),
         clock: Arc::new(kuvert_domain::clock::SystemClock),
+        register_key: register_key.clone(),
     };
     let plan = [
         (

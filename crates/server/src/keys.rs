@@ -18,6 +18,10 @@ pub struct Keys {
     pub paper_kek: KeyEncryptionKey,
     /// Signs audit checkpoints.
     pub audit: SigningKey,
+    /// The register certifies sender keys and mailbox operators with it;
+    /// relay and mailbox trust its public half (in one process; separate
+    /// roles pin it by configuration).
+    pub register: SigningKey,
     /// Signs recipient tokens (HMAC).
     pub recipient_token: [u8; 32],
     /// Keys pseudonyms of identity numbers in the audit log.
@@ -66,6 +70,7 @@ impl Keys {
             relay_seal: SigningKey::from_bytes(&*secret("relay-seal.ed25519")?),
             paper_kek: KeyEncryptionKey::from_bytes(&*secret("paper-kek.aes256")?),
             audit: SigningKey::from_bytes(&*secret("audit.ed25519")?),
+            register: SigningKey::from_bytes(&*secret("register-certificate.ed25519")?),
             recipient_token: *secret("recipient-token.hmac")?,
             pseudonym: *secret("pseudonym.hmac")?,
             mailbox_sealing: SealingPrivateKey::from_bytes(&*secret("mailbox-sealing.x25519")?)

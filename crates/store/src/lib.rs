@@ -18,6 +18,7 @@ mod direct;
 pub mod mailbox;
 pub mod register;
 pub mod relay;
+pub mod revocations;
 pub mod tenants;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -141,6 +142,10 @@ const CORE_MIGRATIONS: &[Migration] = &[
         version: 5,
         sql: include_str!("../migrations/sqlite/core/0005_evidence.sql"),
     },
+    Migration {
+        version: 6,
+        sql: include_str!("../migrations/sqlite/core/0006_certificates.sql"),
+    },
 ];
 
 const MAILBOX_MIGRATIONS: &[Migration] = &[
@@ -151,6 +156,10 @@ const MAILBOX_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("../migrations/sqlite/mailbox/0002_audit.sql"),
+    },
+    Migration {
+        version: 6,
+        sql: include_str!("../migrations/sqlite/mailbox/0006_revocations.sql"),
     },
 ];
 

@@ -18,6 +18,21 @@ pub struct Operator {
     pub sealing_key: String,
     /// Base64 Ed25519 key the operator signs receipts with.
     pub receipt_key: String,
+    /// The register's certificate of the fields above (JSON
+    /// `OperatorCertificate`): relays use the row only when it verifies.
+    pub certificate: Option<String>,
+}
+
+/// What [`Db::upsert_operator`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperatorChange {
+    Unchanged,
+    Added,
+    /// Address, keys or certificate changed: audited, and the caller says
+    /// so to the platform operator.
+    Changed {
+        previous: Box<Operator>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +83,7 @@ fn operator_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Operator> {
         ui_url: row.try_get("ui_url")?,
         sealing_key: row.try_get("sealing_key")?,
         receipt_key: row.try_get("receipt_key")?,
+        certificate: row.try_get("certificate")?,
     })
 }
 
@@ -94,6 +110,12 @@ pub struct KeyToPublish<'a> {
 /// The owner of an operator's keys in `published_keys`.
 pub fn operator_key_owner(id: &OperatorId) -> String {
     format!("operator:{}", id.as_str())
+}
+
+/// The key id of a base64 Ed25519 key, or what is wrong with it.
+fn key_id_of(base64: &str) -> String {
+    kuvert_crypto::signing::PublicKey::from_base64(base64)
+        .map_or_else(|_| "invalid".to_owned(), |k| k.key_id())
 }
 
 /// The owner of the installation's own keys (relay seal, audit checkpoints).
@@ -178,9 +200,15 @@ impl Db {
         .collect()
     }
 
-    /// Adds an operator or updates its address and keys; the keys are
-    /// published (with the earlier ones kept) in the same transaction.
-    pub async fn upsert_operator(&self, op: &Operator, now: OffsetDateTime) -> Result<()> {
+    /// Adds an operator or updates its address, keys and certificate; the
+    /// keys are published (with the earlier ones kept) and the change is
+    /// audited, with the key ids before and after, in the same transaction.
+    /// The same values again change nothing.
+    pub async fn upsert_operator(
+        &self,
+        op: &Operator,
+        now: OffsetDateTime,
+    ) -> Result<OperatorChange> {
         let receipt_key_id = kuvert_crypto::signing::PublicKey::from_base64(&op.receipt_key)
             .map_err(|_| StoreError::Corrupt("operator receipt key".into()))?
             .key_id();
@@ -200,12 +228,26 @@ impl Db {
             },
         ];
         let mut tx = self.writer().begin().await?;
+        let previous = sqlx::query("SELECT * FROM operators WHERE id = ?")
+            .bind(op.id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| operator_from_row(&row))
+            .transpose()?;
+        let change = match previous {
+            Some(previous) if previous == *op => return Ok(OperatorChange::Unchanged),
+            Some(previous) => OperatorChange::Changed {
+                previous: Box::new(previous),
+            },
+            None => OperatorChange::Added,
+        };
         sqlx::query(
-            "INSERT INTO operators (id, name, delivery_url, ui_url, sealing_key, receipt_key, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO operators (id, name, delivery_url, ui_url, sealing_key, receipt_key, certificate, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, delivery_url = excluded.delivery_url,
                ui_url = excluded.ui_url, sealing_key = excluded.sealing_key,
-               receipt_key = excluded.receipt_key, updated_at = excluded.updated_at",
+               receipt_key = excluded.receipt_key, certificate = excluded.certificate,
+               updated_at = excluded.updated_at",
         )
         .bind(op.id.as_str())
         .bind(&op.name)
@@ -213,6 +255,7 @@ impl Db {
         .bind(&op.ui_url)
         .bind(&op.sealing_key)
         .bind(&op.receipt_key)
+        .bind(&op.certificate)
         .bind(format_instant(now))
         .execute(&mut *tx)
         .await?;
@@ -220,9 +263,34 @@ impl Db {
         for key in &keys {
             publish_key(&mut tx, &owner, key, &format_instant(now)).await?;
         }
-        tx.commit().await?;
+        let (action, before) = match &change {
+            OperatorChange::Changed { previous } => (
+                "operator.changed",
+                serde_json::json!({
+                    "delivery_url": previous.delivery_url,
+                    "receipt_key_id": key_id_of(&previous.receipt_key),
+                    "sealing_key": previous.sealing_key,
+                }),
+            ),
+            _ => ("operator.registered", serde_json::Value::Null),
+        };
+        let detail = serde_json::json!({
+            "delivery_url": op.delivery_url,
+            "receipt_key_id": receipt_key_id,
+            "sealing_key_id": sealing_key_id,
+            "before": before,
+        })
+        .to_string();
+        let audit = AuditEntry {
+            tenant: None,
+            actor: "register",
+            action,
+            subject: op.id.as_str(),
+            detail: &detail,
+        };
+        commit_audited(tx, now, &audit).await?;
         self.direct.register_changed();
-        Ok(())
+        Ok(change)
     }
 
     pub async fn operator(&self, id: &OperatorId) -> Result<Option<Operator>> {

@@ -66,6 +66,20 @@ pub struct SenderKeyRecord {
     pub sender_id: String,
     pub public_key: String,
     pub revoked: bool,
+    /// The register's certificate (JSON `SenderKeyCertificate`); keys added
+    /// before certificates existed have none and are refused.
+    pub certificate: Option<String>,
+}
+
+/// A sender's signing key as the platform operator adds it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSenderKey<'a> {
+    pub tenant: &'a TenantId,
+    pub sender_id: &'a str,
+    pub key_id: &'a str,
+    pub public_key: &'a str,
+    /// The register's certificate (JSON `SenderKeyCertificate`).
+    pub certificate: &'a str,
 }
 
 /// Per-tenant limits; `None` means unlimited.
@@ -337,22 +351,20 @@ impl Db {
 
     pub async fn add_sender_key(
         &self,
-        tenant: &TenantId,
-        sender_id: &str,
-        key_id: &str,
-        public_key: &str,
+        key: &NewSenderKey<'_>,
         now: OffsetDateTime,
         audit: &AuditEntry<'_>,
     ) -> Result<()> {
         let mut tx = self.writer().begin().await?;
         inserted_once(
             sqlx::query(
-            "INSERT INTO sender_keys (key_id, tenant_id, sender_id, public_key, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO sender_keys (key_id, tenant_id, sender_id, public_key, certificate, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
-        .bind(key_id)
-        .bind(tenant.as_str())
-        .bind(sender_id)
-        .bind(public_key)
+        .bind(key.key_id)
+        .bind(key.tenant.as_str())
+        .bind(key.sender_id)
+        .bind(key.public_key)
+        .bind(key.certificate)
         .bind(format_instant(now))
         .execute(&mut *tx)
         .await,
@@ -360,18 +372,22 @@ impl Db {
         commit_audited(tx, now, audit).await
     }
 
+    /// Revokes a key, keeping the register's signed revocation statement
+    /// (JSON `SenderKeyRevocation`) for the mailboxes that fetch it.
     pub async fn revoke_sender_key(
         &self,
         tenant: &TenantId,
         key_id: &str,
+        revocation: &str,
         now: OffsetDateTime,
         audit: &AuditEntry<'_>,
     ) -> Result<()> {
         let mut tx = self.writer().begin().await?;
         updated_one(sqlx::query(
-            "UPDATE sender_keys SET revoked_at = ? WHERE key_id = ? AND tenant_id = ? AND revoked_at IS NULL",
+            "UPDATE sender_keys SET revoked_at = ?, revocation = ? WHERE key_id = ? AND tenant_id = ? AND revoked_at IS NULL",
         )
         .bind(format_instant(now))
+        .bind(revocation)
         .bind(key_id)
         .bind(tenant.as_str())
         .execute(&mut *tx)
@@ -382,7 +398,7 @@ impl Db {
     /// A signing key, read from the writer so revocation applies at once.
     pub async fn sender_key(&self, key_id: &str) -> Result<Option<SenderKeyRecord>> {
         let row = sqlx::query(
-            "SELECT key_id, tenant_id, sender_id, public_key, revoked_at FROM sender_keys WHERE key_id = ?",
+            "SELECT key_id, tenant_id, sender_id, public_key, revoked_at, certificate FROM sender_keys WHERE key_id = ?",
         )
         .bind(key_id)
         .fetch_optional(self.writer())
@@ -394,9 +410,38 @@ impl Db {
                 sender_id: row.try_get("sender_id")?,
                 public_key: row.try_get("public_key")?,
                 revoked: row.try_get::<Option<String>, _>("revoked_at")?.is_some(),
+                certificate: row.try_get("certificate")?,
             })
         })
         .transpose()
+    }
+
+    /// Every signed revocation statement, oldest first: what mailboxes
+    /// fetch to learn of revoked sender keys.
+    pub async fn sender_key_revocations(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT revocation FROM sender_keys WHERE revocation IS NOT NULL ORDER BY revoked_at, key_id",
+        )
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    /// A sender's key certificates and, for revoked keys, the revocation
+    /// statements (JSON), oldest first: public, for anyone to check.
+    pub async fn sender_certificates(
+        &self,
+        sender_id: &str,
+    ) -> Result<Vec<(String, Option<String>)>> {
+        sqlx::query(
+            "SELECT certificate, revocation FROM sender_keys
+             WHERE sender_id = ? AND certificate IS NOT NULL ORDER BY created_at, key_id",
+        )
+        .bind(sender_id)
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
     }
 }
 

@@ -379,6 +379,8 @@ pub async fn run(plan: &CrashPlan) -> anyhow::Result<CrashReport> {
             format!("127.0.0.1:{mailbox_port}"),
             "--roles".into(),
             "mailbox".into(),
+            "--register-url".into(),
+            relay_url.clone(),
             "--audit-checkpoint-seconds".into(),
             "1".into(),
         ],

@@ -299,6 +299,27 @@ impl TestApp {
             .parts()
     }
 
+    /// The register's certificate of a demo sender's key, as published.
+    pub async fn certificate(
+        &self,
+        sender: &kuvert::demo::DemoSender,
+    ) -> kuvert_mailbox::certificate::SenderKeyCertificate {
+        let (status, document) = self
+            .get(
+                &format!("/register/v1/senders/{}/certificates", sender.id),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{document}");
+        let certified = document["certificates"]
+            .as_array()
+            .expect("certificates")
+            .iter()
+            .find(|c| c["certificate"]["key_id"] == sender.key_id.as_str())
+            .expect("the sender's key is certified");
+        serde_json::from_value(certified["certificate"].clone()).expect("a certificate")
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
         self.request(Method::GET, path, token, None).await
     }
@@ -549,6 +570,18 @@ impl TestApp {
             .expect(sql);
         pool.close().await;
         values
+    }
+
+    /// Runs SQL on a database file while the instance runs, as anyone who
+    /// can write the file could (for tests of what such a writer can forge).
+    pub async fn write_sql(&self, file: &str, sql: &str) {
+        use sqlx::Connection as _;
+        let path = self.data.path().join(file);
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("open for writing");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+        conn.close().await.expect("close");
     }
 
     /// With the mailbox closed, sends one message to `recipient` and returns

@@ -138,7 +138,11 @@ impl From<IntakeError> for ApiError {
             | IntakeError::BadIdempotencyKey => StatusCode::UNPROCESSABLE_ENTITY,
             IntakeError::SenderNotAllowed(_)
             | IntakeError::KeyNotForSender(_)
-            | IntakeError::KeyRevoked(_) => StatusCode::FORBIDDEN,
+            | IntakeError::KeyRevoked(_)
+            | IntakeError::KeyNotCertified(_) => StatusCode::FORBIDDEN,
+            // The installation cannot vouch for where the mail would go:
+            // nothing is sealed; the sender may try again later.
+            IntakeError::OperatorNotCertified(_) => StatusCode::SERVICE_UNAVAILABLE,
             IntakeError::IdempotencyKeyReused(first) | IntakeError::DuplicateDelivery(first) => {
                 let mut error = Self::new(StatusCode::CONFLICT, e.code(), e.to_string());
                 error.delivery_id = Some(first.to_string());

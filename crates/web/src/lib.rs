@@ -28,6 +28,8 @@ pub const SMALL_BODY_LIMIT: usize = 64 * 1024;
 
 /// The register and relay roles, which share the core database.
 pub struct Core {
+    /// The register's certificate key (sender keys, operators, revocations).
+    pub register_key: Arc<kuvert_crypto::signing::SigningKey>,
     pub db: Db,
     pub register: Arc<Register>,
     pub relay: Arc<Relay>,

@@ -133,6 +133,7 @@ impl Modify for Problems {
         api::status_feed::feed,
         api::reachability::lookup,
         api::keys::operator_keys, api::keys::installation_keys,
+        api::keys::sender_certificates, api::keys::revocations,
         api::tenant::statistics, api::tenant::audit,
         api::recipient_profile::profile, api::recipient_profile::register, api::recipient_profile::deregister,
         api::recipient_profile::refuse, api::recipient_profile::accept,
@@ -146,7 +147,7 @@ impl Modify for Problems {
     tags(
         (name = "sender", description = "For authorities and förmedlare: send, follow status, look up reachability"),
         (name = "recipient", description = "For recipients: registration and reading"),
-        (name = "register", description = "Published keys: what a sender or a court verifies receipts, seals and audit checkpoints with"),
+        (name = "register", description = "Published keys and certificates: what a sender or a court verifies receipts, seals, sender keys and audit checkpoints with"),
         (name = "mailbox-operator", description = "The delivery contract every mailbox operator implements"),
         (name = "admin", description = "For the platform operator: tenants"),
         (name = "operations", description = "For whoever runs kuvert: liveness and readiness"),

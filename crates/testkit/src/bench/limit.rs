@@ -115,12 +115,19 @@ pub fn sample(body: &str) -> Sample {
     let message = json!(delivery.messages[0]);
     let signed = kuvert::client::sign(delivery, &sender_key);
     let signature = sender_key.sign(SIGNED_DELIVERY_DOMAIN, &canonical);
+    let now = format_instant(time::OffsetDateTime::now_utc());
+    let certificate = kuvert_mailbox::certificate::SenderKeyCertificate::issue(
+        &SigningKey::generate(),
+        &sender,
+        "Demo kommun",
+        &sender_key.public_key(),
+        &now,
+    );
     let sealed_plaintext = serde_json::to_vec(&json!({
         "signed": signed,
-        "sender_public_key": sender_key.public_key().to_base64(),
+        "sender_certificate": certificate,
     }))
     .unwrap_or_default();
-    let now = format_instant(time::OffsetDateTime::now_utc());
     let seal_bytes = serde_json::to_vec(&json!([
         "kuvert-seal-v1",
         DeliveryId::new().to_string(),

@@ -231,6 +231,14 @@ static TABLE: &[Row] = &[
     // Published keys.
     row("GET", "/register/v1/keys", Public, 200, &[]),
     row("GET", "/register/v1/operators/{id}/keys", Public, 200, &[]),
+    row(
+        "GET",
+        "/register/v1/senders/{id}/certificates",
+        Public,
+        200,
+        &[],
+    ),
+    row("GET", "/register/v1/revocations", Public, 200, &[]),
     // Recipient API: the mailbox.
     row(
         "GET",
@@ -636,6 +644,9 @@ impl Fixture {
             ),
             p if p.starts_with("/register/v1/operators/") => {
                 (self.operator_id.clone(), String::new(), String::new())
+            }
+            p if p.starts_with("/register/v1/senders/") => {
+                (self.app.kommun().1.id.clone(), String::new(), String::new())
             }
             p if p.starts_with("/mailbox/v1/messages/") => (
                 if missing {

@@ -172,7 +172,7 @@ async fn one_forged_sender_signature_in_a_request_is_refused_and_the_rest_delive
         .value;
     let content = SealedContent {
         signed,
-        sender_public_key: sender.key().unwrap().public_key().to_base64(),
+        sender_certificate: app.certificate(sender).await,
     };
     let sealer =
         kuvert_crypto::sealing::Sealer::new(&keys.mailbox_sealing.public_key(), HPKE_INFO).unwrap();
@@ -257,12 +257,13 @@ async fn deliveries_sharing_an_encapsulation_cannot_be_swapped() {
         kuvert_mailbox::protocol::HPKE_INFO,
     )
     .unwrap();
+    let certificate = app.certificate(sender).await;
     let siblings: Vec<SealedDelivery> = ["Tredje", "Fjärde"]
         .iter()
         .map(|subject| {
             let content = kuvert_mailbox::protocol::SealedContent {
                 signed: app.sign(sender, app.delivery(sender, &anna, subject)),
-                sender_public_key: sender.key().unwrap().public_key().to_base64(),
+                sender_certificate: certificate.clone(),
             };
             reseal(&sealed[0], &content, &sealer, &keys.relay_seal)
         })

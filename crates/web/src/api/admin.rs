@@ -57,6 +57,7 @@ fn tenancy(state: &AppState) -> Result<Tenancy, ApiError> {
     Ok(Tenancy {
         db: core.db.clone(),
         clock: state.0.clock.clone(),
+        register_key: core.register_key.clone(),
     })
 }
 
@@ -287,7 +288,10 @@ pub async fn add_key(
     Ok((StatusCode::CREATED, Json(KeyAdded { key_id })))
 }
 
-/// Revoke a signing key; the next delivery signed with it is refused.
+/// Revoke a signing key; the next delivery signed with it is refused, and
+/// mailbox operators refuse what was signed with it and has not reached them
+/// yet (they learn the register's signed revocation at once in one process,
+/// within seconds otherwise: `GET /register/v1/revocations`).
 #[utoipa::path(delete, path = "/admin/v1/tenants/{id}/keys/{key}", tag = "admin",
     params(("id" = String, Path, description = "Tenant id"), ("key" = String, Path, description = "Key id")),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)), security(("admin" = [])))]
@@ -296,9 +300,15 @@ pub async fn revoke_key(
     _: AdminAuth,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    tenancy(&state)?
+    let revocation = tenancy(&state)?
         .revoke_key("platform-operator", &tenant_id(&id)?, &key)
         .await?;
+    if let Some(mailbox) = &state.0.mailbox
+        && let Err(e) = mailbox.learn_revocations(&[revocation]).await
+    {
+        // It still learns it from the register's list on its next fetch.
+        tracing::warn!(error = %e, "the built-in mailbox could not store a revocation now");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

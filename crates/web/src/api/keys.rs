@@ -1,6 +1,8 @@
 //! Published keys: `GET /register/v1/operators/{id}/keys` (a mailbox
-//! operator's receipt and sealing keys) and `GET /register/v1/keys` (this
-//! installation's relay seal and audit checkpoint keys). Public, so that a
+//! operator's receipt and sealing keys), `GET /register/v1/keys` (this
+//! installation's relay seal, audit checkpoint and register certificate
+//! keys), and the register's certificates: `GET
+//! /register/v1/senders/{id}/certificates` and `GET /register/v1/revocations`. Public, so that a
 //! sender or a court can verify a receipt or a checkpoint without any
 //! credential; keys rotated out stay listed with their validity period.
 
@@ -10,16 +12,106 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use kuvert_domain::clock::format_instant;
+use kuvert_domain::identity::OrganisationNumber;
 use kuvert_domain::ids::OperatorId;
+use kuvert_mailbox::certificate::{SenderKeyCertificate, SenderKeyRevocation};
 use kuvert_mailbox::evidence::{
     KEYS_FORMAT, KeyOwner, KeyPurpose, KeysDocument, OwnerKind, PublishedKey,
 };
 use kuvert_store::register::{INSTALLATION_KEY_OWNER, KeyRecord, operator_key_owner};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/register/v1/keys", get(installation_keys))
         .route("/register/v1/operators/{id}/keys", get(operator_keys))
+        .route(
+            "/register/v1/senders/{id}/certificates",
+            get(sender_certificates),
+        )
+        .route("/register/v1/revocations", get(revocations))
+}
+
+/// The `format` of a [`SenderCertificates`] document.
+pub const SENDER_CERTIFICATES_FORMAT: &str = "kuvert-sender-certificates-v1";
+
+/// Every key the register has certified for one sender, each with its
+/// revocation once revoked. Each is signed by the register's certificate
+/// key (`/register/v1/keys`, purpose `register_certificate`): check them
+/// with that key, not with this document's word.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SenderCertificates {
+    /// Always `kuvert-sender-certificates-v1`.
+    pub format: String,
+    pub sender_id: String,
+    pub certificates: Vec<CertifiedKey>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CertifiedKey {
+    pub certificate: SenderKeyCertificate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<SenderKeyRevocation>,
+}
+
+/// Every sender-key revocation, oldest first: what mailbox operators fetch.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Revocations {
+    pub revocations: Vec<SenderKeyRevocation>,
+}
+
+fn parse_stored<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, ApiError> {
+    serde_json::from_str(json).map_err(|e| {
+        tracing::error!(error = %e, "a stored certificate does not parse");
+        ApiError::internal()
+    })
+}
+
+/// A sender's key certificates: what a recipient's mailbox checked the
+/// sender's signature against, and the sender name it shows.
+#[utoipa::path(get, path = "/register/v1/senders/{id}/certificates", tag = "register",
+    params(("id" = String, Path, description = "The sender's organisation number, in any written form")),
+    responses((status = 200, body = SenderCertificates), (status = 404, body = Problem)))]
+pub async fn sender_certificates(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SenderCertificates>, ApiError> {
+    let core = state.core()?;
+    let sender = OrganisationNumber::parse(&id).map_err(|_| ApiError::not_found())?;
+    let rows = core.db.sender_certificates(sender.as_str()).await?;
+    if rows.is_empty() {
+        return Err(ApiError::not_found());
+    }
+    let certificates = rows
+        .iter()
+        .map(|(certificate, revocation)| {
+            Ok(CertifiedKey {
+                certificate: parse_stored(certificate)?,
+                revocation: revocation.as_deref().map(parse_stored).transpose()?,
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Json(SenderCertificates {
+        format: SENDER_CERTIFICATES_FORMAT.to_owned(),
+        sender_id: sender.as_str().to_owned(),
+        certificates,
+    }))
+}
+
+/// Every sender key the register has revoked, as signed statements.
+#[utoipa::path(get, path = "/register/v1/revocations", tag = "register",
+    responses((status = 200, body = Revocations)))]
+pub async fn revocations(State(state): State<AppState>) -> Result<Json<Revocations>, ApiError> {
+    let core = state.core()?;
+    let revocations = core
+        .db
+        .sender_key_revocations()
+        .await?
+        .iter()
+        .map(|json| parse_stored(json))
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Json(Revocations { revocations }))
 }
 
 /// The path of an operator's keys document, relative to the register's base URL.
