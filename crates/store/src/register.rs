@@ -293,6 +293,21 @@ impl Db {
         Ok(change)
     }
 
+    /// The audited registrations and changes of an operator, oldest first:
+    /// `(at, action, detail)`.
+    pub async fn operator_changes(&self, id: &OperatorId) -> Result<Vec<(String, String, String)>> {
+        sqlx::query(
+            "SELECT at, action, detail FROM audit_log
+             WHERE subject = ? AND action IN ('operator.registered', 'operator.changed') ORDER BY seq",
+        )
+        .bind(id.as_str())
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+        .collect()
+    }
+
     pub async fn operator(&self, id: &OperatorId) -> Result<Option<Operator>> {
         let row = sqlx::query("SELECT * FROM operators WHERE id = ?")
             .bind(id.as_str())

@@ -139,7 +139,7 @@ impl Modify for Problems {
         api::recipient_profile::refuse, api::recipient_profile::accept,
         api::mailbox::deliver, api::mailbox::list, api::mailbox::read, api::mailbox::attachment,
         api::mailbox::archive, api::mailbox::unarchive, api::mailbox::delete,
-        api::admin::list, api::admin::create, api::admin::suspend, api::admin::resume, api::admin::set_quota,
+        api::admin::list, api::admin::operators, api::admin::create, api::admin::suspend, api::admin::resume, api::admin::set_quota,
         api::admin::create_credential, api::admin::revoke_credential, api::admin::add_sender,
         api::admin::add_key, api::admin::revoke_key,
     ),
@@ -149,7 +149,7 @@ impl Modify for Problems {
         (name = "recipient", description = "For recipients: registration and reading"),
         (name = "register", description = "Published keys and certificates: what a sender or a court verifies receipts, seals, sender keys and audit checkpoints with"),
         (name = "mailbox-operator", description = "The delivery contract every mailbox operator implements"),
-        (name = "admin", description = "For the platform operator: tenants"),
+        (name = "admin", description = "For the platform operator: tenants and mailbox operators"),
         (name = "operations", description = "For whoever runs kuvert: liveness and readiness"),
     )
 )]

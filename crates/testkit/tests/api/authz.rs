@@ -302,6 +302,7 @@ static TABLE: &[Row] = &[
     row("DELETE", "/register/v1/me", Recipient, 204, &[]),
     // Admin API (the spare tenant "authzspare" is the one acted on).
     row("GET", "/admin/v1/tenants", Admin, 200, &[]),
+    row("GET", "/admin/v1/operators", Admin, 200, &[]),
     row("POST", "/admin/v1/tenants", Admin, 201, &[]),
     row("POST", "/admin/v1/tenants/{id}/suspend", Admin, 204, &[]),
     row("POST", "/admin/v1/tenants/{id}/resume", Admin, 204, &[]),

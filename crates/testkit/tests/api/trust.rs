@@ -346,6 +346,11 @@ async fn a_changed_operator_row_gets_no_mail_and_no_receipt() {
             .await
     };
     let before = attempts().await;
+    let (_, operators) = app.get("/admin/v1/operators", Some(ADMIN_TOKEN)).await;
+    assert_eq!(
+        operators[0]["certified"], false,
+        "shown as not certified: {operators}"
+    );
     app.set_mailbox_open(true);
     // Several passes of the worker: the job must stay undelivered.
     eventually("the worker tries three more times", PATIENCE, || async {
@@ -428,6 +433,17 @@ async fn an_operator_change_at_start_up_is_audited() {
             .as_str()
             .unwrap()
             .starts_with("ed25519:")
+    );
+    // The platform operator is shown it.
+    let (status, operators) = app.get("/admin/v1/operators", Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{operators}");
+    let shown = &operators[0];
+    assert_eq!(shown["certified"], true, "{shown}");
+    let last = shown["changes"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], "operator.changed", "{shown}");
+    assert_eq!(
+        last["detail"]["delivery_url"], shown["delivery_url"],
+        "{shown}"
     );
     // And mail still flows under the new certificate.
     let anna = app.recipient("registered").id.clone();

@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/v1/tenants", get(list).post(create))
+        .route("/admin/v1/operators", get(operators))
         .route("/admin/v1/tenants/{id}/suspend", post(suspend))
         .route("/admin/v1/tenants/{id}/resume", post(resume))
         .route(
@@ -101,6 +102,77 @@ pub async fn list(
             status: t.status.as_str().to_owned(),
             created_at: kuvert_domain::clock::format_instant(t.created_at),
             today: counts,
+        });
+    }
+    Ok(Json(views))
+}
+
+/// A mailbox operator as the relay sees it, and every audited change.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OperatorView {
+    pub id: String,
+    pub name: String,
+    pub delivery_url: String,
+    pub receipt_key_id: String,
+    pub sealing_key_id: String,
+    /// Whether the row verifies under the register's certificate: a row
+    /// that does not gets no mail (someone changed it behind the register).
+    pub certified: bool,
+    /// Registrations and changes, oldest first, from the audit log.
+    pub changes: Vec<OperatorChangeView>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OperatorChangeView {
+    pub at: String,
+    /// `operator.registered` or `operator.changed`.
+    pub action: String,
+    /// Address and key ids after the change (and before, for a change).
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// Mailbox operators: address, key ids, whether the register's certificate
+/// still verifies, and every change of address or keys (none is taken
+/// silently).
+#[utoipa::path(get, path = "/admin/v1/operators", tag = "admin",
+    responses((status = 200, body = Vec<OperatorView>), (status = 401, body = Problem)), security(("admin" = [])))]
+pub async fn operators(
+    State(state): State<AppState>,
+    _: AdminAuth,
+) -> Result<Json<Vec<OperatorView>>, ApiError> {
+    let core = state.core()?;
+    let trusted =
+        kuvert_mailbox::certificate::TrustedRegisters::new(vec![core.register_key.public_key()]);
+    let key_id = |b64: &str, sealing: bool| {
+        if sealing {
+            kuvert_crypto::sealing::SealingPublicKey::from_base64(b64).map(|k| k.key_id())
+        } else {
+            kuvert_crypto::signing::PublicKey::from_base64(b64).map(|k| k.key_id())
+        }
+        .unwrap_or_else(|_| "invalid".to_owned())
+    };
+    let mut views = Vec::new();
+    for operator in core.db.operators().await? {
+        let changes = core
+            .db
+            .operator_changes(&operator.id)
+            .await?
+            .into_iter()
+            .map(|(at, action, detail)| OperatorChangeView {
+                at,
+                action,
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+            })
+            .collect();
+        views.push(OperatorView {
+            certified: kuvert_relay::intake::operator_certified(&operator, &trusted),
+            receipt_key_id: key_id(&operator.receipt_key, false),
+            sealing_key_id: key_id(&operator.sealing_key, true),
+            id: operator.id.to_string(),
+            name: operator.name,
+            delivery_url: operator.delivery_url,
+            changes,
         });
     }
     Ok(Json(views))
