@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: RecipientCommand,
     },
+    /// The installation's own keys: create the missing ones, list them by key id.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Tenants (one per sending organisation or förmedlare): create, suspend, credentials, keys.
     Tenant {
         #[command(subcommand)]
@@ -212,6 +217,16 @@ enum RecipientCommand {
         #[arg(long)]
         pending: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create the key files that are missing in `<data>/keys/` (mode 0600)
+    /// and print their ids; a key file that exists is never changed. Run it
+    /// once for a new installation: `serve` refuses to start without keys.
+    Init,
+    /// Every key file with its purpose and key id (never the secret).
+    List,
 }
 
 #[derive(Subcommand)]
@@ -370,6 +385,7 @@ where
             Ok(())
         }
         Command::Recipient { command } => recipient(command, data).await,
+        Command::Keys { command } => keys(command, data),
         Command::Tenant { command } => tenant(command, data).await,
         Command::Healthcheck { url } => {
             let response = reqwest::get(format!("{}/health", url.trim_end_matches('/'))).await?;
@@ -391,13 +407,14 @@ async fn serve(args: ServeArgs, data: &Path) -> anyhow::Result<()> {
     settings.roles = Roles::parse(&args.roles)?;
     settings.mailbox_url = args.mailbox_url;
     settings.demo = args.demo;
+    // The demo is the README's first command: it may create its keys; a
+    // production start never does.
+    settings.create_missing_keys = args.demo;
     settings.retry.base = Duration::from_millis(args.retry_base_ms.max(1));
     settings.retry.max = Duration::from_millis(args.retry_max_ms.max(args.retry_base_ms).max(1));
     settings.audit_checkpoint_every = Duration::from_secs(args.audit_checkpoint_seconds.max(1));
     if let Some(path) = args.admin_token_file {
-        let token = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        settings.admin_token = Some(token.trim().to_owned());
+        settings.admin_token = Some(read_admin_token(&path)?);
     }
     let running = crate::app::start(settings).await?;
     println!("kuvert is running at {}", running.url);
@@ -426,6 +443,60 @@ async fn serve(args: ServeArgs, data: &Path) -> anyhow::Result<()> {
     stop_requested().await?;
     println!("stopping…");
     running.stop().await;
+    Ok(())
+}
+
+/// The platform operator's admin token from its file, which must be as
+/// private as a key file (mode 0600): whoever reads it administers every tenant.
+pub fn read_admin_token(path: &Path) -> anyhow::Result<String> {
+    let token = kuvert_crypto::keyfile::read_private_text(path)
+        .with_context(|| format!("admin token file {}", path.display()))?;
+    anyhow::ensure!(
+        token.starts_with("kva_"),
+        "admin token file {}: the token must start with kva_",
+        path.display()
+    );
+    Ok(token.as_str().to_owned())
+}
+
+fn keys(command: KeysCommand, data_dir: &Path) -> anyhow::Result<()> {
+    let folder = crate::keys::key_dir(data_dir);
+    match command {
+        KeysCommand::Init => {
+            let created = crate::keys::init(data_dir)?;
+            if created.is_empty() {
+                println!("{}: every key file exists; nothing created", folder.display());
+            }
+            for key in &created {
+                println!(
+                    "created {:<34} {:<32} {}",
+                    key.file,
+                    key.key_id.as_deref().unwrap_or(""),
+                    key.purpose
+                );
+            }
+            let existing_data = ["kuvert.db", "mailbox.db"]
+                .iter()
+                .any(|f| data_dir.join(f).exists());
+            if !created.is_empty() && existing_data {
+                println!(
+                    "warning: {} already holds databases: mail stored under a key that was \
+                     missing cannot be read with the new one",
+                    data_dir.display()
+                );
+            }
+        }
+        KeysCommand::List => {
+            for key in crate::keys::list(data_dir)? {
+                println!(
+                    "{:<34} {:<32} {}",
+                    key.file,
+                    key.key_id.as_deref().unwrap_or("MISSING"),
+                    key.purpose
+                );
+            }
+        }
+    }
     Ok(())
 }
 

@@ -391,7 +391,7 @@ pub async fn run(plan: &CrashPlan) -> anyhow::Result<CrashReport> {
     mailbox.start().await?;
 
     let demo = kuvert::demo::load(&data)?;
-    let keys = kuvert::keys::Keys::load_or_create(&data)?;
+    let keys = kuvert::keys::Keys::load_existing(&data)?;
     let tokens = kuvert_web::auth::RecipientTokens::new(keys.recipient_token);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))

@@ -779,6 +779,7 @@ async fn start(data: &Path, configure: fn(&mut Settings), mailbox_via: Option<&s
     let mut settings = Settings::new(data.to_path_buf());
     settings.listen = "127.0.0.1:0".parse().expect("addr");
     settings.demo = true;
+    settings.create_missing_keys = true;
     settings.retry.base = Duration::from_millis(20);
     settings.retry.max = Duration::from_millis(200);
     settings.retry.lease = Duration::from_secs(2);

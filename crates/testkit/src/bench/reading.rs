@@ -166,7 +166,7 @@ fn make_rows(
 }
 
 async fn load_messages(data: &Path, count: usize, recipients: usize) -> anyhow::Result<()> {
-    let keys = kuvert::keys::Keys::load_or_create(data)?;
+    let keys = kuvert::keys::Keys::load_existing(data)?;
     let demo = kuvert::demo::load(data)?;
     let sender = demo
         .tenants

@@ -32,7 +32,7 @@ async fn verify(app: &TestApp) -> kuvert_store::audit::AuditReport {
     let db = Db::open(&app.data_dir().join("kuvert.db"), Schema::Core)
         .await
         .unwrap();
-    let key = kuvert::keys::Keys::load_or_create(app.data_dir())
+    let key = kuvert::keys::Keys::load_existing(app.data_dir())
         .unwrap()
         .audit
         .public_key();

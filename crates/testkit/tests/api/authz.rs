@@ -519,7 +519,7 @@ async fn fixture() -> Fixture {
     let (_, profile) = app.get("/register/v1/me", Some(&anna_token)).await;
     let operator_id = profile["operator_id"].as_str().unwrap().to_owned();
 
-    let key = kuvert::keys::Keys::load_or_create(app.data_dir())
+    let key = kuvert::keys::Keys::load_existing(app.data_dir())
         .unwrap()
         .recipient_token;
     let expired_anna_token =

@@ -259,7 +259,7 @@ async fn the_mailbox_refuses_a_token_minted_with_another_key() {
 /// The installation's own token key, as the server loaded it.
 fn installation_tokens(app: &TestApp) -> RecipientTokens {
     RecipientTokens::new(
-        kuvert::keys::Keys::load_or_create(app.data_dir())
+        kuvert::keys::Keys::load_existing(app.data_dir())
             .unwrap()
             .recipient_token,
     )
