@@ -115,7 +115,9 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct SendArgs {
-    /// Recipient identity number (personnummer, samordningsnummer or organisationsnummer).
+    /// Recipient identity number (personnummer, samordningsnummer or
+    /// organisationsnummer) in any written form; it is signed in the
+    /// canonical 12-digit form.
     #[arg(long)]
     to: String,
     /// The message's subject (at most 255 characters).
@@ -561,10 +563,13 @@ async fn send(args: SendArgs, data: &Path) -> anyhow::Result<()> {
     let reference = args
         .reference
         .unwrap_or_else(|| format!("cli-{}", kuvert_crypto::digest::random_token(12)));
+    // Signed deliveries name the recipient in the 12-digit form only.
+    let recipient = client::canonical_recipient(&args.to, SystemClock.today())
+        .with_context(|| "--to is not a valid identity number")?;
     let mut delivery = client::simple_delivery(
         &sender_id,
         &sender_name,
-        &args.to,
+        &recipient,
         Some(reference),
         &args.subject,
         &body,

@@ -228,12 +228,17 @@ impl TestApp {
             .clone()
     }
 
-    /// A one-message delivery from `sender` with a fresh reference.
+    /// A one-message delivery from `sender` with a fresh reference, naming
+    /// the recipient in the canonical 12-digit form as a sender must (a
+    /// number that does not parse is kept as written, for tests of refusals).
     pub fn delivery(&self, sender: &DemoSender, recipient: &str, subject: &str) -> SecureDelivery {
+        let today = time::OffsetDateTime::now_utc().date();
+        let recipient = client::canonical_recipient(recipient, today)
+            .unwrap_or_else(|_| recipient.to_owned());
         client::simple_delivery(
             &sender.id,
             &sender.name,
-            recipient,
+            &recipient,
             Some(format!("ref-{}", kuvert_crypto::digest::random_token(12))),
             subject,
             &format!("Brödtext för {subject}"),
