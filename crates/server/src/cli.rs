@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: RecipientCommand,
     },
+    /// Recipient tokens: revoke one by its id.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// The installation's own keys: create the missing ones, list them by key id.
     Keys {
         #[command(subcommand)]
@@ -200,13 +205,27 @@ enum AuditCommand {
 
 #[derive(Subcommand)]
 enum RecipientCommand {
-    /// Print a recipient token for the mailbox API.
+    /// Print a recipient token (`kvr2.…`): for mail at a mailbox operator
+    /// (`--for mail`, the default) or for the register (`--for registration`),
+    /// valid one hour unless asked otherwise (at most 24 hours). Its id is
+    /// printed to stderr, for `kuvert token revoke`.
     Token {
         /// The recipient's identity number, in any written form.
         id: String,
-        /// How many days the token is valid.
-        #[arg(long, default_value_t = 1)]
-        days: i64,
+        /// `mail` (read and manage mail at --operator) or `registration`
+        /// (read and change the registration in the register).
+        #[arg(long = "for", default_value = "mail")]
+        service: String,
+        /// The scopes, comma-separated (default: all of the service's:
+        /// mail.read,mail.manage or registration.read,registration.write).
+        #[arg(long)]
+        scopes: Option<String>,
+        /// The mailbox operator the mail token is for.
+        #[arg(long, default_value = crate::app::BUILT_IN_OPERATOR)]
+        operator: String,
+        /// How many minutes the token is valid (at most 1440).
+        #[arg(long, default_value_t = 60)]
+        lifetime_minutes: i64,
     },
     /// Register a recipient with a mailbox operator.
     Register {
@@ -218,6 +237,17 @@ enum RecipientCommand {
         /// An organisation awaiting more signatories.
         #[arg(long)]
         pending: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Revoke a recipient token (its id, or the whole token): the mailbox
+    /// and the register refuse it from their next request on. Recorded in
+    /// each database of the data folder.
+    Revoke {
+        /// The token's id (printed when it was minted) or the token itself.
+        id: String,
     },
 }
 
@@ -388,6 +418,9 @@ where
         }
         Command::Recipient { command } => recipient(command, data).await,
         Command::Keys { command } => keys(command, data),
+        Command::Token {
+            command: TokenCommand::Revoke { id },
+        } => token_revoke(&id, data).await,
         Command::Tenant { command } => tenant(command, data).await,
         Command::Healthcheck { url } => {
             let response = reqwest::get(format!("{}/health", url.trim_end_matches('/'))).await?;
@@ -679,13 +712,47 @@ async fn recipient(command: RecipientCommand, data_dir: &Path) -> anyhow::Result
     let keys = crate::keys::Keys::load_existing(data_dir)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match command {
-        RecipientCommand::Token { id, days } => {
+        RecipientCommand::Token {
+            id,
+            service,
+            scopes,
+            operator,
+            lifetime_minutes,
+        } => {
+            use kuvert_web::auth::{REGISTER_AUDIENCE, Scope};
             let id = RecipientId::parse(&id, clock.today())?;
+            let (audience, all) = match service.as_str() {
+                "mail" => (
+                    kuvert_domain::ids::OperatorId::parse(&operator)?.to_string(),
+                    vec![Scope::MailRead, Scope::MailManage],
+                ),
+                "registration" => (
+                    REGISTER_AUDIENCE.to_owned(),
+                    vec![Scope::RegistrationRead, Scope::RegistrationWrite],
+                ),
+                other => anyhow::bail!("--for {other:?}: use mail or registration"),
+            };
+            let scopes = match scopes {
+                None => all,
+                Some(list) => list
+                    .split(',')
+                    .map(str::trim)
+                    .map(|s| Scope::parse(s).with_context(|| format!("unknown scope {s:?}")))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            };
             let tokens = kuvert_web::auth::RecipientTokens::new(keys.recipient_token);
-            println!(
-                "{}",
-                tokens.mint(&id, clock.now().unix_timestamp() + days * 86_400)
+            let minted = tokens.mint(
+                &id,
+                &audience,
+                &scopes,
+                clock.now().unix_timestamp(),
+                lifetime_minutes.saturating_mul(60),
+            )?;
+            eprintln!(
+                "token {} for {audience}, valid until {} (unix)",
+                minted.id, minted.expires_at
             );
+            println!("{}", minted.token);
         }
         RecipientCommand::Register {
             id,
@@ -709,6 +776,49 @@ async fn recipient(command: RecipientCommand, data_dir: &Path) -> anyhow::Result
             println!("registered {}", id.masked());
             db.close().await;
         }
+    }
+    Ok(())
+}
+
+/// Records a recipient token's id as revoked in every database of the data
+/// folder: the mailbox checks mail tokens, the register registration tokens.
+async fn token_revoke(id_or_token: &str, data_dir: &Path) -> anyhow::Result<()> {
+    let id = kuvert_web::auth::RecipientTokens::token_id(id_or_token)
+        .unwrap_or_else(|| id_or_token.trim().to_owned());
+    anyhow::ensure!(
+        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{id:?} is not a token id"
+    );
+    let databases: Vec<(PathBuf, Schema)> = [("kuvert.db", Schema::Core), ("mailbox.db", Schema::Mailbox)]
+        .into_iter()
+        .map(|(file, schema)| (data_dir.join(file), schema))
+        .filter(|(path, _)| path.is_file())
+        .collect();
+    anyhow::ensure!(
+        !databases.is_empty(),
+        "{} holds no kuvert database",
+        data_dir.display()
+    );
+    let now = SystemClock.now();
+    // No token with this id lives past the maximum lifetime from now.
+    let valid_until =
+        now + time::Duration::seconds(kuvert_web::auth::MAX_TOKEN_LIFETIME_SECONDS);
+    let entry = kuvert_store::audit::AuditEntry {
+        tenant: None,
+        actor: "cli",
+        action: "recipient_token.revoke",
+        subject: &id,
+        detail: "",
+    };
+    for (path, schema) in databases {
+        let db = Db::open(&path, schema).await?;
+        let new = db.revoke_recipient_token(&id, now, valid_until, &entry).await?;
+        db.close().await;
+        println!(
+            "{}: token {id} {}",
+            path.display(),
+            if new { "revoked" } else { "was already revoked" }
+        );
     }
     Ok(())
 }

@@ -96,9 +96,6 @@ pub fn recipient_tokens(data: &Path) -> anyhow::Result<kuvert_web::auth::Recipie
     Ok(kuvert_web::auth::RecipientTokens::new(keys.recipient_token))
 }
 
-pub fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
 
 /// Registers recipients 0..count with the built-in mailbox through the
 /// register API, as each would do for themselves.
