@@ -833,7 +833,12 @@ mod tests {
     #[test]
     fn a_recipient_not_in_the_canonical_form_is_refused_as_such() {
         let today = TODAY;
-        for written in ["9001011239", "900101-1239", "19900101-1239", " 199001011239"] {
+        for written in [
+            "9001011239",
+            "900101-1239",
+            "19900101-1239",
+            " 199001011239",
+        ] {
             let mut delivery = with_attachments(Vec::new());
             delivery.header.recipient = written.to_owned();
             let refused = delivery

@@ -500,7 +500,10 @@ fn keys(command: KeysCommand, data_dir: &Path) -> anyhow::Result<()> {
         KeysCommand::Init => {
             let created = crate::keys::init(data_dir)?;
             if created.is_empty() {
-                println!("{}: every key file exists; nothing created", folder.display());
+                println!(
+                    "{}: every key file exists; nothing created",
+                    folder.display()
+                );
             }
             for key in &created {
                 println!(
@@ -786,14 +789,19 @@ async fn token_revoke(id_or_token: &str, data_dir: &Path) -> anyhow::Result<()> 
     let id = kuvert_web::auth::RecipientTokens::token_id(id_or_token)
         .unwrap_or_else(|| id_or_token.trim().to_owned());
     anyhow::ensure!(
-        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
         "{id:?} is not a token id"
     );
-    let databases: Vec<(PathBuf, Schema)> = [("kuvert.db", Schema::Core), ("mailbox.db", Schema::Mailbox)]
-        .into_iter()
-        .map(|(file, schema)| (data_dir.join(file), schema))
-        .filter(|(path, _)| path.is_file())
-        .collect();
+    let databases: Vec<(PathBuf, Schema)> =
+        [("kuvert.db", Schema::Core), ("mailbox.db", Schema::Mailbox)]
+            .into_iter()
+            .map(|(file, schema)| (data_dir.join(file), schema))
+            .filter(|(path, _)| path.is_file())
+            .collect();
     anyhow::ensure!(
         !databases.is_empty(),
         "{} holds no kuvert database",
@@ -801,8 +809,7 @@ async fn token_revoke(id_or_token: &str, data_dir: &Path) -> anyhow::Result<()> 
     );
     let now = SystemClock.now();
     // No token with this id lives past the maximum lifetime from now.
-    let valid_until =
-        now + time::Duration::seconds(kuvert_web::auth::MAX_TOKEN_LIFETIME_SECONDS);
+    let valid_until = now + time::Duration::seconds(kuvert_web::auth::MAX_TOKEN_LIFETIME_SECONDS);
     let entry = kuvert_store::audit::AuditEntry {
         tenant: None,
         actor: "cli",
@@ -812,12 +819,18 @@ async fn token_revoke(id_or_token: &str, data_dir: &Path) -> anyhow::Result<()> 
     };
     for (path, schema) in databases {
         let db = Db::open(&path, schema).await?;
-        let new = db.revoke_recipient_token(&id, now, valid_until, &entry).await?;
+        let new = db
+            .revoke_recipient_token(&id, now, valid_until, &entry)
+            .await?;
         db.close().await;
         println!(
             "{}: token {id} {}",
             path.display(),
-            if new { "revoked" } else { "was already revoked" }
+            if new {
+                "revoked"
+            } else {
+                "was already revoked"
+            }
         );
     }
     Ok(())

@@ -215,6 +215,18 @@ impl Keys {
     /// making up keys.
     pub fn load_existing(data_dir: &Path) -> anyhow::Result<Self> {
         let dir = key_dir(data_dir);
+        anyhow::ensure!(
+            dir.is_dir(),
+            "{} holds no kuvert keys (is --data the installation's data folder?): missing {}; \
+             for a new installation run `kuvert keys init --data {}`",
+            dir.display(),
+            KEY_FILES
+                .iter()
+                .map(|f| f.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+            data_dir.display()
+        );
         let mut secrets = HashMap::new();
         let mut missing = Vec::new();
         for file in KEY_FILES {
@@ -316,8 +328,16 @@ mod tests {
     #[test]
     fn list_names_each_key_by_id_and_reports_missing_ones() {
         let data = tempfile::tempdir().unwrap();
-        assert!(list(data.path()).unwrap().iter().all(|r| r.key_id.is_none()));
-        assert!(!key_dir(data.path()).exists(), "list created the keys folder");
+        assert!(
+            list(data.path())
+                .unwrap()
+                .iter()
+                .all(|r| r.key_id.is_none())
+        );
+        assert!(
+            !key_dir(data.path()).exists(),
+            "list created the keys folder"
+        );
         let created = init(data.path()).unwrap();
         let listed = list(data.path()).unwrap();
         assert_eq!(listed, created);
@@ -327,7 +347,10 @@ mod tests {
             audit.key_id.as_deref(),
             Some(keys.audit.public_key().key_id().as_str())
         );
-        let token = listed.iter().find(|r| r.file == "recipient-token.hmac").unwrap();
+        let token = listed
+            .iter()
+            .find(|r| r.file == "recipient-token.hmac")
+            .unwrap();
         assert_eq!(
             token.key_id.as_deref(),
             Some(secret_key_id("hmac-sha256", &keys.recipient_token).as_str())

@@ -597,7 +597,6 @@ pub async fn register_with_built_in_mailbox(
     Ok(())
 }
 
-
 /// A sender that never gives up on an unanswered request: the same signed
 /// delivery and the same idempotency key again, until kuvert answers.
 struct CarefulClient {

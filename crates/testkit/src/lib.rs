@@ -233,8 +233,8 @@ impl TestApp {
     /// number that does not parse is kept as written, for tests of refusals).
     pub fn delivery(&self, sender: &DemoSender, recipient: &str, subject: &str) -> SecureDelivery {
         let today = time::OffsetDateTime::now_utc().date();
-        let recipient = client::canonical_recipient(recipient, today)
-            .unwrap_or_else(|_| recipient.to_owned());
+        let recipient =
+            client::canonical_recipient(recipient, today).unwrap_or_else(|_| recipient.to_owned());
         client::simple_delivery(
             &sender.id,
             &sender.name,

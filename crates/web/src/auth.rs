@@ -237,4 +237,3 @@ impl FromRequestParts<AppState> for AdminAuth {
         }
     }
 }
-

@@ -78,7 +78,9 @@ pub enum TokenError {
     LifetimeTooShort,
     #[error("a token names at least one scope")]
     NoScope,
-    #[error("a token's scopes are all for one service: mail (mail.*) or the register (registration.*)")]
+    #[error(
+        "a token's scopes are all for one service: mail (mail.*) or the register (registration.*)"
+    )]
     MixedServices,
     #[error(
         "kvr1 tokens are no longer accepted (they name no audience, scope or id); ask for a new kvr2 token"
@@ -287,7 +289,8 @@ impl RecipientTokens {
                 max: MAX_TOKEN_LIFETIME_SECONDS,
             });
         }
-        let recipient = RecipientId::parse_canonical(&claims.sub).map_err(|_| TokenError::Invalid)?;
+        let recipient =
+            RecipientId::parse_canonical(&claims.sub).map_err(|_| TokenError::Invalid)?;
         Ok(TokenClaims {
             recipient,
             audience: claims.aud,
@@ -324,7 +327,10 @@ mod tests {
         assert_eq!(claims.id, minted.id);
         assert_eq!(claims.key_id, tokens.key_id());
         assert_eq!(RecipientTokens::token_id(&minted.token), Some(minted.id));
-        assert_eq!(tokens.verify(&minted.token, NOW + 600).unwrap_err(), TokenError::Expired);
+        assert_eq!(
+            tokens.verify(&minted.token, NOW + 600).unwrap_err(),
+            TokenError::Expired
+        );
     }
 
     #[test]
@@ -339,7 +345,10 @@ mod tests {
             mint(&[Scope::RegistrationRead], MAX_TOKEN_LIFETIME_SECONDS + 1),
             Err(TokenError::LifetimeTooLong { .. })
         ));
-        assert_eq!(mint(&[Scope::RegistrationRead], 0), Err(TokenError::LifetimeTooShort));
+        assert_eq!(
+            mint(&[Scope::RegistrationRead], 0),
+            Err(TokenError::LifetimeTooShort)
+        );
         assert_eq!(mint(&[], 60), Err(TokenError::NoScope));
         assert_eq!(
             mint(&[Scope::RegistrationWrite, Scope::MailRead], 60),
@@ -359,15 +368,40 @@ mod tests {
         assert_eq!(other.verify(&token, NOW).unwrap_err(), TokenError::Invalid);
         // The claims changed after signing (another audience): the MAC fails.
         let (head, rest) = token.split_at(10);
-        let flipped = format!("{head}{}{}", if rest.starts_with('A') { 'B' } else { 'A' }, &rest[1..]);
-        assert_eq!(tokens.verify(&flipped, NOW).unwrap_err(), TokenError::Invalid);
-        let long = tokens.mint_unchecked_for_tests(&anna(), "x", &[Scope::MailRead], NOW, NOW + 2 * 86_400);
+        let flipped = format!(
+            "{head}{}{}",
+            if rest.starts_with('A') { 'B' } else { 'A' },
+            &rest[1..]
+        );
+        assert_eq!(
+            tokens.verify(&flipped, NOW).unwrap_err(),
+            TokenError::Invalid
+        );
+        let long = tokens.mint_unchecked_for_tests(
+            &anna(),
+            "x",
+            &[Scope::MailRead],
+            NOW,
+            NOW + 2 * 86_400,
+        );
         assert!(matches!(
             tokens.verify(&long, NOW).unwrap_err(),
             TokenError::LifetimeOverMaximum { .. }
         ));
-        let future = tokens.mint_unchecked_for_tests(&anna(), "x", &[Scope::MailRead], NOW + 3600, NOW + 4000);
-        assert_eq!(tokens.verify(&future, NOW).unwrap_err(), TokenError::IssuedInTheFuture);
-        assert_eq!(tokens.verify("kvr1.abc.def", NOW).unwrap_err(), TokenError::OldFormat);
+        let future = tokens.mint_unchecked_for_tests(
+            &anna(),
+            "x",
+            &[Scope::MailRead],
+            NOW + 3600,
+            NOW + 4000,
+        );
+        assert_eq!(
+            tokens.verify(&future, NOW).unwrap_err(),
+            TokenError::IssuedInTheFuture
+        );
+        assert_eq!(
+            tokens.verify("kvr1.abc.def", NOW).unwrap_err(),
+            TokenError::OldFormat
+        );
     }
 }

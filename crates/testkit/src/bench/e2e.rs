@@ -96,7 +96,6 @@ pub fn recipient_tokens(data: &Path) -> anyhow::Result<kuvert_web::auth::Recipie
     Ok(kuvert_web::auth::RecipientTokens::new(keys.recipient_token))
 }
 
-
 /// Registers recipients 0..count with the built-in mailbox through the
 /// register API, as each would do for themselves.
 async fn register(

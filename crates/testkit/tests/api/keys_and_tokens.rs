@@ -197,7 +197,10 @@ async fn a_mail_token_cannot_change_the_registration_and_a_registration_token_ca
     let page = app.messages(&read_only, "").await;
     let id = &page.messages[0].id;
     for (method, path) in [
-        (reqwest::Method::DELETE, format!("/mailbox/v1/messages/{id}")),
+        (
+            reqwest::Method::DELETE,
+            format!("/mailbox/v1/messages/{id}"),
+        ),
         (
             reqwest::Method::POST,
             format!("/mailbox/v1/messages/{id}/archive"),
@@ -345,10 +348,7 @@ async fn an_old_kvr1_token_is_refused_with_a_clear_message() {
     let payload = b64.encode(format!("{anna}:4102444800"));
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&keys.recipient_token).unwrap();
     mac.update(format!("kvr1.{payload}").as_bytes());
-    let old = format!(
-        "kvr1.{payload}.{}",
-        b64.encode(mac.finalize().into_bytes())
-    );
+    let old = format!("kvr1.{payload}.{}", b64.encode(mac.finalize().into_bytes()));
     let problem = assert_problem(
         &app.get("/mailbox/v1/messages", Some(&old)).await,
         StatusCode::UNAUTHORIZED,
@@ -395,7 +395,11 @@ async fn a_signed_delivery_with_a_ten_digit_or_hyphenated_recipient_is_refused()
         .reachability(&tenant.token, &sender.id, &[&anna[2..]])
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["results"][0]["sender_accepted"], json!(true), "{answer}");
+    assert_eq!(
+        answer["results"][0]["sender_accepted"],
+        json!(true),
+        "{answer}"
+    );
 }
 
 /// The admin token file is as private as a key file: readable by group or
