@@ -46,8 +46,6 @@ pub fn content_type_for(filename: &str) -> &'static str {
     }
 }
 
-/// A one-message delivery; callers adjust fields as needed.
-#[allow(clippy::too_many_arguments)]
 /// The canonical 12-digit form of an identity number written any way
 /// (10 digits, hyphen, `+`): what a signed delivery must name. The century
 /// of a 10-digit number is chosen here, once, by the sender, never again by
@@ -59,6 +57,8 @@ pub fn canonical_recipient(
     kuvert_domain::identity::RecipientId::parse(written, today).map(|id| id.as_str().to_owned())
 }
 
+/// A one-message delivery; callers adjust fields as needed.
+#[allow(clippy::too_many_arguments)]
 pub fn simple_delivery(
     sender_id: &str,
     sender_name: &str,
