@@ -50,6 +50,16 @@ impl Pseudonymizer {
     }
 }
 
+/// The id of a symmetric key (a key-encryption or HMAC key, which have no
+/// public half): `<algorithm>:` + the first 16 hex digits of
+/// HMAC-SHA256(key, "kuvert/key-id"). Logs, token headers and rotation can
+/// name the key without revealing anything that helps to guess it.
+pub fn secret_key_id(algorithm: &str, key: &[u8; 32]) -> String {
+    let mut hex = Pseudonymizer::new(*key).pseudonym("kuvert/key-id");
+    hex.truncate(16);
+    format!("{algorithm}:{hex}")
+}
+
 impl std::fmt::Debug for Pseudonymizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Pseudonymizer(<redacted>)")
@@ -92,6 +102,17 @@ pub fn random_token(bytes: usize) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_key_id_names_the_key_not_the_secret() {
+        let a = secret_key_id("hmac-sha256", &[1u8; 32]);
+        assert_eq!(a, secret_key_id("hmac-sha256", &[1u8; 32]));
+        assert_ne!(a, secret_key_id("hmac-sha256", &[2u8; 32]));
+        assert!(a.starts_with("hmac-sha256:") && a.len() == "hmac-sha256:".len() + 16);
+        // Not the start of the key's plain hash (which would help nobody, but
+        // the id is derived under its own label).
+        assert!(!sha256_hex(&[1u8; 32]).starts_with(&a["hmac-sha256:".len()..]));
+    }
 
     #[test]
     fn sha256_known_vector() {

@@ -16,6 +16,8 @@ pub enum CryptoError {
     Encrypt,
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
-    #[error("key file {path} is readable by group or others; run chmod 600")]
+    #[error(
+        "{path} is readable by group or others; a secret file must be private to its owner: run chmod 600 on it"
+    )]
     InsecurePermissions { path: PathBuf },
 }

@@ -1,4 +1,5 @@
-//! Keys on disk in the data folder, created on first start.
+//! Keys on disk in the data folder, created only by `kuvert keys init` (or
+//! `serve --demo`), and other secret files read with the same checks.
 
 use crate::{CryptoError, b64_decode_array, b64_encode, digest::random_bytes};
 use std::fs::{self, File, OpenOptions};
@@ -32,7 +33,15 @@ pub fn load_secret(path: &Path) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
     load(path)
 }
 
-fn load(path: &Path) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+/// Reads a secret text file (say the platform operator's admin token),
+/// trimmed, with the same permission check as key files: a file readable by
+/// group or others is refused (`InsecurePermissions`).
+pub fn read_private_text(path: &Path) -> Result<Zeroizing<String>, CryptoError> {
+    let text = read_private(path)?;
+    Ok(Zeroizing::new(text.trim().to_owned()))
+}
+
+fn read_private(path: &Path) -> Result<Zeroizing<String>, CryptoError> {
     let file = File::open(path)?;
     #[cfg(unix)]
     {
@@ -45,6 +54,11 @@ fn load(path: &Path) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
     }
     let mut text = Zeroizing::new(String::new());
     std::io::Read::read_to_string(&mut &file, &mut text)?;
+    Ok(text)
+}
+
+fn load(path: &Path) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+    let text = read_private(path)?;
     b64_decode_array::<32>(&text)
         .map(Zeroizing::new)
         .map_err(|_| CryptoError::Malformed("key file must hold 32 bytes as base64"))
@@ -129,6 +143,24 @@ mod tests {
             load_or_create_secret(&path),
             Err(CryptoError::InsecurePermissions { .. })
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_text_refuses_group_or_world_readable_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin-token");
+        fs::write(&path, "kva_secret\n").unwrap();
+        for mode in [0o644, 0o640, 0o604] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            assert!(matches!(
+                read_private_text(&path),
+                Err(CryptoError::InsecurePermissions { .. })
+            ));
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_private_text(&path).unwrap().as_str(), "kva_secret");
     }
 
     #[test]

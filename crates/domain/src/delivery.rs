@@ -37,8 +37,12 @@ pub struct SecureDelivery {
 #[serde(deny_unknown_fields)]
 pub struct DeliveryHeader {
     pub sender: SenderInfo,
-    /// The recipient's identity number: personnummer, samordningsnummer or
-    /// organisationsnummer, in any written form (canonicalised by kuvert).
+    /// The recipient's identity number (personnummer, samordningsnummer or
+    /// organisationsnummer) in the canonical 12-digit form without
+    /// separators: `YYYYMMDDNNNC`, or `16` and the 10 digits of an
+    /// organisation number. Any other form (10 digits, a hyphen or `+`) is
+    /// refused with `recipient_not_canonical`: relay and mailbox would each
+    /// choose a 10-digit number's century from their own clock.
     pub recipient: String,
     /// The sender's own reference; also the idempotency key when no
     /// `Idempotency-Key` header is given.
@@ -210,6 +214,15 @@ fn is_false(b: &bool) -> bool {
 pub enum DeliveryError {
     #[error("recipient: {0}")]
     InvalidRecipient(IdentityError),
+    /// A valid number written in another form than the canonical 12 digits
+    /// (10 digits, a separator, spaces): relay and mailbox would each choose
+    /// the century of a 10-digit number from their own clock.
+    #[error(
+        "the recipient must be written as 12 digits without separators (for example \
+         198001012384, or 16 and the 10 digits of an organisation number); sign the \
+         delivery again with that form"
+    )]
+    RecipientNotCanonical,
     #[error("sender id: {0}")]
     InvalidSenderId(IdentityError),
     #[error("a delivery holds at least one message")]
@@ -272,6 +285,7 @@ impl DeliveryError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRecipient(_) => "invalid_recipient",
+            Self::RecipientNotCanonical => "recipient_not_canonical",
             Self::InvalidSenderId(_) => "invalid_sender_id",
             Self::NoMessages => "no_messages",
             Self::EmptySubject { .. } => "empty_subject",
@@ -355,8 +369,14 @@ impl SecureDelivery {
         limits: &DeliveryLimits,
         today: time::Date,
     ) -> Result<ValidatedDelivery, DeliveryError> {
-        let recipient = RecipientId::parse(&self.header.recipient, today)
-            .map_err(DeliveryError::InvalidRecipient)?;
+        // A number that parses in a written form but is not canonical is
+        // refused as such, so the sender learns what to change.
+        let recipient = RecipientId::parse_canonical(&self.header.recipient).map_err(|_| {
+            match RecipientId::parse(&self.header.recipient, today) {
+                Ok(_) => DeliveryError::RecipientNotCanonical,
+                Err(e) => DeliveryError::InvalidRecipient(e),
+            }
+        })?;
         let sender = OrganisationNumber::parse(&self.header.sender.id)
             .map_err(DeliveryError::InvalidSenderId)?;
         if self.messages.is_empty() {
@@ -785,7 +805,7 @@ mod tests {
                     name: "Exempel kommun".to_owned(),
                     attention: None,
                 },
-                recipient: "19900101-1239".to_owned(),
+                recipient: "199001011239".to_owned(),
                 reference: None,
                 correlation_id: None,
                 attention: None,
@@ -808,6 +828,35 @@ mod tests {
         exe.extend_from_slice(b"This program cannot be run in DOS mode.\r\r\n$");
         exe.resize(1024, 0);
         exe
+    }
+
+    #[test]
+    fn a_recipient_not_in_the_canonical_form_is_refused_as_such() {
+        let today = TODAY;
+        for written in [
+            "9001011239",
+            "900101-1239",
+            "19900101-1239",
+            " 199001011239",
+        ] {
+            let mut delivery = with_attachments(Vec::new());
+            delivery.header.recipient = written.to_owned();
+            let refused = delivery
+                .validate(&DeliveryLimits::default(), today)
+                .unwrap_err();
+            assert_eq!(refused, DeliveryError::RecipientNotCanonical, "{written}");
+            assert_eq!(refused.code(), "recipient_not_canonical");
+        }
+        // A number that is wrong in any form keeps its own reason.
+        let mut delivery = with_attachments(Vec::new());
+        delivery.header.recipient = "199001011238".to_owned();
+        assert!(matches!(
+            delivery.validate(&DeliveryLimits::default(), today),
+            Err(DeliveryError::InvalidRecipient(_))
+        ));
+        let mut delivery = with_attachments(Vec::new());
+        delivery.header.recipient = "199001011239".to_owned();
+        assert!(delivery.validate(&DeliveryLimits::default(), today).is_ok());
     }
 
     #[test]

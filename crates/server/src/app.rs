@@ -86,6 +86,10 @@ pub struct Settings {
     pub mailbox_url: Option<String>,
     /// Create demo tenants, senders and recipients on start (idempotent).
     pub demo: bool,
+    /// Create the key files that are missing before loading them (what
+    /// `kuvert keys init` does). Only `--demo` sets it: otherwise a missing
+    /// key file stops the start, naming the file.
+    pub create_missing_keys: bool,
     pub retry: RetryPolicy,
     pub limits: DeliveryLimits,
     /// The platform operator's admin token (`kva_…`); no admin API without it.
@@ -112,6 +116,7 @@ impl Settings {
             roles: Roles::ALL,
             mailbox_url: None,
             demo: false,
+            create_missing_keys: false,
             retry: RetryPolicy::default(),
             limits: DeliveryLimits::default(),
             admin_token: None,
@@ -165,7 +170,12 @@ impl Running {
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
-    let keys = Arc::new(Keys::load_or_create(&settings.data_dir)?);
+    if settings.create_missing_keys {
+        for created in crate::keys::init(&settings.data_dir)? {
+            tracing::info!(file = created.file, key_id = ?created.key_id, "created a missing key file");
+        }
+    }
+    let keys = Arc::new(Keys::load_existing(&settings.data_dir)?);
     let clock = settings.clock.clone();
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -63,6 +63,16 @@ enum Command {
         #[command(subcommand)]
         command: RecipientCommand,
     },
+    /// Recipient tokens: revoke one by its id.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The installation's own keys: create the missing ones, list them by key id.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Tenants (one per sending organisation or förmedlare): create, suspend, credentials, keys.
     Tenant {
         #[command(subcommand)]
@@ -114,7 +124,9 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct SendArgs {
-    /// Recipient identity number (personnummer, samordningsnummer or organisationsnummer).
+    /// Recipient identity number (personnummer, samordningsnummer or
+    /// organisationsnummer) in any written form; it is signed in the
+    /// canonical 12-digit form.
     #[arg(long)]
     to: String,
     /// The message's subject (at most 255 characters).
@@ -197,13 +209,27 @@ enum AuditCommand {
 
 #[derive(Subcommand)]
 enum RecipientCommand {
-    /// Print a recipient token for the mailbox API.
+    /// Print a recipient token (`kvr2.…`): for mail at a mailbox operator
+    /// (`--for mail`, the default) or for the register (`--for registration`),
+    /// valid one hour unless asked otherwise (at most 24 hours). Its id is
+    /// printed to stderr, for `kuvert token revoke`.
     Token {
         /// The recipient's identity number, in any written form.
         id: String,
-        /// How many days the token is valid.
-        #[arg(long, default_value_t = 1)]
-        days: i64,
+        /// `mail` (read and manage mail at --operator) or `registration`
+        /// (read and change the registration in the register).
+        #[arg(long = "for", default_value = "mail")]
+        service: String,
+        /// The scopes, comma-separated (default: all of the service's:
+        /// mail.read,mail.manage or registration.read,registration.write).
+        #[arg(long)]
+        scopes: Option<String>,
+        /// The mailbox operator the mail token is for.
+        #[arg(long, default_value = crate::app::BUILT_IN_OPERATOR)]
+        operator: String,
+        /// How many minutes the token is valid (at most 1440).
+        #[arg(long, default_value_t = 60)]
+        lifetime_minutes: i64,
     },
     /// Register a recipient with a mailbox operator.
     Register {
@@ -216,6 +242,27 @@ enum RecipientCommand {
         #[arg(long)]
         pending: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Revoke a recipient token (its id, or the whole token): the mailbox
+    /// and the register refuse it from their next request on. Recorded in
+    /// each database of the data folder.
+    Revoke {
+        /// The token's id (printed when it was minted) or the token itself.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create the key files that are missing in `<data>/keys/` (mode 0600)
+    /// and print their ids; a key file that exists is never changed. Run it
+    /// once for a new installation: `serve` refuses to start without keys.
+    Init,
+    /// Every key file with its purpose and key id (never the secret).
+    List,
 }
 
 #[derive(Subcommand)]
@@ -374,6 +421,10 @@ where
             Ok(())
         }
         Command::Recipient { command } => recipient(command, data).await,
+        Command::Keys { command } => keys(command, data),
+        Command::Token {
+            command: TokenCommand::Revoke { id },
+        } => token_revoke(&id, data).await,
         Command::Tenant { command } => tenant(command, data).await,
         Command::Healthcheck { url } => {
             let response = reqwest::get(format!("{}/health", url.trim_end_matches('/'))).await?;
@@ -396,13 +447,14 @@ async fn serve(args: ServeArgs, data: &Path) -> anyhow::Result<()> {
     settings.mailbox_url = args.mailbox_url;
     settings.register_url = args.register_url;
     settings.demo = args.demo;
+    // The demo is the README's first command: it may create its keys; a
+    // production start never does.
+    settings.create_missing_keys = args.demo;
     settings.retry.base = Duration::from_millis(args.retry_base_ms.max(1));
     settings.retry.max = Duration::from_millis(args.retry_max_ms.max(args.retry_base_ms).max(1));
     settings.audit_checkpoint_every = Duration::from_secs(args.audit_checkpoint_seconds.max(1));
     if let Some(path) = args.admin_token_file {
-        let token = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        settings.admin_token = Some(token.trim().to_owned());
+        settings.admin_token = Some(read_admin_token(&path)?);
     }
     let running = crate::app::start(settings).await?;
     println!("kuvert is running at {}", running.url);
@@ -431,6 +483,63 @@ async fn serve(args: ServeArgs, data: &Path) -> anyhow::Result<()> {
     stop_requested().await?;
     println!("stopping…");
     running.stop().await;
+    Ok(())
+}
+
+/// The platform operator's admin token from its file, which must be as
+/// private as a key file (mode 0600): whoever reads it administers every tenant.
+pub fn read_admin_token(path: &Path) -> anyhow::Result<String> {
+    let token = kuvert_crypto::keyfile::read_private_text(path)
+        .with_context(|| format!("admin token file {}", path.display()))?;
+    anyhow::ensure!(
+        token.starts_with("kva_"),
+        "admin token file {}: the token must start with kva_",
+        path.display()
+    );
+    Ok(token.as_str().to_owned())
+}
+
+fn keys(command: KeysCommand, data_dir: &Path) -> anyhow::Result<()> {
+    let folder = crate::keys::key_dir(data_dir);
+    match command {
+        KeysCommand::Init => {
+            let created = crate::keys::init(data_dir)?;
+            if created.is_empty() {
+                println!(
+                    "{}: every key file exists; nothing created",
+                    folder.display()
+                );
+            }
+            for key in &created {
+                println!(
+                    "created {:<34} {:<32} {}",
+                    key.file,
+                    key.key_id.as_deref().unwrap_or(""),
+                    key.purpose
+                );
+            }
+            let existing_data = ["kuvert.db", "mailbox.db"]
+                .iter()
+                .any(|f| data_dir.join(f).exists());
+            if !created.is_empty() && existing_data {
+                println!(
+                    "warning: {} already holds databases: mail stored under a key that was \
+                     missing cannot be read with the new one",
+                    data_dir.display()
+                );
+            }
+        }
+        KeysCommand::List => {
+            for key in crate::keys::list(data_dir)? {
+                println!(
+                    "{:<34} {:<32} {}",
+                    key.file,
+                    key.key_id.as_deref().unwrap_or("MISSING"),
+                    key.purpose
+                );
+            }
+        }
+    }
     Ok(())
 }
 
@@ -495,10 +604,13 @@ async fn send(args: SendArgs, data: &Path) -> anyhow::Result<()> {
     let reference = args
         .reference
         .unwrap_or_else(|| format!("cli-{}", kuvert_crypto::digest::random_token(12)));
+    // Signed deliveries name the recipient in the 12-digit form only.
+    let recipient = client::canonical_recipient(&args.to, SystemClock.today())
+        .with_context(|| "--to is not a valid identity number")?;
     let mut delivery = client::simple_delivery(
         &sender_id,
         &sender_name,
-        &args.to,
+        &recipient,
         Some(reference),
         &args.subject,
         &body,
@@ -608,13 +720,47 @@ async fn recipient(command: RecipientCommand, data_dir: &Path) -> anyhow::Result
     let keys = crate::keys::Keys::load_existing(data_dir)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match command {
-        RecipientCommand::Token { id, days } => {
+        RecipientCommand::Token {
+            id,
+            service,
+            scopes,
+            operator,
+            lifetime_minutes,
+        } => {
+            use kuvert_web::auth::{REGISTER_AUDIENCE, Scope};
             let id = RecipientId::parse(&id, clock.today())?;
+            let (audience, all) = match service.as_str() {
+                "mail" => (
+                    kuvert_domain::ids::OperatorId::parse(&operator)?.to_string(),
+                    vec![Scope::MailRead, Scope::MailManage],
+                ),
+                "registration" => (
+                    REGISTER_AUDIENCE.to_owned(),
+                    vec![Scope::RegistrationRead, Scope::RegistrationWrite],
+                ),
+                other => anyhow::bail!("--for {other:?}: use mail or registration"),
+            };
+            let scopes = match scopes {
+                None => all,
+                Some(list) => list
+                    .split(',')
+                    .map(str::trim)
+                    .map(|s| Scope::parse(s).with_context(|| format!("unknown scope {s:?}")))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            };
             let tokens = kuvert_web::auth::RecipientTokens::new(keys.recipient_token);
-            println!(
-                "{}",
-                tokens.mint(&id, clock.now().unix_timestamp() + days * 86_400)
+            let minted = tokens.mint(
+                &id,
+                &audience,
+                &scopes,
+                clock.now().unix_timestamp(),
+                lifetime_minutes.saturating_mul(60),
+            )?;
+            eprintln!(
+                "token {} for {audience}, valid until {} (unix)",
+                minted.id, minted.expires_at
             );
+            println!("{}", minted.token);
         }
         RecipientCommand::Register {
             id,
@@ -638,6 +784,59 @@ async fn recipient(command: RecipientCommand, data_dir: &Path) -> anyhow::Result
             println!("registered {}", id.masked());
             db.close().await;
         }
+    }
+    Ok(())
+}
+
+/// Records a recipient token's id as revoked in every database of the data
+/// folder: the mailbox checks mail tokens, the register registration tokens.
+async fn token_revoke(id_or_token: &str, data_dir: &Path) -> anyhow::Result<()> {
+    let id = kuvert_web::auth::RecipientTokens::token_id(id_or_token)
+        .unwrap_or_else(|| id_or_token.trim().to_owned());
+    anyhow::ensure!(
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{id:?} is not a token id"
+    );
+    let databases: Vec<(PathBuf, Schema)> =
+        [("kuvert.db", Schema::Core), ("mailbox.db", Schema::Mailbox)]
+            .into_iter()
+            .map(|(file, schema)| (data_dir.join(file), schema))
+            .filter(|(path, _)| path.is_file())
+            .collect();
+    anyhow::ensure!(
+        !databases.is_empty(),
+        "{} holds no kuvert database",
+        data_dir.display()
+    );
+    let now = SystemClock.now();
+    // No token with this id lives past the maximum lifetime from now.
+    let valid_until = now + time::Duration::seconds(kuvert_web::auth::MAX_TOKEN_LIFETIME_SECONDS);
+    let entry = kuvert_store::audit::AuditEntry {
+        tenant: None,
+        actor: "cli",
+        action: "recipient_token.revoke",
+        subject: &id,
+        detail: "",
+    };
+    for (path, schema) in databases {
+        let db = Db::open(&path, schema).await?;
+        let new = db
+            .revoke_recipient_token(&id, now, valid_until, &entry)
+            .await?;
+        db.close().await;
+        println!(
+            "{}: token {id} {}",
+            path.display(),
+            if new {
+                "revoked"
+            } else {
+                "was already revoked"
+            }
+        );
     }
     Ok(())
 }

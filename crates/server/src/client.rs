@@ -46,6 +46,17 @@ pub fn content_type_for(filename: &str) -> &'static str {
     }
 }
 
+/// The canonical 12-digit form of an identity number written any way
+/// (10 digits, hyphen, `+`): what a signed delivery must name. The century
+/// of a 10-digit number is chosen here, once, by the sender, never again by
+/// relay or mailbox.
+pub fn canonical_recipient(
+    written: &str,
+    today: time::Date,
+) -> Result<String, kuvert_domain::identity::IdentityError> {
+    kuvert_domain::identity::RecipientId::parse(written, today).map(|id| id.as_str().to_owned())
+}
+
 /// A one-message delivery; callers adjust fields as needed.
 #[allow(clippy::too_many_arguments)]
 pub fn simple_delivery(

@@ -44,8 +44,14 @@ pub struct DemoRecipient {
     pub id: String,
     /// What the register says of them.
     pub state: String,
-    /// A recipient token for the mailbox API (valid 30 days from creation).
+    /// A recipient token for the mailbox API (audience: the built-in
+    /// operator; mail.read, mail.manage), minted anew at each start and
+    /// valid for the maximum of 24 hours.
     pub token: String,
+    /// A token for the register's `/register/v1/me` (registration.read,
+    /// registration.write), likewise.
+    #[serde(default)]
+    pub registration_token: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,6 +133,12 @@ pub async fn seed(
             .unwrap_or_default();
         if db.tenant(&TenantId::parse(&first)?).await?.is_some() {
             existing.url = url.to_owned();
+            // Tokens live at most a day: fresh ones for this run.
+            for recipient in &mut existing.recipients {
+                let id = RecipientId::parse_canonical(&recipient.id)?;
+                (recipient.token, recipient.registration_token) =
+                    demo_tokens(tokens, operator, &id, clock)?;
+            }
             write(&path, &existing)?;
             return Ok(existing);
         }
@@ -181,7 +193,6 @@ pub async fn seed(
         });
     }
     let today = clock.today();
-    let expires = clock.now().unix_timestamp() + 30 * 24 * 3600;
     let people = [
         (
             "Anna Andersson",
@@ -223,11 +234,13 @@ pub async fn seed(
             "pending" => register.register(&id, operator, true).await?,
             _ => {}
         }
+        let (token, registration_token) = demo_tokens(tokens, operator, &id, clock)?;
         recipients.push(DemoRecipient {
             name: name.to_owned(),
             id: id.as_str().to_owned(),
             state: state.to_owned(),
-            token: tokens.mint(&id, expires),
+            token,
+            registration_token,
         });
     }
     let data = DemoData {
@@ -237,6 +250,33 @@ pub async fn seed(
     };
     write(&path, &data)?;
     Ok(data)
+}
+
+/// A demo recipient's mail token and registration token, each with all the
+/// scopes of its service and the longest lifetime.
+fn demo_tokens(
+    tokens: &RecipientTokens,
+    operator: &OperatorId,
+    id: &RecipientId,
+    clock: &dyn Clock,
+) -> anyhow::Result<(String, String)> {
+    use kuvert_web::auth::{MAX_TOKEN_LIFETIME_SECONDS, REGISTER_AUDIENCE, Scope};
+    let now = clock.now().unix_timestamp();
+    let mail = tokens.mint(
+        id,
+        operator.as_str(),
+        &[Scope::MailRead, Scope::MailManage],
+        now,
+        MAX_TOKEN_LIFETIME_SECONDS,
+    )?;
+    let registration = tokens.mint(
+        id,
+        REGISTER_AUDIENCE,
+        &[Scope::RegistrationRead, Scope::RegistrationWrite],
+        now,
+        MAX_TOKEN_LIFETIME_SECONDS,
+    )?;
+    Ok((mail.token, registration.token))
 }
 
 fn write(path: &Path, data: &DemoData) -> anyhow::Result<()> {

@@ -16,6 +16,7 @@ pub mod audit;
 mod checkpoint;
 mod direct;
 pub mod mailbox;
+mod recipient_tokens;
 pub mod register;
 pub mod relay;
 pub mod revocations;
@@ -146,6 +147,10 @@ const CORE_MIGRATIONS: &[Migration] = &[
         version: 6,
         sql: include_str!("../migrations/sqlite/core/0006_certificates.sql"),
     },
+    Migration {
+        version: 8,
+        sql: include_str!("../migrations/sqlite/core/0008_recipient_token_revocations.sql"),
+    },
 ];
 
 const MAILBOX_MIGRATIONS: &[Migration] = &[
@@ -156,6 +161,10 @@ const MAILBOX_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("../migrations/sqlite/mailbox/0002_audit.sql"),
+    },
+    Migration {
+        version: 5,
+        sql: include_str!("../migrations/sqlite/mailbox/0005_recipient_token_revocations.sql"),
     },
     Migration {
         version: 6,

@@ -393,7 +393,7 @@ pub async fn run(plan: &CrashPlan) -> anyhow::Result<CrashReport> {
     mailbox.start().await?;
 
     let demo = kuvert::demo::load(&data)?;
-    let keys = kuvert::keys::Keys::load_or_create(&data)?;
+    let keys = kuvert::keys::Keys::load_existing(&data)?;
     let tokens = kuvert_web::auth::RecipientTokens::new(keys.recipient_token);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -583,7 +583,7 @@ pub async fn register_with_built_in_mailbox(
     tokens: &kuvert_web::auth::RecipientTokens,
     id: &RecipientId,
 ) -> anyhow::Result<()> {
-    let token = tokens.mint(id, unix_now() + 3600);
+    let token = crate::mint_registration_token(tokens, id)?;
     let response = http
         .put(format!("{register_url}/register/v1/me"))
         .bearer_auth(&token)
@@ -597,10 +597,6 @@ pub async fn register_with_built_in_mailbox(
         response.status()
     );
     Ok(())
-}
-
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// A sender that never gives up on an unanswered request: the same signed
@@ -815,7 +811,7 @@ async fn check_inboxes(
         expected[i % recipients.len()] += 1;
     }
     for (r, recipient) in recipients.iter().enumerate() {
-        let token = tokens.mint(recipient, unix_now() + 3600);
+        let token = crate::mint_mail_token(tokens, recipient)?;
         let mut subjects: HashMap<String, usize> = HashMap::new();
         let mut page = 1;
         loop {

@@ -228,12 +228,17 @@ impl TestApp {
             .clone()
     }
 
-    /// A one-message delivery from `sender` with a fresh reference.
+    /// A one-message delivery from `sender` with a fresh reference, naming
+    /// the recipient in the canonical 12-digit form as a sender must (a
+    /// number that does not parse is kept as written, for tests of refusals).
     pub fn delivery(&self, sender: &DemoSender, recipient: &str, subject: &str) -> SecureDelivery {
+        let today = time::OffsetDateTime::now_utc().date();
+        let recipient =
+            client::canonical_recipient(recipient, today).unwrap_or_else(|_| recipient.to_owned());
         client::simple_delivery(
             &sender.id,
             &sender.name,
-            recipient,
+            &recipient,
             Some(format!("ref-{}", kuvert_crypto::digest::random_token(12))),
             subject,
             &format!("Brödtext för {subject}"),
@@ -538,11 +543,52 @@ impl TestApp {
             .await
     }
 
-    /// A recipient token minted with the installation's key.
+    /// A mail token (the built-in mailbox; mail.read, mail.manage) minted
+    /// with the installation's key, valid one hour.
     pub fn recipient_token(&self, canonical_id: &str) -> String {
+        self.mail_token(canonical_id)
+    }
+
+    /// A token for the built-in mailbox with mail.read and mail.manage.
+    pub fn mail_token(&self, canonical_id: &str) -> String {
+        use kuvert_web::auth::Scope;
+        self.token_for(
+            canonical_id,
+            kuvert::app::BUILT_IN_OPERATOR,
+            &[Scope::MailRead, Scope::MailManage],
+            3600,
+        )
+        .expect("a mail token")
+    }
+
+    /// A token for the register with registration.read and registration.write.
+    pub fn registration_token(&self, canonical_id: &str) -> String {
+        use kuvert_web::auth::Scope;
+        self.token_for(
+            canonical_id,
+            kuvert_web::auth::REGISTER_AUDIENCE,
+            &[Scope::RegistrationRead, Scope::RegistrationWrite],
+            3600,
+        )
+        .expect("a registration token")
+    }
+
+    /// A token for `audience` with `scopes`, minted now with the
+    /// installation's key (minting's own refusals come back as they are).
+    pub fn token_for(
+        &self,
+        canonical_id: &str,
+        audience: &str,
+        scopes: &[kuvert_web::auth::Scope],
+        lifetime_seconds: i64,
+    ) -> Result<String, kuvert_web::auth::TokenError> {
         let id = kuvert_domain::identity::RecipientId::parse_canonical(canonical_id).expect("id");
-        let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
-        self.running().state.recipient_tokens().mint(&id, exp)
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.running()
+            .state
+            .recipient_tokens()
+            .mint(&id, audience, scopes, now, lifetime_seconds)
+            .map(|minted| minted.token)
     }
 
     /// One value from a read-only query of `kuvert.db` or `mailbox.db`
@@ -616,6 +662,33 @@ impl TestApp {
             .filter(|p| p.to_string_lossy().contains(".db"))
             .collect()
     }
+}
+
+/// A one-hour token for the built-in mailbox (mail.read, mail.manage)
+/// minted with `tokens` (the harnesses' processes share the data folder).
+pub fn mint_mail_token(
+    tokens: &kuvert_web::auth::RecipientTokens,
+    id: &kuvert_domain::identity::RecipientId,
+) -> Result<String, kuvert_web::auth::TokenError> {
+    use kuvert_web::auth::Scope;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let scopes = [Scope::MailRead, Scope::MailManage];
+    tokens
+        .mint(id, kuvert::app::BUILT_IN_OPERATOR, &scopes, now, 3600)
+        .map(|m| m.token)
+}
+
+/// A one-hour token for the register (registration.read, registration.write).
+pub fn mint_registration_token(
+    tokens: &kuvert_web::auth::RecipientTokens,
+    id: &kuvert_domain::identity::RecipientId,
+) -> Result<String, kuvert_web::auth::TokenError> {
+    use kuvert_web::auth::{REGISTER_AUDIENCE, Scope};
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let scopes = [Scope::RegistrationRead, Scope::RegistrationWrite];
+    tokens
+        .mint(id, REGISTER_AUDIENCE, &scopes, now, 3600)
+        .map(|m| m.token)
 }
 
 /// Asserts a problem+json answer (RFC 9457) with `status` and `code`, and
@@ -812,6 +885,7 @@ async fn start(data: &Path, configure: fn(&mut Settings), mailbox_via: Option<&s
     let mut settings = Settings::new(data.to_path_buf());
     settings.listen = "127.0.0.1:0".parse().expect("addr");
     settings.demo = true;
+    settings.create_missing_keys = true;
     settings.retry.base = Duration::from_millis(20);
     settings.retry.max = Duration::from_millis(200);
     settings.retry.lease = Duration::from_secs(2);

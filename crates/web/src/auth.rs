@@ -4,9 +4,11 @@
 //! - Senders: `Authorization: Bearer kvt_<credential id>.<secret>`; only the
 //!   SHA-256 of the secret is stored, compared in constant time, and looked
 //!   up on every request so a revocation applies to the very next one.
-//! - Recipients: `Authorization: Bearer kvr1.<payload>.<mac>`, a short-lived
-//!   token HMAC-signed by the installation (the e-ID login of a later issue
-//!   issues the same token after an OpenID Connect login).
+//! - Recipients: `Authorization: Bearer kvr2.<claims>.<mac>`, a short-lived
+//!   token HMAC-signed by the installation for one audience (a mailbox
+//!   operator, or the register) with scopes, a revocable id and a key id
+//!   ([`crate::tokens`]); the e-ID login sessions of a later issue replace
+//!   them for people, apps keep them.
 //! - Platform operator: `Authorization: Bearer kva_<secret>` for the admin API.
 
 use crate::AppState;
@@ -14,14 +16,16 @@ use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use kuvert_crypto::digest::{constant_time_eq, hash_secret};
 use kuvert_domain::identity::RecipientId;
 use kuvert_domain::ids::TenantId;
 use kuvert_relay::Caller;
 use kuvert_store::tenants::TenantStatus;
-use sha2::Sha256;
+
+pub use crate::tokens::{
+    DEFAULT_TOKEN_LIFETIME_SECONDS, MAX_TOKEN_LIFETIME_SECONDS, MintedToken, REGISTER_AUDIENCE,
+    RecipientTokens, Scope, TokenClaims, TokenError,
+};
 
 fn bearer(parts: &Parts) -> Option<&str> {
     parts
@@ -85,25 +89,96 @@ impl FromRequestParts<AppState> for SenderAuth {
     }
 }
 
-/// An authenticated recipient.
+/// An authenticated recipient, holding a token for this service with the
+/// scope `S` ([`MailRead`], [`MailManage`], [`RegistrationRead`],
+/// [`RegistrationWrite`]). The token's audience must be this service (the
+/// mailbox operator's id for mail, [`REGISTER_AUDIENCE`] for the register)
+/// and its id must not be revoked in this role's database.
 #[derive(Debug, Clone)]
-pub struct RecipientAuth {
+pub struct RecipientAuth<S> {
     pub recipient: RecipientId,
+    /// The token's id (for revocation and the audit log).
+    pub token_id: String,
+    scope: std::marker::PhantomData<S>,
 }
 
-impl FromRequestParts<AppState> for RecipientAuth {
+/// A scope an endpoint requires, as a type.
+pub trait RequiredScope {
+    const SCOPE: Scope;
+}
+
+macro_rules! scope_marker {
+    ($name:ident, $scope:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name;
+        impl RequiredScope for $name {
+            const SCOPE: Scope = $scope;
+        }
+    };
+}
+scope_marker!(
+    MailRead,
+    Scope::MailRead,
+    "List and read mail, download attachments."
+);
+scope_marker!(MailManage, Scope::MailManage, "Archive and delete mail.");
+scope_marker!(
+    RegistrationRead,
+    Scope::RegistrationRead,
+    "Read one's own registration."
+);
+scope_marker!(
+    RegistrationWrite,
+    Scope::RegistrationWrite,
+    "Register, deregister, refuse senders."
+);
+
+impl<S: RequiredScope + Send + Sync> FromRequestParts<AppState> for RecipientAuth<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts).ok_or_else(|| {
-            ApiError::unauthorized("a recipient token is required (Authorization: Bearer kvr1.…)")
+            ApiError::unauthorized("a recipient token is required (Authorization: Bearer kvr2.…)")
         })?;
         let now = state.clock().now().unix_timestamp();
-        let recipient = state
+        let claims = state
             .recipient_tokens()
             .verify(token, now)
-            .ok_or_else(|| ApiError::unauthorized("invalid or expired recipient token"))?;
-        Ok(RecipientAuth { recipient })
+            .map_err(|e| ApiError::unauthorized(&e.to_string()))?;
+        // The service this endpoint belongs to, and the database that
+        // records its revocations.
+        let (audience, db) = if S::SCOPE.is_mail() {
+            let mailbox = state.mailbox()?;
+            (mailbox.operator_id.to_string(), &mailbox.db)
+        } else {
+            let core = state.core()?;
+            (REGISTER_AUDIENCE.to_owned(), &core.db)
+        };
+        if claims.audience != audience {
+            return Err(ApiError::unauthorized(&format!(
+                "this token's audience is {:?}, not this service ({audience:?}); ask for a token for it",
+                claims.audience
+            )));
+        }
+        if !claims.scopes.contains(&S::SCOPE) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!(
+                    "this request needs a token with the scope {}",
+                    S::SCOPE.as_str()
+                ),
+            ));
+        }
+        if db.recipient_token_revoked(&claims.id).await? {
+            return Err(ApiError::unauthorized("this token has been revoked"));
+        }
+        Ok(RecipientAuth {
+            recipient: claims.recipient,
+            token_id: claims.id,
+            scope: std::marker::PhantomData,
+        })
     }
 }
 
@@ -160,64 +235,5 @@ impl FromRequestParts<AppState> for AdminAuth {
         } else {
             Err(ApiError::unauthorized("invalid operator credential"))
         }
-    }
-}
-
-/// Mints and checks recipient tokens: `kvr1.<b64url(sub:exp)>.<b64url(hmac)>`.
-#[derive(Clone)]
-pub struct RecipientTokens {
-    key: [u8; 32],
-}
-
-impl std::fmt::Debug for RecipientTokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RecipientTokens(<key>)")
-    }
-}
-
-const TOKEN_PREFIX: &str = "kvr1";
-
-impl RecipientTokens {
-    pub fn new(key: [u8; 32]) -> Self {
-        Self { key }
-    }
-
-    fn mac(&self, payload: &str) -> Vec<u8> {
-        // HMAC accepts keys of any length; a 32-byte key cannot fail.
-        match Hmac::<Sha256>::new_from_slice(&self.key) {
-            Ok(mut mac) => {
-                mac.update(TOKEN_PREFIX.as_bytes());
-                mac.update(b".");
-                mac.update(payload.as_bytes());
-                mac.finalize().into_bytes().to_vec()
-            }
-            Err(_) => Vec::new(),
-        }
-    }
-
-    /// A token for `recipient` valid until `expires_at` (unix seconds).
-    pub fn mint(&self, recipient: &RecipientId, expires_at: i64) -> String {
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let payload = b64.encode(format!("{}:{expires_at}", recipient.as_str()));
-        let mac = b64.encode(self.mac(&payload));
-        format!("{TOKEN_PREFIX}.{payload}.{mac}")
-    }
-
-    pub fn verify(&self, token: &str, now: i64) -> Option<RecipientId> {
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let mut parts = token.split('.');
-        let (prefix, payload, mac) = (parts.next()?, parts.next()?, parts.next()?);
-        if prefix != TOKEN_PREFIX || parts.next().is_some() {
-            return None;
-        }
-        if !constant_time_eq(&b64.decode(mac).ok()?, &self.mac(payload)) {
-            return None;
-        }
-        let decoded = String::from_utf8(b64.decode(payload).ok()?).ok()?;
-        let (subject, expires_at) = decoded.split_once(':')?;
-        if expires_at.parse::<i64>().ok()? <= now {
-            return None;
-        }
-        RecipientId::parse_canonical(subject).ok()
     }
 }

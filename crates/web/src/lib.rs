@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod json;
 pub mod openapi;
+pub mod tokens;
 
 use auth::RecipientTokens;
 use axum::Router;

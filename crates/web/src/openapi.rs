@@ -23,7 +23,12 @@ impl Modify for Security {
             "sender",
             bearer("A tenant's API credential, `kvt_<id>.<secret>`"),
         );
-        components.add_security_scheme("recipient", bearer("A recipient token, `kvr1.…`"));
+        components.add_security_scheme("recipient", bearer(
+            "A recipient token, `kvr2.…` (`kuvert recipient token`): for one audience (the mailbox \
+             operator's id for /mailbox/v1, `register` for /register/v1/me) with scopes \
+             (`mail.read`, `mail.manage`, `registration.read`, `registration.write`), an id that \
+             can be revoked, and at most 24 hours of life",
+        ));
         components.add_security_scheme("admin", bearer("The platform operator's token, `kva_…`"));
         components.add_security_scheme(
             "relay",

@@ -92,12 +92,8 @@ pub fn recipient_number(i: usize) -> String {
 }
 
 pub fn recipient_tokens(data: &Path) -> anyhow::Result<kuvert_web::auth::RecipientTokens> {
-    let keys = kuvert::keys::Keys::load_or_create(data)?;
+    let keys = kuvert::keys::Keys::load_existing(data)?;
     Ok(kuvert_web::auth::RecipientTokens::new(keys.recipient_token))
-}
-
-pub fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// Registers recipients 0..count with the built-in mailbox through the

@@ -9,7 +9,7 @@
 //! real rows. What the loader does not write: audit entries for the loaded
 //! rows, and signed receipts (a placeholder of the same size).
 
-use super::e2e::{recipient_number, recipient_tokens, sender_token, unix_now};
+use super::e2e::{recipient_number, recipient_tokens, sender_token};
 use super::server::{DataDir, Server};
 use anyhow::{Context as _, ensure};
 use kuvert_domain::identity::RecipientId;
@@ -166,7 +166,7 @@ fn make_rows(
 }
 
 async fn load_messages(data: &Path, count: usize, recipients: usize) -> anyhow::Result<()> {
-    let keys = kuvert::keys::Keys::load_or_create(data)?;
+    let keys = kuvert::keys::Keys::load_existing(data)?;
     let demo = kuvert::demo::load(data)?;
     let sender = demo
         .tenants
@@ -469,7 +469,7 @@ async fn mailbox(
     for n in 0..=plan.samples {
         let number = recipient_number(rng.gen_range(0..with_mail));
         let id = RecipientId::parse_canonical(&number).context("recipient id")?;
-        let token = tokens.mint(&id, unix_now() + 3600);
+        let token = kuvert_testkit::mint_mail_token(&tokens, &id)?;
         let started = Instant::now();
         let response = http
             .get(format!("{url}/mailbox/v1/messages"))

@@ -32,7 +32,7 @@ async fn verify(app: &TestApp) -> kuvert_store::audit::AuditReport {
     let db = Db::open(&app.data_dir().join("kuvert.db"), Schema::Core)
         .await
         .unwrap();
-    let key = kuvert::keys::Keys::load_or_create(app.data_dir())
+    let key = kuvert::keys::Keys::load_existing(app.data_dir())
         .unwrap()
         .audit
         .public_key();
@@ -280,10 +280,10 @@ async fn a_change_whose_audit_entry_cannot_be_written_fails_and_leaves_nothing_b
         ("credential revoke", Method::DELETE, format!("/admin/v1/tenants/demoformedlare/credentials/{credential}"), admin, None),
         ("key add", Method::POST, "/admin/v1/tenants/demokommun/keys".into(), admin, Some(json!({"sender": kommun_sender, "public_key": new_key}))),
         ("key revoke", Method::DELETE, format!("/admin/v1/tenants/demoformedlare/keys/{key}"), admin, None),
-        ("recipient register", Method::PUT, "/register/v1/me".into(), &cecilia.token, Some(json!({"operator_id": "kuvert-brevlada"}))),
-        ("recipient deregister", Method::DELETE, "/register/v1/me".into(), &anna.token, None),
-        ("recipient refuses a sender", Method::PUT, format!("/register/v1/me/refused-senders/{kommun_sender}"), &anna.token, None),
-        ("recipient accepts a sender again", Method::DELETE, format!("/register/v1/me/refused-senders/{kommun_sender}"), &david.token, None),
+        ("recipient register", Method::PUT, "/register/v1/me".into(), &cecilia.registration_token, Some(json!({"operator_id": "kuvert-brevlada"}))),
+        ("recipient deregister", Method::DELETE, "/register/v1/me".into(), &anna.registration_token, None),
+        ("recipient refuses a sender", Method::PUT, format!("/register/v1/me/refused-senders/{kommun_sender}"), &anna.registration_token, None),
+        ("recipient accepts a sender again", Method::DELETE, format!("/register/v1/me/refused-senders/{kommun_sender}"), &david.registration_token, None),
     ];
 
     execute(

@@ -31,7 +31,7 @@ use std::collections::BTreeSet;
 enum Audience {
     /// A tenant's credential, `kvt_<id>.<secret>`.
     Sender,
-    /// A recipient token, `kvr1.…`.
+    /// A recipient token, `kvr2.…` (for the row's service).
     Recipient,
     /// The platform operator's token, `kva_…`.
     Admin,
@@ -441,8 +441,10 @@ struct Fixture {
     formedlare_token: String,
     anna: String,
     anna_token: String,
+    anna_registration_token: String,
     bertil_token: String,
     expired_anna_token: String,
+    expired_anna_registration_token: String,
     revoked_token: String,
     suspended_token: String,
     /// demokommun → Anna, delivered, with a PDF.
@@ -525,14 +527,32 @@ async fn fixture() -> Fixture {
     let page = app.messages(&anna_token, "").await;
     assert_eq!(page.total, 1, "{page:?}");
     let anna_message = page.messages[0].id.clone();
-    let (_, profile) = app.get("/register/v1/me", Some(&anna_token)).await;
+    let anna_registration_token = app.registration_token(&anna);
+    let (_, profile) = app
+        .get("/register/v1/me", Some(&anna_registration_token))
+        .await;
     let operator_id = profile["operator_id"].as_str().unwrap().to_owned();
 
-    let key = kuvert::keys::Keys::load_or_create(app.data_dir())
+    let key = kuvert::keys::Keys::load_existing(app.data_dir())
         .unwrap()
         .recipient_token;
-    let expired_anna_token =
-        RecipientTokens::new(key).mint(&RecipientId::parse_canonical(&anna).unwrap(), 1);
+    let expired_anna_token = RecipientTokens::new(key).mint_unchecked_for_tests(
+        &RecipientId::parse_canonical(&anna).unwrap(),
+        kuvert::app::BUILT_IN_OPERATOR,
+        &[kuvert_web::auth::Scope::MailRead],
+        0,
+        1,
+    );
+    let expired_anna_registration_token = RecipientTokens::new(key).mint_unchecked_for_tests(
+        &RecipientId::parse_canonical(&anna).unwrap(),
+        kuvert_web::auth::REGISTER_AUDIENCE,
+        &[
+            kuvert_web::auth::Scope::RegistrationRead,
+            kuvert_web::auth::Scope::RegistrationWrite,
+        ],
+        0,
+        1,
+    );
 
     // A revoked credential of demokommun.
     let created = admin(
@@ -589,8 +609,10 @@ async fn fixture() -> Fixture {
         formedlare_token,
         anna,
         anna_token,
+        anna_registration_token,
         bertil_token: app.recipient_token(&bertil),
         expired_anna_token,
+        expired_anna_registration_token,
         revoked_token,
         suspended_token,
         delivery,
@@ -681,8 +703,13 @@ impl Fixture {
             .replace("{sender}", &kommun.senders[0].id)
     }
 
-    fn token(&self, audience: Audience, who: Who) -> Option<String> {
+    /// The token `who` presents at `row`. A recipient's token is for the
+    /// row's service: the mailbox, or the register (`/register/v1/me`).
+    fn token(&self, row: &Row, who: Who) -> Option<String> {
+        let audience = row.admits;
+        let register = row.path.starts_with("/register/v1/me");
         let token = match who {
+            None if register && audience == Recipient => &self.anna_registration_token,
             None => match audience {
                 Sender => &self.kommun_token,
                 Recipient => &self.anna_token,
@@ -694,7 +721,7 @@ impl Fixture {
             Some(UntrustedRelay | ForgedSeal | ReplayWithForgedSeal) => self.app.relay_credential(),
             Some(Malformed) => match audience {
                 Sender => "kvt_no-separator",
-                Recipient => "kvr1.bm90IGEgdG9rZW4.AAAA",
+                Recipient => "kvr2.bm90IGEgdG9rZW4.AAAA",
                 Admin => "not-an-operator-token",
                 Relay => "kvm_not-a-relay-credential",
                 Public => "garbage",
@@ -704,6 +731,7 @@ impl Fixture {
             Some(AdminToken) => ADMIN_TOKEN,
             Some(RevokedCredential) => &self.revoked_token,
             Some(SuspendedTenant) => &self.suspended_token,
+            Some(ExpiredRecipientToken) if register => &self.expired_anna_registration_token,
             Some(ExpiredRecipientToken) => &self.expired_anna_token,
             Some(WrongAdminToken) => "kva_not-the-operators-token",
             Some(OtherTenant) => match audience {
@@ -803,7 +831,7 @@ impl Fixture {
         Call {
             method: row.method.parse().unwrap(),
             path: self.path(row, who, missing),
-            token: self.token(row.admits, who),
+            token: self.token(row, who),
             body: if credential_level {
                 None
             } else {
@@ -950,7 +978,7 @@ async fn every_endpoint_refuses_every_caller_it_does_not_admit() {
             let call = Call {
                 method: method.parse().unwrap(),
                 path: fx.path(row, None, false),
-                token: fx.token(row.admits, None),
+                token: fx.token(row, None),
                 body: None,
             };
             let (status, _, _) = fx.send(call).await;

@@ -10,6 +10,7 @@ mod disk;
 mod evidence;
 mod flow;
 mod idempotency;
+mod keys_and_tokens;
 mod openapi;
 mod outages;
 mod privacy;

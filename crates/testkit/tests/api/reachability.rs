@@ -222,19 +222,19 @@ async fn a_lookup_with_no_recipients_or_an_invalid_sender_id_is_422() {
 async fn a_recipient_sees_their_own_registration() {
     let mut app = TestApp::spawn().await;
     let anna = app.recipient("registered").id.clone();
-    let me = profile(&app, &app.recipient_token(&anna)).await;
+    let me = profile(&app, &app.registration_token(&anna)).await;
     assert_eq!(me["recipient_id"], anna.as_str());
     assert_eq!(me["status"], "registered");
     assert_eq!(me["operator_id"], "kuvert-brevlada");
     assert_eq!(me["refused_senders"], json!([]));
 
     let david = app.recipient("refuses_demokommun").id.clone();
-    let me = profile(&app, &app.recipient_token(&david)).await;
+    let me = profile(&app, &app.registration_token(&david)).await;
     assert_eq!(me["status"], "registered");
     assert_eq!(me["refused_senders"], json!([app.kommun().1.id]));
 
     let cecilia = app.recipient("not_registered").id.clone();
-    let me = profile(&app, &app.recipient_token(&cecilia)).await;
+    let me = profile(&app, &app.registration_token(&cecilia)).await;
     assert_eq!(me["status"], "none", "{me}");
     assert!(me["operator_id"].is_null(), "{me}");
 
@@ -252,7 +252,7 @@ async fn a_recipient_sees_their_own_registration() {
 async fn registering_with_the_built_in_mailbox_makes_sends_deliverable() {
     let mut app = TestApp::spawn().await;
     let cecilia = app.recipient("not_registered").id.clone();
-    let token = app.recipient_token(&cecilia);
+    let token = app.registration_token(&cecilia);
     let before = send_final(&app, &cecilia, "Före").await;
     assert_eq!(before["status"], "not_delivered", "{before}");
     assert_eq!(before["reason"], "not_registered", "{before}");
@@ -268,7 +268,7 @@ async fn registering_with_the_built_in_mailbox_makes_sends_deliverable() {
 
     let after = send_final(&app, &cecilia, "Efter").await;
     assert_eq!(after["status"], "delivered", "{after}");
-    let page = app.messages(&token, "").await;
+    let page = app.messages(&app.recipient_token(&cecilia), "").await;
     assert_eq!(
         page.total, 1,
         "only the send after registering arrives: {page:?}"
@@ -281,7 +281,7 @@ async fn registering_with_the_built_in_mailbox_makes_sends_deliverable() {
 async fn a_person_under_18_cannot_register_and_stays_unregistered() {
     let mut app = TestApp::spawn().await;
     let eva = app.recipient("too_young").id.clone();
-    let token = app.recipient_token(&eva);
+    let token = app.registration_token(&eva);
     assert_problem(
         &register(&app, &token, "kuvert-brevlada").await,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -301,7 +301,7 @@ async fn a_person_under_18_cannot_register_and_stays_unregistered() {
 async fn registering_with_an_unknown_operator_is_422_and_changes_nothing() {
     let mut app = TestApp::spawn().await;
     let cecilia = app.recipient("not_registered").id.clone();
-    let token = app.recipient_token(&cecilia);
+    let token = app.registration_token(&cecilia);
     for operator in ["no-such-operator", "Not An Id!"] {
         assert_problem_for(
             operator,
@@ -320,7 +320,7 @@ async fn registering_with_an_unknown_operator_is_422_and_changes_nothing() {
 async fn refusing_and_accepting_a_sender_changes_the_lookup_and_the_delivery() {
     let mut app = TestApp::spawn().await;
     let anna = app.recipient("registered").id.clone();
-    let token = app.recipient_token(&anna);
+    let token = app.registration_token(&anna);
     let sender = app.kommun().1.id.clone();
     let path = format!("/register/v1/me/refused-senders/{sender}");
 
@@ -352,7 +352,7 @@ async fn refusing_and_accepting_a_sender_changes_the_lookup_and_the_delivery() {
 async fn refusing_an_invalid_sender_id_is_422_invalid_sender_id() {
     let mut app = TestApp::spawn().await;
     let anna = app.recipient("registered").id.clone();
-    let token = app.recipient_token(&anna);
+    let token = app.registration_token(&anna);
     // A valid organisation number with its check digit changed.
     let valid = kuvert::demo::organisation_number("556677889");
     let last = valid.chars().last().unwrap().to_digit(10).unwrap();
@@ -372,7 +372,7 @@ async fn refusing_an_invalid_sender_id_is_422_invalid_sender_id() {
 async fn deregistering_makes_later_sends_not_delivered() {
     let mut app = TestApp::spawn().await;
     let bertil = app.person("Bertil Berg");
-    let token = app.recipient_token(&bertil);
+    let token = app.registration_token(&bertil);
     let before = send_final(&app, &bertil, "Före").await;
     assert_eq!(before["status"], "delivered", "{before}");
 
@@ -398,7 +398,7 @@ async fn deregistering_makes_later_sends_not_delivered() {
 async fn deregistering_someone_never_registered_is_409_not_registered() {
     let mut app = TestApp::spawn().await;
     let cecilia = app.recipient("not_registered").id.clone();
-    let token = app.recipient_token(&cecilia);
+    let token = app.registration_token(&cecilia);
     assert_problem(
         &app.delete("/register/v1/me", Some(&token)).await,
         StatusCode::CONFLICT,

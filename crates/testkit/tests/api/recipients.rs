@@ -250,8 +250,7 @@ async fn the_mailbox_refuses_a_token_with_a_flipped_mac_character() {
 async fn the_mailbox_refuses_a_token_minted_with_another_key() {
     let two = two_recipients().await;
     let id = RecipientId::parse_canonical(&two.anna).unwrap();
-    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
-    let forged = RecipientTokens::new([0u8; 32]).mint(&id, exp);
+    let forged = kuvert_testkit::mint_mail_token(&RecipientTokens::new([0u8; 32]), &id).unwrap();
     two.assert_listing_refused(Some(&forged)).await;
     two.stop().await;
 }
@@ -259,7 +258,7 @@ async fn the_mailbox_refuses_a_token_minted_with_another_key() {
 /// The installation's own token key, as the server loaded it.
 fn installation_tokens(app: &TestApp) -> RecipientTokens {
     RecipientTokens::new(
-        kuvert::keys::Keys::load_or_create(app.data_dir())
+        kuvert::keys::Keys::load_existing(app.data_dir())
             .unwrap()
             .recipient_token,
     )
@@ -271,11 +270,17 @@ async fn the_mailbox_refuses_an_expired_token_signed_with_the_right_key() {
     let tokens = installation_tokens(&two.app);
     let id = RecipientId::parse_canonical(&two.anna).unwrap();
     // Control: the same key with a future expiry is accepted...
-    let far_future = tokens.mint(&id, 4_102_444_800); // 2100-01-01
-    let page = two.app.messages(&far_future, "").await;
+    let valid = kuvert_testkit::mint_mail_token(&tokens, &id).unwrap();
+    let page = two.app.messages(&valid, "").await;
     assert_eq!(page.total, 1);
     // ...and one that expired long ago is not.
-    let expired = tokens.mint(&id, 1);
+    let expired = tokens.mint_unchecked_for_tests(
+        &id,
+        kuvert::app::BUILT_IN_OPERATOR,
+        &[kuvert_web::auth::Scope::MailRead],
+        0,
+        1,
+    );
     two.assert_listing_refused(Some(&expired)).await;
     two.stop().await;
 }

@@ -109,7 +109,7 @@ async fn the_mailbox_refuses_a_sealed_delivery_that_was_tampered_with() {
     let sealed = app.queued_sealed_delivery(&anna, "Omdirigeras inte").await;
     let original: SealedDelivery = serde_json::from_slice(&sealed).unwrap();
 
-    let relay_key = kuvert::keys::Keys::load_or_create(app.data_dir())
+    let relay_key = kuvert::keys::Keys::load_existing(app.data_dir())
         .unwrap()
         .relay_seal;
     let fresh_id = || kuvert_domain::ids::DeliveryId::new().to_string();
@@ -162,7 +162,7 @@ async fn one_forged_sender_signature_in_a_request_is_refused_and_the_rest_delive
     let sealed = app.queued_sealed_delivery(&anna, "Äkta").await;
     let genuine: SealedDelivery = serde_json::from_slice(&sealed).unwrap();
 
-    let keys = kuvert::keys::Keys::load_or_create(app.data_dir()).unwrap();
+    let keys = kuvert::keys::Keys::load_existing(app.data_dir()).unwrap();
     let (_, sender) = app.kommun();
     let mut signed = app.sign(sender, app.delivery(sender, &anna, "Förfalskad"));
     // Another message's signature: well-formed, by the right key, wrong bytes.
@@ -251,7 +251,7 @@ async fn deliveries_sharing_an_encapsulation_cannot_be_swapped() {
     // but with delivery ids the relay never queued (so it cannot race this).
     // The seal signature does not cover the ciphertext (the content hash in
     // it does), so only the box itself can catch a swap.
-    let keys = kuvert::keys::Keys::load_or_create(app.data_dir()).unwrap();
+    let keys = kuvert::keys::Keys::load_existing(app.data_dir()).unwrap();
     let sealer = kuvert_crypto::sealing::Sealer::new(
         &keys.mailbox_sealing.public_key(),
         kuvert_mailbox::protocol::HPKE_INFO,

@@ -3,7 +3,7 @@
 //! delivery) and the recipient API (`/mailbox/v1/messages`).
 
 use crate::AppState;
-use crate::auth::{RecipientAuth, RelayAuth};
+use crate::auth::{MailManage, MailRead, RecipientAuth, RelayAuth};
 use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
 use axum::body::Body;
@@ -92,7 +92,7 @@ fn message_id(text: &str) -> Result<MailboxMessageId, ApiError> {
     security(("recipient" = [])))]
 pub async fn list(
     State(state): State<AppState>,
-    auth: RecipientAuth,
+    auth: RecipientAuth<MailRead>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<MessagePage>, ApiError> {
     let folder = match query.folder.as_deref() {
@@ -124,7 +124,7 @@ pub async fn list(
     security(("recipient" = [])))]
 pub async fn read(
     State(state): State<AppState>,
-    auth: RecipientAuth,
+    auth: RecipientAuth<MailRead>,
     Path(id): Path<String>,
 ) -> Result<Json<MessageView>, ApiError> {
     Ok(Json(
@@ -143,7 +143,7 @@ pub async fn read(
     security(("recipient" = [])))]
 pub async fn attachment(
     State(state): State<AppState>,
-    auth: RecipientAuth,
+    auth: RecipientAuth<MailRead>,
     Path((id, index)): Path<(String, usize)>,
 ) -> Result<Response, ApiError> {
     let file = state
@@ -170,7 +170,7 @@ pub async fn attachment(
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)), security(("recipient" = [])))]
 pub async fn archive(
     State(state): State<AppState>,
-    auth: RecipientAuth,
+    auth: RecipientAuth<MailManage>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state
@@ -186,7 +186,7 @@ pub async fn archive(
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)), security(("recipient" = [])))]
 pub async fn unarchive(
     State(state): State<AppState>,
-    auth: RecipientAuth,
+    auth: RecipientAuth<MailManage>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state
@@ -202,7 +202,7 @@ pub async fn unarchive(
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)), security(("recipient" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
-    auth: RecipientAuth,
+    auth: RecipientAuth<MailManage>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state

@@ -1,7 +1,7 @@
 //! `/register/v1/me`: a recipient's own registration in the register.
 
 use crate::AppState;
-use crate::auth::RecipientAuth;
+use crate::auth::{RecipientAuth, RegistrationRead, RegistrationWrite};
 use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
 use axum::extract::{Path, State};
@@ -46,7 +46,7 @@ pub struct RegisterRequest {
     responses((status = 200, body = Profile), (status = 401, body = Problem)), security(("recipient" = [])))]
 pub async fn profile(
     State(state): State<AppState>,
-    auth: RecipientAuth,
+    auth: RecipientAuth<RegistrationRead>,
 ) -> Result<Json<Profile>, ApiError> {
     let core = state.core()?;
     let id = auth.recipient.as_str();
@@ -68,7 +68,7 @@ pub async fn profile(
     security(("recipient" = [])))]
 pub async fn register(
     State(state): State<AppState>,
-    auth: RecipientAuth,
+    auth: RecipientAuth<RegistrationWrite>,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<StatusCode, ApiError> {
     let core = state.core()?;
@@ -90,7 +90,7 @@ pub async fn register(
     responses((status = 204), (status = 401, body = Problem), (status = 409, body = Problem)), security(("recipient" = [])))]
 pub async fn deregister(
     State(state): State<AppState>,
-    auth: RecipientAuth,
+    auth: RecipientAuth<RegistrationWrite>,
 ) -> Result<StatusCode, ApiError> {
     state.core()?.register.deregister(&auth.recipient).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -113,7 +113,7 @@ fn sender(text: &str) -> Result<OrganisationNumber, ApiError> {
     security(("recipient" = [])))]
 pub async fn refuse(
     State(state): State<AppState>,
-    auth: RecipientAuth,
+    auth: RecipientAuth<RegistrationWrite>,
     Path(sender_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let sender = sender(&sender_id)?;
@@ -132,7 +132,7 @@ pub async fn refuse(
     security(("recipient" = [])))]
 pub async fn accept(
     State(state): State<AppState>,
-    auth: RecipientAuth,
+    auth: RecipientAuth<RegistrationWrite>,
     Path(sender_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let sender = sender(&sender_id)?;
