@@ -10,6 +10,7 @@ use kuvert_domain::delivery::DeliveryLimits;
 use kuvert_domain::ids::OperatorId;
 use kuvert_mailbox::Mailbox;
 use kuvert_register::Register;
+use kuvert_relay::worker::{Transport, check_delivery_url};
 use kuvert_relay::{DeliveryWorker, Relay, RetryPolicy};
 use kuvert_store::register::{INSTALLATION_KEY_OWNER, KeyToPublish, Operator};
 use kuvert_store::{Db, Schema};
@@ -95,6 +96,16 @@ pub struct Settings {
     /// ([`AUDIT_CHECKPOINT_AFTER_ENTRIES`] by default).
     pub audit_checkpoint_entries: i64,
     pub clock: Arc<dyn Clock>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first) and
+    /// [`tls_key`](Self::tls_key); both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// PEM certificates the relay trusts for mailbox operators besides the
+    /// built-in webpki roots (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// Deliver to `http://` operator addresses. Off outside the demo and
+    /// tests: plain HTTP carries identity numbers, sender ids and receipts.
+    pub allow_plain_http: bool,
 }
 
 impl Settings {
@@ -112,6 +123,10 @@ impl Settings {
             audit_checkpoint_every: Duration::from_secs(10),
             audit_checkpoint_entries: AUDIT_CHECKPOINT_AFTER_ENTRIES,
             clock: Arc::new(SystemClock),
+            tls_cert: None,
+            tls_key: None,
+            ca_file: None,
+            allow_plain_http: false,
         }
     }
 }
@@ -159,14 +174,29 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
     let keys = Arc::new(Keys::load_or_create(&settings.data_dir)?);
     let clock = settings.clock.clone();
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+        (None, None) => None,
+        _ => anyhow::bail!("--tls-cert and --tls-key go together: give both or neither"),
+    };
+    let transport = Transport {
+        extra_roots_pem: match &settings.ca_file {
+            Some(path) => {
+                Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+            }
+            None => None,
+        },
+        allow_plain_http: settings.allow_plain_http,
+    };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     let bound = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let url = settings
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{bound}"));
+        .unwrap_or_else(|| format!("{scheme}://{bound}"));
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
@@ -218,14 +248,21 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let core = match &core_db {
         Some(db) => {
             let mailbox_base = settings.mailbox_url.clone().unwrap_or_else(|| url.clone());
+            let delivery_url = format!(
+                "{}/mailbox/v1/deliveries",
+                mailbox_base.trim_end_matches('/')
+            );
+            // Refused here, at start-up, rather than by every delivery later.
+            check_delivery_url(&delivery_url, settings.allow_plain_http).with_context(|| {
+                "the relay would deliver to the built-in mailbox without TLS: serve \
+                 HTTPS (--tls-cert and --tls-key), give an https --public-url or \
+                 --mailbox-url, or allow plain HTTP (--allow-plain-http, as --demo does)"
+            })?;
             db.upsert_operator(
                 &Operator {
                     id: operator_id()?,
                     name: "Kuvert brevlåda".to_owned(),
-                    delivery_url: format!(
-                        "{}/mailbox/v1/deliveries",
-                        mailbox_base.trim_end_matches('/')
-                    ),
+                    delivery_url,
                     ui_url: mailbox_base.clone(),
                     sealing_key: keys.mailbox_sealing.public_key().to_base64(),
                     receipt_key: keys.mailbox_receipt.public_key().to_base64(),
@@ -277,8 +314,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             });
             let credentials =
                 HashMap::from([(operator_id()?, keys.relay_mailbox_credential.clone())]);
-            let worker =
-                DeliveryWorker::new(db.clone(), clock.clone(), settings.retry, wake, credentials)?;
+            let worker = DeliveryWorker::new(
+                db.clone(),
+                clock.clone(),
+                settings.retry,
+                wake,
+                credentials,
+                &transport,
+            )?;
             tasks.push(tokio::spawn(worker.run(shutdown_rx.clone())));
             if settings.demo {
                 demo = Some(
@@ -325,11 +368,22 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let app = kuvert_web::router(state.clone());
     let mut server_shutdown = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_shutdown.wait_for(|stop| *stop).await;
-            })
-            .await;
+        let stopped = async move {
+            let _ = server_shutdown.wait_for(|stop| *stop).await;
+        };
+        // One `axum::serve` either way, so HTTPS shuts down as gracefully.
+        let served = match tls {
+            Some(config) => {
+                axum::serve(crate::tls::TlsListener::new(listener, config), app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+        };
         if let Err(e) = served {
             tracing::error!(error = %e, "server stopped with an error");
         }

@@ -91,8 +91,24 @@ struct ServeArgs {
     #[arg(long, env = "KUVERT_MAILBOX_URL")]
     mailbox_url: Option<String>,
     /// Create demo tenants, senders and recipients (never in production).
+    /// Also allows plain HTTP towards mailbox operators.
     #[arg(long, env = "KUVERT_DEMO")]
     demo: bool,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, env = "KUVERT_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "KUVERT_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM certificates to trust for mailbox operators besides the built-in
+    /// web PKI roots (a private CA).
+    #[arg(long, env = "KUVERT_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// Deliver to mailbox operators over plain http:// (for a closed test
+    /// network; --demo implies it). Off by default: plain HTTP carries
+    /// identity numbers and receipts.
+    #[arg(long, env = "KUVERT_ALLOW_PLAIN_HTTP")]
+    allow_plain_http: bool,
     /// File holding the platform operator's admin token (`kva_…`).
     #[arg(long, env = "KUVERT_ADMIN_TOKEN_FILE")]
     admin_token_file: Option<PathBuf>,
@@ -391,6 +407,10 @@ async fn serve(args: ServeArgs, data: &Path) -> anyhow::Result<()> {
     settings.roles = Roles::parse(&args.roles)?;
     settings.mailbox_url = args.mailbox_url;
     settings.demo = args.demo;
+    settings.tls_cert = args.tls_cert;
+    settings.tls_key = args.tls_key;
+    settings.ca_file = args.ca_file;
+    settings.allow_plain_http = args.allow_plain_http || args.demo;
     settings.retry.base = Duration::from_millis(args.retry_base_ms.max(1));
     settings.retry.max = Duration::from_millis(args.retry_max_ms.max(args.retry_base_ms).max(1));
     settings.audit_checkpoint_every = Duration::from_secs(args.audit_checkpoint_seconds.max(1));
