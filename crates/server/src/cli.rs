@@ -73,6 +73,10 @@ enum Command {
         /// The instance's base URL.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
+        /// PEM certificates to trust besides the web PKI roots (an
+        /// instance serving HTTPS with a private CA's certificate).
+        #[arg(long, env = "KUVERT_CA_FILE")]
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -387,8 +391,11 @@ where
         }
         Command::Recipient { command } => recipient(command, data).await,
         Command::Tenant { command } => tenant(command, data).await,
-        Command::Healthcheck { url } => {
-            let response = reqwest::get(format!("{}/health", url.trim_end_matches('/'))).await?;
+        Command::Healthcheck { url, ca_file } => {
+            let response = http_client(ca_file.as_deref())?
+                .get(format!("{}/health", url.trim_end_matches('/')))
+                .send()
+                .await?;
             anyhow::ensure!(
                 response.status().is_success(),
                 "unhealthy: HTTP {}",
@@ -398,6 +405,24 @@ where
             Ok(())
         }
     }
+}
+
+/// A client trusting the web PKI roots and, when given, the PEM
+/// certificates of `ca_file`; redirects are not followed.
+fn http_client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{} is not PEM certificates", path.display()))?;
+        anyhow::ensure!(!roots.is_empty(), "{} holds no certificate", path.display());
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
+    }
+    Ok(builder.build()?)
 }
 
 async fn serve(args: ServeArgs, data: &Path) -> anyhow::Result<()> {

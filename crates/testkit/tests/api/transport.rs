@@ -463,3 +463,16 @@ async fn a_plain_http_operator_address_is_refused_before_each_post() {
         "nothing was sent in the clear"
     );
 }
+
+/// `kuvert healthcheck` reaches an instance serving HTTPS with a private
+/// CA's certificate when given that CA, and not without it.
+#[tokio::test]
+async fn healthcheck_trusts_a_private_ca_only_when_given_it() {
+    let mut app = TestApp::spawn_with(tls_production).await;
+    let ca = pki().ca.to_string_lossy().into_owned();
+    let with_ca = ["kuvert", "healthcheck", "--url", &app.url, "--ca-file", &ca];
+    kuvert::cli::run(with_ca).await.unwrap();
+    let without = ["kuvert", "healthcheck", "--url", &app.url];
+    assert!(kuvert::cli::run(without).await.is_err());
+    app.stop().await;
+}
