@@ -10,7 +10,7 @@ use kuvert_domain::delivery::DeliveryLimits;
 use kuvert_domain::ids::OperatorId;
 use kuvert_mailbox::Mailbox;
 use kuvert_register::Register;
-use kuvert_relay::worker::{Transport, check_delivery_url};
+use kuvert_relay::worker::{Transport, TransportError, check_delivery_url};
 use kuvert_relay::{DeliveryWorker, Relay, RetryPolicy};
 use kuvert_store::register::{INSTALLATION_KEY_OWNER, KeyToPublish, Operator};
 use kuvert_store::{Db, Schema};
@@ -172,8 +172,7 @@ impl Running {
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
-    let keys = Arc::new(Keys::load_or_create(&settings.data_dir)?);
-    let clock = settings.clock.clone();
+    // The settings are checked before any key or database is touched.
     let tls = match (&settings.tls_cert, &settings.tls_key) {
         (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
         (None, None) => None,
@@ -197,6 +196,27 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{bound}"));
+    let mailbox_base = settings.mailbox_url.clone().unwrap_or_else(|| url.clone());
+    let delivery_url = format!(
+        "{}/mailbox/v1/deliveries",
+        mailbox_base.trim_end_matches('/')
+    );
+    if settings.roles.core {
+        // Refused here, at start-up, rather than by every delivery later.
+        check_delivery_url(&delivery_url, settings.allow_plain_http).map_err(|error| {
+            let hint = match error {
+                TransportError::PlainHttp(_) => {
+                    ": serve HTTPS (--tls-cert and --tls-key), give an https \
+                     --public-url or --mailbox-url, or allow plain HTTP \
+                     (--allow-plain-http, as --demo does)"
+                }
+                _ => "",
+            };
+            anyhow::anyhow!("the built-in mailbox's delivery address: {error}{hint}")
+        })?;
+    }
+    let keys = Arc::new(Keys::load_or_create(&settings.data_dir)?);
+    let clock = settings.clock.clone();
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
@@ -247,17 +267,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     };
     let core = match &core_db {
         Some(db) => {
-            let mailbox_base = settings.mailbox_url.clone().unwrap_or_else(|| url.clone());
-            let delivery_url = format!(
-                "{}/mailbox/v1/deliveries",
-                mailbox_base.trim_end_matches('/')
-            );
-            // Refused here, at start-up, rather than by every delivery later.
-            check_delivery_url(&delivery_url, settings.allow_plain_http).with_context(|| {
-                "the relay would deliver to the built-in mailbox without TLS: serve \
-                 HTTPS (--tls-cert and --tls-key), give an https --public-url or \
-                 --mailbox-url, or allow plain HTTP (--allow-plain-http, as --demo does)"
-            })?;
             db.upsert_operator(
                 &Operator {
                     id: operator_id()?,

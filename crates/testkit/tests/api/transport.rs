@@ -476,3 +476,63 @@ async fn healthcheck_trusts_a_private_ca_only_when_given_it() {
     assert!(kuvert::cli::run(without).await.is_err());
     app.stop().await;
 }
+
+/// TLS handshakes do not wait for each other: clients that connect and
+/// never say anything do not keep the next client out.
+#[tokio::test]
+async fn silent_clients_do_not_hold_up_the_tls_handshakes_of_others() {
+    let app = TestApp::spawn_with(tls_production).await;
+    let address = app.url.trim_start_matches("https://").to_owned();
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        silent.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.http.get(format!("{}/health", app.url)).send(),
+    )
+    .await
+    .expect("answered while the silent clients wait")
+    .unwrap();
+    assert!(answer.status().is_success());
+    drop(silent);
+}
+
+/// Settings that cannot make a TLS configuration stop start-up with a
+/// message that names the problem, instead of serving without it.
+#[tokio::test]
+async fn unusable_tls_settings_stop_start_up() {
+    let data = tempfile::tempdir().unwrap();
+    let not_pem = data.path().join("not.pem");
+    std::fs::write(&not_pem, "no certificate here").unwrap();
+    let base = || {
+        let mut settings = Settings::new(data.path().join("node"));
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        settings.allow_plain_http = true;
+        settings
+    };
+    let start_error = |settings: Settings| async move {
+        match kuvert::app::start(settings).await {
+            Ok(running) => {
+                running.stop().await;
+                panic!("started");
+            }
+            Err(error) => format!("{error:#}"),
+        }
+    };
+    let mut cert_alone = base();
+    cert_alone.tls_cert = Some(pki().cert.clone());
+    let error = start_error(cert_alone).await;
+    assert!(error.contains("go together"), "{error}");
+
+    let mut no_certificate = base();
+    no_certificate.tls_cert = Some(not_pem.clone());
+    no_certificate.tls_key = Some(pki().key.clone());
+    let error = start_error(no_certificate).await;
+    assert!(error.contains("holds no certificate"), "{error}");
+
+    let mut roots_without_certificates = base();
+    roots_without_certificates.ca_file = Some(not_pem);
+    let error = start_error(roots_without_certificates).await;
+    assert!(error.contains("hold no certificate"), "{error}");
+}
