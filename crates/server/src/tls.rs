@@ -23,6 +23,10 @@ use tokio_rustls::server::TlsStream;
 /// A client that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Handshakes in progress at once; past this, new connections wait in the
+/// kernel's backlog, so a flood of silent clients costs bounded memory.
+const MAX_PENDING_HANDSHAKES: usize = 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("reading the TLS certificate chain {path}: {source}")]
@@ -93,23 +97,12 @@ impl Listener for TlsListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
+            let room = self.handshakes.len() < MAX_PENDING_HANDSHAKES;
+            let pending = !self.handshakes.is_empty();
             tokio::select! {
-                accepted = self.tcp.accept() => match accepted {
+                accepted = self.tcp.accept(), if room => match accepted {
                     Ok((stream, addr)) => {
-                        let acceptor = self.acceptor.clone();
-                        self.handshakes.spawn(async move {
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                Ok(Ok(tls)) => Some((tls, addr)),
-                                Ok(Err(error)) => {
-                                    tracing::debug!(%addr, %error, "TLS handshake failed");
-                                    None
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%addr, "TLS handshake timed out");
-                                    None
-                                }
-                            }
-                        });
+                        self.handshakes.spawn(handshake(self.acceptor.clone(), stream, addr));
                     }
                     // As axum's own TCP listener does: out of file
                     // descriptors and the like pass; wait a little.
@@ -118,7 +111,7 @@ impl Listener for TlsListener {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
-                Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
+                Some(done) = self.handshakes.join_next(), if pending => {
                     if let Ok(Some(connection)) = done {
                         return connection;
                     }
@@ -129,5 +122,24 @@ impl Listener for TlsListener {
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         self.tcp.local_addr()
+    }
+}
+
+/// One server handshake, within [`HANDSHAKE_TIMEOUT`]; `None` when it fails.
+async fn handshake(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    addr: SocketAddr,
+) -> Option<(TlsStream<TcpStream>, SocketAddr)> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Some((tls, addr)),
+        Ok(Err(error)) => {
+            tracing::debug!(%addr, %error, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%addr, "TLS handshake timed out");
+            None
+        }
     }
 }
