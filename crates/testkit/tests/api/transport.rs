@@ -137,8 +137,10 @@ enum Mode {
     /// result of the first request with several deliveries.
     ForwardReversedDropOnce,
     /// Forward with every seal signature replaced: the real mailbox
-    /// answers with its own signed rejections.
+    /// answers with its own signed rejections (the first one is kept).
     ForwardTamperingSeals,
+    /// Answer every request with the genuine rejection kept before.
+    ReplayRejection,
 }
 
 struct Stub {
@@ -147,6 +149,8 @@ struct Stub {
     /// Every request's delivery ids, in order.
     requests: Mutex<Vec<Vec<String>>>,
     dropped: Mutex<Option<String>>,
+    /// The first genuine rejection seen under `ForwardTamperingSeals`.
+    captured: Mutex<Option<Value>>,
     http: reqwest::Client,
 }
 
@@ -166,6 +170,7 @@ async fn start_stub(mode: Mode) -> (String, Arc<Stub>) {
         mailbox: Mutex::new(None),
         requests: Mutex::new(Vec::new()),
         dropped: Mutex::new(None),
+        captured: Mutex::new(None),
         http: reqwest::Client::new(),
     });
     let app = axum::Router::new()
@@ -222,6 +227,10 @@ async fn stub_deliver(
             .collect();
         return axum::Json(json!({ "results": results })).into_response();
     }
+    if mode == Mode::ReplayRejection {
+        let captured = stub.captured.lock().unwrap().clone().unwrap();
+        return axum::Json(json!({ "results": [captured] })).into_response();
+    }
     if mode == Mode::ForwardTamperingSeals {
         for delivery in request["deliveries"].as_array_mut().unwrap() {
             delivery["seal_signature"] = json!("A".repeat(86) + "==");
@@ -246,6 +255,12 @@ async fn stub_deliver(
             *dropped = Some(ids[0].clone());
             // ids[0]'s result is last after the reversal.
             results.pop();
+        }
+    }
+    if mode == Mode::ForwardTamperingSeals {
+        let mut captured = stub.captured.lock().unwrap();
+        if captured.is_none() {
+            *captured = body["results"].get(0).cloned();
         }
     }
     (status, axum::Json(body)).into_response()
@@ -366,6 +381,29 @@ async fn a_rejection_signed_by_the_operator_fails_the_delivery() {
     let view = app.wait_final(&tenant.token, &id).await;
     assert_eq!(view["status"], "failed", "{view}");
     assert_eq!(app.mailbox_delivery_count().await, 0);
+}
+
+/// A genuine signed rejection of one delivery, replayed by the path as the
+/// answer for another: it names the first delivery, so the second is
+/// retried (no result of its own) and later delivered.
+#[tokio::test]
+async fn a_genuine_rejection_replayed_for_another_delivery_fails_nothing() {
+    let (url, stub) = start_stub(Mode::ForwardTamperingSeals).await;
+    let app = TestApp::spawn_with_mailbox_at(&url, plain_demo).await;
+    *stub.mailbox.lock().unwrap() = Some(app.url.clone());
+    let anna = app.recipient("registered").id.clone();
+    let (tenant, _) = app.kommun();
+    let first = app.send_ok(&anna, "Avvisas på riktigt").await;
+    let view = app.wait_final(&tenant.token, &first).await;
+    assert_eq!(view["status"], "failed", "{view}");
+    let captured = stub.captured.lock().unwrap().clone().unwrap();
+    assert_eq!(captured["rejection"]["delivery_id"], first.as_str());
+    stub.set_mode(Mode::ReplayRejection);
+    let second = app.send_ok(&anna, "Ska fram").await;
+    let error = retried(&app, &second, 3).await;
+    assert!(error.contains("no result"), "{error}");
+    stub.set_mode(Mode::Forward);
+    app.wait_delivered(&tenant.token, &second).await;
 }
 
 // ---- (d) results by delivery id -----------------------------------------
