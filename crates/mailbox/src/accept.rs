@@ -3,7 +3,8 @@
 
 use crate::certificate::{SenderKeyCertificate, SenderKeyRevocation, TrustedRegisters};
 use crate::protocol::{
-    DeliveryResult, HPKE_INFO, RECEIPT_FORMAT, Receipt, SEAL_DOMAIN, SealedContent, SealedDelivery,
+    DeliveryResult, HPKE_INFO, RECEIPT_FORMAT, REJECTION_FORMAT, Receipt, Rejection, SEAL_DOMAIN,
+    SealedContent, SealedDelivery,
 };
 use kuvert_crypto::at_rest::KeyEncryptionKey;
 use kuvert_crypto::digest::sha256_hex;
@@ -209,7 +210,7 @@ impl Mailbox {
                     candidates.push((results.len(), sealed, pending));
                     results.push(None);
                 }
-                Err(refusal) => results.push(Some(refused(sealed.delivery_id, refusal))),
+                Err(refusal) => results.push(Some(self.refused(sealed.delivery_id, refusal))),
             }
         }
         // All seal signatures of the request at once, on every core.
@@ -219,7 +220,7 @@ impl Mailbox {
             if valid {
                 sealed_ok.push((index, sealed));
             } else {
-                results[index] = Some(refused(sealed.delivery_id, Refusal::BadSeal));
+                results[index] = Some(self.refused(sealed.delivery_id, Refusal::BadSeal));
             }
         }
         let ids: Vec<&str> = sealed_ok
@@ -237,7 +238,7 @@ impl Mailbox {
             match self.open(sealed, &mut cache) {
                 Ok((content, signature)) => opened.push((index, content, signature)),
                 Err((delivery_id, refusal)) => {
-                    results[index] = Some(refused(delivery_id, refusal));
+                    results[index] = Some(self.refused(delivery_id, refusal));
                 }
             }
         }
@@ -248,10 +249,8 @@ impl Mailbox {
             if valid {
                 genuine.push((index, content));
             } else {
-                results[index] = Some(refused(
-                    content.sealed.delivery_id,
-                    Refusal::BadSenderSignature,
-                ));
+                results[index] =
+                    Some(self.refused(content.sealed.delivery_id, Refusal::BadSenderSignature));
             }
         }
         // Encryption at rest and the signed receipts, on every core.
@@ -276,6 +275,24 @@ impl Mailbox {
             results[*index] = Some(parse_receipt(receipt)?);
         }
         Ok(results.into_iter().flatten().collect())
+    }
+
+    /// A refusal, as a statement signed by the receipt key: the relay
+    /// fails a delivery for good only on that signature (decision 0011).
+    fn refused(&self, delivery_id: String, refusal: Refusal) -> DeliveryResult {
+        tracing::warn!(code = refusal.code(), "refused a sealed delivery");
+        let mut rejection = Rejection {
+            format: REJECTION_FORMAT.to_owned(),
+            delivery_id,
+            operator_id: self.operator_id.to_string(),
+            code: refusal.code().to_owned(),
+            message: refusal.message().to_owned(),
+            rejected_at: format_instant(self.clock.now()),
+            key_id: String::new(),
+            signature: String::new(),
+        };
+        rejection.sign(&self.receipt_key);
+        DeliveryResult::Rejected { rejection }
     }
 
     /// Sealed for this operator, by a relay it trusts: the seal signature
@@ -487,15 +504,6 @@ fn verify_all<'a>(domain: &[u8], pending: impl Iterator<Item = &'a PendingSignat
         .map(|p| (&p.key, domain, p.message.as_slice(), &p.signature))
         .collect();
     verify_many(&items).iter().map(Result::is_ok).collect()
-}
-
-fn refused(delivery_id: String, refusal: Refusal) -> DeliveryResult {
-    tracing::warn!(code = refusal.code(), "refused a sealed delivery");
-    DeliveryResult::Rejected {
-        delivery_id,
-        code: refusal.code().to_owned(),
-        message: refusal.message().to_owned(),
-    }
 }
 
 fn parse_receipt(json: &str) -> Result<DeliveryResult, MailboxError> {

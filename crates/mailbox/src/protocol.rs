@@ -8,7 +8,9 @@
 //! is HPKE-encrypted to the operator's sealing key, with the seal bytes as
 //! associated data, so nothing between relay and mailbox can read or re-route it.
 //!
-//! The operator answers each with a [`Receipt`] signed by its receipt key.
+//! The operator answers each with a [`Receipt`] or a [`Rejection`], both
+//! signed by its receipt key: nothing on the path can make a delivery
+//! succeed or fail for good (decision 0011).
 
 use crate::certificate::SenderKeyCertificate;
 use base64::Engine as _;
@@ -24,6 +26,8 @@ pub const SEAL_DOMAIN: &[u8] = b"kuvert/v2/seal";
 /// Domain of the operator's receipt signature (v2: bound to what the sender
 /// signed, see [`Receipt::signed_bytes`]).
 pub const RECEIPT_DOMAIN: &[u8] = b"kuvert/v2/delivery-receipt";
+/// Domain of the operator's signature on a [`Rejection`].
+pub const REJECTION_DOMAIN: &[u8] = b"kuvert/v1/delivery-rejection";
 /// HPKE `info` for content sealed to an operator. v2: one encapsulation
 /// for the deliveries of a request to one operator, each box under its own
 /// exported key (decision 0006); a v1 box does not open.
@@ -206,13 +210,78 @@ impl Receipt {
     }
 }
 
+/// The operator's signed statement that it refuses a delivery for good
+/// (retrying the same bytes cannot succeed). A relay records a delivery as
+/// failed only on a rejection whose signature verifies against the
+/// operator's registered receipt key and that names that delivery and
+/// operator; anything less is retried like a transport error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rejection {
+    /// Always `kuvert-rejection-v1`.
+    pub format: String,
+    /// The relay's id of the refused delivery.
+    pub delivery_id: String,
+    /// The mailbox operator that signs.
+    pub operator_id: String,
+    /// Why, for programs: `bad_seal`, `cannot_open`, `bad_sender_signature`, …
+    pub code: String,
+    /// Why, for people (signed too, so the words are the operator's).
+    pub message: String,
+    /// When the operator refused it, RFC 3339 UTC with microseconds.
+    pub rejected_at: String,
+    /// The operator's receipt key id (as in [`Receipt::key_id`]).
+    pub key_id: String,
+    /// Standard base64 of the Ed25519 signature over [`Rejection::signed_bytes`].
+    pub signature: String,
+}
+
+/// The `format` of a [`Rejection`].
+pub const REJECTION_FORMAT: &str = "kuvert-rejection-v1";
+
+impl Rejection {
+    /// What the operator signs (after `kuvert/v1/delivery-rejection` and a
+    /// 0x00 byte): the RFC 8785 (JCS) form of the JSON array of strings
+    /// `[format, delivery_id, operator_id, code, message, rejected_at,
+    /// key_id]`, that is the JSON text with no whitespace, strings escaped
+    /// as JSON.stringify does (as [`Receipt::signed_bytes`]).
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        serde_json::json!([
+            self.format,
+            self.delivery_id,
+            self.operator_id,
+            self.code,
+            self.message,
+            self.rejected_at,
+            self.key_id,
+        ])
+        .to_string()
+        .into_bytes()
+    }
+
+    pub fn sign(&mut self, key: &SigningKey) {
+        self.key_id = key.public_key().key_id();
+        self.signature = key.sign(REJECTION_DOMAIN, &self.signed_bytes()).to_base64();
+    }
+
+    /// The signature is `key`'s, over exactly these fields.
+    pub fn verify(&self, key: &PublicKey) -> Result<(), CryptoError> {
+        if self.format != REJECTION_FORMAT || self.key_id != key.key_id() {
+            return Err(CryptoError::InvalidSignature);
+        }
+        let signature = Signature::from_base64(&self.signature)?;
+        key.verify(REJECTION_DOMAIN, &self.signed_bytes(), &signature)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliverRequest {
     pub deliveries: Vec<SealedDelivery>,
 }
 
-/// One answer per delivery, in request order.
+/// One answer per delivery. Each names its delivery id; a relay matches
+/// them by that id, not by position.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeliverResponse {
     pub results: Vec<DeliveryResult>,
@@ -224,12 +293,20 @@ pub enum DeliveryResult {
     Delivered {
         receipt: Receipt,
     },
-    /// Refused for good: retrying the same delivery cannot succeed.
+    /// Refused for good, in a statement signed by the operator.
     Rejected {
-        delivery_id: String,
-        code: String,
-        message: String,
+        rejection: Rejection,
     },
+}
+
+impl DeliveryResult {
+    /// The delivery this result is for.
+    pub fn delivery_id(&self) -> &str {
+        match self {
+            Self::Delivered { receipt } => &receipt.delivery_id,
+            Self::Rejected { rejection } => &rejection.delivery_id,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -252,6 +329,75 @@ mod tests {
         };
         receipt.sign(key);
         receipt
+    }
+
+    fn rejection(key: &SigningKey) -> Rejection {
+        let mut rejection = Rejection {
+            format: REJECTION_FORMAT.to_owned(),
+            delivery_id: "01a23190-99cf-7215-9372-2b16b135f9ca".to_owned(),
+            operator_id: "kuvert-brevlada".to_owned(),
+            code: "bad_seal".to_owned(),
+            message: "the relay's seal signature does not verify".to_owned(),
+            rejected_at: "2026-12-01T10:00:00.000000Z".to_owned(),
+            key_id: String::new(),
+            signature: String::new(),
+        };
+        rejection.sign(key);
+        rejection
+    }
+
+    /// The byte form is the documented one: a JSON array of strings with
+    /// no whitespace, in the documented order, JSON escapes for `"`.
+    #[test]
+    fn rejection_signed_bytes_are_the_documented_array() {
+        let mut rejection = rejection(&SigningKey::generate());
+        rejection.key_id = "ed25519:0123456789abcdef".to_owned();
+        rejection.message = "\"brevlådan\" säger nej".to_owned();
+        assert_eq!(
+            String::from_utf8(rejection.signed_bytes()).unwrap(),
+            r#"["kuvert-rejection-v1","01a23190-99cf-7215-9372-2b16b135f9ca","kuvert-brevlada","bad_seal","\"brevlådan\" säger nej","2026-12-01T10:00:00.000000Z","ed25519:0123456789abcdef"]"#
+        );
+    }
+
+    /// A rejection verifies only with the operator's key, unchanged, and
+    /// not as a receipt (its own domain).
+    #[test]
+    fn a_rejection_verifies_only_unchanged_and_by_its_key() {
+        let key = SigningKey::generate();
+        let public = key.public_key();
+        let genuine = rejection(&key);
+        assert!(genuine.verify(&public).is_ok());
+        type Change = fn(&mut Rejection);
+        let changes: [(&str, Change); 8] = [
+            ("format", |r| r.format = "kuvert-rejection-v2".to_owned()),
+            ("delivery_id", |r| r.delivery_id = "another".to_owned()),
+            ("operator_id", |r| r.operator_id = "annan".to_owned()),
+            ("code", |r| r.code = "cannot_open".to_owned()),
+            ("message", |r| r.message = "något annat".to_owned()),
+            ("rejected_at", |r| {
+                r.rejected_at = "2026-12-02T10:00:00.000000Z".to_owned()
+            }),
+            ("key_id", |r| {
+                r.key_id = "ed25519:0000000000000000".to_owned()
+            }),
+            ("signature", |r| r.signature = "A".repeat(86) + "=="),
+        ];
+        for (field, change) in changes {
+            let mut changed = genuine.clone();
+            change(&mut changed);
+            assert!(changed.verify(&public).is_err(), "{field}");
+        }
+        // Signed by another key, naming that key: not the operator's.
+        let forged = rejection(&SigningKey::generate());
+        assert!(forged.verify(&public).is_err());
+        // The same signature over the same bytes in the receipt domain
+        // does not verify: a rejection cannot pass as anything else.
+        let signature = Signature::from_base64(&genuine.signature).unwrap();
+        assert!(
+            public
+                .verify(RECEIPT_DOMAIN, &genuine.signed_bytes(), &signature)
+                .is_err()
+        );
     }
 
     #[test]

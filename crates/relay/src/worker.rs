@@ -3,6 +3,10 @@
 //! A pass leases due jobs, sends them per operator in one request, verifies
 //! each signed receipt against the operator's registered receipt key and
 //! records it; a transport error or 5xx reschedules with exponential backoff.
+//! Results are matched to jobs by delivery id; only a rejection signed by the
+//! operator's receipt key fails a delivery for good. TLS is rustls, redirects
+//! are not followed, and `http://` addresses are refused unless the demo
+//! allows them (decision 0011).
 //! A crash between the operator's answer and the record is harmless: the job
 //! comes due again after its lease and the operator answers a redelivery with
 //! the first receipt (same delivery time), never a second message.
@@ -13,7 +17,8 @@ use kuvert_domain::clock::{Clock, parse_instant};
 use kuvert_domain::ids::OperatorId;
 use kuvert_mailbox::certificate::TrustedRegisters;
 use kuvert_mailbox::protocol::{
-    DeliverRequest, DeliverResponse, DeliveryResult, RECEIPT_FORMAT, Receipt, SealedDelivery,
+    DeliverRequest, DeliverResponse, DeliveryResult, RECEIPT_FORMAT, REJECTION_FORMAT, Receipt,
+    Rejection, SealedDelivery,
 };
 use kuvert_store::relay::{Delivered, OutboxJob};
 use kuvert_store::{Db, StoreError};
@@ -104,6 +109,8 @@ pub struct DeliveryWorker {
     /// This relay's credential at each mailbox operator (sent as
     /// `Authorization: Bearer`); an operator without one gets none.
     pub credentials: HashMap<OperatorId, String>,
+    /// Deliver to `http://` operator addresses (the demo and tests only).
+    pub allow_plain_http: bool,
     pub batch_size: i64,
     /// The register keys whose operator certificates this relay accepts:
     /// an operator row (address, receipt key) is used only when certified.
@@ -114,6 +121,43 @@ pub struct DeliveryWorker {
     pub concurrency: usize,
 }
 
+/// How the worker reaches operators.
+#[derive(Debug, Clone, Default)]
+pub struct Transport {
+    /// PEM certificates trusted besides the built-in webpki roots (an
+    /// operator behind a private CA).
+    pub extra_roots_pem: Option<Vec<u8>>,
+    /// Deliver to `http://` addresses (the demo and tests only).
+    pub allow_plain_http: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("the operator delivery URL {0:?} is not a URL")]
+    NotAUrl(String),
+    #[error("the operator delivery URL {0:?} is plain HTTP, which is refused outside the demo")]
+    PlainHttp(String),
+    #[error("the operator delivery URL {0:?} is neither https nor http")]
+    UnknownScheme(String),
+    #[error("the extra trust roots are not PEM certificates: {0}")]
+    Roots(reqwest::Error),
+    #[error("the extra trust roots hold no certificate")]
+    NoRoots,
+    #[error("building the HTTP client: {0}")]
+    Client(reqwest::Error),
+}
+
+/// Whether the relay may deliver to `url`.
+pub fn check_delivery_url(url: &str, allow_plain_http: bool) -> Result<(), TransportError> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| TransportError::NotAUrl(url.to_owned()))?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if allow_plain_http => Ok(()),
+        "http" => Err(TransportError::PlainHttp(url.to_owned())),
+        _ => Err(TransportError::UnknownScheme(url.to_owned())),
+    }
+}
+
 impl DeliveryWorker {
     pub fn new(
         db: Db,
@@ -122,10 +166,26 @@ impl DeliveryWorker {
         wake: Arc<Notify>,
         credentials: HashMap<OperatorId, String>,
         trusted_registers: TrustedRegisters,
-    ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        transport: &Transport,
+    ) -> Result<Self, TransportError> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
             .timeout(retry.request_timeout)
-            .build()?;
+            // A redirect could send identity numbers and sealed deliveries
+            // to any host: an operator's address is the one registered.
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(!transport.allow_plain_http);
+        if let Some(pem) = &transport.extra_roots_pem {
+            let roots =
+                reqwest::Certificate::from_pem_bundle(pem).map_err(TransportError::Roots)?;
+            if roots.is_empty() {
+                return Err(TransportError::NoRoots);
+            }
+            for root in roots {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        let http = builder.build().map_err(TransportError::Client)?;
         Ok(Self {
             db,
             clock,
@@ -133,6 +193,7 @@ impl DeliveryWorker {
             retry,
             wake,
             credentials,
+            allow_plain_http: transport.allow_plain_http,
             batch_size: 500,
             trusted_registers,
             concurrency: 4,
@@ -252,31 +313,34 @@ impl DeliveryWorker {
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             sealed.push(parsed);
         }
+        // Checked before every post, not only at start-up: an operator's
+        // registered address can change while the relay runs.
+        if let Err(error) = check_delivery_url(&operator.delivery_url, self.allow_plain_http) {
+            tracing::warn!(operator = %operator.id, %error, "refusing to deliver; will retry");
+            return self.retry_all(&jobs, &error.to_string(), pass).await;
+        }
         let credential = self.credentials.get(&operator.id).map(String::as_str);
         let answer = self.post(&operator.delivery_url, credential, &sealed).await;
         let results = match answer {
-            Ok(response) if response.results.len() == jobs.len() => response.results,
-            Ok(_) => {
-                return self
-                    .retry_all(
-                        &jobs,
-                        "operator answered with the wrong number of results",
-                        pass,
-                    )
-                    .await;
-            }
+            Ok(response) => response.results,
             Err(error) => {
                 tracing::warn!(operator = %operator.id, %error, count = jobs.len(), "mailbox operator unreachable; will retry");
                 return self.retry_all(&jobs, &error, pass).await;
             }
         };
+        let ids: Vec<&str> = sealed.iter().map(|s| s.delivery_id.as_str()).collect();
+        let matched = match_results(&ids, &results);
+        if matched.ignored > 0 {
+            tracing::warn!(operator = %operator.id, ignored = matched.ignored, "ignored results for deliveries not in the request");
+        }
         let receipt_key = PublicKey::from_base64(&operator.receipt_key).ok();
         // Every receipt's signature at once, on every core.
-        let answered: Vec<&Receipt> = results
+        let answered: Vec<&Receipt> = matched
+            .answers
             .iter()
-            .filter_map(|r| match r {
-                DeliveryResult::Delivered { receipt } => Some(receipt),
-                DeliveryResult::Rejected { .. } => None,
+            .filter_map(|a| match a {
+                Answer::One(DeliveryResult::Delivered { receipt }) => Some(receipt),
+                _ => None,
             })
             .collect();
         let mut signed_ok = match &receipt_key {
@@ -286,15 +350,15 @@ impl DeliveryWorker {
         .into_iter();
         // Genuine receipts are recorded together, in one transaction.
         let mut receipts: Vec<(&OutboxJob, time::OffsetDateTime, String)> = Vec::new();
-        for ((job, sealed), result) in jobs.iter().zip(&sealed).zip(results) {
-            match result {
-                DeliveryResult::Delivered { receipt } => {
+        for ((job, sealed), answer) in jobs.iter().zip(&sealed).zip(matched.answers) {
+            match answer {
+                Answer::One(DeliveryResult::Delivered { receipt }) => {
                     let genuine =
-                        signed_ok.next().unwrap_or(false) && receipt_names(&receipt, sealed, job);
+                        signed_ok.next().unwrap_or(false) && receipt_names(receipt, sealed, job);
                     let delivered_at = parse_instant(&receipt.delivered_at).ok();
                     match (genuine, delivered_at) {
                         (true, Some(at)) => {
-                            let json = serde_json::to_string(&receipt)
+                            let json = serde_json::to_string(receipt)
                                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                             receipts.push((job, at, json));
                         }
@@ -305,15 +369,39 @@ impl DeliveryWorker {
                         }
                     }
                 }
-                DeliveryResult::Rejected { code, .. } => {
-                    self.db
-                        .record_failed(
-                            job,
-                            &format!("rejected_by_operator:{code}"),
-                            self.clock.now(),
-                        )
+                Answer::One(DeliveryResult::Rejected { rejection }) => {
+                    // Only the operator can fail a delivery for good; an
+                    // unsigned "no" may come from anything on the path.
+                    let genuine = receipt_key
+                        .as_ref()
+                        .is_some_and(|key| rejection.verify(key).is_ok())
+                        && rejection_names(rejection, sealed);
+                    if genuine {
+                        self.db
+                            .record_failed(
+                                job,
+                                &format!("rejected_by_operator:{}", rejection.code),
+                                self.clock.now(),
+                            )
+                            .await?;
+                        pass.failed += 1;
+                    } else {
+                        tracing::warn!(operator = %operator.id, code = %rejection.code, "rejection does not verify; will retry");
+                        self.reschedule(job, "rejection does not verify").await?;
+                        pass.retried += 1;
+                    }
+                }
+                Answer::Missing => {
+                    tracing::warn!(operator = %operator.id, "no result for a delivery; will retry");
+                    self.reschedule(job, "operator answered no result for this delivery")
                         .await?;
-                    pass.failed += 1;
+                    pass.retried += 1;
+                }
+                Answer::Several => {
+                    tracing::warn!(operator = %operator.id, "several results for a delivery; will retry");
+                    self.reschedule(job, "operator answered several results for this delivery")
+                        .await?;
+                    pass.retried += 1;
                 }
             }
         }
@@ -355,6 +443,17 @@ impl DeliveryWorker {
             }
         })?;
         let status = response.status();
+        if status.is_redirection() {
+            tracing::warn!(
+                url,
+                status = status.as_u16(),
+                "mailbox operator answered a redirect; not followed"
+            );
+            return Err(format!(
+                "operator answered HTTP {} (redirects are not followed)",
+                status.as_u16()
+            ));
+        }
         if !status.is_success() {
             return Err(format!("operator answered HTTP {}", status.as_u16()));
         }
@@ -384,6 +483,53 @@ impl DeliveryWorker {
             .reschedule_job(job, self.clock.now() + delay, error)
             .await
     }
+}
+
+/// What one job gets from an operator's answer.
+#[derive(Debug)]
+enum Answer<'a> {
+    One(&'a DeliveryResult),
+    Missing,
+    Several,
+}
+
+struct Matched<'a> {
+    /// One per job, in job order.
+    answers: Vec<Answer<'a>>,
+    /// Results naming a delivery that was not in the request.
+    ignored: usize,
+}
+
+/// Matches results to the request's deliveries by delivery id, whatever
+/// their order: an operator (or the path) cannot hand one delivery's
+/// result to another.
+fn match_results<'a>(ids: &[&str], results: &'a [DeliveryResult]) -> Matched<'a> {
+    let mut by_id: HashMap<&str, Vec<&'a DeliveryResult>> =
+        ids.iter().map(|id| (*id, Vec::new())).collect();
+    let mut ignored = 0;
+    for result in results {
+        match by_id.get_mut(result.delivery_id()) {
+            Some(found) => found.push(result),
+            None => ignored += 1,
+        }
+    }
+    let answers = ids
+        .iter()
+        .map(|id| match by_id.get(id).map(Vec::as_slice) {
+            Some([one]) => Answer::One(one),
+            Some([]) | None => Answer::Missing,
+            Some(_) => Answer::Several,
+        })
+        .collect();
+    Matched { answers, ignored }
+}
+
+/// Whether a rejection (its signature checked apart) is for this delivery
+/// at this operator.
+fn rejection_names(rejection: &Rejection, sealed: &SealedDelivery) -> bool {
+    rejection.format == REJECTION_FORMAT
+        && rejection.delivery_id == sealed.delivery_id
+        && rejection.operator_id == sealed.operator_id
 }
 
 /// Whether a receipt (its signature checked apart) is for exactly what this
@@ -457,6 +603,101 @@ mod tests {
             change(&mut other);
             assert!(!receipt_names(&other, &sealed, &job), "{field}");
         }
+    }
+
+    fn rejected(delivery_id: &str) -> DeliveryResult {
+        DeliveryResult::Rejected {
+            rejection: Rejection {
+                format: REJECTION_FORMAT.to_owned(),
+                delivery_id: delivery_id.to_owned(),
+                operator_id: "kuvert-brevlada".to_owned(),
+                code: "bad_seal".to_owned(),
+                message: String::new(),
+                rejected_at: String::new(),
+                key_id: String::new(),
+                signature: String::new(),
+            },
+        }
+    }
+
+    fn answered_id(answer: &Answer<'_>) -> Option<String> {
+        match answer {
+            Answer::One(result) => Some(result.delivery_id().to_owned()),
+            _ => None,
+        }
+    }
+
+    /// Each job gets the result that names it, whatever the order; a
+    /// result for another delivery is ignored; none or two is no answer.
+    #[test]
+    fn results_are_matched_to_jobs_by_delivery_id() {
+        let ids = ["a", "b", "c", "d"];
+        let results = [
+            rejected("d"),
+            rejected("x"),
+            rejected("b"),
+            rejected("a"),
+            rejected("b"),
+        ];
+        let matched = match_results(&ids, &results);
+        assert_eq!(matched.ignored, 1, "x was not in the request");
+        assert_eq!(answered_id(&matched.answers[0]).as_deref(), Some("a"));
+        assert!(matches!(matched.answers[1], Answer::Several), "b twice");
+        assert!(matches!(matched.answers[2], Answer::Missing), "no c");
+        assert_eq!(answered_id(&matched.answers[3]).as_deref(), Some("d"));
+        let none = match_results(&ids, &[]);
+        assert!(none.answers.iter().all(|a| matches!(a, Answer::Missing)));
+    }
+
+    /// A rejection counts only for the delivery and operator it names.
+    #[test]
+    fn a_rejection_must_name_the_delivery_and_the_operator() {
+        let sealed = SealedDelivery {
+            delivery_id: "a".to_owned(),
+            recipient: String::new(),
+            sender_id: String::new(),
+            operator_id: "kuvert-brevlada".to_owned(),
+            received_at: String::new(),
+            relay_key_id: String::new(),
+            delivery_digest: String::new(),
+            content_hash: String::new(),
+            encapsulated_key: String::new(),
+            ciphertext: String::new(),
+            seal_signature: String::new(),
+        };
+        let DeliveryResult::Rejected { rejection } = rejected("a") else {
+            unreachable!()
+        };
+        assert!(rejection_names(&rejection, &sealed));
+        let mut other = rejection.clone();
+        other.delivery_id = "b".to_owned();
+        assert!(!rejection_names(&other, &sealed));
+        let mut other = rejection.clone();
+        other.operator_id = "annan".to_owned();
+        assert!(!rejection_names(&other, &sealed));
+        let mut other = rejection;
+        other.format = "kuvert-rejection-v0".to_owned();
+        assert!(!rejection_names(&other, &sealed));
+    }
+
+    #[test]
+    fn only_https_is_a_delivery_address_unless_plain_http_is_allowed() {
+        let https = "https://brevlada.example/mailbox/v1/deliveries";
+        let http = "http://127.0.0.1:8080/mailbox/v1/deliveries";
+        assert!(check_delivery_url(https, false).is_ok());
+        assert!(matches!(
+            check_delivery_url(http, false),
+            Err(TransportError::PlainHttp(_))
+        ));
+        assert!(check_delivery_url(http, true).is_ok());
+        assert!(matches!(
+            check_delivery_url("ftp://brevlada.example/", true),
+            Err(TransportError::UnknownScheme(_))
+        ));
+        assert!(matches!(
+            check_delivery_url("brevlada", true),
+            Err(TransportError::NotAUrl(_))
+        ));
     }
 
     fn job(bytes: usize) -> OutboxJob {

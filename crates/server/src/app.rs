@@ -11,6 +11,7 @@ use kuvert_domain::ids::OperatorId;
 use kuvert_mailbox::Mailbox;
 use kuvert_mailbox::certificate::TrustedRegisters;
 use kuvert_register::Register;
+use kuvert_relay::worker::{Transport, TransportError, check_delivery_url};
 use kuvert_relay::{DeliveryWorker, Relay, RetryPolicy};
 use kuvert_store::register::{INSTALLATION_KEY_OWNER, KeyToPublish, Operator};
 use kuvert_store::{Db, Schema};
@@ -105,6 +106,16 @@ pub struct Settings {
     /// ([`AUDIT_CHECKPOINT_AFTER_ENTRIES`] by default).
     pub audit_checkpoint_entries: i64,
     pub clock: Arc<dyn Clock>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first) and
+    /// [`tls_key`](Self::tls_key); both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// PEM certificates the relay trusts for mailbox operators besides the
+    /// built-in webpki roots (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// Deliver to `http://` operator addresses. Off outside the demo and
+    /// tests: plain HTTP carries identity numbers, sender ids and receipts.
+    pub allow_plain_http: bool,
 }
 
 impl Settings {
@@ -125,6 +136,10 @@ impl Settings {
             audit_checkpoint_every: Duration::from_secs(10),
             audit_checkpoint_entries: AUDIT_CHECKPOINT_AFTER_ENTRIES,
             clock: Arc::new(SystemClock),
+            tls_cert: None,
+            tls_key: None,
+            ca_file: None,
+            allow_plain_http: false,
         }
     }
 }
@@ -170,6 +185,49 @@ impl Running {
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
+    // The settings are checked before any key or database is touched.
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+        (None, None) => None,
+        _ => anyhow::bail!("--tls-cert and --tls-key go together: give both or neither"),
+    };
+    let transport = Transport {
+        extra_roots_pem: match &settings.ca_file {
+            Some(path) => {
+                Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+            }
+            None => None,
+        },
+        allow_plain_http: settings.allow_plain_http,
+    };
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let bound = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{bound}"));
+    let mailbox_base = settings.mailbox_url.clone().unwrap_or_else(|| url.clone());
+    let delivery_url = format!(
+        "{}/mailbox/v1/deliveries",
+        mailbox_base.trim_end_matches('/')
+    );
+    if settings.roles.core {
+        // Refused here, at start-up, rather than by every delivery later.
+        check_delivery_url(&delivery_url, settings.allow_plain_http).map_err(|error| {
+            let hint = match error {
+                TransportError::PlainHttp(_) => {
+                    ": serve HTTPS (--tls-cert and --tls-key), give an https \
+                     --public-url or --mailbox-url, or allow plain HTTP \
+                     (--allow-plain-http, as --demo does)"
+                }
+                _ => "",
+            };
+            anyhow::anyhow!("the built-in mailbox's delivery address: {error}{hint}")
+        })?;
+    }
     if settings.create_missing_keys {
         for created in crate::keys::init(&settings.data_dir)? {
             tracing::info!(file = created.file, key_id = ?created.key_id, "created a missing key file");
@@ -177,14 +235,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     }
     let keys = Arc::new(Keys::load_existing(&settings.data_dir)?);
     let clock = settings.clock.clone();
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("binding {}", settings.listen))?;
-    let bound = listener.local_addr()?;
-    let url = settings
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{bound}"));
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
@@ -258,7 +308,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     };
     let core = match &core_db {
         Some(db) => {
-            let mailbox_base = settings.mailbox_url.clone().unwrap_or_else(|| url.clone());
             // Certified by the register's key, so that the relay seals to
             // and takes receipts from exactly these keys; a change is audited
             // and logged, never taken silently.
@@ -268,10 +317,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 Operator {
                     id: operator_id()?,
                     name: "Kuvert brevlåda".to_owned(),
-                    delivery_url: format!(
-                        "{}/mailbox/v1/deliveries",
-                        mailbox_base.trim_end_matches('/')
-                    ),
+                    delivery_url,
                     ui_url: mailbox_base.clone(),
                     sealing_key: keys.mailbox_sealing.public_key().to_base64(),
                     receipt_key: keys.mailbox_receipt.public_key().to_base64(),
@@ -344,6 +390,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 wake,
                 credentials,
                 trusted_registers(&keys),
+                &transport,
             )?;
             tasks.push(tokio::spawn(worker.run(shutdown_rx.clone())));
             let register_key = Arc::new(kuvert_crypto::signing::SigningKey::from_bytes(
@@ -395,11 +442,22 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let app = kuvert_web::router(state.clone());
     let mut server_shutdown = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_shutdown.wait_for(|stop| *stop).await;
-            })
-            .await;
+        let stopped = async move {
+            let _ = server_shutdown.wait_for(|stop| *stop).await;
+        };
+        // One `axum::serve` either way, so HTTPS shuts down as gracefully.
+        let served = match tls {
+            Some(config) => {
+                axum::serve(crate::tls::TlsListener::new(listener, config), app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+        };
         if let Err(e) = served {
             tracing::error!(error = %e, "server stopped with an error");
         }

@@ -83,6 +83,10 @@ enum Command {
         /// The instance's base URL.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
+        /// PEM certificates to trust besides the web PKI roots (an
+        /// instance serving HTTPS with a private CA's certificate).
+        #[arg(long, env = "KUVERT_CA_FILE")]
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -105,8 +109,24 @@ struct ServeArgs {
     #[arg(long, env = "KUVERT_REGISTER_URL")]
     register_url: Option<String>,
     /// Create demo tenants, senders and recipients (never in production).
+    /// Also allows plain HTTP towards mailbox operators.
     #[arg(long, env = "KUVERT_DEMO")]
     demo: bool,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, env = "KUVERT_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "KUVERT_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM certificates to trust for mailbox operators besides the built-in
+    /// web PKI roots (a private CA).
+    #[arg(long, env = "KUVERT_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// Deliver to mailbox operators over plain http:// (for a closed test
+    /// network; --demo implies it). Off by default: plain HTTP carries
+    /// identity numbers and receipts.
+    #[arg(long, env = "KUVERT_ALLOW_PLAIN_HTTP")]
+    allow_plain_http: bool,
     /// File holding the platform operator's admin token (`kva_…`).
     #[arg(long, env = "KUVERT_ADMIN_TOKEN_FILE")]
     admin_token_file: Option<PathBuf>,
@@ -426,8 +446,11 @@ where
             command: TokenCommand::Revoke { id },
         } => token_revoke(&id, data).await,
         Command::Tenant { command } => tenant(command, data).await,
-        Command::Healthcheck { url } => {
-            let response = reqwest::get(format!("{}/health", url.trim_end_matches('/'))).await?;
+        Command::Healthcheck { url, ca_file } => {
+            let response = http_client(ca_file.as_deref())?
+                .get(format!("{}/health", url.trim_end_matches('/')))
+                .send()
+                .await?;
             anyhow::ensure!(
                 response.status().is_success(),
                 "unhealthy: HTTP {}",
@@ -437,6 +460,24 @@ where
             Ok(())
         }
     }
+}
+
+/// A client trusting the web PKI roots and, when given, the PEM
+/// certificates of `ca_file`; redirects are not followed.
+fn http_client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{} is not PEM certificates", path.display()))?;
+        anyhow::ensure!(!roots.is_empty(), "{} holds no certificate", path.display());
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
+    }
+    Ok(builder.build()?)
 }
 
 async fn serve(args: ServeArgs, data: &Path) -> anyhow::Result<()> {
@@ -450,6 +491,10 @@ async fn serve(args: ServeArgs, data: &Path) -> anyhow::Result<()> {
     // The demo is the README's first command: it may create its keys; a
     // production start never does.
     settings.create_missing_keys = args.demo;
+    settings.tls_cert = args.tls_cert;
+    settings.tls_key = args.tls_key;
+    settings.ca_file = args.ca_file;
+    settings.allow_plain_http = args.allow_plain_http || args.demo;
     settings.retry.base = Duration::from_millis(args.retry_base_ms.max(1));
     settings.retry.max = Duration::from_millis(args.retry_max_ms.max(args.retry_base_ms).max(1));
     settings.audit_checkpoint_every = Duration::from_secs(args.audit_checkpoint_seconds.max(1));

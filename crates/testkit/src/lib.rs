@@ -97,6 +97,13 @@ impl TestApp {
         app
     }
 
+    /// An instance whose relay delivers to its built-in mailbox at `url`
+    /// (a stub or proxy in the test; 1 s request timeout), with `configure`.
+    pub async fn spawn_with_mailbox_at(url: &str, configure: fn(&mut Settings)) -> TestApp {
+        let data = tempfile::tempdir().expect("temp dir");
+        Self::spawn_in(data, configure, Some(url.to_owned())).await
+    }
+
     /// An instance with its data folder under `parent` (a small file
     /// system, say).
     pub async fn spawn_on(parent: &Path) -> TestApp {
@@ -109,11 +116,13 @@ impl TestApp {
         configure: fn(&mut Settings),
         mailbox_via: Option<String>,
     ) -> TestApp {
-        let running = start(data.path(), configure, mailbox_via.as_deref()).await;
+        let settings = settings(data.path(), configure, mailbox_via.as_deref());
+        let http = http_client(&settings);
+        let running = kuvert::app::start(settings).await.expect("kuvert starts");
         let demo = running.demo.clone().expect("demo data");
         TestApp {
             url: running.url.clone(),
-            http: reqwest::Client::new(),
+            http,
             demo,
             running: Some(running),
             data,
@@ -882,10 +891,30 @@ pub struct MessageSummary {
 }
 
 async fn start(data: &Path, configure: fn(&mut Settings), mailbox_via: Option<&str>) -> Running {
+    kuvert::app::start(settings(data, configure, mailbox_via))
+        .await
+        .expect("kuvert starts")
+}
+
+/// The client tests talk to the instance with: it trusts the instance's
+/// `ca_file` too, when one is set (an instance serving HTTPS).
+fn http_client(settings: &Settings) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder();
+    if let Some(path) = &settings.ca_file {
+        let pem = std::fs::read(path).expect("CA file");
+        for root in reqwest::Certificate::from_pem_bundle(&pem).expect("PEM") {
+            builder = builder.add_root_certificate(root);
+        }
+    }
+    builder.build().expect("test client")
+}
+
+fn settings(data: &Path, configure: fn(&mut Settings), mailbox_via: Option<&str>) -> Settings {
     let mut settings = Settings::new(data.to_path_buf());
     settings.listen = "127.0.0.1:0".parse().expect("addr");
     settings.demo = true;
     settings.create_missing_keys = true;
+    settings.allow_plain_http = true;
     settings.retry.base = Duration::from_millis(20);
     settings.retry.max = Duration::from_millis(200);
     settings.retry.lease = Duration::from_secs(2);
@@ -895,5 +924,5 @@ async fn start(data: &Path, configure: fn(&mut Settings), mailbox_via: Option<&s
         settings.retry.request_timeout = Duration::from_secs(1);
     }
     configure(&mut settings);
-    kuvert::app::start(settings).await.expect("kuvert starts")
+    settings
 }

@@ -900,7 +900,9 @@ impl Fixture {
             }
             Item(s, code) => {
                 let item = &body["results"][0];
-                let item_code = item["error"]["code"].as_str().or(item["code"].as_str());
+                let item_code = item["error"]["code"]
+                    .as_str()
+                    .or(item["rejection"]["code"].as_str());
                 (status.as_u16() != s || item_code != Some(code) || item.get("receipt").is_some())
                     .then(|| format!("{what}: want {s} with item {code}, got {status} {text}"))
             }

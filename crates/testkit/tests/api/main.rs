@@ -19,4 +19,5 @@ mod reachability;
 mod recipients;
 mod resilience;
 mod tenants;
+mod transport;
 mod trust;

@@ -138,7 +138,7 @@ async fn the_mailbox_refuses_a_sealed_delivery_that_was_tampered_with() {
         .iter()
         .map(|r| {
             assert_eq!(r["outcome"], "rejected", "{r}");
-            r["code"].as_str().unwrap()
+            r["rejection"]["code"].as_str().unwrap()
         })
         .collect();
     assert_eq!(codes, ["bad_seal", "cannot_open", "cannot_open"]);
@@ -184,7 +184,7 @@ async fn one_forged_sender_signature_in_a_request_is_refused_and_the_rest_delive
     assert_eq!(results[0]["outcome"], "delivered", "{answer}");
     assert_eq!(results[0]["receipt"]["delivery_id"], genuine.delivery_id);
     assert_eq!(results[1]["outcome"], "rejected", "{answer}");
-    assert_eq!(results[1]["code"], "bad_sender_signature");
+    assert_eq!(results[1]["rejection"]["code"], "bad_sender_signature");
     let page = app.inbox(&anna).await;
     assert_eq!(page.total, 1, "only the genuine delivery: {page:?}");
 }
@@ -274,7 +274,7 @@ async fn deliveries_sharing_an_encapsulation_cannot_be_swapped() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     let results = answer["results"].as_array().unwrap();
     assert_eq!(results[0]["outcome"], "rejected", "{answer}");
-    assert_eq!(results[0]["code"], "cannot_open", "{answer}");
+    assert_eq!(results[0]["rejection"]["code"], "cannot_open", "{answer}");
     assert_eq!(results[1]["outcome"], "delivered", "{answer}");
     let stored: i64 = app
         .query("mailbox.db", "SELECT COUNT(*) FROM mailbox_deliveries")
