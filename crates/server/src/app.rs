@@ -200,6 +200,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         },
         allow_plain_http: settings.allow_plain_http,
     };
+    if let Some(pem) = &transport.extra_roots_pem {
+        let roots = reqwest::Certificate::from_pem_bundle(pem).map_err(TransportError::Roots)?;
+        anyhow::ensure!(!roots.is_empty(), TransportError::NoRoots);
+    }
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;

@@ -19,6 +19,8 @@ async fn kuvert(args: &[&str]) -> anyhow::Result<()> {
 fn production_settings(data: &Path) -> Settings {
     let mut settings = Settings::new(data.to_path_buf());
     settings.listen = "127.0.0.1:0".parse().unwrap();
+    // Plain HTTP on loopback: these tests are about keys, not transport.
+    settings.allow_plain_http = true;
     settings
 }
 

@@ -487,10 +487,17 @@ async fn a_plain_http_operator_address_is_refused_before_each_post() {
     let operator_id = kuvert_domain::ids::OperatorId::parse("kuvert-brevlada").unwrap();
     let mut operator = app.core_db().operator(&operator_id).await.unwrap().unwrap();
     operator.delivery_url = format!("{plain}/mailbox/v1/deliveries");
-    app.core_db()
-        .upsert_operator(&operator, time::OffsetDateTime::now_utc())
-        .await
-        .unwrap();
+    // Certified by the register (a row changed behind it would be refused
+    // for that already): the relay's own transport rule must refuse it.
+    let keys = kuvert::keys::Keys::load_existing(app.data_dir()).unwrap();
+    kuvert_register::register_operator(
+        &app.core_db(),
+        &keys.register,
+        operator,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
     let anna = app.recipient("registered").id.clone();
     let id = app.send_ok(&anna, "Inte i klartext").await;
     let error = retried(&app, &id, 3).await;

@@ -117,7 +117,10 @@ async fn a_relay_cannot_make_up_a_sender_key() {
         };
         let result = deliver_one(&app, relay.seal(&template, &content)).await;
         assert_eq!(result["outcome"], "rejected", "{result}");
-        assert_eq!(result["rejection"]["code"], "sender_key_not_certified", "{result}");
+        assert_eq!(
+            result["rejection"]["code"], "sender_key_not_certified",
+            "{result}"
+        );
     }
     assert!(!anna_has(&app, "Förfalskat beslut").await);
 }
@@ -142,7 +145,10 @@ async fn another_senders_certificate_does_not_vouch_for_this_sender() {
     };
     let result = deliver_one(&app, relay.seal(&template, &content)).await;
     assert_eq!(result["outcome"], "rejected", "{result}");
-    assert_eq!(result["rejection"]["code"], "sender_key_not_certified", "{result}");
+    assert_eq!(
+        result["rejection"]["code"], "sender_key_not_certified",
+        "{result}"
+    );
     assert!(!anna_has(&app, "Lånat namn").await);
 }
 
@@ -263,7 +269,10 @@ async fn a_revoked_key_is_refused_by_the_mailbox_from_the_moment_of_revocation()
         sender_certificate: certificate,
     };
     let result = deliver_one(&app, relay.seal(&template, &content)).await;
-    assert_eq!(result["rejection"]["code"], "sender_key_revoked", "{result}");
+    assert_eq!(
+        result["rejection"]["code"], "sender_key_revoked",
+        "{result}"
+    );
 
     // What was queued before the revocation fails with the reason.
     let view = app.wait_final(&tenant.token, &queued).await;
