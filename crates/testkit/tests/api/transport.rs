@@ -491,7 +491,7 @@ async fn a_plain_http_operator_address_is_refused_before_each_post() {
     // for that already): the relay's own transport rule must refuse it.
     let keys = kuvert::keys::Keys::load_existing(app.data_dir()).unwrap();
     kuvert_register::register_operator(
-        &app.core_db(),
+        app.core_db(),
         &keys.register,
         operator,
         time::OffsetDateTime::now_utc(),
