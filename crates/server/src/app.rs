@@ -200,6 +200,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         })),
         None => None,
     };
+    if let Some(mailbox) = &mailbox {
+        // Rows of the first encryption-at-rest format are bound to their
+        // row before anything is served (decision 0012).
+        mailbox.upgrade_legacy_rows().await?;
+    }
 
     let mut demo = None;
     let core_db = if settings.roles.core {
