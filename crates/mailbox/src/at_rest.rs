@@ -312,3 +312,148 @@ impl crate::Mailbox {
         Ok(upgraded)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use kuvert_domain::clock::parse_instant;
+    use kuvert_domain::ids::MailboxMessageId;
+
+    /// A row as the store would hand it back, encrypted by `encrypt_row`.
+    fn stored_row(kek: &KeyEncryptionKey) -> StoredMessage {
+        let id = MailboxMessageId::new();
+        let delivered_at = format_instant(time::OffsetDateTime::now_utc());
+        let message_id = id.to_string();
+        let binding = RowBinding {
+            message_id: &message_id,
+            delivery_id: "d-1",
+            position: 0,
+            recipient_id: "198001012380",
+            sender_id: "162120009994",
+            delivered_at: &delivered_at,
+        };
+        let message: SecureMessage = serde_json::from_value(serde_json::json!({
+            "header": {"id": "1", "subject": "Beslut", "support_info": {"text": "x"}, "language": "sv"},
+            "body": {"content_type": "text/plain", "body": "Brödtext"}
+        }))
+        .unwrap();
+        let summary = Summary {
+            subject: "Beslut".into(),
+            sender_id: "162120009994".into(),
+            sender_name: "Demo kommun".into(),
+            delivered_at: delivered_at.clone(),
+            received_at: delivered_at.clone(),
+        };
+        let content = StoredContent {
+            sender_name: "Demo kommun".into(),
+            message,
+            reference: None,
+            received_at: delivered_at.clone(),
+        };
+        let row = encrypt_row(kek, &binding, &summary, &content).unwrap();
+        StoredMessage {
+            id,
+            delivery_id: "d-1".into(),
+            position: 0,
+            recipient_id: "198001012380".into(),
+            sender_id: "162120009994".into(),
+            delivered_at: parse_instant(&delivered_at).unwrap(),
+            read_at: None,
+            archived_at: None,
+            format: ROW_FORMAT_BOUND,
+            wrapped_key: row.wrapped_key,
+            subject: row.summary,
+            content: Some(row.content),
+        }
+    }
+
+    /// One change of a row's plain columns.
+    type Change = fn(&mut StoredMessage);
+
+    #[test]
+    fn every_bound_column_changed_is_tampering() {
+        let kek = KeyEncryptionKey::generate();
+        let row = stored_row(&kek);
+        assert_eq!(decrypt_summary(&kek, &row).unwrap().subject, "Beslut");
+        assert_eq!(
+            decrypt_content(&kek, &row).unwrap().message.body.body,
+            "Brödtext"
+        );
+        let changes: [(&str, Change); 6] = [
+            ("id", |r| r.id = MailboxMessageId::new()),
+            ("delivery_id", |r| r.delivery_id = "d-2".into()),
+            ("position", |r| r.position = 1),
+            ("recipient_id", |r| r.recipient_id = "197505053170".into()),
+            ("sender_id", |r| r.sender_id = "162120001111".into()),
+            ("delivered_at", |r| {
+                r.delivered_at += time::Duration::microseconds(1);
+            }),
+        ];
+        for (column, change) in changes {
+            let mut changed = stored_row(&kek);
+            change(&mut changed);
+            assert!(
+                matches!(
+                    decrypt_summary(&kek, &changed),
+                    Err(AtRestError::Tampered { .. })
+                ),
+                "{column}: summary"
+            );
+            assert!(
+                matches!(
+                    decrypt_content(&kek, &changed),
+                    Err(AtRestError::Tampered { .. })
+                ),
+                "{column}: content"
+            );
+        }
+    }
+
+    #[test]
+    fn a_row_not_in_the_bound_format_is_refused() {
+        let kek = KeyEncryptionKey::generate();
+        let mut row = stored_row(&kek);
+        row.format = ROW_FORMAT_LEGACY;
+        assert!(matches!(
+            decrypt_summary(&kek, &row),
+            Err(AtRestError::UnknownFormat { format: 1, .. })
+        ));
+        // Nor does the upgrade take a bound row for one of the first scheme.
+        assert!(upgrade_legacy_row(&kek, &row).unwrap().is_none());
+    }
+
+    /// Fields whose plain concatenation would be equal still bind
+    /// differently: the encoding is a JSON array, not a joined string.
+    #[test]
+    fn the_binding_is_unambiguous() {
+        let base = RowBinding {
+            message_id: "m",
+            delivery_id: "ab",
+            position: 0,
+            recipient_id: "c",
+            sender_id: "s",
+            delivered_at: "t",
+        };
+        let shifted = RowBinding {
+            delivery_id: "a",
+            recipient_id: "bc",
+            ..base
+        };
+        let quoted = RowBinding {
+            delivery_id: "ab\",\"c",
+            recipient_id: "",
+            ..base
+        };
+        assert_ne!(base.key_context(), shifted.key_context());
+        assert_ne!(base.key_context(), quoted.key_context());
+        assert_eq!(
+            String::from_utf8(base.key_context()).unwrap(),
+            r#"["kuvert-mailbox-row-v2","m","ab",0,"c","s","t"]"#
+        );
+        assert_eq!(
+            String::from_utf8(base.aad(Part::Summary)).unwrap(),
+            r#"["kuvert-mailbox-row-v2","m","ab",0,"c","s","t","summary"]"#
+        );
+    }
+}

@@ -213,7 +213,7 @@ impl From<MailboxError> for ApiError {
                 "stored_message_integrity",
                 format!(
                     "message {message_id} does not match what the mailbox stored for it \
-                     and is not shown; the operator has been alerted"
+                     and is not shown; the error is logged for the mailbox operator"
                 ),
             ),
             MailboxError::AtRest(kuvert_mailbox::at_rest::AtRestError::Encrypt) => {
