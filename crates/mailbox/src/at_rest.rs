@@ -199,12 +199,11 @@ fn row_binding<'a>(row: &'a StoredMessage, id: &'a str, delivered_at: &'a str) -
 }
 
 fn open_part<T: for<'de> Deserialize<'de>>(
-    kek: &KeyEncryptionKey,
+    key: &DataKey,
     row: &StoredMessage,
     part: Part,
     ciphertext: &[u8],
 ) -> Result<T, AtRestError> {
-    let key = row_key(kek, row)?;
     let (id, delivered_at) = binding_of(row);
     let plain = key
         .decrypt(&row_binding(row, &id, &delivered_at).aad(part), ciphertext)
@@ -217,7 +216,7 @@ pub fn decrypt_summary(
     kek: &KeyEncryptionKey,
     row: &StoredMessage,
 ) -> Result<Summary, AtRestError> {
-    open_part(kek, row, Part::Summary, &row.subject)
+    open_part(&row_key(kek, row)?, row, Part::Summary, &row.subject)
 }
 
 /// The content of a row read with its content, checked likewise.
@@ -226,7 +225,20 @@ pub fn decrypt_content(
     row: &StoredMessage,
 ) -> Result<StoredContent, AtRestError> {
     let ciphertext = row.content.as_deref().ok_or_else(|| tampered(row))?;
-    open_part(kek, row, Part::Content, ciphertext)
+    open_part(&row_key(kek, row)?, row, Part::Content, ciphertext)
+}
+
+/// Summary and content of a row (the message view), the key unwrapped once.
+pub fn decrypt_message(
+    kek: &KeyEncryptionKey,
+    row: &StoredMessage,
+) -> Result<(Summary, StoredContent), AtRestError> {
+    let ciphertext = row.content.as_deref().ok_or_else(|| tampered(row))?;
+    let key = row_key(kek, row)?;
+    Ok((
+        open_part(&key, row, Part::Summary, &row.subject)?,
+        open_part(&key, row, Part::Content, ciphertext)?,
+    ))
 }
 
 /// Re-encrypts a row of the first scheme (data key wrapped under the KEK

@@ -3,7 +3,7 @@
 //! answers exactly like an id that does not exist.
 
 use crate::accept::{Mailbox, MailboxError};
-use crate::at_rest::{decrypt_content, decrypt_summary};
+use crate::at_rest::{decrypt_content, decrypt_message, decrypt_summary};
 use base64::Engine as _;
 use kuvert_domain::clock::format_instant;
 use kuvert_domain::content::sanitize_html;
@@ -130,8 +130,7 @@ impl Mailbox {
         id: &MailboxMessageId,
     ) -> Result<MessageView, MailboxError> {
         let row = self.own_message(recipient, id).await?;
-        let summary = decrypt_summary(&self.kek, &row)?;
-        let content = decrypt_content(&self.kek, &row)?;
+        let (summary, content) = decrypt_message(&self.kek, &row)?;
         let now = self.clock.now();
         self.db
             .mailbox_mark_read(recipient.as_str(), id, now)
