@@ -1,6 +1,7 @@
 //! Accepting sealed deliveries: check the relay's seal, open the content,
 //! check the sender's signature, store encrypted, sign the receipt.
 
+use crate::at_rest::{AtRestError, RowBinding, StoredContent, Summary, encrypt_row};
 use crate::certificate::{SenderKeyCertificate, SenderKeyRevocation, TrustedRegisters};
 use crate::protocol::{
     DeliveryResult, HPKE_INFO, RECEIPT_FORMAT, REJECTION_FORMAT, Receipt, Rejection, SEAL_DOMAIN,
@@ -11,7 +12,7 @@ use kuvert_crypto::digest::sha256_hex;
 use kuvert_crypto::sealing::{Opener, SealingPrivateKey};
 use kuvert_crypto::signing::{PublicKey, Signature, SigningKey, verify_many};
 use kuvert_domain::clock::{Clock, format_instant, parse_instant};
-use kuvert_domain::delivery::{SIGNED_DELIVERY_DOMAIN, SecureMessage};
+use kuvert_domain::delivery::SIGNED_DELIVERY_DOMAIN;
 use kuvert_domain::ids::{MailboxMessageId, OperatorId};
 use kuvert_store::mailbox::{NewMailboxDelivery, NewMailboxMessage};
 use kuvert_store::revocations::LearnedRevocation;
@@ -28,6 +29,9 @@ pub enum MailboxError {
     NotFound,
     #[error("stored content could not be decrypted")]
     Decrypt,
+    /// A stored row does not decrypt with its own fields (decision 0012).
+    #[error(transparent)]
+    AtRest(#[from] AtRestError),
 }
 
 /// Why one sealed delivery was refused. Every one is permanent: the same
@@ -103,15 +107,6 @@ pub struct Mailbox {
     /// SHA-256 of each relay's credential (`kvm_…`): the delivery endpoint
     /// reads no body from a caller without one.
     pub relay_credentials: Vec<[u8; 32]>,
-}
-
-/// A message opened for storage: what is encrypted at rest.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub(crate) struct StoredContent {
-    pub sender_name: String,
-    pub message: SecureMessage,
-    pub reference: Option<String>,
-    pub received_at: String,
 }
 
 struct Opened {
@@ -398,34 +393,44 @@ impl Mailbox {
         now: time::OffsetDateTime,
     ) -> Result<NewMailboxDelivery, MailboxError> {
         let delivery = &opened.content.signed.delivery;
+        // The register's name for the sender (its certificate), never the
+        // delivery's own `header.sender.name`.
+        let sender_name = opened.sender_name.clone();
         let received_at = parse_instant(&opened.sealed.received_at).unwrap_or(now);
+        let delivered_at = format_instant(now);
         let mut messages = Vec::with_capacity(delivery.messages.len());
-        for message in &delivery.messages {
+        for (position, message) in delivery.messages.iter().enumerate() {
             let id = MailboxMessageId::new();
-            let (data_key, wrapped_key) =
-                self.kek.new_data_key().map_err(|_| MailboxError::Decrypt)?;
-            // The message id is the associated data: a ciphertext moved to
-            // another row does not decrypt.
-            let aad = id.to_string();
-            let subject = data_key
-                .encrypt(aad.as_bytes(), message.header.subject.as_bytes())
-                .map_err(|_| MailboxError::Decrypt)?;
-            let stored = StoredContent {
-                sender_name: opened.sender_name.clone(),
+            let message_id = id.to_string();
+            // Every plain column the reader relies on, exactly as
+            // `insert_mailbox_deliveries` writes it.
+            let binding = RowBinding {
+                message_id: &message_id,
+                delivery_id: &opened.sealed.delivery_id,
+                position: i64::try_from(position).unwrap_or(i64::MAX),
+                recipient_id: &opened.sealed.recipient,
+                sender_id: &opened.sealed.sender_id,
+                delivered_at: &delivered_at,
+            };
+            let summary = Summary {
+                subject: message.header.subject.clone(),
+                sender_id: opened.sealed.sender_id.clone(),
+                sender_name: sender_name.clone(),
+                delivered_at: delivered_at.clone(),
+                received_at: opened.sealed.received_at.clone(),
+            };
+            let content = StoredContent {
+                sender_name: sender_name.clone(),
                 message: message.clone(),
                 reference: delivery.header.reference.clone(),
                 received_at: opened.sealed.received_at.clone(),
             };
-            let json = serde_json::to_vec(&stored).map_err(|_| MailboxError::Decrypt)?;
-            let content = data_key
-                .encrypt(aad.as_bytes(), &json)
-                .map_err(|_| MailboxError::Decrypt)?;
+            let row = encrypt_row(&self.kek, &binding, &summary, &content)?;
             messages.push(NewMailboxMessage {
                 id,
-                sender_name: opened.sender_name.clone(),
-                wrapped_key,
-                subject,
-                content,
+                wrapped_key: row.wrapped_key,
+                summary: row.summary,
+                content: row.content,
             });
         }
         let mut receipt = Receipt {
@@ -434,7 +439,7 @@ impl Mailbox {
             recipient: opened.sealed.recipient.clone(),
             sender_id: opened.sealed.sender_id.clone(),
             operator_id: self.operator_id.to_string(),
-            delivered_at: format_instant(now),
+            delivered_at: delivered_at.clone(),
             delivery_digest: opened.delivery_digest.clone(),
             message_ids: delivery
                 .messages

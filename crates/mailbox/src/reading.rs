@@ -2,7 +2,8 @@
 //! the authenticated recipient's id, so another recipient's message id
 //! answers exactly like an id that does not exist.
 
-use crate::accept::{Mailbox, MailboxError, StoredContent};
+use crate::accept::{Mailbox, MailboxError};
+use crate::at_rest::{decrypt_content, decrypt_message, decrypt_summary};
 use base64::Engine as _;
 use kuvert_domain::clock::format_instant;
 use kuvert_domain::content::sanitize_html;
@@ -21,6 +22,8 @@ pub struct MessageSummary {
     pub subject: String,
     /// The legal moment of delivery.
     pub delivered_at: String,
+    /// When the relay sealed the delivery.
+    pub received_at: String,
     pub read: bool,
     pub archived: bool,
 }
@@ -50,7 +53,10 @@ pub struct MessageView {
     pub sender_id: String,
     pub sender_name: String,
     pub subject: String,
+    /// The legal moment of delivery.
     pub delivered_at: String,
+    /// When the relay sealed the delivery.
+    pub received_at: String,
     pub read_at: Option<String>,
     pub archived: bool,
     pub content_type: BodyContentType,
@@ -90,15 +96,19 @@ impl Mailbox {
             )
             .await?;
         let (total, unread) = self.db.mailbox_counts(recipient.as_str(), folder).await?;
+        // What is shown comes from the ciphertext; a row that does not
+        // decrypt with its own fields fails the whole answer (never skipped).
         let messages = rows
             .iter()
             .map(|row| {
+                let summary = decrypt_summary(&self.kek, row)?;
                 Ok(MessageSummary {
                     id: row.id,
-                    sender_id: row.sender_id.clone(),
-                    sender_name: row.sender_name.clone(),
-                    subject: self.decrypt_subject(row)?,
-                    delivered_at: format_instant(row.delivered_at),
+                    sender_id: summary.sender_id,
+                    sender_name: summary.sender_name,
+                    subject: summary.subject,
+                    delivered_at: summary.delivered_at,
+                    received_at: summary.received_at,
                     read: row.read_at.is_some(),
                     archived: row.archived_at.is_some(),
                 })
@@ -120,7 +130,7 @@ impl Mailbox {
         id: &MailboxMessageId,
     ) -> Result<MessageView, MailboxError> {
         let row = self.own_message(recipient, id).await?;
-        let content = self.decrypt_content(&row)?;
+        let (summary, content) = decrypt_message(&self.kek, &row)?;
         let now = self.clock.now();
         self.db
             .mailbox_mark_read(recipient.as_str(), id, now)
@@ -146,11 +156,14 @@ impl Mailbox {
             .collect();
         Ok(MessageView {
             id: row.id,
+            // Bound into the ciphertexts, so the plain column is the one
+            // the sender's delivery had.
             delivery_id: row.delivery_id,
-            sender_id: row.sender_id,
-            sender_name: row.sender_name,
-            subject: message.header.subject,
-            delivered_at: format_instant(row.delivered_at),
+            sender_id: summary.sender_id,
+            sender_name: summary.sender_name,
+            subject: summary.subject,
+            delivered_at: summary.delivered_at,
+            received_at: summary.received_at,
             read_at: Some(format_instant(row.read_at.unwrap_or(now))),
             archived: row.archived_at.is_some(),
             content_type: message.body.content_type,
@@ -171,7 +184,7 @@ impl Mailbox {
         index: usize,
     ) -> Result<AttachmentFile, MailboxError> {
         let row = self.own_message(recipient, id).await?;
-        let content = self.decrypt_content(&row)?;
+        let content = decrypt_content(&self.kek, &row)?;
         let attachment = content
             .message
             .attachments
@@ -220,29 +233,6 @@ impl Mailbox {
             .mailbox_message(recipient.as_str(), id)
             .await?
             .ok_or(MailboxError::NotFound)
-    }
-
-    fn decrypt_subject(&self, row: &StoredMessage) -> Result<String, MailboxError> {
-        let key = self
-            .kek
-            .unwrap_data_key(&row.wrapped_key)
-            .map_err(|_| MailboxError::Decrypt)?;
-        let bytes = key
-            .decrypt(row.id.to_string().as_bytes(), &row.subject)
-            .map_err(|_| MailboxError::Decrypt)?;
-        String::from_utf8(bytes).map_err(|_| MailboxError::Decrypt)
-    }
-
-    fn decrypt_content(&self, row: &StoredMessage) -> Result<StoredContent, MailboxError> {
-        let key = self
-            .kek
-            .unwrap_data_key(&row.wrapped_key)
-            .map_err(|_| MailboxError::Decrypt)?;
-        let ciphertext = row.content.as_deref().ok_or(MailboxError::NotFound)?;
-        let bytes = key
-            .decrypt(row.id.to_string().as_bytes(), ciphertext)
-            .map_err(|_| MailboxError::Decrypt)?;
-        serde_json::from_slice(&bytes).map_err(|_| MailboxError::Decrypt)
     }
 }
 

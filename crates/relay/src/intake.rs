@@ -647,9 +647,11 @@ impl Relay {
                 }
             }
             RegisterRoute::Unreachable { reason } if delivery.paper_fallback => {
+                // Bound to its delivery: a wrapped key copied to another
+                // paper row does not unwrap there.
                 let (data_key, wrapped_key) = self
                     .paper_kek
-                    .new_data_key()
+                    .new_data_key(id.to_string().as_bytes())
                     .map_err(|e| IntakeError::Sealing(e.to_string()))?;
                 let json =
                     serde_json::to_vec(&signed).map_err(|e| IntakeError::Sealing(e.to_string()))?;

@@ -275,6 +275,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         None => None,
     };
     if let Some(mailbox) = &mailbox {
+        // Rows of the first encryption-at-rest format are bound to their
+        // row before anything is served (decision 0012).
+        mailbox.upgrade_legacy_rows().await?;
         mailbox.load_revocations().await?;
         // The register's revocations, fetched from it: in one process they
         // are also handed over at once (the admin API), but a revocation

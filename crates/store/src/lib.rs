@@ -163,6 +163,10 @@ const MAILBOX_MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/mailbox/0002_audit.sql"),
     },
     Migration {
+        version: 4,
+        sql: include_str!("../migrations/sqlite/mailbox/0004_row_binding.sql"),
+    },
+    Migration {
         version: 5,
         sql: include_str!("../migrations/sqlite/mailbox/0005_recipient_token_revocations.sql"),
     },
@@ -197,7 +201,19 @@ impl Db {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             // Checkpoints run on a thread of their own (see `checkpoint`).
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("wal_autocheckpoint", "0")
+            // The mailbox's deleted messages (ciphertext and wrapped data
+            // key) are overwritten in the file, not left in free space; the
+            // core holds no mailbox content (docs/architecture.md,
+            // "Encryption at rest").
+            .pragma(
+                "secure_delete",
+                if schema == Schema::Mailbox {
+                    "ON"
+                } else {
+                    "OFF"
+                },
+            );
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))

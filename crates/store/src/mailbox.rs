@@ -1,5 +1,6 @@
 //! The mailbox operator's store: accepted deliveries with their receipts,
-//! and each recipient's messages (subject and content encrypted).
+//! and each recipient's messages (summary and content encrypted, bound to
+//! their row: see `kuvert_mailbox::at_rest` and decision 0012).
 
 use crate::audit::{AuditChain, AuditEntry, append};
 use crate::{Db, Result, StoreError, format_instant, instant, opt_instant, updated_one};
@@ -7,12 +8,30 @@ use kuvert_domain::ids::MailboxMessageId;
 use sqlx::Row;
 use time::OffsetDateTime;
 
+/// A row written before decision 0012: the data key wrapped under the KEK
+/// alone, subject and content bound to the message id only. Upgraded at
+/// start-up, never read as such.
+pub const ROW_FORMAT_LEGACY: i64 = 1;
+/// A row whose data key and ciphertexts are bound to its plain columns.
+pub const ROW_FORMAT_BOUND: i64 = 2;
+
+/// One message of a new delivery, encrypted by the mailbox for the row it
+/// goes into (its position is its index in the delivery).
 #[derive(Debug, Clone)]
 pub struct NewMailboxMessage {
     pub id: MailboxMessageId,
-    pub sender_name: String,
     pub wrapped_key: Vec<u8>,
-    pub subject: Vec<u8>,
+    /// The encrypted summary (what a list shows), in the `subject` column.
+    pub summary: Vec<u8>,
+    pub content: Vec<u8>,
+}
+
+/// A legacy row re-encrypted in the bound format.
+#[derive(Debug, Clone)]
+pub struct UpgradedMessage {
+    pub id: MailboxMessageId,
+    pub wrapped_key: Vec<u8>,
+    pub summary: Vec<u8>,
     pub content: Vec<u8>,
 }
 
@@ -35,11 +54,13 @@ pub struct StoredMessage {
     pub position: i64,
     pub recipient_id: String,
     pub sender_id: String,
-    pub sender_name: String,
     pub delivered_at: OffsetDateTime,
     pub read_at: Option<OffsetDateTime>,
     pub archived_at: Option<OffsetDateTime>,
+    /// [`ROW_FORMAT_LEGACY`] or [`ROW_FORMAT_BOUND`].
+    pub format: i64,
     pub wrapped_key: Vec<u8>,
+    /// The encrypted summary (the column keeps its first name).
     pub subject: Vec<u8>,
     pub content: Option<Vec<u8>>,
 }
@@ -131,8 +152,8 @@ impl Db {
         }
         for chunk in messages.chunks(100) {
             let mut insert: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(
-                "INSERT INTO mailbox_messages (id, delivery_id, position, recipient_id, sender_id, sender_name,
-                   delivered_at, wrapped_key, subject, content) ",
+                "INSERT INTO mailbox_messages (id, delivery_id, position, recipient_id, sender_id,
+                   delivered_at, format, wrapped_key, subject, content) ",
             );
             insert.push_values(chunk, |mut row, (d, position, m)| {
                 row.push_bind(m.id.to_string())
@@ -140,10 +161,10 @@ impl Db {
                     .push_bind(i64::try_from(*position).unwrap_or(i64::MAX))
                     .push_bind(&d.recipient_id)
                     .push_bind(&d.sender_id)
-                    .push_bind(&m.sender_name)
                     .push_bind(format_instant(d.delivered_at))
+                    .push_bind(ROW_FORMAT_BOUND)
                     .push_bind(&m.wrapped_key)
-                    .push_bind(&m.subject)
+                    .push_bind(&m.summary)
                     .push_bind(&m.content);
             });
             insert.build().execute(&mut *tx).await?;
@@ -166,8 +187,8 @@ impl Db {
             Folder::Archive => "archived_at IS NOT NULL",
         };
         let sql = format!(
-            "SELECT id, delivery_id, position, recipient_id, sender_id, sender_name, delivered_at, read_at, archived_at,
-               wrapped_key, subject
+            "SELECT id, delivery_id, position, recipient_id, sender_id, delivered_at, read_at, archived_at,
+               format, wrapped_key, subject
              FROM mailbox_messages WHERE recipient_id = ? AND deleted_at IS NULL AND {archived}
              ORDER BY delivered_at DESC, id DESC LIMIT ? OFFSET ?"
         );
@@ -267,8 +288,9 @@ impl Db {
         .await?)
     }
 
-    /// Deletes a message: the encrypted content and its key are erased; the
-    /// row stays as a tombstone so a redelivery cannot bring it back.
+    /// Deletes a message: the encrypted content and its key are erased (and,
+    /// with `secure_delete`, overwritten in the file); the row stays as a
+    /// tombstone so a redelivery cannot bring it back.
     pub async fn mailbox_delete(
         &self,
         recipient: &str,
@@ -305,6 +327,54 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Up to `limit` not deleted rows of the first format with an id after
+    /// `after`, in id order, with content: the start-up upgrade reads them
+    /// page by page (a row that fails to upgrade is not read again).
+    pub async fn mailbox_legacy_messages(
+        &self,
+        after: Option<&MailboxMessageId>,
+        limit: i64,
+    ) -> Result<Vec<StoredMessage>> {
+        sqlx::query(
+            "SELECT * FROM mailbox_messages WHERE format = ? AND deleted_at IS NULL AND id > ?
+             ORDER BY id LIMIT ?",
+        )
+        .bind(ROW_FORMAT_LEGACY)
+        .bind(after.map(ToString::to_string).unwrap_or_default())
+        .bind(limit)
+        .fetch_all(self.writer())
+        .await?
+        .iter()
+        .map(|row| message_from_row(row, true))
+        .collect()
+    }
+
+    /// Stores upgraded rows (one transaction): only a row still in the first
+    /// format and not deleted meanwhile is changed. Returns how many were.
+    pub async fn mailbox_store_upgraded(&self, rows: &[UpgradedMessage]) -> Result<u64> {
+        let mut tx = self.writer().begin().await?;
+        let mut changed = 0;
+        for row in rows {
+            changed += sqlx::query(
+                "UPDATE mailbox_messages SET format = ?, wrapped_key = ?, subject = ?, content = ?
+                 WHERE id = ? AND format = ? AND deleted_at IS NULL",
+            )
+            .bind(ROW_FORMAT_BOUND)
+            .bind(&row.wrapped_key)
+            .bind(&row.summary)
+            .bind(&row.content)
+            .bind(row.id.to_string())
+            .bind(ROW_FORMAT_LEGACY)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+}
+
 fn message_from_row(row: &sqlx::sqlite::SqliteRow, with_content: bool) -> Result<StoredMessage> {
     let id: String = row.try_get("id")?;
     Ok(StoredMessage {
@@ -313,10 +383,10 @@ fn message_from_row(row: &sqlx::sqlite::SqliteRow, with_content: bool) -> Result
         position: row.try_get("position")?,
         recipient_id: row.try_get("recipient_id")?,
         sender_id: row.try_get("sender_id")?,
-        sender_name: row.try_get("sender_name")?,
         delivered_at: instant(row, "delivered_at")?,
         read_at: opt_instant(row, "read_at")?,
         archived_at: opt_instant(row, "archived_at")?,
+        format: row.try_get("format")?,
         wrapped_key: row.try_get("wrapped_key")?,
         subject: row.try_get("subject")?,
         content: if with_content {

@@ -207,6 +207,23 @@ impl From<MailboxError> for ApiError {
                 tracing::error!("stored message could not be decrypted");
                 Self::internal()
             }
+            // Logged where it was found, with the message id; the recipient
+            // learns that this message of theirs cannot be shown, and why.
+            MailboxError::AtRest(
+                kuvert_mailbox::at_rest::AtRestError::Tampered { message_id }
+                | kuvert_mailbox::at_rest::AtRestError::UnknownFormat { message_id, .. },
+            ) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "stored_message_integrity",
+                format!(
+                    "message {message_id} does not match what the mailbox stored for it \
+                     and is not shown; the error is logged for the mailbox operator"
+                ),
+            ),
+            MailboxError::AtRest(kuvert_mailbox::at_rest::AtRestError::Encrypt) => {
+                tracing::error!("encryption at rest failed");
+                Self::internal()
+            }
         }
     }
 }

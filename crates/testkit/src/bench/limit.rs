@@ -10,8 +10,9 @@
 //!   seals, about 2.6 KiB) as kuvert seals it: one HPKE encapsulation per
 //!   operator and request of 1000 (amortised), then per message a key
 //!   exported from the HPKE context and AES-256-GCM (decision 0006);
-//! - `at_rest`: the mailbox's envelope encryption (fresh data key wrapped by
-//!   the KEK, subject and content encrypted with AES-256-GCM);
+//! - `at_rest`: the mailbox's envelope encryption as `encrypt_row` does it
+//!   (fresh data key wrapped under a key derived from the KEK for the row,
+//!   summary and content encrypted with AES-256-GCM bound to the row);
 //! - `insert_core`: the durable insert of the accepted delivery (a
 //!   `deliveries` row and its `outbox` row with the sealed blob), and
 //! - `insert_mailbox`: the durable insert of the stored message (a
@@ -221,12 +222,30 @@ pub async fn measure(iterations: usize, scratch: &Path) -> anyhow::Result<Limit>
     let open_us = micros(started, iterations);
 
     let started = Instant::now();
+    let delivery_id = DeliveryId::new().to_string();
+    let at = format_instant(time::OffsetDateTime::now_utc());
     for _ in 0..iterations {
-        let aad = MailboxMessageId::new().to_string();
-        let (key, wrapped) = kek.new_data_key()?;
+        let id = MailboxMessageId::new().to_string();
+        let binding = kuvert_mailbox::at_rest::RowBinding {
+            message_id: &id,
+            delivery_id: &delivery_id,
+            position: 0,
+            recipient_id: "197001011005",
+            sender_id: "2120009999",
+            delivered_at: &at,
+        };
+        let summary = serde_json::to_vec(&json!({
+            "subject": s.subject, "sender_id": "2120009999", "sender_name": "Demo kommun",
+            "delivered_at": at, "received_at": at,
+        }))?;
+        let (key, wrapped) = kek.new_data_key(&binding.key_context())?;
         black_box(wrapped);
-        black_box(key.encrypt(aad.as_bytes(), s.subject.as_bytes())?);
-        black_box(key.encrypt(aad.as_bytes(), black_box(&s.stored_content))?);
+        // The associated data as `encrypt_row` builds it: the binding and
+        // the part (the same length within a byte).
+        let mut aad = binding.key_context();
+        aad.extend_from_slice(b",\"summary\"");
+        black_box(key.encrypt(&aad, &summary)?);
+        black_box(key.encrypt(&aad, black_box(&s.stored_content))?);
     }
     let at_rest_us = micros(started, iterations);
 
@@ -341,7 +360,8 @@ async fn insert_mailbox(scratch: &Path, rows: usize, content_len: usize) -> anyh
     let now = format_instant(time::OffsetDateTime::now_utc());
     let content = filler(content_len);
     let wrapped = filler(60);
-    let subject = filler(45);
+    // The encrypted summary: subject, sender, times as JSON.
+    let subject = filler(190);
     let receipt = "r".repeat(600);
     let sender = kuvert::demo::organisation_number("212000999");
     let started = Instant::now();
@@ -371,8 +391,8 @@ async fn insert_mailbox(scratch: &Path, rows: usize, content_len: usize) -> anyh
         // 10 columns: at most 3200 rows per statement under SQLite's 32766
         // bound parameters; 1000 is well inside.
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO mailbox_messages (id, delivery_id, position, recipient_id, sender_id, sender_name,
-               delivered_at, wrapped_key, subject, content) ",
+            "INSERT INTO mailbox_messages (id, delivery_id, position, recipient_id, sender_id,
+               delivered_at, format, wrapped_key, subject, content) ",
         );
         q.push_values(ids.iter(), |mut row, (delivery, message)| {
             row.push_bind(message)
@@ -380,8 +400,8 @@ async fn insert_mailbox(scratch: &Path, rows: usize, content_len: usize) -> anyh
                 .push_bind(0_i64)
                 .push_bind("197001011005")
                 .push_bind(&sender)
-                .push_bind("Demo kommun")
                 .push_bind(&now)
+                .push_bind(kuvert_store::mailbox::ROW_FORMAT_BOUND)
                 .push_bind(&wrapped)
                 .push_bind(&subject)
                 .push_bind(&content);

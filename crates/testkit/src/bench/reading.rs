@@ -3,9 +3,10 @@
 //! The data is written straight into the databases of a stopped instance
 //! (setup, not measured; `synchronous=OFF` while loading): recipients as
 //! registered rows in `kuvert.db`, messages into `mailbox.db` encrypted
-//! exactly as the mailbox stores them (a fresh data key per message wrapped
-//! by the installation's KEK, subject and content JSON under AES-256-GCM
-//! with the message id as associated data), so listing and opening decrypt
+//! exactly as the mailbox stores them (`kuvert_mailbox::at_rest::encrypt_row`:
+//! a fresh data key per message wrapped under a key derived from the
+//! installation's KEK for that row, summary and content JSON under
+//! AES-256-GCM bound to the row's columns), so listing and opening decrypt
 //! real rows. What the loader does not write: audit entries for the loaded
 //! rows, and signed receipts (a placeholder of the same size).
 
@@ -14,6 +15,7 @@ use super::server::{DataDir, Server};
 use anyhow::{Context as _, ensure};
 use kuvert_domain::identity::RecipientId;
 use kuvert_domain::ids::{DeliveryId, MailboxMessageId};
+use kuvert_mailbox::at_rest::{RowBinding, StoredContent, Summary, encrypt_row};
 use kuvert_store::format_instant;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
@@ -135,31 +137,49 @@ fn make_rows(
     range: std::ops::Range<usize>,
     total: usize,
     recipients: usize,
-    message: &serde_json::Value,
+    sender: &kuvert::demo::DemoSender,
+    message: &kuvert_domain::delivery::SecureMessage,
     base: time::OffsetDateTime,
 ) -> anyhow::Result<Vec<Row>> {
     range
         .map(|i| {
             let id = MailboxMessageId::new().to_string();
-            let (key, wrapped_key) = kek.new_data_key()?;
+            let delivery_id = DeliveryId::new().to_string();
+            let recipient = recipient_number(i % recipients);
             let at = format_instant(base - time::Duration::seconds((total - i) as i64));
             let subject = format!("Beslut nr {i}");
             let mut message = message.clone();
-            message["header"]["subject"] = serde_json::Value::String(subject.clone());
-            let content = serde_json::to_vec(&serde_json::json!({
-                "sender_name": "Demo kommun",
-                "message": message,
-                "reference": format!("bench-{i}"),
-                "received_at": at,
-            }))?;
+            message.header.subject = subject.clone();
+            let binding = RowBinding {
+                message_id: &id,
+                delivery_id: &delivery_id,
+                position: 0,
+                recipient_id: &recipient,
+                sender_id: &sender.id,
+                delivered_at: &at,
+            };
+            let summary = Summary {
+                subject,
+                sender_id: sender.id.clone(),
+                sender_name: sender.name.clone(),
+                delivered_at: at.clone(),
+                received_at: at.clone(),
+            };
+            let content = StoredContent {
+                sender_name: sender.name.clone(),
+                message,
+                reference: Some(format!("bench-{i}")),
+                received_at: at.clone(),
+            };
+            let row = encrypt_row(kek, &binding, &summary, &content)?;
             Ok(Row {
-                delivery_id: DeliveryId::new().to_string(),
-                recipient: recipient_number(i % recipients),
+                delivery_id,
+                recipient,
                 delivered_at: at,
-                subject: key.encrypt(id.as_bytes(), subject.as_bytes())?,
-                content: key.encrypt(id.as_bytes(), &content)?,
+                subject: row.summary,
+                content: row.content,
                 message_id: id,
-                wrapped_key,
+                wrapped_key: row.wrapped_key,
             })
         })
         .collect()
@@ -186,7 +206,8 @@ async fn load_messages(data: &Path, count: usize, recipients: usize) -> anyhow::
         false,
         Vec::new(),
     );
-    let message = serde_json::to_value(&delivery.messages[0])?;
+    let message = delivery.messages[0].clone();
+    let row_sender = sender.clone();
     let base = time::OffsetDateTime::now_utc();
     let receipt = "r".repeat(600);
     const CHUNK: usize = 2000;
@@ -199,6 +220,7 @@ async fn load_messages(data: &Path, count: usize, recipients: usize) -> anyhow::
                 start..(start + CHUNK).min(count),
                 count,
                 recipients,
+                &row_sender,
                 &message,
                 base,
             )?;
@@ -228,8 +250,8 @@ async fn load_messages(data: &Path, count: usize, recipients: usize) -> anyhow::
             });
             q.build().execute(&mut *tx).await?;
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO mailbox_messages (id, delivery_id, position, recipient_id, sender_id, sender_name,
-                   delivered_at, wrapped_key, subject, content) ",
+                "INSERT INTO mailbox_messages (id, delivery_id, position, recipient_id, sender_id,
+                   delivered_at, format, wrapped_key, subject, content) ",
             );
             q.push_values(part, |mut b, r| {
                 b.push_bind(&r.message_id)
@@ -237,8 +259,8 @@ async fn load_messages(data: &Path, count: usize, recipients: usize) -> anyhow::
                     .push_bind(0_i64)
                     .push_bind(&r.recipient)
                     .push_bind(&sender.id)
-                    .push_bind(&sender.name)
                     .push_bind(&r.delivered_at)
+                    .push_bind(kuvert_store::mailbox::ROW_FORMAT_BOUND)
                     .push_bind(&r.wrapped_key)
                     .push_bind(&r.subject)
                     .push_bind(&r.content);

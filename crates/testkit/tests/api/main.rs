@@ -2,6 +2,7 @@
 //! spawns a real instance (port 0, fresh data folder) through the testkit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod at_rest;
 mod audit;
 mod authz;
 mod bad_input;
