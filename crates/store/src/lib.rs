@@ -141,6 +141,10 @@ const CORE_MIGRATIONS: &[Migration] = &[
         version: 5,
         sql: include_str!("../migrations/sqlite/core/0005_evidence.sql"),
     },
+    Migration {
+        version: 7,
+        sql: include_str!("../migrations/sqlite/core/0007_audit_checkpoint_chain.sql"),
+    },
 ];
 
 const MAILBOX_MIGRATIONS: &[Migration] = &[
@@ -151,6 +155,10 @@ const MAILBOX_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("../migrations/sqlite/mailbox/0002_audit.sql"),
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("../migrations/sqlite/mailbox/0003_audit_checkpoint_chain.sql"),
     },
 ];
 
