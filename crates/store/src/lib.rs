@@ -216,9 +216,15 @@ impl Db {
         if !path.is_file() {
             return Err(StoreError::NotFound);
         }
+        // A database with no WAL beside it (a stopped node, a copy) is read
+        // as immutable, so SQLite creates no -wal/-shm either; with a WAL
+        // (a running node) its newest commits are there and must be read.
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .read_only(true)
+            .immutable(!Path::new(&wal).exists())
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(2)

@@ -17,6 +17,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use kuvert::client;
@@ -72,6 +73,9 @@ pub struct TestApp {
     configure: fn(&mut Settings),
     /// The relay reaches the mailbox through this URL (a fault proxy).
     mailbox_via: Option<String>,
+    /// Settings applied after `configure` at each start (see
+    /// [`restart_with`](Self::restart_with)).
+    extra: Option<Arc<dyn Fn(&mut Settings) + Send + Sync>>,
 }
 
 fn no_change(_: &mut Settings) {}
@@ -109,7 +113,7 @@ impl TestApp {
         configure: fn(&mut Settings),
         mailbox_via: Option<String>,
     ) -> TestApp {
-        let running = start(data.path(), configure, mailbox_via.as_deref()).await;
+        let running = start(data.path(), configure, mailbox_via.as_deref(), None).await;
         let demo = running.demo.clone().expect("demo data");
         TestApp {
             url: running.url.clone(),
@@ -119,6 +123,7 @@ impl TestApp {
             data,
             configure,
             mailbox_via,
+            extra: None,
         }
     }
 
@@ -168,10 +173,23 @@ impl TestApp {
             self.data.path(),
             self.configure,
             self.mailbox_via.as_deref(),
+            self.extra.as_deref(),
         )
         .await;
         self.url = running.url.clone();
         self.running = Some(running);
+    }
+
+    /// Like [`restart`](Self::restart), with `extra` applied to the
+    /// settings at this and every later start (a witness, say).
+    pub async fn restart_with(&mut self, extra: impl Fn(&mut Settings) + Send + Sync + 'static) {
+        self.extra = Some(Arc::new(extra));
+        self.restart().await;
+    }
+
+    /// The checkpointer state of each database (`core`, `mailbox`).
+    pub fn audit_guards(&self) -> &[Arc<kuvert::audit_log::AuditGuard>] {
+        &self.running().audit
     }
 
     /// Ends the instance as a crash would (`Running::abort`: no last audit
@@ -775,7 +793,12 @@ pub struct MessageSummary {
     pub archived: bool,
 }
 
-async fn start(data: &Path, configure: fn(&mut Settings), mailbox_via: Option<&str>) -> Running {
+async fn start(
+    data: &Path,
+    configure: fn(&mut Settings),
+    mailbox_via: Option<&str>,
+    extra: Option<&(dyn Fn(&mut Settings) + Send + Sync)>,
+) -> Running {
     let mut settings = Settings::new(data.to_path_buf());
     settings.listen = "127.0.0.1:0".parse().expect("addr");
     settings.demo = true;
@@ -788,5 +811,8 @@ async fn start(data: &Path, configure: fn(&mut Settings), mailbox_via: Option<&s
         settings.retry.request_timeout = Duration::from_secs(1);
     }
     configure(&mut settings);
+    if let Some(extra) = extra {
+        extra(&mut settings);
+    }
     kuvert::app::start(settings).await.expect("kuvert starts")
 }

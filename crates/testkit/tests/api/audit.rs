@@ -1,6 +1,6 @@
 //! The audit log shows any tampering, and names the first bad entry.
 
-use kuvert_store::audit::AuditProblem;
+use kuvert_store::audit::{AuditKeys, AuditProblem};
 use kuvert_store::{Db, Schema};
 use kuvert_testkit::{TestApp, credential_id, eventually};
 use sqlx::Connection as _;
@@ -15,6 +15,7 @@ async fn stopped_app_with_history() -> TestApp {
         let id = app.send_ok(&anna, &format!("Revision {i}")).await;
         app.wait_final(&token, &id).await;
     }
+    save_keys_document(&app).await;
     app.stop().await;
     app
 }
@@ -28,6 +29,14 @@ async fn execute(app: &TestApp, sql: &str) {
     conn.close().await.unwrap();
 }
 
+/// The installation's checkpoint key alone, no witness.
+fn only(key: &kuvert_crypto::signing::PublicKey) -> AuditKeys<'_> {
+    AuditKeys {
+        checkpoint: std::slice::from_ref(key),
+        witness: None,
+    }
+}
+
 async fn verify(app: &TestApp) -> kuvert_store::audit::AuditReport {
     let db = Db::open(&app.data_dir().join("kuvert.db"), Schema::Core)
         .await
@@ -36,7 +45,7 @@ async fn verify(app: &TestApp) -> kuvert_store::audit::AuditReport {
         .unwrap()
         .audit
         .public_key();
-    let report = db.verify_audit(&key).await.unwrap();
+    let report = db.verify_audit(only(&key)).await.unwrap();
     db.close().await;
     report
 }
@@ -196,13 +205,8 @@ async fn a_replaced_checkpoint_signature_is_found() {
 #[tokio::test]
 async fn the_audit_verify_command_fails_and_names_the_first_bad_entry() {
     let app = stopped_app_with_history().await;
-    let cli = |data: &std::path::Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_kuvert-crashtest"))
-            .args(["node", "audit", "verify", "--data"])
-            .arg(data)
-            .output()
-            .unwrap()
-    };
+    let keys = app.data_dir().join("published-keys.json");
+    let cli = |data: &std::path::Path| audit_verify_cli(data, &["--keys", keys.to_str().unwrap()]);
     let clean = cli(app.data_dir());
     assert!(clean.status.success(), "{clean:?}");
 
@@ -215,8 +219,8 @@ async fn the_audit_verify_command_fails_and_names_the_first_bad_entry() {
     let stdout = String::from_utf8_lossy(&tampered.stdout);
     assert!(!tampered.status.success(), "{stdout}");
     assert!(
-        stdout.contains("kuvert.db: TAMPERED — entry 4:"),
-        "names the file and the first bad entry: {stdout}"
+        stdout.contains("kuvert.db: TAMPERED — log core/") && stdout.contains(": entry 4:"),
+        "names the file, its log and the first bad entry: {stdout}"
     );
     assert!(stdout.contains("mailbox.db: OK"), "{stdout}");
 }
@@ -323,7 +327,7 @@ async fn a_change_whose_audit_entry_cannot_be_written_fails_and_leaves_nothing_b
     }
     let report = app
         .core_db()
-        .verify_audit(&app.audit_public_key())
+        .verify_audit(only(&app.audit_public_key()))
         .await
         .unwrap();
     assert_eq!(report.problem, None);
@@ -359,7 +363,7 @@ async fn write_entries(db: &Db, n: i64) {
 async fn a_checkpoint_is_signed_after_so_many_entries_without_waiting_for_the_interval() {
     let mut app = TestApp::spawn_with(hour_between_checkpoints).await;
     let key = app.audit_public_key();
-    let before = app.core_db().verify_audit(&key).await.unwrap();
+    let before = app.core_db().verify_audit(only(&key)).await.unwrap();
     assert!(
         before.unsigned_tail < kuvert::app::AUDIT_CHECKPOINT_AFTER_ENTRIES,
         "{before:?}"
@@ -371,7 +375,7 @@ async fn a_checkpoint_is_signed_after_so_many_entries_without_waiting_for_the_in
         kuvert::app::AUDIT_CHECKPOINT_AFTER_ENTRIES
     );
     let report = eventually(&what, std::time::Duration::from_secs(15), || async move {
-        let report = shared.core_db().verify_audit(key).await.unwrap();
+        let report = shared.core_db().verify_audit(only(key)).await.unwrap();
         assert_eq!(report.problem, None);
         (report.checkpoints > before.checkpoints).then_some(report)
     })
@@ -394,13 +398,13 @@ async fn what_a_crashed_run_left_unsigned_is_signed_at_the_next_start() {
     app.wait_final(&token, &id).await;
     let key = app.audit_public_key();
     for db in [app.core_db(), app.mailbox_db()] {
-        let report = db.verify_audit(&key).await.unwrap();
+        let report = db.verify_audit(only(&key)).await.unwrap();
         assert!(report.unsigned_tail > 0, "{report:?}");
     }
     app.crash();
     app.restart().await;
     for db in [app.core_db(), app.mailbox_db()] {
-        let report = db.verify_audit(&key).await.unwrap();
+        let report = db.verify_audit(only(&key)).await.unwrap();
         assert_eq!(report.problem, None);
         assert_eq!(report.unsigned_tail, 0, "{report:?}");
     }
@@ -558,10 +562,8 @@ async fn audit_verify_uses_the_published_public_key_and_refuses_without_one() {
 /// the core's log.
 #[tokio::test]
 async fn the_mailbox_logs_checkpoints_in_the_core_database_do_not_verify() {
-    let mut app = stopped_app_with_history().await;
-    app.restart().await;
-    let keys = save_keys_document(&app).await;
-    app.stop().await;
+    let app = stopped_app_with_history().await;
+    let keys = app.data_dir().join("published-keys.json");
     let mailbox = app.data_dir().join("mailbox.db");
     execute(
         &app,
