@@ -18,3 +18,4 @@ mod reachability;
 mod recipients;
 mod resilience;
 mod tenants;
+mod witness;
