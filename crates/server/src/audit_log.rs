@@ -343,6 +343,11 @@ impl AuditGuard {
     pub async fn send_to_witness(&self) {
         let Some(witness) = &self.witness else { return };
         let mut state = self.state.lock().await;
+        // Halted: the witness refused, or the log no longer verifies; sending
+        // the same checkpoint every second would only fill its refused/.
+        if state.halted {
+            return;
+        }
         while let Some(checkpoint) = state.unwitnessed.front().cloned() {
             let cosignature = match witness.submit(&checkpoint).await {
                 Ok(cosignature) => cosignature,
@@ -354,7 +359,10 @@ impl AuditGuard {
                     return;
                 }
                 Err(e) => {
-                    self.halt(&mut state, &format!("checkpoint at entry {}: {e}", checkpoint.seq));
+                    self.halt(
+                        &mut state,
+                        &format!("checkpoint at entry {}: {e}", checkpoint.seq),
+                    );
                     return;
                 }
             };

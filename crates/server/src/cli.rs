@@ -626,10 +626,7 @@ async fn audit_keys_from(source: &str) -> anyhow::Result<Vec<PublicKey>> {
         );
         keys.push(key);
     }
-    anyhow::ensure!(
-        !keys.is_empty(),
-        "{source} lists no audit checkpoint key"
-    );
+    anyhow::ensure!(!keys.is_empty(), "{source} lists no audit checkpoint key");
     Ok(keys)
 }
 
@@ -640,7 +637,10 @@ async fn witnessed_latest(
     log: &str,
     witness_key: &PublicKey,
 ) -> anyhow::Result<Option<kuvert_store::audit::Checkpoint>> {
-    let url = format!("{}/witness/v1/logs/{log}/latest", base.trim_end_matches('/'));
+    let url = format!(
+        "{}/witness/v1/logs/{log}/latest",
+        base.trim_end_matches('/')
+    );
     let response = reqwest::get(&url)
         .await
         .with_context(|| format!("fetching {url}"))?;
@@ -707,7 +707,9 @@ async fn audit_verify(
         let log = report.log_id.clone().unwrap_or_default();
         let mut problem = report.problem.as_ref().map(ToString::to_string);
         if problem.is_none() && report.checkpoints > 0 && !log.starts_with(kind) {
-            problem = Some(format!("the database names the log {log:?}, not a {kind}… log"));
+            problem = Some(format!(
+                "the database names the log {log:?}, not a {kind}… log"
+            ));
         }
         let mut witnessed = String::new();
         if let (None, Some(base), Some(key)) = (&problem, witness, &witness_key) {
@@ -715,7 +717,10 @@ async fn audit_verify(
                 None => witnessed = ", the witness has no checkpoint of it yet".to_owned(),
                 Some(latest) => match db.audit_checkpoint(latest.seq).await? {
                     Some(held) if held == latest => {
-                        witnessed = format!(", the witness's latest checkpoint (entry {}) is held", latest.seq);
+                        witnessed = format!(
+                            ", the witness's latest checkpoint (entry {}) is held",
+                            latest.seq
+                        );
                     }
                     _ => {
                         problem = Some(format!(

@@ -219,10 +219,10 @@ async fn countersign(
     let mut latest = witness.latest.lock().await;
     let log = checkpoint.log_id.clone();
     if let Some(last) = latest.get(&log) {
-        if last.checkpoint == checkpoint {
-            if let Some(cosignature) = &last.cosignature {
-                return Ok(Json(cosignature.clone()));
-            }
+        if last.checkpoint == checkpoint
+            && let Some(cosignature) = &last.cosignature
+        {
+            return Ok(Json(cosignature.clone()));
         }
         if !checkpoint.extends(&last.checkpoint) {
             // An older checkpoint sent again (its answer lost) is no fork.
@@ -236,9 +236,15 @@ async fn countersign(
                 return Ok(Json(cosignature));
             }
             let (code, reason) = if checkpoint.seq < last.checkpoint.seq {
-                ("checkpoint_rollback", "it goes back before the last checkpoint countersigned")
+                (
+                    "checkpoint_rollback",
+                    "it goes back before the last checkpoint countersigned",
+                )
             } else {
-                ("checkpoint_fork", "it does not extend the last checkpoint countersigned (prev_digest differs)")
+                (
+                    "checkpoint_fork",
+                    "it does not extend the last checkpoint countersigned (prev_digest differs)",
+                )
             };
             let refused = Refused {
                 checkpoint: checkpoint.clone(),

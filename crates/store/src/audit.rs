@@ -912,22 +912,21 @@ impl Db {
         after: i64,
         limit: i64,
     ) -> Result<Vec<StoredAuditEntry>> {
-        let rows = match tenant {
-            Some(t) => {
-                sqlx::query(
+        let rows =
+            match tenant {
+                Some(t) => sqlx::query(
                     "SELECT * FROM audit_log WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                 )
                 .bind(t.as_str())
                 .bind(after)
                 .bind(limit)
                 .fetch_all(self.reader())
-                .await?
-            }
-            None => {
-                let mut conn = self.reader().acquire().await?;
-                return entries_page(&mut conn, after, limit).await;
-            }
-        };
+                .await?,
+                None => {
+                    let mut conn = self.reader().acquire().await?;
+                    return entries_page(&mut conn, after, limit).await;
+                }
+            };
         rows.iter().map(stored_entry).collect()
     }
 
@@ -1003,7 +1002,11 @@ mod tests {
         assert_eq!(c.digest(), sha256_hex(expected.as_bytes()));
         let signature = Signature::from_base64(&c.signature).unwrap();
         key.public_key()
-            .verify(b"kuvert/v2/audit-checkpoint", expected.as_bytes(), &signature)
+            .verify(
+                b"kuvert/v2/audit-checkpoint",
+                expected.as_bytes(),
+                &signature,
+            )
             .unwrap();
     }
 
@@ -1046,8 +1049,7 @@ mod tests {
         let log_key = SigningKey::from_bytes(&[7; 32]);
         let witness = SigningKey::from_bytes(&[9; 32]);
         let c = checkpoint(&log_key, 42, NO_PREVIOUS_CHECKPOINT);
-        let cosignature =
-            Cosignature::sign(&witness, &c, datetime!(2026-12-01 09:30:01 UTC));
+        let cosignature = Cosignature::sign(&witness, &c, datetime!(2026-12-01 09:30:01 UTC));
         cosignature.verify(&c, &witness.public_key()).unwrap();
         let other = checkpoint(&log_key, 43, NO_PREVIOUS_CHECKPOINT);
         assert!(cosignature.verify(&other, &witness.public_key()).is_err());
@@ -1066,7 +1068,15 @@ mod tests {
         for good in ["core/3f00", "mailbox/kuvert-brevlada/9a"] {
             assert!(is_valid_log_id(good), "{good}");
         }
-        for bad in ["", "core/", "/core", "core//x", "Core/1", "core/../x", "core/a b"] {
+        for bad in [
+            "",
+            "core/",
+            "/core",
+            "core//x",
+            "Core/1",
+            "core/../x",
+            "core/a b",
+        ] {
             assert!(!is_valid_log_id(bad), "{bad}");
         }
     }

@@ -75,10 +75,13 @@ pub struct TestApp {
     mailbox_via: Option<String>,
     /// Settings applied after `configure` at each start (see
     /// [`restart_with`](Self::restart_with)).
-    extra: Option<Arc<dyn Fn(&mut Settings) + Send + Sync>>,
+    extra: Option<Arc<SettingsChange>>,
 }
 
 fn no_change(_: &mut Settings) {}
+
+/// A change to the settings, applied at each start.
+type SettingsChange = dyn Fn(&mut Settings) + Send + Sync;
 
 impl TestApp {
     /// A fresh instance with demo data and fast retries.
@@ -797,7 +800,7 @@ async fn start(
     data: &Path,
     configure: fn(&mut Settings),
     mailbox_via: Option<&str>,
-    extra: Option<&(dyn Fn(&mut Settings) + Send + Sync)>,
+    extra: Option<&SettingsChange>,
 ) -> Running {
     let mut settings = Settings::new(data.to_path_buf());
     settings.listen = "127.0.0.1:0".parse().expect("addr");

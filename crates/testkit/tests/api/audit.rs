@@ -492,7 +492,11 @@ async fn a_rewritten_log_with_its_checkpoints_removed_is_never_signed() {
     let anna = app.recipient("registered").id.clone();
     app.send_ok(&anna, "Efter förfalskningen").await;
     app.stop().await;
-    assert_eq!(checkpoints_from(&app, 4).await, 0, "signed over a rewritten log");
+    assert_eq!(
+        checkpoints_from(&app, 4).await,
+        0,
+        "signed over a rewritten log"
+    );
 }
 
 /// Attack (b): put back an old copy of the core database. The node notices

@@ -16,7 +16,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-async fn start_witness(dir: &Path, listen: SocketAddr, logs: &[(String, PublicKey)]) -> RunningWitness {
+async fn start_witness(
+    dir: &Path,
+    listen: SocketAddr,
+    logs: &[(String, PublicKey)],
+) -> RunningWitness {
     let mut settings = WitnessSettings::new(dir.to_path_buf(), listen);
     settings.logs = logs.iter().cloned().collect::<BTreeMap<_, _>>();
     kuvert::witness::start(settings).await.unwrap()
@@ -168,11 +172,17 @@ async fn a_rewritten_log_is_refused_by_the_witness_and_fails_verify() {
     // The forged log verifies on its own: only the witness can tell.
     app.restart().await;
     let shared = &app;
-    eventually("the node to stop signing", Duration::from_secs(20), || async move {
-        let (status, answer) = shared.get("/ready", None).await;
-        (answer["code"] == "audit_log_not_verified").then_some(status)
-    })
+    eventually(
+        "the node to stop signing",
+        Duration::from_secs(20),
+        || async move {
+            let (status, answer) = shared.get("/ready", None).await;
+            (answer["code"] == "audit_log_not_verified").then_some(status)
+        },
+    )
     .await;
+    // A few checkpointer ticks: the refused checkpoint is not sent again.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     app.stop().await;
     let out = verify_cli(app.data_dir(), &keys, &witness).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -183,8 +193,14 @@ async fn a_rewritten_log_is_refused_by_the_witness_and_fails_verify() {
     );
     let refused = std::fs::read_dir(witness_dir.path().join("refused"))
         .unwrap()
-        .count();
-    assert_eq!(refused, 1, "the fork is kept for inspection");
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(refused.len(), 1, "only the core log was forked");
+    assert_eq!(
+        refused[0].lines().count(),
+        1,
+        "the fork is kept once, and the halted node does not send it again"
+    );
     witness.stop().await;
 }
 
@@ -243,10 +259,14 @@ async fn a_restored_old_data_folder_is_caught_by_the_witness() {
     app.restart().await;
     send_some(&app, 1).await;
     let shared = &app;
-    eventually("the witness to refuse", Duration::from_secs(20), || async move {
-        let (_, answer) = shared.get("/ready", None).await;
-        (answer["code"] == "audit_log_not_verified").then_some(())
-    })
+    eventually(
+        "the witness to refuse",
+        Duration::from_secs(20),
+        || async move {
+            let (_, answer) = shared.get("/ready", None).await;
+            (answer["code"] == "audit_log_not_verified").then_some(())
+        },
+    )
     .await;
     app.stop().await;
     witness.stop().await;
@@ -297,9 +317,11 @@ async fn checkpoints_queue_while_the_witness_is_down_and_are_sent_in_order() {
 
     let witness = start_witness(witness_dir.path(), listen, &logs).await;
     let core_guard = &core;
-    eventually("the queue to drain", Duration::from_secs(20), || async move {
-        (core_guard.unwitnessed().await == 0).then_some(())
-    })
+    eventually(
+        "the queue to drain",
+        Duration::from_secs(20),
+        || async move { (core_guard.unwitnessed().await == 0).then_some(()) },
+    )
     .await;
     let uncosigned: i64 = app
         .query(
@@ -307,7 +329,10 @@ async fn checkpoints_queue_while_the_witness_is_down_and_are_sent_in_order() {
             "SELECT COUNT(*) FROM audit_checkpoints WHERE format = 'kuvert-audit-checkpoint-v2' AND cosignature IS NULL",
         )
         .await;
-    assert_eq!(uncosigned, 0, "every checkpoint was countersigned, in order");
+    assert_eq!(
+        uncosigned, 0,
+        "every checkpoint was countersigned, in order"
+    );
     app.stop().await;
     witness.stop().await;
 }
@@ -351,7 +376,10 @@ async fn the_witness_refuses_a_fork_and_a_rollback_and_keeps_them() {
     assert_eq!(status, StatusCode::OK, "{cosigned}");
     let cosignature: Cosignature = serde_json::from_value(cosigned.clone()).unwrap();
     cosignature.verify(&first, &witness.public_key).unwrap();
-    assert_eq!(submit(&witness, &first).await, (StatusCode::OK, cosigned.clone()));
+    assert_eq!(
+        submit(&witness, &first).await,
+        (StatusCode::OK, cosigned.clone())
+    );
 
     let second = signed(&log_key, 20, &first.digest());
     assert_eq!(submit(&witness, &second).await.0, StatusCode::OK);
@@ -359,7 +387,11 @@ async fn the_witness_refuses_a_fork_and_a_rollback_and_keeps_them() {
     assert_eq!(submit(&witness, &first).await, (StatusCode::OK, cosigned));
 
     let fork = signed(&log_key, 30, &first.digest());
-    assert_problem(&submit(&witness, &fork).await, StatusCode::CONFLICT, "checkpoint_fork");
+    assert_problem(
+        &submit(&witness, &fork).await,
+        StatusCode::CONFLICT,
+        "checkpoint_fork",
+    );
     let fresh_start = signed(&log_key, 30, NO_PREVIOUS_CHECKPOINT);
     assert_problem(
         &submit(&witness, &fresh_start).await,
@@ -380,10 +412,19 @@ async fn the_witness_refuses_a_fork_and_a_rollback_and_keeps_them() {
     );
     let mut other_log = signed(&log_key, 30, &second.digest());
     other_log.log_id = "mailbox/x/0123abcd".into();
-    assert_problem(&submit(&witness, &other_log).await, StatusCode::NOT_FOUND, "unknown_log");
+    assert_problem(
+        &submit(&witness, &other_log).await,
+        StatusCode::NOT_FOUND,
+        "unknown_log",
+    );
 
-    let kept = std::fs::read_to_string(dir.path().join("refused").join("core+0123abcd.jsonl")).unwrap();
-    assert_eq!(kept.lines().count(), 3, "fork, fresh start and rollback are kept: {kept}");
+    let kept =
+        std::fs::read_to_string(dir.path().join("refused").join("core+0123abcd.jsonl")).unwrap();
+    assert_eq!(
+        kept.lines().count(),
+        3,
+        "fork, fresh start and rollback are kept: {kept}"
+    );
 
     let listen: SocketAddr = witness.url.trim_start_matches("http://").parse().unwrap();
     let key = witness.public_key;
@@ -394,7 +435,11 @@ async fn the_witness_refuses_a_fork_and_a_rollback_and_keeps_them() {
     assert_eq!(status, StatusCode::OK);
     let record: CheckpointRecord = serde_json::from_value(latest).unwrap();
     assert_eq!(record.checkpoint, second, "durable across a restart");
-    assert_problem(&submit(&witness, &fork).await, StatusCode::CONFLICT, "checkpoint_fork");
+    assert_problem(
+        &submit(&witness, &fork).await,
+        StatusCode::CONFLICT,
+        "checkpoint_fork",
+    );
     let third = signed(&log_key, 30, &second.digest());
     assert_eq!(submit(&witness, &third).await.0, StatusCode::OK);
     let (status, document) = reqwest::get(format!("{}/witness/v1/key", witness.url))
