@@ -286,11 +286,13 @@ impl Checkpoint {
         key.verify(CHECKPOINT_DOMAIN, &self.signed_bytes(), &signature)
     }
 
-    /// Whether `self` directly follows `previous` in one log.
+    /// Whether `self` directly follows `previous` in one log: it names
+    /// `previous`'s digest and covers later entries (or the same entry with
+    /// the same hash: one entry cannot have two hashes).
     pub fn extends(&self, previous: &Checkpoint) -> bool {
         self.log_id == previous.log_id
-            && self.seq >= previous.seq
             && self.prev_digest == previous.digest()
+            && (self.seq > previous.seq || (self.seq == previous.seq && self.hash == previous.hash))
     }
 }
 
@@ -1042,6 +1044,13 @@ mod tests {
         assert!(!fork.extends(&first));
         let rollback = checkpoint(&key, 5, &first.digest());
         assert!(!rollback.extends(&first), "a lower seq is a rollback");
+        let mut same_entry_other_hash = checkpoint(&key, 10, &first.digest());
+        same_entry_other_hash.hash = "cd".repeat(32);
+        assert!(
+            !same_entry_other_hash.extends(&first),
+            "entry 10 has one hash"
+        );
+        assert!(checkpoint(&key, 10, &first.digest()).extends(&first));
     }
 
     #[test]
@@ -1079,5 +1088,91 @@ mod tests {
         ] {
             assert!(!is_valid_log_id(bad), "{bad}");
         }
+    }
+
+    async fn log_with(entries: i64) -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("core.db"), crate::Schema::Core)
+            .await
+            .unwrap();
+        db.init_audit_log("core", OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        append_n(&db, entries).await;
+        (dir, db)
+    }
+
+    async fn append_n(db: &Db, n: i64) {
+        for _ in 0..n {
+            db.append_audit(OffsetDateTime::now_utc(), &TEST_ENTRY)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn the_checkpointer_chains_from_its_anchor_and_refuses_what_does_not_follow_it() {
+        let key = SigningKey::generate();
+        let (_dir, db) = log_with(5).await;
+        let now = OffsetDateTime::now_utc();
+        let first = db.checkpoint_audit(&key, None, now).await.unwrap();
+        let first = first.signed.unwrap();
+        assert_eq!(first.prev_digest, NO_PREVIOUS_CHECKPOINT);
+        assert!(first.log_id.starts_with("core/"));
+        append_n(&db, 3).await;
+        let second = db.checkpoint_audit(&key, Some(&first), now).await.unwrap();
+        let second = second.signed.unwrap();
+        assert!(second.extends(&first) && second.seq == first.seq + 3);
+        let nothing_new = db.checkpoint_audit(&key, Some(&second), now).await.unwrap();
+        assert_eq!(nothing_new, CheckpointOutcome::default());
+
+        // The file's anchor is ahead of the database: an older copy.
+        let ahead = Checkpoint::sign(&key, &second.log_id, 99, "x", &second.digest(), now);
+        assert!(matches!(
+            db.checkpoint_audit(&key, Some(&ahead), now).await,
+            Err(CheckpointRefusal::Behind { head: 8, seq: 99 })
+        ));
+        let mut elsewhere = second.clone();
+        elsewhere.log_id = "mailbox/x/1".into();
+        assert!(matches!(
+            db.checkpoint_audit(&key, Some(&elsewhere), now).await,
+            Err(CheckpointRefusal::OtherLog { .. })
+        ));
+        // The anchor removed from the database.
+        sqlx::query("DELETE FROM audit_checkpoints WHERE seq = ?")
+            .bind(second.seq)
+            .execute(db.writer())
+            .await
+            .unwrap();
+        append_n(&db, 1).await;
+        assert!(matches!(
+            db.checkpoint_audit(&key, Some(&second), now).await,
+            Err(CheckpointRefusal::CheckpointGone { seq: 8 })
+        ));
+        // Without an anchor, a database holding v2 checkpoints is refused.
+        assert!(matches!(
+            db.checkpoint_audit(&key, None, now).await,
+            Err(CheckpointRefusal::NoAnchor)
+        ));
+        db.close().await;
+    }
+
+    /// How long the re-verification before a checkpoint takes for the
+    /// largest tail the checkpointer leaves (1000 entries).
+    #[tokio::test]
+    async fn re_verifying_a_thousand_entries_before_signing_is_cheap() {
+        let key = SigningKey::generate();
+        let (_dir, db) = log_with(1).await;
+        let now = OffsetDateTime::now_utc();
+        let anchor = db.checkpoint_audit(&key, None, now).await.unwrap();
+        let anchor = anchor.signed.unwrap();
+        append_n(&db, 1000).await;
+        let started = std::time::Instant::now();
+        let next = db.checkpoint_audit(&key, Some(&anchor), now).await.unwrap();
+        let took = started.elapsed();
+        eprintln!("checkpoint over 1000 new entries, re-verified: {took:?}");
+        assert_eq!(next.signed.unwrap().seq, 1001);
+        assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+        db.close().await;
     }
 }
