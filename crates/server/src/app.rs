@@ -2,6 +2,7 @@
 //! register the built-in mailbox operator, start the delivery worker and the
 //! audit checkpointer, and serve HTTP.
 
+use crate::audit_log::{AuditGuard, WitnessClient, WitnessConfig, checkpoint_file};
 use crate::keys::Keys;
 use anyhow::Context as _;
 use kuvert_crypto::digest::hash_secret;
@@ -16,7 +17,7 @@ use kuvert_relay::{DeliveryWorker, Relay, RetryPolicy};
 use kuvert_store::register::{INSTALLATION_KEY_OWNER, KeyToPublish, Operator};
 use kuvert_store::{Db, Schema};
 use kuvert_web::auth::RecipientTokens;
-use kuvert_web::{AppState, Core, Inner};
+use kuvert_web::{AppState, AuditAlarm, Core, Inner};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -105,6 +106,9 @@ pub struct Settings {
     /// Sign a checkpoint once this many entries are unsigned
     /// ([`AUDIT_CHECKPOINT_AFTER_ENTRIES`] by default).
     pub audit_checkpoint_entries: i64,
+    /// The witness each audit checkpoint is sent to, and its pinned key;
+    /// none: checkpoints stay on this host (a warning says so at start).
+    pub witness: Option<WitnessConfig>,
     pub clock: Arc<dyn Clock>,
     /// Serve HTTPS with this PEM certificate chain (leaf first) and
     /// [`tls_key`](Self::tls_key); both or neither.
@@ -135,6 +139,7 @@ impl Settings {
             revocation_poll: Duration::from_secs(5),
             audit_checkpoint_every: Duration::from_secs(10),
             audit_checkpoint_entries: AUDIT_CHECKPOINT_AFTER_ENTRIES,
+            witness: None,
             clock: Arc::new(SystemClock),
             tls_cert: None,
             tls_key: None,
@@ -152,6 +157,8 @@ pub struct Running {
     pub mailbox_db: Option<Db>,
     pub keys: Arc<Keys>,
     pub demo: Option<crate::demo::DemoData>,
+    /// One per database: its checkpointer's state.
+    pub audit: Vec<Arc<AuditGuard>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -173,10 +180,10 @@ impl Running {
         for task in self.tasks {
             let _ = task.await;
         }
+        for guard in &self.audit {
+            guard.checkpoint(&SystemClock).await;
+        }
         for db in [&self.core_db, &self.mailbox_db].into_iter().flatten() {
-            let _ = db
-                .checkpoint_audit(&self.keys.audit, SystemClock.now())
-                .await;
             db.close().await;
         }
     }
@@ -241,13 +248,34 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let clock = settings.clock.clone();
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
+    let alarm = Arc::new(AuditAlarm::default());
+    let witness = match &settings.witness {
+        Some(config) => Some(WitnessClient::new(config.clone())?),
+        None => {
+            tracing::warn!(
+                "no audit witness configured (--witness): checkpoints stay on this host, so whoever can write both the databases and the data folder's audit/ files can rewrite the audit log unnoticed"
+            );
+            None
+        }
+    };
+    let mut audit: Vec<Arc<AuditGuard>> = Vec::new();
+    let guard_for = |name: &'static str, db: &Db| {
+        Arc::new(AuditGuard::open(
+            name,
+            db.clone(),
+            kuvert_crypto::signing::SigningKey::from_bytes(&keys.audit.to_bytes()),
+            checkpoint_file(&settings.data_dir, name),
+            alarm.clone(),
+            witness.clone(),
+        ))
+    };
 
     let mailbox_db = if settings.roles.mailbox {
         Some(
             open_db(
                 &settings.data_dir.join("mailbox.db"),
                 Schema::Mailbox,
-                &keys,
+                &format!("mailbox/{BUILT_IN_OPERATOR}"),
                 clock.as_ref(),
             )
             .await?,
@@ -255,6 +283,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     } else {
         None
     };
+    // What the last run left unsigned (a run that ended without a clean stop
+    // signs no final checkpoint) is signed before this run writes anything,
+    // after the log is checked against the checkpoint file.
+    if let Some(db) = &mailbox_db {
+        let guard = guard_for("mailbox", db);
+        guard.checkpoint(clock.as_ref()).await;
+        audit.push(guard);
+    }
     let mailbox = match &mailbox_db {
         Some(db) => Some(Arc::new(Mailbox {
             db: db.clone(),
@@ -305,7 +341,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             open_db(
                 &settings.data_dir.join("kuvert.db"),
                 Schema::Core,
-                &keys,
+                "core",
                 clock.as_ref(),
             )
             .await?,
@@ -313,6 +349,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     } else {
         None
     };
+    if let Some(db) = &core_db {
+        let guard = guard_for("core", db);
+        guard.checkpoint(clock.as_ref()).await;
+        audit.push(guard);
+    }
     let core = match &core_db {
         Some(db) => {
             // Certified by the register's key, so that the relay seals to
@@ -364,8 +405,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             .await?;
             // What start-up itself changed (the built-in operator's address
             // after a move, its keys after a rotation) is signed at once too.
-            if let Err(e) = db.checkpoint_audit(&keys.audit, clock.now()).await {
-                tracing::warn!(error = %e, "audit checkpoint after start-up failed");
+            if let Some(guard) = audit.iter().find(|g| g.database() == "core") {
+                guard.checkpoint(clock.as_ref()).await;
             }
             let register = Arc::new(Register {
                 db: db.clone(),
@@ -427,10 +468,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         None => None,
     };
 
-    for db in [&core_db, &mailbox_db].into_iter().flatten() {
+    for guard in &audit {
         tasks.push(tokio::spawn(checkpointer(
-            db.clone(),
-            keys.clone(),
+            guard.clone(),
             clock.clone(),
             settings.audit_checkpoint_every,
             settings.audit_checkpoint_entries,
@@ -445,6 +485,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         recipient_tokens: RecipientTokens::new(keys.recipient_token),
         admin_token_hash: settings.admin_token.as_deref().map(hash_secret),
         mailbox_open: AtomicBool::new(true),
+        audit_alarm: alarm,
     }));
     let app = kuvert_web::router(state.clone());
     let mut server_shutdown = shutdown_rx.clone();
@@ -477,6 +518,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         mailbox_db,
         keys,
         demo,
+        audit,
         shutdown,
         tasks,
     })
@@ -538,29 +580,25 @@ fn operator_id() -> anyhow::Result<OperatorId> {
     OperatorId::parse(BUILT_IN_OPERATOR).context("built-in operator id")
 }
 
-/// Opens a database and signs what the last run left unsigned (a run that
-/// ended without a clean stop signs no final checkpoint), before this run
-/// writes anything.
+/// Opens a database and names its audit log (once, at its first start).
 async fn open_db(
     path: &std::path::Path,
     schema: Schema,
-    keys: &Keys,
+    log_kind: &str,
     clock: &dyn Clock,
 ) -> anyhow::Result<Db> {
     let db = Db::open(path, schema).await?;
-    if let Err(e) = db.checkpoint_audit(&keys.audit, clock.now()).await {
-        // The checkpointer tries again; the chain itself is intact.
-        tracing::warn!(error = %e, ?schema, "audit checkpoint at start-up failed");
-    }
+    let log_id = db.init_audit_log(log_kind, clock.now()).await?;
+    tracing::info!(%log_id, ?schema, "audit log");
     Ok(db)
 }
 
 /// Signs the audit chain's head now and then, so tampering is caught even
 /// by someone holding only the public key: `every` at the longest while
-/// entries come, and as soon as `after_entries` are unsigned.
+/// entries come, and as soon as `after_entries` are unsigned. Between
+/// checkpoints it sends what the witness has not countersigned yet.
 async fn checkpointer(
-    db: Db,
-    keys: Arc<Keys>,
+    guard: Arc<AuditGuard>,
     clock: Arc<dyn Clock>,
     every: Duration,
     after_entries: i64,
@@ -574,7 +612,7 @@ async fn checkpointer(
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         let due = last.elapsed() >= every
-            || match db.audit_unsigned().await {
+            || match guard.db().audit_unsigned().await {
                 Ok(unsigned) => unsigned >= after_entries,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not count unsigned audit entries");
@@ -582,11 +620,10 @@ async fn checkpointer(
                 }
             };
         if !due {
+            guard.send_to_witness().await;
             continue;
         }
-        if let Err(e) = db.checkpoint_audit(&keys.audit, clock.now()).await {
-            tracing::warn!(error = %e, "audit checkpoint failed");
-        }
+        guard.checkpoint(clock.as_ref()).await;
         last = tokio::time::Instant::now();
     }
 }

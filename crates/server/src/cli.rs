@@ -56,6 +56,10 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Run an audit witness: countersign the checkpoints of the logs given,
+    /// each only when it extends the last one (for a party other than the
+    /// installation's operator to run).
+    Witness(WitnessArgs),
     /// Print the OpenAPI document of every API.
     Openapi,
     /// Recipients: tokens for the mailbox API, registration in the register.
@@ -140,6 +144,26 @@ struct ServeArgs {
     /// (one is also signed after every 1000 new entries and at start-up).
     #[arg(long, env = "KUVERT_AUDIT_CHECKPOINT_SECONDS", default_value_t = 10)]
     audit_checkpoint_seconds: u64,
+    /// The audit witness's base URL: every checkpoint is sent there to be
+    /// countersigned (queued while it is unreachable).
+    #[arg(long, env = "KUVERT_WITNESS_URL", requires = "witness_key")]
+    witness: Option<String>,
+    /// The witness's Ed25519 public key (standard base64), pinned: a
+    /// cosignature by any other key is refused.
+    #[arg(long, env = "KUVERT_WITNESS_KEY", requires = "witness")]
+    witness_key: Option<String>,
+}
+
+#[derive(Args)]
+struct WitnessArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KUVERT_WITNESS_LISTEN", default_value = "127.0.0.1:8090")]
+    listen: std::net::SocketAddr,
+    /// A log to witness and its audit checkpoint public key (the
+    /// `audit_checkpoint` key of the installation's `/register/v1/keys`):
+    /// `LOG_ID=BASE64`. Repeatable; `kuvert audit verify` prints the log ids.
+    #[arg(long = "log", required = true)]
+    logs: Vec<String>,
 }
 
 #[derive(Args)]
@@ -220,10 +244,18 @@ enum ReceiptCommand {
 enum AuditCommand {
     /// Verify both audit chains in the data folder (read-only); names the first bad entry.
     Verify {
-        /// The installation's keys document (a URL, `…/register/v1/keys`, or a
-        /// file); default: the audit key in the data folder.
+        /// The installation's published keys document (a URL,
+        /// `…/register/v1/keys`, or a file): the audit checkpoint keys are
+        /// taken from it, never from a private key file.
         #[arg(long)]
-        keys: Option<String>,
+        keys: String,
+        /// The witness's public key (base64): cosignatures must verify with it.
+        #[arg(long)]
+        witness_key: Option<String>,
+        /// The witness's base URL: each database must hold the witness's
+        /// latest checkpoint of its log (an old copy or a truncated log fails).
+        #[arg(long, requires = "witness_key")]
+        witness: Option<String>,
     },
 }
 
@@ -434,8 +466,14 @@ where
                 },
         } => receipt_verify(&receipt, &delivery, &keys).await,
         Command::Audit {
-            command: AuditCommand::Verify { keys },
-        } => audit_verify(data, keys.as_deref()).await,
+            command:
+                AuditCommand::Verify {
+                    keys,
+                    witness_key,
+                    witness,
+                },
+        } => audit_verify(data, &keys, witness_key.as_deref(), witness.as_deref()).await,
+        Command::Witness(args) => witness(args, data).await,
         Command::Openapi => {
             println!("{}", kuvert_web::openapi::document());
             Ok(())
@@ -498,6 +536,13 @@ async fn serve(args: ServeArgs, data: &Path) -> anyhow::Result<()> {
     settings.retry.base = Duration::from_millis(args.retry_base_ms.max(1));
     settings.retry.max = Duration::from_millis(args.retry_max_ms.max(args.retry_base_ms).max(1));
     settings.audit_checkpoint_every = Duration::from_secs(args.audit_checkpoint_seconds.max(1));
+    if let (Some(url), Some(key)) = (args.witness, args.witness_key) {
+        settings.witness = Some(crate::audit_log::WitnessConfig {
+            url,
+            key: PublicKey::from_base64(&key)
+                .context("--witness-key is not an Ed25519 public key (standard base64)")?,
+        });
+    }
     if let Some(path) = args.admin_token_file {
         settings.admin_token = Some(read_admin_token(&path)?);
     }
@@ -705,29 +750,100 @@ async fn send(args: SendArgs, data: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn audit_verify(data_dir: &Path, keys: Option<&str>) -> anyhow::Result<()> {
-    let public: PublicKey = match keys {
-        Some(source) => {
-            let document = read_keys_document(source).await?;
-            let current = document
-                .keys
-                .iter()
-                .find(|k| k.purpose == KeyPurpose::AuditCheckpoint && k.valid_until.is_none())
-                .context("the keys document lists no current audit checkpoint key")?;
-            let key = PublicKey::from_base64(&current.public_key)
-                .context("the audit checkpoint key is not an Ed25519 key")?;
-            anyhow::ensure!(
-                key.key_id() == current.key_id,
-                "the audit checkpoint key does not derive to its key id {}",
-                current.key_id
-            );
-            key
-        }
-        None => crate::keys::Keys::load_existing(data_dir)?
-            .audit
-            .public_key(),
-    };
-    println!("audit key {}", public.key_id());
+async fn witness(args: WitnessArgs, data: &Path) -> anyhow::Result<()> {
+    let mut settings = crate::witness::WitnessSettings::new(data.to_path_buf(), args.listen);
+    for pin in &args.logs {
+        let (log, key) = crate::witness::parse_log_pin(pin)?;
+        settings.logs.insert(log, key);
+    }
+    let logs: Vec<String> = settings.logs.keys().cloned().collect();
+    let running = crate::witness::start(settings).await?;
+    println!("kuvert witness is running at {}", running.url);
+    println!("  witness key:  {}", running.public_key.to_base64());
+    println!("  key id:       {}", running.public_key.key_id());
+    for log in logs {
+        println!("  witnesses:    {log}");
+    }
+    stop_requested().await?;
+    running.stop().await;
+    Ok(())
+}
+
+/// Every audit checkpoint key the keys document lists (rotated ones too:
+/// old checkpoints keep verifying), each checked against its key id.
+async fn audit_keys_from(source: &str) -> anyhow::Result<Vec<PublicKey>> {
+    let document = read_keys_document(source).await?;
+    let mut keys = Vec::new();
+    for listed in document
+        .keys
+        .iter()
+        .filter(|k| k.purpose == KeyPurpose::AuditCheckpoint)
+    {
+        let key = PublicKey::from_base64(&listed.public_key)
+            .context("an audit checkpoint key is not an Ed25519 key")?;
+        anyhow::ensure!(
+            key.key_id() == listed.key_id,
+            "the audit checkpoint key does not derive to its key id {}",
+            listed.key_id
+        );
+        keys.push(key);
+    }
+    anyhow::ensure!(!keys.is_empty(), "{source} lists no audit checkpoint key");
+    Ok(keys)
+}
+
+/// The witness's latest countersigned checkpoint of `log`, cosignature
+/// checked; none when the witness has none of this log.
+async fn witnessed_latest(
+    base: &str,
+    log: &str,
+    witness_key: &PublicKey,
+) -> anyhow::Result<Option<kuvert_store::audit::Checkpoint>> {
+    let url = format!(
+        "{}/witness/v1/logs/{log}/latest",
+        base.trim_end_matches('/')
+    );
+    let response = reqwest::get(&url)
+        .await
+        .with_context(|| format!("fetching {url}"))?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{url} answered HTTP {}",
+        response.status()
+    );
+    let record: crate::audit_log::CheckpointRecord = response
+        .json()
+        .await
+        .with_context(|| format!("{url} is not a witnessed checkpoint"))?;
+    let cosignature = record
+        .cosignature
+        .context("the witness answered a checkpoint without its cosignature")?;
+    cosignature
+        .verify(&record.checkpoint, witness_key)
+        .context("the witness's cosignature does not verify with the witness key given")?;
+    Ok(Some(record.checkpoint))
+}
+
+async fn audit_verify(
+    data_dir: &Path,
+    keys: &str,
+    witness_key: Option<&str>,
+    witness: Option<&str>,
+) -> anyhow::Result<()> {
+    let audit_keys = audit_keys_from(keys).await?;
+    let witness_key = witness_key
+        .map(PublicKey::from_base64)
+        .transpose()
+        .context("--witness-key is not an Ed25519 public key (standard base64)")?;
+    for key in &audit_keys {
+        println!("audit key {}", key.key_id());
+    }
+    if let Some(key) = &witness_key {
+        println!("witness key {}", key.key_id());
+    }
     anyhow::ensure!(
         ["kuvert.db", "mailbox.db"]
             .iter()
@@ -736,7 +852,7 @@ async fn audit_verify(data_dir: &Path, keys: Option<&str>) -> anyhow::Result<()>
         data_dir.display()
     );
     let mut failed = false;
-    for file in ["kuvert.db", "mailbox.db"] {
+    for (file, kind) in [("kuvert.db", "core/"), ("mailbox.db", "mailbox/")] {
         let path = data_dir.join(file);
         if !path.exists() {
             continue;
@@ -744,15 +860,47 @@ async fn audit_verify(data_dir: &Path, keys: Option<&str>) -> anyhow::Result<()>
         let db = Db::open_read_only(&path)
             .await
             .with_context(|| format!("opening {} read-only", path.display()))?;
-        let report = db.verify_audit(&public).await?;
-        match &report.problem {
+        let report = db
+            .verify_audit(kuvert_store::audit::AuditKeys {
+                checkpoint: &audit_keys,
+                witness: witness_key.as_ref(),
+            })
+            .await?;
+        let log = report.log_id.clone().unwrap_or_default();
+        let mut problem = report.problem.as_ref().map(ToString::to_string);
+        if problem.is_none() && report.checkpoints > 0 && !log.starts_with(kind) {
+            problem = Some(format!(
+                "the database names the log {log:?}, not a {kind}… log"
+            ));
+        }
+        let mut witnessed = String::new();
+        if let (None, Some(base), Some(key)) = (&problem, witness, &witness_key) {
+            match witnessed_latest(base, &log, key).await? {
+                None => witnessed = ", the witness has no checkpoint of it yet".to_owned(),
+                Some(latest) => match db.audit_checkpoint(latest.seq).await? {
+                    Some(held) if held == latest => {
+                        witnessed = format!(
+                            ", the witness's latest checkpoint (entry {}) is held",
+                            latest.seq
+                        );
+                    }
+                    _ => {
+                        problem = Some(format!(
+                            "the database does not hold the witness's latest checkpoint (entry {}): an older copy, truncated or rewritten",
+                            latest.seq
+                        ));
+                    }
+                },
+            }
+        }
+        match problem {
             None => println!(
-                "{file}: OK — {} entries, {} checkpoints, {} entries after the last checkpoint",
-                report.entries, report.checkpoints, report.unsigned_tail
+                "{file}: OK — log {log}, {} entries, {} checkpoints ({} cosigned), {} entries after the last checkpoint{witnessed}",
+                report.entries, report.checkpoints, report.cosigned, report.unsigned_tail
             ),
             Some(problem) => {
                 failed = true;
-                println!("{file}: TAMPERED — {problem}");
+                println!("{file}: TAMPERED — log {log}: {problem}");
             }
         }
         db.close().await;

@@ -4,8 +4,10 @@
 //! (`cli`): `main.rs` only calls it, so tests start exactly what users start.
 
 pub mod app;
+pub mod audit_log;
 pub mod cli;
 pub mod client;
 pub mod demo;
 pub mod keys;
 pub mod tls;
+pub mod witness;

@@ -148,6 +148,10 @@ const CORE_MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/core/0006_certificates.sql"),
     },
     Migration {
+        version: 7,
+        sql: include_str!("../migrations/sqlite/core/0007_audit_checkpoint_chain.sql"),
+    },
+    Migration {
         version: 8,
         sql: include_str!("../migrations/sqlite/core/0008_recipient_token_revocations.sql"),
     },
@@ -161,6 +165,10 @@ const MAILBOX_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("../migrations/sqlite/mailbox/0002_audit.sql"),
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("../migrations/sqlite/mailbox/0003_audit_checkpoint_chain.sql"),
     },
     Migration {
         version: 4,
@@ -242,9 +250,15 @@ impl Db {
         if !path.is_file() {
             return Err(StoreError::NotFound);
         }
+        // A database with no WAL beside it (a stopped node, a copy) is read
+        // as immutable, so SQLite creates no -wal/-shm either; with a WAL
+        // (a running node) its newest commits are there and must be read.
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .read_only(true)
+            .immutable(!Path::new(&wal).exists())
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(2)

@@ -536,10 +536,21 @@ pub async fn run(plan: &CrashPlan) -> anyhow::Result<CrashReport> {
     )
     .await?;
 
+    // The published keys document: `audit verify` takes the audit key from
+    // it, never from the data folder's private key.
+    let keys_file = data.join("published-keys.json");
+    let keys_document = http
+        .get(format!("{relay_url}/register/v1/keys"))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    std::fs::write(&keys_file, &keys_document)?;
     relay.stop().await?;
     mailbox.stop().await?;
     let audit = Command::new(&plan.exe)
-        .args(["node", "audit", "verify", "--data", &data_arg])
+        .args(["node", "audit", "verify", "--data", &data_arg, "--keys"])
+        .arg(&keys_file)
         .output()
         .await?;
     report.audit_verified = audit.status.success();

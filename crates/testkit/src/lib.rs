@@ -17,6 +17,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use kuvert::client;
@@ -72,9 +73,15 @@ pub struct TestApp {
     configure: fn(&mut Settings),
     /// The relay reaches the mailbox through this URL (a fault proxy).
     mailbox_via: Option<String>,
+    /// Settings applied after `configure` at each start (see
+    /// [`restart_with`](Self::restart_with)).
+    extra: Option<Arc<SettingsChange>>,
 }
 
 fn no_change(_: &mut Settings) {}
+
+/// A change to the settings, applied at each start.
+type SettingsChange = dyn Fn(&mut Settings) + Send + Sync;
 
 impl TestApp {
     /// A fresh instance with demo data and fast retries.
@@ -116,7 +123,7 @@ impl TestApp {
         configure: fn(&mut Settings),
         mailbox_via: Option<String>,
     ) -> TestApp {
-        let settings = settings(data.path(), configure, mailbox_via.as_deref());
+        let settings = settings(data.path(), configure, mailbox_via.as_deref(), None);
         let http = http_client(&settings);
         let running = kuvert::app::start(settings).await.expect("kuvert starts");
         let demo = running.demo.clone().expect("demo data");
@@ -128,6 +135,7 @@ impl TestApp {
             data,
             configure,
             mailbox_via,
+            extra: None,
         }
     }
 
@@ -177,10 +185,23 @@ impl TestApp {
             self.data.path(),
             self.configure,
             self.mailbox_via.as_deref(),
+            self.extra.as_deref(),
         )
         .await;
         self.url = running.url.clone();
         self.running = Some(running);
+    }
+
+    /// Like [`restart`](Self::restart), with `extra` applied to the
+    /// settings at this and every later start (a witness, say).
+    pub async fn restart_with(&mut self, extra: impl Fn(&mut Settings) + Send + Sync + 'static) {
+        self.extra = Some(Arc::new(extra));
+        self.restart().await;
+    }
+
+    /// The checkpointer state of each database (`core`, `mailbox`).
+    pub fn audit_guards(&self) -> &[Arc<kuvert::audit_log::AuditGuard>] {
+        &self.running().audit
     }
 
     /// Ends the instance as a crash would (`Running::abort`: no last audit
@@ -890,8 +911,13 @@ pub struct MessageSummary {
     pub archived: bool,
 }
 
-async fn start(data: &Path, configure: fn(&mut Settings), mailbox_via: Option<&str>) -> Running {
-    kuvert::app::start(settings(data, configure, mailbox_via))
+async fn start(
+    data: &Path,
+    configure: fn(&mut Settings),
+    mailbox_via: Option<&str>,
+    extra: Option<&SettingsChange>,
+) -> Running {
+    kuvert::app::start(settings(data, configure, mailbox_via, extra))
         .await
         .expect("kuvert starts")
 }
@@ -909,7 +935,12 @@ fn http_client(settings: &Settings) -> reqwest::Client {
     builder.build().expect("test client")
 }
 
-fn settings(data: &Path, configure: fn(&mut Settings), mailbox_via: Option<&str>) -> Settings {
+fn settings(
+    data: &Path,
+    configure: fn(&mut Settings),
+    mailbox_via: Option<&str>,
+    extra: Option<&SettingsChange>,
+) -> Settings {
     let mut settings = Settings::new(data.to_path_buf());
     settings.listen = "127.0.0.1:0".parse().expect("addr");
     settings.demo = true;
@@ -924,5 +955,8 @@ fn settings(data: &Path, configure: fn(&mut Settings), mailbox_via: Option<&str>
         settings.retry.request_timeout = Duration::from_secs(1);
     }
     configure(&mut settings);
+    if let Some(extra) = extra {
+        extra(&mut settings);
+    }
     settings
 }

@@ -46,6 +46,32 @@ pub struct Inner {
     /// Off while the mailbox is in maintenance: deliveries get 503 and the
     /// relay retries later.
     pub mailbox_open: AtomicBool,
+    /// Audit logs whose checkpointer stopped signing (`/ready` says so).
+    pub audit_alarm: Arc<AuditAlarm>,
+}
+
+/// Which audit logs no longer verify at their checkpointer, and why: it
+/// then signs nothing more, and `/ready` answers 503 until someone looks.
+#[derive(Debug, Default)]
+pub struct AuditAlarm(std::sync::Mutex<std::collections::BTreeMap<String, String>>);
+
+impl AuditAlarm {
+    pub fn raise(&self, database: &str, reason: impl Into<String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(database.to_owned(), reason.into());
+    }
+
+    /// The databases raised, with their reasons.
+    pub fn raised(&self) -> Vec<(String, String)> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
 }
 
 #[derive(Clone)]

@@ -1,6 +1,6 @@
 //! The audit log shows any tampering, and names the first bad entry.
 
-use kuvert_store::audit::AuditProblem;
+use kuvert_store::audit::{AuditKeys, AuditProblem};
 use kuvert_store::{Db, Schema};
 use kuvert_testkit::{TestApp, credential_id, eventually};
 use sqlx::Connection as _;
@@ -15,6 +15,7 @@ async fn stopped_app_with_history() -> TestApp {
         let id = app.send_ok(&anna, &format!("Revision {i}")).await;
         app.wait_final(&token, &id).await;
     }
+    save_keys_document(&app).await;
     app.stop().await;
     app
 }
@@ -28,6 +29,14 @@ async fn execute(app: &TestApp, sql: &str) {
     conn.close().await.unwrap();
 }
 
+/// The installation's checkpoint key alone, no witness.
+fn only(key: &kuvert_crypto::signing::PublicKey) -> AuditKeys<'_> {
+    AuditKeys {
+        checkpoint: std::slice::from_ref(key),
+        witness: None,
+    }
+}
+
 async fn verify(app: &TestApp) -> kuvert_store::audit::AuditReport {
     let db = Db::open(&app.data_dir().join("kuvert.db"), Schema::Core)
         .await
@@ -36,7 +45,7 @@ async fn verify(app: &TestApp) -> kuvert_store::audit::AuditReport {
         .unwrap()
         .audit
         .public_key();
-    let report = db.verify_audit(&key).await.unwrap();
+    let report = db.verify_audit(only(&key)).await.unwrap();
     db.close().await;
     report
 }
@@ -196,13 +205,8 @@ async fn a_replaced_checkpoint_signature_is_found() {
 #[tokio::test]
 async fn the_audit_verify_command_fails_and_names_the_first_bad_entry() {
     let app = stopped_app_with_history().await;
-    let cli = |data: &std::path::Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_kuvert-crashtest"))
-            .args(["node", "audit", "verify", "--data"])
-            .arg(data)
-            .output()
-            .unwrap()
-    };
+    let keys = app.data_dir().join("published-keys.json");
+    let cli = |data: &std::path::Path| audit_verify_cli(data, &["--keys", keys.to_str().unwrap()]);
     let clean = cli(app.data_dir());
     assert!(clean.status.success(), "{clean:?}");
 
@@ -215,8 +219,8 @@ async fn the_audit_verify_command_fails_and_names_the_first_bad_entry() {
     let stdout = String::from_utf8_lossy(&tampered.stdout);
     assert!(!tampered.status.success(), "{stdout}");
     assert!(
-        stdout.contains("kuvert.db: TAMPERED — entry 4:"),
-        "names the file and the first bad entry: {stdout}"
+        stdout.contains("kuvert.db: TAMPERED — log core/") && stdout.contains(": entry 4:"),
+        "names the file, its log and the first bad entry: {stdout}"
     );
     assert!(stdout.contains("mailbox.db: OK"), "{stdout}");
 }
@@ -323,7 +327,7 @@ async fn a_change_whose_audit_entry_cannot_be_written_fails_and_leaves_nothing_b
     }
     let report = app
         .core_db()
-        .verify_audit(&app.audit_public_key())
+        .verify_audit(only(&app.audit_public_key()))
         .await
         .unwrap();
     assert_eq!(report.problem, None);
@@ -359,7 +363,7 @@ async fn write_entries(db: &Db, n: i64) {
 async fn a_checkpoint_is_signed_after_so_many_entries_without_waiting_for_the_interval() {
     let mut app = TestApp::spawn_with(hour_between_checkpoints).await;
     let key = app.audit_public_key();
-    let before = app.core_db().verify_audit(&key).await.unwrap();
+    let before = app.core_db().verify_audit(only(&key)).await.unwrap();
     assert!(
         before.unsigned_tail < kuvert::app::AUDIT_CHECKPOINT_AFTER_ENTRIES,
         "{before:?}"
@@ -371,7 +375,7 @@ async fn a_checkpoint_is_signed_after_so_many_entries_without_waiting_for_the_in
         kuvert::app::AUDIT_CHECKPOINT_AFTER_ENTRIES
     );
     let report = eventually(&what, std::time::Duration::from_secs(15), || async move {
-        let report = shared.core_db().verify_audit(key).await.unwrap();
+        let report = shared.core_db().verify_audit(only(key)).await.unwrap();
         assert_eq!(report.problem, None);
         (report.checkpoints > before.checkpoints).then_some(report)
     })
@@ -394,15 +398,190 @@ async fn what_a_crashed_run_left_unsigned_is_signed_at_the_next_start() {
     app.wait_final(&token, &id).await;
     let key = app.audit_public_key();
     for db in [app.core_db(), app.mailbox_db()] {
-        let report = db.verify_audit(&key).await.unwrap();
+        let report = db.verify_audit(only(&key)).await.unwrap();
         assert!(report.unsigned_tail > 0, "{report:?}");
     }
     app.crash();
     app.restart().await;
     for db in [app.core_db(), app.mailbox_db()] {
-        let report = db.verify_audit(&key).await.unwrap();
+        let report = db.verify_audit(only(&key)).await.unwrap();
         assert_eq!(report.problem, None);
         assert_eq!(report.unsigned_tail, 0, "{report:?}");
     }
     app.stop().await;
+}
+
+// ---- Attacks by someone who can write the database but holds no key
+// (issue 16). Each runs the attack and checks that the node notices it.
+
+/// `kuvert audit verify` (the real command line), with the arguments given.
+fn audit_verify_cli(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kuvert-crashtest"))
+        .args(["node", "audit", "verify", "--data"])
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The installation's published keys document, saved to a file.
+async fn save_keys_document(app: &TestApp) -> std::path::PathBuf {
+    let (status, document) = app.get("/register/v1/keys", None).await;
+    assert!(status.is_success(), "{document}");
+    let path = app.data_dir().join("published-keys.json");
+    std::fs::write(&path, serde_json::to_vec(&document).unwrap()).unwrap();
+    path
+}
+
+/// Rewrites entry `seq`'s action and recomputes every hash from there on, as
+/// a forger who knows the (unkeyed) formula would.
+async fn rewrite_entry_and_rehash(app: &TestApp, seq: i64) {
+    let path = app.data_dir().join("kuvert.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET action = 'delivery.hidden' WHERE seq = ?")
+        .bind(seq)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    #[allow(clippy::type_complexity)]
+    let rows: Vec<(i64, String, Option<String>, String, String, String, String)> = sqlx::query_as(
+        "SELECT seq, at, tenant_id, actor, action, subject, detail FROM audit_log ORDER BY seq",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let mut prev = "0".repeat(64);
+    for (seq, at, tenant, actor, action, subject, detail) in rows {
+        let canonical =
+            serde_json::json!([seq, at, tenant, actor, action, subject, detail]).to_string();
+        let hash = kuvert_crypto::digest::sha256_hex(format!("{prev}\n{canonical}").as_bytes());
+        sqlx::query("UPDATE audit_log SET hash = ? WHERE seq = ?")
+            .bind(&hash)
+            .bind(seq)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        prev = hash;
+    }
+    conn.close().await.unwrap();
+}
+
+async fn checkpoints_from(app: &TestApp, seq: i64) -> i64 {
+    app.query(
+        "kuvert.db",
+        &format!("SELECT COUNT(*) FROM audit_checkpoints WHERE seq >= {seq}"),
+    )
+    .await
+}
+
+/// Attack (a): delete the checkpoints from entry 4 on, rewrite entry 4 and
+/// every later hash, and let the checkpointer run (the start-up checkpoint).
+/// It must not sign the rewritten log, and `/ready` must say why.
+#[tokio::test]
+async fn a_rewritten_log_with_its_checkpoints_removed_is_never_signed() {
+    let mut app = stopped_app_with_history().await;
+    execute(&app, "DELETE FROM audit_checkpoints WHERE seq >= 4").await;
+    rewrite_entry_and_rehash(&app, 4).await;
+    app.restart().await;
+    let (status, answer) = app.get("/ready", None).await;
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(answer["code"], "audit_log_not_verified", "{answer}");
+    // Later entries are still written (the log keeps growing) but never signed.
+    let anna = app.recipient("registered").id.clone();
+    app.send_ok(&anna, "Efter förfalskningen").await;
+    app.stop().await;
+    assert_eq!(
+        checkpoints_from(&app, 4).await,
+        0,
+        "signed over a rewritten log"
+    );
+}
+
+/// Attack (b): put back an old copy of the core database. The node notices
+/// at start (its checkpoint file is ahead of the database) and signs nothing.
+#[tokio::test]
+async fn a_restored_old_copy_of_the_database_is_noticed_at_start() {
+    let mut app = stopped_app_with_history().await;
+    let db = app.data_dir().join("kuvert.db");
+    let old = app.data_dir().join("kuvert.db.old");
+    std::fs::copy(&db, &old).unwrap();
+    let old_checkpoints = checkpoints_from(&app, 0).await;
+    app.restart().await;
+    let anna = app.recipient("registered").id.clone();
+    app.send_ok(&anna, "Efter säkerhetskopian").await;
+    app.stop().await;
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(app.data_dir().join(format!("kuvert.db{suffix}")));
+    }
+    std::fs::rename(&old, &db).unwrap();
+    app.restart().await;
+    let (status, answer) = app.get("/ready", None).await;
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(answer["code"], "audit_log_not_verified", "{answer}");
+    app.send_ok(&anna, "På den gamla kopian").await;
+    app.stop().await;
+    assert_eq!(
+        checkpoints_from(&app, 0).await,
+        old_checkpoints,
+        "signed over a database behind its own checkpoint file"
+    );
+}
+
+/// Attack (c): the trust anchor of `audit verify` is the published public
+/// key, never the private key file beside the database it checks.
+#[tokio::test]
+async fn audit_verify_uses_the_published_public_key_and_refuses_without_one() {
+    let mut app = TestApp::spawn().await;
+    let keys = save_keys_document(&app).await;
+    app.stop().await;
+    let without = audit_verify_cli(app.data_dir(), &[]);
+    assert!(
+        !without.status.success(),
+        "verified with the private key in the data folder: {without:?}"
+    );
+    // A copy of the databases alone, without the key folder, verifies with
+    // the published key, and the check creates nothing there.
+    let copy = tempfile::tempdir().unwrap();
+    for file in ["kuvert.db", "mailbox.db"] {
+        std::fs::copy(app.data_dir().join(file), copy.path().join(file)).unwrap();
+    }
+    let listing = |dir: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing(copy.path());
+    let with = audit_verify_cli(copy.path(), &["--keys", keys.to_str().unwrap()]);
+    assert!(with.status.success(), "{with:?}");
+    assert_eq!(listing(copy.path()), before, "audit verify wrote something");
+}
+
+/// Attack (d): the mailbox database's log and checkpoints (signed with the
+/// same installation key) put into the core database must not verify as
+/// the core's log.
+#[tokio::test]
+async fn the_mailbox_logs_checkpoints_in_the_core_database_do_not_verify() {
+    let app = stopped_app_with_history().await;
+    let keys = app.data_dir().join("published-keys.json");
+    let mailbox = app.data_dir().join("mailbox.db");
+    execute(
+        &app,
+        &format!(
+            "ATTACH DATABASE '{}' AS mb;
+             DELETE FROM audit_log; INSERT INTO audit_log SELECT * FROM mb.audit_log;
+             DELETE FROM audit_checkpoints;
+             INSERT INTO audit_checkpoints SELECT * FROM mb.audit_checkpoints;",
+            mailbox.display()
+        ),
+    )
+    .await;
+    let out = audit_verify_cli(app.data_dir(), &["--keys", keys.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("kuvert.db: TAMPERED"), "{stdout}");
 }

@@ -487,6 +487,10 @@ async fn audit_verify_reads_only_and_refuses_a_folder_without_an_installation() 
     kuvert(&["audit", "verify", "--data", &data, "--keys", &keys])
         .await
         .unwrap();
+    let keys_file = app.data_dir().join("published-keys.json");
+    let (_, document) = app.get("/register/v1/keys", None).await;
+    std::fs::write(&keys_file, serde_json::to_vec(&document).unwrap()).unwrap();
+    let keys = keys_file.to_str().unwrap().to_owned();
     app.stop().await;
     let before: Vec<(String, Vec<u8>)> = ["kuvert.db", "mailbox.db"]
         .iter()
@@ -498,8 +502,12 @@ async fn audit_verify_reads_only_and_refuses_a_folder_without_an_installation() 
         })
         .collect();
     // --data after the subcommand, as well as before it.
-    kuvert(&["audit", "verify", "--data", &data]).await.unwrap();
-    kuvert(&["--data", &data, "audit", "verify"]).await.unwrap();
+    kuvert(&["audit", "verify", "--data", &data, "--keys", &keys])
+        .await
+        .unwrap();
+    kuvert(&["--data", &data, "audit", "verify", "--keys", &keys])
+        .await
+        .unwrap();
     for (file, bytes) in &before {
         assert!(
             std::fs::read(app.data_dir().join(file)).unwrap() == *bytes,
@@ -510,11 +518,11 @@ async fn audit_verify_reads_only_and_refuses_a_folder_without_an_installation() 
     // A folder that is not an installation: refused, and nothing created.
     let empty = tempfile::tempdir().unwrap();
     let wrong = empty.path().to_str().unwrap();
-    let error = kuvert(&["audit", "verify", "--data", wrong])
+    let error = kuvert(&["audit", "verify", "--data", wrong, "--keys", &keys])
         .await
         .unwrap_err();
     assert!(
-        format!("{error:#}").contains("holds no kuvert keys"),
+        format!("{error:#}").contains("holds no kuvert database"),
         "{error:#}"
     );
     let error = kuvert(&["recipient", "token", "198001012387", "--data", wrong])

@@ -22,3 +22,4 @@ mod resilience;
 mod tenants;
 mod transport;
 mod trust;
+mod witness;

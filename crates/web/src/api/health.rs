@@ -38,14 +38,17 @@ pub struct Ready {
     pub databases: Vec<String>,
 }
 
-/// Readiness: the databases answer.
+/// Readiness: the databases answer, and their audit logs verify.
 ///
 /// Every database of this process's roles answers a trivial query within
-/// 2 s; 503 while one does not.
+/// 2 s; 503 while one does not (`not_ready`), and 503
+/// `audit_log_not_verified` once a database's audit checkpointer found its
+/// log rewritten, behind its checkpoint file or refused by the witness (it
+/// then signs nothing more; the error log says why).
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = Ready),
-        (status = 503, description = "A database does not answer (`not_ready`); see Retry-After", body = Problem)))]
+        (status = 503, description = "A database does not answer (`not_ready`; see Retry-After), or an audit log does not verify (`audit_log_not_verified`)", body = Problem)))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     let databases: Vec<(&str, &Db)> = [
         state.0.core.as_ref().map(|core| ("core", &core.db)),
@@ -71,6 +74,17 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiErro
             "a database does not answer",
         );
         error.retry_after = Some(5);
+        return Err(error);
+    }
+    if let Some((database, _)) = state.0.audit_alarm.raised().into_iter().next() {
+        let mut error = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_log_not_verified",
+            format!(
+                "the audit log of the {database} database does not verify: checkpoints are no longer signed (see the error log)"
+            ),
+        );
+        error.retry_after = Some(60);
         return Err(error);
     }
     Ok(Json(Ready {
