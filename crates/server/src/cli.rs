@@ -452,7 +452,10 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let cli = Cli::parse_from(args);
+    // A usage error (and --help) is returned as the `clap::Error`, never an
+    // exit of the process: `run` is also called in-process, by tests that
+    // share one process. The binary's `main` exits with clap's code.
+    let cli = Cli::try_parse_from(args)?;
     let data = cli.data.as_path();
     match cli.command {
         Command::Serve(args) => serve(args, data).await,

@@ -9,5 +9,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     kuvert::cli::init_tracing();
-    kuvert::cli::run(std::env::args_os()).await
+    let result = kuvert::cli::run(std::env::args_os()).await;
+    if let Err(e) = &result
+        && let Some(usage) = e.downcast_ref::<clap::Error>()
+    {
+        // --help and --version on stdout with 0, usage errors with 2.
+        usage.exit();
+    }
+    result
 }

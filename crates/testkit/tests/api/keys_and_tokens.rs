@@ -74,6 +74,14 @@ async fn keys_init_changes_nothing_that_exists_and_read_only_commands_create_no_
     let dir = data.path().to_str().unwrap();
     for read_only in [
         vec!["--data", dir, "audit", "verify"],
+        vec![
+            "--data",
+            dir,
+            "audit",
+            "verify",
+            "--keys",
+            "no-such-keys.json",
+        ],
         vec!["--data", dir, "recipient", "token", "198001012384"],
         vec!["--data", dir, "token", "revoke", "some-token-id"],
         vec!["--data", dir, "keys", "list"],
