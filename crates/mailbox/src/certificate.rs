@@ -252,6 +252,18 @@ pub struct OperatorFields<'a> {
     pub receipt_key: &'a str,
 }
 
+impl<'a> From<&'a kuvert_store::register::Operator> for OperatorFields<'a> {
+    fn from(operator: &'a kuvert_store::register::Operator) -> Self {
+        Self {
+            operator_id: operator.id.as_str(),
+            name: &operator.name,
+            delivery_url: &operator.delivery_url,
+            sealing_key: &operator.sealing_key,
+            receipt_key: &operator.receipt_key,
+        }
+    }
+}
+
 impl OperatorCertificate {
     pub fn issue(register: &SigningKey, fields: OperatorFields<'_>, valid_from: &str) -> Self {
         let mut certificate = Self {

@@ -97,13 +97,7 @@ pub async fn register_operator(
     now: time::OffsetDateTime,
 ) -> Result<OperatorChange, RegisterError> {
     use kuvert_mailbox::certificate::{OperatorCertificate, OperatorFields, TrustedRegisters};
-    let fields = OperatorFields {
-        operator_id: operator.id.as_str(),
-        name: &operator.name,
-        delivery_url: &operator.delivery_url,
-        sealing_key: &operator.sealing_key,
-        receipt_key: &operator.receipt_key,
-    };
+    let fields = OperatorFields::from(&operator);
     let own = TrustedRegisters::new(vec![register_key.public_key()]);
     let stored = db.operator(&operator.id).await?.and_then(|o| o.certificate);
     let still_valid = stored.as_deref().and_then(|json| {

@@ -239,13 +239,7 @@ pub fn operator_certified(
     operator: &kuvert_store::register::Operator,
     trusted: &TrustedRegisters,
 ) -> bool {
-    let fields = OperatorFields {
-        operator_id: operator.id.as_str(),
-        name: &operator.name,
-        delivery_url: &operator.delivery_url,
-        sealing_key: &operator.sealing_key,
-        receipt_key: &operator.receipt_key,
-    };
+    let fields = OperatorFields::from(operator);
     operator
         .certificate
         .as_deref()

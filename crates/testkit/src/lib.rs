@@ -660,6 +660,42 @@ impl TestApp {
         conn.close().await.expect("close");
     }
 
+    /// Rewrites entry `seq`'s action and recomputes every hash from there on, as
+    /// a forger who knows the (unkeyed) formula would.
+    pub async fn rewrite_audit_entry(&self, seq: i64) {
+        use sqlx::Connection as _;
+        let path = self.data_dir().join("kuvert.db");
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("rewrite the audit log");
+        sqlx::query("UPDATE audit_log SET action = 'delivery.hidden' WHERE seq = ?")
+            .bind(seq)
+            .execute(&mut conn)
+            .await
+            .expect("rewrite the audit log");
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(i64, String, Option<String>, String, String, String, String)> = sqlx::query_as(
+            "SELECT seq, at, tenant_id, actor, action, subject, detail FROM audit_log ORDER BY seq",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("rewrite the audit log");
+        let mut prev = "0".repeat(64);
+        for (seq, at, tenant, actor, action, subject, detail) in rows {
+            let canonical =
+                serde_json::json!([seq, at, tenant, actor, action, subject, detail]).to_string();
+            let hash = kuvert_crypto::digest::sha256_hex(format!("{prev}\n{canonical}").as_bytes());
+            sqlx::query("UPDATE audit_log SET hash = ? WHERE seq = ?")
+                .bind(&hash)
+                .bind(seq)
+                .execute(&mut conn)
+                .await
+                .expect("rewrite the audit log");
+            prev = hash;
+        }
+        conn.close().await.expect("rewrite the audit log");
+    }
+
     /// With the mailbox closed, sends one message to `recipient` and returns
     /// the sealed delivery the relay queued for it (the mailbox is open
     /// again on return; the relay will deliver it too).

@@ -221,7 +221,9 @@ impl RecipientTokens {
         expires_at: i64,
     ) -> MintedToken {
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let id = random_token(16);
+        // Base64url without '-' and '_': an id given on a command line
+        // must never look like an option (`kuvert token revoke ID`).
+        let id = random_token(16).replace(['-', '_'], "x");
         let claims = WireClaims {
             sub: recipient.as_str().to_owned(),
             aud: audience.to_owned(),

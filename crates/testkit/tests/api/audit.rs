@@ -82,35 +82,7 @@ async fn an_edit_with_every_later_hash_recomputed_is_caught_by_the_signed_checkp
     let app = stopped_app_with_history().await;
     // A forger who knows the hash formula rewrites entry 4 and recomputes the
     // chain from there; only the checkpoint signature can catch it.
-    let path = app.data_dir().join("kuvert.db");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    sqlx::query("UPDATE audit_log SET action = 'delivery.hidden' WHERE seq = 4")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    #[allow(clippy::type_complexity)]
-    let rows: Vec<(i64, String, Option<String>, String, String, String, String)> = sqlx::query_as(
-        "SELECT seq, at, tenant_id, actor, action, subject, detail FROM audit_log ORDER BY seq",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
-    let mut prev = "0".repeat(64);
-    for (seq, at, tenant, actor, action, subject, detail) in rows {
-        let canonical =
-            serde_json::json!([seq, at, tenant, actor, action, subject, detail]).to_string();
-        let hash = kuvert_crypto::digest::sha256_hex(format!("{prev}\n{canonical}").as_bytes());
-        sqlx::query("UPDATE audit_log SET hash = ? WHERE seq = ?")
-            .bind(&hash)
-            .bind(seq)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        prev = hash;
-    }
-    conn.close().await.unwrap();
+    app.rewrite_audit_entry(4).await;
     let problem = verify(&app).await.problem;
     assert!(
         matches!(problem, Some(AuditProblem::CheckpointMismatch { .. })),
@@ -433,41 +405,6 @@ async fn save_keys_document(app: &TestApp) -> std::path::PathBuf {
     path
 }
 
-/// Rewrites entry `seq`'s action and recomputes every hash from there on, as
-/// a forger who knows the (unkeyed) formula would.
-async fn rewrite_entry_and_rehash(app: &TestApp, seq: i64) {
-    let path = app.data_dir().join("kuvert.db");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    sqlx::query("UPDATE audit_log SET action = 'delivery.hidden' WHERE seq = ?")
-        .bind(seq)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    #[allow(clippy::type_complexity)]
-    let rows: Vec<(i64, String, Option<String>, String, String, String, String)> = sqlx::query_as(
-        "SELECT seq, at, tenant_id, actor, action, subject, detail FROM audit_log ORDER BY seq",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
-    let mut prev = "0".repeat(64);
-    for (seq, at, tenant, actor, action, subject, detail) in rows {
-        let canonical =
-            serde_json::json!([seq, at, tenant, actor, action, subject, detail]).to_string();
-        let hash = kuvert_crypto::digest::sha256_hex(format!("{prev}\n{canonical}").as_bytes());
-        sqlx::query("UPDATE audit_log SET hash = ? WHERE seq = ?")
-            .bind(&hash)
-            .bind(seq)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        prev = hash;
-    }
-    conn.close().await.unwrap();
-}
-
 async fn checkpoints_from(app: &TestApp, seq: i64) -> i64 {
     app.query(
         "kuvert.db",
@@ -483,7 +420,7 @@ async fn checkpoints_from(app: &TestApp, seq: i64) -> i64 {
 async fn a_rewritten_log_with_its_checkpoints_removed_is_never_signed() {
     let mut app = stopped_app_with_history().await;
     execute(&app, "DELETE FROM audit_checkpoints WHERE seq >= 4").await;
-    rewrite_entry_and_rehash(&app, 4).await;
+    app.rewrite_audit_entry(4).await;
     app.restart().await;
     let (status, answer) = app.get("/ready", None).await;
     assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{answer}");
