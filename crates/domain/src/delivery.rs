@@ -19,6 +19,18 @@ pub const SIGNED_DELIVERY_DOMAIN: &[u8] = b"kuvert/v1/signed-delivery";
 
 pub const MAX_SUBJECT_CHARS: usize = 255;
 pub const MAX_SUPPORT_TEXT_CHARS: usize = 1024;
+/// The longest short text field (a name, reference, correlation id,
+/// attention line, case id, support URL, phone or e-mail address, metadata
+/// tag): 255 characters, as Mina meddelanden's subject.
+pub const MAX_SHORT_TEXT_CHARS: usize = 255;
+/// The longest metadata value.
+pub const MAX_METADATA_VALUE_CHARS: usize = 1024;
+/// Messages in one delivery (one recipient).
+pub const MAX_MESSAGES: usize = 100;
+/// Metadata entries per message.
+pub const MAX_METADATA_ENTRIES: usize = 50;
+/// Attachments per message.
+pub const MAX_ATTACHMENTS: usize = 20;
 /// Mina meddelanden's limit: a delivery is at most 2 MB, attachments included.
 pub const DEFAULT_MAX_DELIVERY_BYTES: usize = 2 * 1024 * 1024;
 
@@ -279,6 +291,12 @@ pub enum DeliveryError {
     },
     #[error("the delivery is {size} bytes; at most {limit} are allowed")]
     TooLarge { size: usize, limit: usize },
+    /// A text field over its documented length (the field named as a path).
+    #[error("{field} is longer than {max} characters")]
+    FieldTooLong { field: String, max: usize },
+    /// A list over its documented count.
+    #[error("{list} holds more than {max} entries")]
+    TooManyItems { list: String, max: usize },
 }
 
 impl DeliveryError {
@@ -301,6 +319,8 @@ impl DeliveryError {
             Self::ChecksumMismatch { .. } => "checksum_mismatch",
             Self::AttachmentContentMismatch { .. } => "attachment_content_mismatch",
             Self::TooLarge { .. } => "delivery_too_large",
+            Self::FieldTooLong { .. } => "field_too_long",
+            Self::TooManyItems { .. } => "too_many_items",
         }
     }
 }
@@ -382,10 +402,27 @@ impl SecureDelivery {
         if self.messages.is_empty() {
             return Err(DeliveryError::NoMessages);
         }
-        let mut seen_ids = std::collections::HashSet::new();
-        let mut contents = Vec::new();
+        // Counts and lengths first, then the size, then the costly checks
+        // (HTML, base64, checksums, content): nothing expensive runs on a
+        // request over a documented limit.
+        max_items("messages", self.messages.len(), MAX_MESSAGES)?;
+        let header = &self.header;
+        max_chars(
+            "header.sender.name",
+            &header.sender.name,
+            MAX_SHORT_TEXT_CHARS,
+        )?;
+        for (field, value) in [
+            ("header.reference", &header.reference),
+            ("header.correlation_id", &header.correlation_id),
+            ("header.attention", &header.attention),
+        ] {
+            if let Some(value) = value {
+                max_chars(field, value, MAX_SHORT_TEXT_CHARS)?;
+            }
+        }
         for (index, message) in self.messages.iter().enumerate() {
-            validate_message(index, message, limits, &mut seen_ids, &mut contents)?;
+            message_bounds(index, message)?;
         }
         let canonical = self.canonical_bytes();
         if canonical.len() > limits.max_delivery_bytes {
@@ -393,6 +430,11 @@ impl SecureDelivery {
                 size: canonical.len(),
                 limit: limits.max_delivery_bytes,
             });
+        }
+        let mut seen_ids = std::collections::HashSet::new();
+        let mut contents = Vec::new();
+        for (index, message) in self.messages.iter().enumerate() {
+            validate_message(index, message, limits, &mut seen_ids, &mut contents)?;
         }
         for content in contents {
             content.check()?;
@@ -404,6 +446,81 @@ impl SecureDelivery {
             canonical,
         })
     }
+}
+
+fn max_chars(field: &str, value: &str, max: usize) -> Result<(), DeliveryError> {
+    // Bytes bound characters from above: count only when it could matter.
+    if value.len() > max && value.chars().count() > max {
+        return Err(DeliveryError::FieldTooLong {
+            field: field.to_owned(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+fn max_items(list: &str, count: usize, max: usize) -> Result<(), DeliveryError> {
+    if count > max {
+        return Err(DeliveryError::TooManyItems {
+            list: list.to_owned(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// The counts and lengths of one message's lists and short fields (the
+/// subject and support text have their own codes, in `validate_message`).
+fn message_bounds(index: usize, message: &SecureMessage) -> Result<(), DeliveryError> {
+    let at = |path: &str| format!("messages[{index}].{path}");
+    let header = &message.header;
+    max_items(
+        &at("attachments"),
+        message.attachments.len(),
+        MAX_ATTACHMENTS,
+    )?;
+    max_items(
+        &at("header.metadata"),
+        header.metadata.len(),
+        MAX_METADATA_ENTRIES,
+    )?;
+    for (n, entry) in header.metadata.iter().enumerate() {
+        max_chars(
+            &at(&format!("header.metadata[{n}].tag")),
+            &entry.tag,
+            MAX_SHORT_TEXT_CHARS,
+        )?;
+        max_chars(
+            &at(&format!("header.metadata[{n}].value")),
+            &entry.value,
+            MAX_METADATA_VALUE_CHARS,
+        )?;
+    }
+    let support = &header.support_info;
+    for (field, value) in [
+        ("header.support_info.url", &support.url),
+        ("header.support_info.phone_number", &support.phone_number),
+        ("header.support_info.email_address", &support.email_address),
+    ] {
+        if let Some(value) = value {
+            max_chars(&at(field), value, MAX_SHORT_TEXT_CHARS)?;
+        }
+    }
+    if let Some(matter) = &header.official_matter {
+        max_chars(
+            &at("header.official_matter.id"),
+            &matter.id,
+            MAX_SHORT_TEXT_CHARS,
+        )?;
+        if let Some(name) = &matter.name {
+            max_chars(
+                &at("header.official_matter.name"),
+                name,
+                MAX_SHORT_TEXT_CHARS,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// An attachment that passed the cheap checks; its content is checked last.

@@ -95,6 +95,11 @@ pub enum UnsafeHtml {
     Comment(String),
     #[error("the markup nests more than {max} elements deep", max = MAX_NESTING)]
     TooDeep,
+    #[error(
+        "a tag holds more than {max} attributes (no allowed element takes more than five)",
+        max = MAX_ATTRIBUTE_TOKENS
+    )]
+    TooManyAttributes,
     #[error("the mailbox would not show the body as signed: {0}")]
     ShownDifferently(String),
 }
@@ -111,12 +116,67 @@ const NESTING_CHECK_EVERY: usize = 64;
 /// The first reason the mailbox would not show `html` exactly as signed, or
 /// `None` when it is safe to store.
 pub fn find_unsafe_html(html: &str) -> Option<UnsafeHtml> {
+    // Before the parser: html5ever compares each new attribute of a tag
+    // with every earlier one, so one tag of 300 000 attributes costs
+    // minutes of CPU (issue 17).
+    if too_many_attributes(html) {
+        return Some(UnsafeHtml::TooManyAttributes);
+    }
     let signed = match parse_and_check(html) {
         Ok(dom) => dom,
         Err(reason) => return Some(reason),
     };
     let shown = parse_fragment_of(&sanitize_html(html));
     first_difference(&signed, &shown).map(UnsafeHtml::ShownDifferently)
+}
+
+/// The most whitespace-separated tokens one tag may hold: an upper bound of
+/// its attributes (`a = "b"` counts as three), far above what any allowed
+/// element can take.
+pub const MAX_ATTRIBUTE_TOKENS: usize = 64;
+
+/// A linear scan: whether some `<tag …>` holds more than
+/// [`MAX_ATTRIBUTE_TOKENS`] tokens. Quotes are honoured; it may count a `<`
+/// inside text as a tag, which only makes it stricter on text full of `<a
+/// b c …`, and such text is refused anyway if the parser sees a tag.
+fn too_many_attributes(html: &str) -> bool {
+    let bytes = html.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'<' {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let (mut tokens, mut in_token, mut quote) = (0usize, false, None::<u8>);
+        // A quote opens a value only right after `=` (as in the HTML
+        // tokenizer); elsewhere it is part of a name.
+        let mut after_equals = false;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match quote {
+                Some(q) if b == q => quote = None,
+                Some(_) => {}
+                None if after_equals && (b == b'"' || b == b'\'') => quote = Some(b),
+                None if b == b'>' => break,
+                None if b.is_ascii_whitespace() => in_token = false,
+                None => {
+                    if !in_token {
+                        tokens += 1;
+                        if tokens > MAX_ATTRIBUTE_TOKENS + 1 {
+                            return true;
+                        }
+                    }
+                    in_token = true;
+                }
+            }
+            if quote.is_none() && !b.is_ascii_whitespace() {
+                after_equals = b == b'=';
+            }
+            i += 1;
+        }
+    }
+    false
 }
 
 /// Longest excerpt of a value or text quoted in a reason.
@@ -489,6 +549,30 @@ mod tests {
 
     fn refused(html: &str) -> UnsafeHtml {
         find_unsafe_html(html).unwrap_or_else(|| panic!("accepted: {html:?}"))
+    }
+
+    /// The attribute scan counts tokens inside tags only, honours quoted
+    /// values (a `>` or spaces inside them), and stops at the limit.
+    #[test]
+    fn the_attribute_scan_counts_tokens_of_tags_only() {
+        let spaced = r#"<td colspan = "2" rowspan = '3' title = "a > b c d" lang = sv>x</td>"#;
+        assert!(!too_many_attributes(spaced));
+        let text = format!("<p>{}</p>", "ord ".repeat(10_000));
+        assert!(
+            !too_many_attributes(&text),
+            "words in text are not attributes"
+        );
+        let at_limit = format!("<p {}>", vec!["a"; MAX_ATTRIBUTE_TOKENS].join(" "));
+        assert!(!too_many_attributes(&at_limit));
+        let over = format!("<p {}>", vec!["a"; MAX_ATTRIBUTE_TOKENS + 1].join(" "));
+        assert!(too_many_attributes(&over));
+        assert_eq!(refused(&over), Why::TooManyAttributes);
+        // A quote that does not follow `=` opens nothing: no hiding place.
+        let hidden = format!(
+            r#"<x "><p {}>"#,
+            vec!["a"; MAX_ATTRIBUTE_TOKENS + 1].join(" ")
+        );
+        assert!(too_many_attributes(&hidden));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod evidence;
 mod flow;
 mod idempotency;
 mod keys_and_tokens;
+mod limits;
 mod openapi;
 mod outages;
 mod privacy;
