@@ -354,8 +354,8 @@ impl DeliveryWorker {
         };
         // The address and receipt key only as the register certified them: a
         // row changed by a database writer gets nothing sent and no receipt
-        // recorded. Retried, so mail flows again once the platform operator
-        // restores the row.
+        // recorded. Retried (up to `max_attempts`), so mail flows again once
+        // the platform operator restores the row.
         if !operator_certified(&operator, &self.trusted_registers) {
             tracing::error!(operator = %operator.id, "the mailbox operator's row has no valid register certificate; not delivering");
             return self
