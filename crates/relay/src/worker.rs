@@ -10,6 +10,11 @@
 //! A crash between the operator's answer and the record is harmless: the job
 //! comes due again after its lease and the operator answers a redelivery with
 //! the first receipt (same delivery time), never a second message.
+//!
+//! Retries end: after [`RetryPolicy::max_attempts`] attempts (a pass cut
+//! short by a crash counts as one, see `Db::release_leases`) the delivery
+//! ends `failed` with `retries_exhausted: <last error>`, which the sender
+//! sees in the status view and the status feed like any other failure.
 
 use crate::intake::operator_certified;
 use kuvert_crypto::signing::PublicKey;
@@ -52,11 +57,19 @@ fn split_by_size(jobs: Vec<OutboxJob>, max_bytes: usize) -> Vec<Vec<OutboxJob>> 
     requests
 }
 
-/// How long to wait before the next attempt.
+/// How long to wait before the next attempt, and how many attempts a
+/// delivery gets.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     pub base: Duration,
     pub max: Duration,
+    /// Attempts a delivery gets before it ends `failed` with
+    /// `retries_exhausted: <last error>` (at least 1). A pass its worker did
+    /// not finish (the process stopped mid-pass) counts as an attempt.
+    /// With the default backoff (1 s doubling, capped at 300 s) the
+    /// default 20 attempts span [`DEFAULT_RETRY_SPAN`] of waiting (±20 %
+    /// jitter), plus the time the attempts themselves take.
+    pub max_attempts: u32,
     /// A leased job comes due again after this, if its worker vanished.
     pub lease: Duration,
     pub request_timeout: Duration,
@@ -67,24 +80,55 @@ impl Default for RetryPolicy {
         Self {
             base: Duration::from_secs(1),
             max: Duration::from_secs(300),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
             lease: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
         }
     }
 }
 
+/// The default [`RetryPolicy::max_attempts`].
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 20;
+
+/// The waits between the default policy's 20 attempts, without jitter:
+/// 1 + 2 + … + 256 s (511 s), then ten waits of 300 s: 3 511 s, 58.5 min.
+pub const DEFAULT_RETRY_SPAN: Duration = Duration::from_secs(3_511);
+
 impl RetryPolicy {
     /// `base * 2^attempts`, capped at `max`, with ±20 % jitter so that many
     /// jobs waiting on the same operator do not return all at once.
     pub fn delay(&self, attempts: i64) -> Duration {
-        let exponent = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
-        let raw = self
-            .base
-            .saturating_mul(2_u32.saturating_pow(exponent))
-            .min(self.max);
         let jitter = rand::thread_rng().gen_range(0.8..1.2);
-        raw.mul_f64(jitter)
+        self.nominal_delay(attempts).mul_f64(jitter)
     }
+
+    /// [`delay`](Self::delay) without the jitter.
+    pub fn nominal_delay(&self, attempts: i64) -> Duration {
+        let exponent = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
+        self.base
+            .saturating_mul(2_u32.saturating_pow(exponent))
+            .min(self.max)
+    }
+
+    /// Whether a job that has had `attempts` attempts gets another.
+    pub fn allows_another(&self, attempts: i64) -> bool {
+        attempts < i64::from(self.max_attempts.max(1))
+    }
+
+    /// The waits between all of a delivery's attempts, without jitter.
+    pub fn nominal_span(&self) -> Duration {
+        (0..i64::from(self.max_attempts.max(1)) - 1)
+            .map(|attempts| self.nominal_delay(attempts))
+            .sum()
+    }
+}
+
+/// The reason a delivery that used up its attempts fails with.
+fn exhausted_reason(last_error: Option<&str>) -> String {
+    format!(
+        "retries_exhausted: {}",
+        last_error.unwrap_or("no attempt recorded an error")
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -264,14 +308,25 @@ impl DeliveryWorker {
             .db
             .claim_due_jobs(self.clock.now(), lease, self.batch_size)
             .await?;
+        let mut pass = Pass::default();
         let mut by_operator: BTreeMap<String, Vec<OutboxJob>> = BTreeMap::new();
         for job in jobs {
+            // Out of attempts before this one (its passes were cut short by
+            // crashes): failed, not sent again.
+            if !self.retry.allows_another(job.attempts) {
+                tracing::warn!(delivery = %job.delivery_id, attempts = job.attempts, "delivery used up its attempts; failed");
+                let reason = exhausted_reason(job.last_error.as_deref());
+                self.db
+                    .record_retries_exhausted(&job, &reason, job.attempts, self.clock.now())
+                    .await?;
+                pass.failed += 1;
+                continue;
+            }
             by_operator
                 .entry(job.operator_id.to_string())
                 .or_default()
                 .push(job);
         }
-        let mut pass = Pass::default();
         for jobs in by_operator.into_values() {
             for request in split_by_size(jobs, MAX_REQUEST_BYTES) {
                 self.deliver_to_operator(request, &mut pass).await?;
@@ -299,8 +354,8 @@ impl DeliveryWorker {
         };
         // The address and receipt key only as the register certified them: a
         // row changed by a database writer gets nothing sent and no receipt
-        // recorded. Retried, so mail flows again once the platform operator
-        // restores the row.
+        // recorded. Retried (up to `max_attempts`), so mail flows again once
+        // the platform operator restores the row.
         if !operator_certified(&operator, &self.trusted_registers) {
             tracing::error!(operator = %operator.id, "the mailbox operator's row has no valid register certificate; not delivering");
             return self
@@ -364,8 +419,7 @@ impl DeliveryWorker {
                         }
                         _ => {
                             tracing::warn!(operator = %operator.id, "receipt does not verify; will retry");
-                            self.reschedule(job, "receipt does not verify").await?;
-                            pass.retried += 1;
+                            self.retry(job, "receipt does not verify", pass).await?;
                         }
                     }
                 }
@@ -387,21 +441,22 @@ impl DeliveryWorker {
                         pass.failed += 1;
                     } else {
                         tracing::warn!(operator = %operator.id, code = %rejection.code, "rejection does not verify; will retry");
-                        self.reschedule(job, "rejection does not verify").await?;
-                        pass.retried += 1;
+                        self.retry(job, "rejection does not verify", pass).await?;
                     }
                 }
                 Answer::Missing => {
                     tracing::warn!(operator = %operator.id, "no result for a delivery; will retry");
-                    self.reschedule(job, "operator answered no result for this delivery")
+                    self.retry(job, "operator answered no result for this delivery", pass)
                         .await?;
-                    pass.retried += 1;
                 }
                 Answer::Several => {
                     tracing::warn!(operator = %operator.id, "several results for a delivery; will retry");
-                    self.reschedule(job, "operator answered several results for this delivery")
-                        .await?;
-                    pass.retried += 1;
+                    self.retry(
+                        job,
+                        "operator answered several results for this delivery",
+                        pass,
+                    )
+                    .await?;
                 }
             }
         }
@@ -470,8 +525,29 @@ impl DeliveryWorker {
         pass: &mut Pass,
     ) -> Result<(), StoreError> {
         for job in jobs {
+            self.retry(job, error, pass).await?;
+        }
+        Ok(())
+    }
+
+    /// An attempt that did not deliver: another later, or, when it was
+    /// the last one allowed, the delivery fails with the error.
+    async fn retry(&self, job: &OutboxJob, error: &str, pass: &mut Pass) -> Result<(), StoreError> {
+        let attempts = job.attempts.saturating_add(1);
+        if self.retry.allows_another(attempts) {
             self.reschedule(job, error).await?;
             pass.retried += 1;
+        } else {
+            tracing::warn!(delivery = %job.delivery_id, attempts, %error, "delivery used up its attempts; failed");
+            self.db
+                .record_retries_exhausted(
+                    job,
+                    &exhausted_reason(Some(error)),
+                    attempts,
+                    self.clock.now(),
+                )
+                .await?;
+            pass.failed += 1;
         }
         Ok(())
     }
@@ -708,7 +784,36 @@ mod tests {
             operator_id: OperatorId::parse("kuvert-brevlada").unwrap(),
             sealed: vec![b'x'; bytes],
             attempts: 0,
+            last_error: None,
         }
+    }
+
+    /// A delivery gets exactly `max_attempts` attempts (at least one); the
+    /// default's waits add up to the documented span.
+    #[test]
+    fn attempts_end_at_max_attempts_and_the_default_spans_about_an_hour() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        };
+        assert!(policy.allows_another(0));
+        assert!(policy.allows_another(2));
+        assert!(!policy.allows_another(3), "three made: no fourth");
+        assert!(!policy.allows_another(4), "crashes may count past it");
+        let once = RetryPolicy {
+            max_attempts: 0,
+            ..RetryPolicy::default()
+        };
+        assert!(once.allows_another(0), "0 is taken as 1");
+        assert!(!once.allows_another(1));
+        let default = RetryPolicy::default();
+        assert_eq!(default.max_attempts, DEFAULT_MAX_ATTEMPTS);
+        assert_eq!(default.nominal_span(), DEFAULT_RETRY_SPAN);
+        assert_eq!(policy.nominal_span(), Duration::from_secs(1 + 2));
+        assert_eq!(
+            exhausted_reason(Some("operator answered HTTP 503")),
+            "retries_exhausted: operator answered HTTP 503"
+        );
     }
 
     #[test]

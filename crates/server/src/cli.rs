@@ -140,6 +140,11 @@ struct ServeArgs {
     /// Longest delay between two attempts, in milliseconds.
     #[arg(long, env = "KUVERT_RETRY_MAX_MS", default_value_t = 300_000)]
     retry_max_ms: u64,
+    /// Attempts a delivery gets before it ends `failed` with
+    /// `retries_exhausted: <last error>` (20: about an hour with the
+    /// default delays; a pass cut short by a crash counts as one).
+    #[arg(long, env = "KUVERT_RETRY_MAX_ATTEMPTS", default_value_t = kuvert_relay::worker::DEFAULT_MAX_ATTEMPTS)]
+    retry_max_attempts: u32,
     /// The longest time, in seconds, between two signed audit checkpoints
     /// (one is also signed after every 1000 new entries and at start-up).
     #[arg(long, env = "KUVERT_AUDIT_CHECKPOINT_SECONDS", default_value_t = 10)]
@@ -538,6 +543,7 @@ async fn serve(args: ServeArgs, data: &Path) -> anyhow::Result<()> {
     settings.allow_plain_http = args.allow_plain_http || args.demo;
     settings.retry.base = Duration::from_millis(args.retry_base_ms.max(1));
     settings.retry.max = Duration::from_millis(args.retry_max_ms.max(args.retry_base_ms).max(1));
+    settings.retry.max_attempts = args.retry_max_attempts.max(1);
     settings.audit_checkpoint_every = Duration::from_secs(args.audit_checkpoint_seconds.max(1));
     if let (Some(url), Some(key)) = (args.witness, args.witness_key) {
         settings.witness = Some(crate::audit_log::WitnessConfig {

@@ -102,8 +102,17 @@ pub struct OutboxJob {
     pub tenant_id: TenantId,
     pub operator_id: OperatorId,
     pub sealed: Vec<u8>,
+    /// Attempts made so far: failed sends, and passes its worker did not
+    /// finish (see [`Db::release_leases`]).
     pub attempts: i64,
+    /// Why the last attempt did not deliver, if one was made.
+    pub last_error: Option<String>,
 }
+
+/// What `release_leases` records as a job's last error: its worker was
+/// sending it when the process stopped (a crash, a kill, a power cut).
+pub const STOPPED_MID_ATTEMPT: &str =
+    "the relay stopped during this attempt (lease released at start-up)";
 
 /// One verified receipt to record.
 #[derive(Debug, Clone, Copy)]
@@ -517,7 +526,7 @@ impl Db {
         // (~4 KB each) are read after the commit, outside the writer.
         let mut tx = self.writer().begin().await?;
         let rows = sqlx::query(
-            "SELECT o.delivery_id, d.tenant_id, d.message_ids, o.operator_id, o.attempts
+            "SELECT o.delivery_id, d.tenant_id, d.message_ids, o.operator_id, o.attempts, o.last_error
              FROM outbox o JOIN deliveries d ON d.id = o.delivery_id
              JOIN tenants t ON t.id = d.tenant_id
              WHERE o.next_attempt_at <= ? AND t.status = 'active'
@@ -541,6 +550,7 @@ impl Db {
                     .map_err(|_| StoreError::Corrupt("operator id".into()))?,
                 sealed: Vec::new(),
                 attempts: row.try_get("attempts")?,
+                last_error: row.try_get("last_error")?,
             };
             jobs.push(job);
         }
@@ -597,12 +607,19 @@ impl Db {
     /// taken by a predecessor that died, and its jobs would otherwise wait
     /// out the lease. (Should two processes share the queue anyway, the
     /// mailbox answers a redelivery with the first receipt: no duplicate.)
+    ///
+    /// Each released job counts the unfinished pass as an attempt, with
+    /// [`STOPPED_MID_ATTEMPT`] as its last error: a delivery that crashes
+    /// the process whenever it is sent uses up its attempts and ends
+    /// `failed`, instead of crash-looping the installation forever.
     pub async fn release_leases(&self, now: OffsetDateTime) -> Result<u64> {
-        let done =
-            sqlx::query("UPDATE outbox SET leased = 0, next_attempt_at = ? WHERE leased = 1")
-                .bind(format_instant(now))
-                .execute(self.writer())
-                .await?;
+        let done = sqlx::query(
+            "UPDATE outbox SET leased = 0, next_attempt_at = ?, attempts = attempts + 1, last_error = ? WHERE leased = 1",
+        )
+        .bind(format_instant(now))
+        .bind(STOPPED_MID_ATTEMPT)
+        .execute(self.writer())
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -721,6 +738,29 @@ impl Db {
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<()> {
+        self.fail_job(job, reason, None, now).await
+    }
+
+    /// The delivery used up its attempts (`attempts` of them, the last one
+    /// included): it ends `failed` with `reason`, like a refusal, and the
+    /// audit entry records how many attempts were made.
+    pub async fn record_retries_exhausted(
+        &self,
+        job: &OutboxJob,
+        reason: &str,
+        attempts: i64,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        self.fail_job(job, reason, Some(attempts), now).await
+    }
+
+    async fn fail_job(
+        &self,
+        job: &OutboxJob,
+        reason: &str,
+        attempts: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         let id = job.delivery_id.to_string();
         let at = format_instant(now);
         let mut tx = self.writer().begin().await?;
@@ -747,7 +787,11 @@ impl Db {
                 &at,
             )
             .await?;
-            let detail = serde_json::json!({ "reason": reason }).to_string();
+            let detail = match attempts {
+                Some(attempts) => serde_json::json!({ "reason": reason, "attempts": attempts }),
+                None => serde_json::json!({ "reason": reason }),
+            }
+            .to_string();
             append(
                 &mut tx,
                 now,

@@ -362,6 +362,8 @@ pub async fn run(plan: &CrashPlan) -> anyhow::Result<CrashReport> {
             "50".into(),
             "--retry-max-ms".into(),
             "1000".into(),
+            "--retry-max-attempts".into(),
+            "10000".into(),
             "--audit-checkpoint-seconds".into(),
             "1".into(),
         ],

@@ -985,6 +985,9 @@ fn settings(
     settings.retry.base = Duration::from_millis(20);
     settings.retry.max = Duration::from_millis(200);
     settings.retry.lease = Duration::from_secs(2);
+    // Fast retries would use up the default 20 attempts in ~3 s, shorter
+    // than the outages tests hold; tests of the limit set their own.
+    settings.retry.max_attempts = 10_000;
     settings.admin_token = Some(ADMIN_TOKEN.to_owned());
     if let Some(url) = mailbox_via {
         settings.mailbox_url = Some(url.to_owned());

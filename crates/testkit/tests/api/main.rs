@@ -20,6 +20,7 @@ mod quotas;
 mod reachability;
 mod recipients;
 mod resilience;
+mod retries;
 mod tenants;
 mod transport;
 mod trust;
