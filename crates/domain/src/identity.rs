@@ -244,6 +244,36 @@ impl PersonalIdentityNumber {
         u32::try_from(years).ok()
     }
 
+    /// The latest date the person can have been born on: the birth date
+    /// when it is known; otherwise the last day its number leaves open (the
+    /// month's last day for an unknown or impossible day, 31 December for an
+    /// unknown month).
+    pub fn latest_birth_date(&self) -> Date {
+        if let Some(known) = self.birth_date() {
+            return known;
+        }
+        let (year, month, _) = self.date_parts();
+        let month = time::Month::try_from(month).unwrap_or(time::Month::December);
+        let last_day = month.length(year);
+        Date::from_calendar_date(year, month, last_day).unwrap_or(Date::MAX)
+    }
+
+    /// Whether the person is at least `years` old on `date` whatever the
+    /// unknown parts of the number are: judged from the latest possible birth
+    /// date, so an unknown day or month, or a date after `date`, never lets
+    /// a younger person through.
+    pub fn certainly_at_least(&self, years: u32, date: Date) -> bool {
+        let birth = self.latest_birth_date();
+        let Ok(years) = i32::try_from(years) else {
+            return false;
+        };
+        let mut age = date.year() - birth.year();
+        if (u8::from(date.month()), date.day()) < (u8::from(birth.month()), birth.day()) {
+            age -= 1;
+        }
+        birth <= date && age >= years
+    }
+
     /// The first eight digits and a mask, e.g. "19900101-****". Safe for logs.
     pub fn masked(&self) -> String {
         mask(self.as_str())
@@ -908,6 +938,26 @@ mod tests {
         );
         let err = serde_json::from_str::<RecipientId>("\"201212121213\"").unwrap_err();
         assert!(!err.to_string().contains("201212121213"));
+    }
+
+    /// The age check for a mailbox judges from the latest possible birth
+    /// date (issue 17: an unknown day or month let anyone through).
+    #[test]
+    fn of_age_only_when_the_latest_possible_birth_date_is_18_years_back() {
+        // Unknown day in November 2008: possibly born 30 November 2008.
+        let unknown_day = pnr(&with_check("0811601230")).unwrap();
+        assert_eq!(unknown_day.age_on(TODAY), None);
+        assert!(!unknown_day.certainly_at_least(18, date!(2026 - 11 - 29)));
+        assert!(unknown_day.certainly_at_least(18, date!(2026 - 11 - 30)));
+        // Unknown month in 2008: possibly born 31 December 2008.
+        let unknown_month = pnr(&with_check("0800601230")).unwrap();
+        assert!(!unknown_month.certainly_at_least(18, date!(2026 - 12 - 30)));
+        assert!(unknown_month.certainly_at_least(18, date!(2026 - 12 - 31)));
+        // A known date: as age_on.
+        let known = pnr("199001011239").unwrap();
+        assert!(known.certainly_at_least(18, TODAY));
+        let young = pnr(&with_check("1005051230")).unwrap();
+        assert!(!young.certainly_at_least(18, TODAY));
     }
 
     #[test]

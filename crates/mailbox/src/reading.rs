@@ -86,14 +86,12 @@ impl Mailbox {
     ) -> Result<MessagePage, MailboxError> {
         let page = page.max(1);
         let page_size = page_size.clamp(1, 100);
+        // A huge `page` must not overflow (a panic in debug builds, a
+        // wrapped offset in release): past the end is simply empty.
+        let offset = (page - 1).saturating_mul(page_size);
         let rows = self
             .db
-            .mailbox_page(
-                recipient.as_str(),
-                folder,
-                (page - 1) * page_size,
-                page_size,
-            )
+            .mailbox_page(recipient.as_str(), folder, offset, page_size)
             .await?;
         let (total, unread) = self.db.mailbox_counts(recipient.as_str(), folder).await?;
         // What is shown comes from the ciphertext; a row that does not

@@ -281,8 +281,11 @@ impl Register {
         pending: bool,
     ) -> Result<(), RegisterError> {
         let now = self.clock.now();
+        // Judged from the latest possible birth date: a number whose day or
+        // month is unknown (a samordningsnummer) is of age only if the
+        // latest date it allows is.
         if let RecipientId::Person(person) = recipient
-            && person.age_on(now.date()).is_some_and(|age| age < MIN_AGE)
+            && !person.certainly_at_least(MIN_AGE, now.date())
         {
             return Err(RegisterError::TooYoung { min: MIN_AGE });
         }

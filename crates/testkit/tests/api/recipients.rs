@@ -432,3 +432,48 @@ async fn twenty_five_messages_page_as_ten_ten_five_newest_first_with_right_count
     }
     app.stop().await;
 }
+
+/// A page number near `i64::MAX` overflowed the offset (a panic in debug
+/// builds): now it is a page past the end, empty, with the true totals.
+#[tokio::test]
+async fn a_huge_page_number_is_an_empty_page_not_an_overflow() {
+    let app = TestApp::spawn().await;
+    let anna = app.recipient("registered").id.clone();
+    app.send_ok(&anna, "Något att räkna").await;
+    app.drain().await;
+    let token = app.recipient_token(&anna);
+    let page = app
+        .messages(&token, &format!("page={}&page_size=100", i64::MAX))
+        .await;
+    assert!(page.messages.is_empty(), "{page:?}");
+    assert_eq!(page.total, 1, "{page:?}");
+}
+
+/// A recipient token for an organisation cannot register its mailbox: the
+/// organisation's signatories do that (issue 17; before, it was registered
+/// at once, not even `pending`).
+#[tokio::test]
+async fn an_organisation_cannot_be_registered_with_a_recipient_token() {
+    let app = TestApp::spawn().await;
+    let organisation = format!("16{}", kuvert::demo::organisation_number("802002999"));
+    let token = app.registration_token(&organisation);
+    let answer = app
+        .put(
+            "/register/v1/me",
+            Some(&token),
+            &serde_json::json!({ "operator_id": "kuvert-brevlada" }),
+        )
+        .await;
+    assert_problem(
+        &answer,
+        StatusCode::FORBIDDEN,
+        "organisation_needs_signatories",
+    );
+    let stored: i64 = app
+        .query(
+            "kuvert.db",
+            &format!("SELECT COUNT(*) FROM recipients WHERE id = '{organisation}' AND status = 'registered'"),
+        )
+        .await;
+    assert_eq!(stored, 0, "not registered");
+}

@@ -64,7 +64,7 @@ pub async fn profile(
 
 /// Accept digital mail through the chosen mailbox operator.
 #[utoipa::path(put, path = "/register/v1/me", tag = "recipient", request_body = RegisterRequest,
-    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 422, body = Problem)),
+    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("recipient" = [])))]
 pub async fn register(
     State(state): State<AppState>,
@@ -72,6 +72,15 @@ pub async fn register(
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<StatusCode, ApiError> {
     let core = state.core()?;
+    // An organisation is registered by the people who sign for it (and
+    // stays `pending` until enough have): a token alone must not do it.
+    if !auth.recipient.is_person() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "organisation_needs_signatories",
+            "an organisation's mailbox is registered by its signatories, not with a recipient token",
+        ));
+    }
     let operator = OperatorId::parse(&request.operator_id).map_err(|_| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
