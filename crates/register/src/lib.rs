@@ -16,6 +16,9 @@ use utoipa::ToSchema;
 
 /// At most this many recipients per lookup, as in Mina meddelanden.
 pub const MAX_LOOKUP: usize = 1000;
+/// The most senders one recipient may refuse (a list the register reads on
+/// every lookup for that recipient).
+pub const MAX_REFUSED_SENDERS: i64 = 1000;
 /// The age from which a person may hold a mailbox.
 pub const MIN_AGE: u32 = 18;
 
@@ -351,6 +354,7 @@ impl Register {
                 recipient.as_str(),
                 sender.as_str(),
                 refuse,
+                MAX_REFUSED_SENDERS,
                 self.clock.now(),
                 &entry(action, &subject, &detail),
             )

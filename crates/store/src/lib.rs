@@ -47,6 +47,9 @@ pub enum StoreError {
     Conflict,
     #[error("the tenant's daily quota of {limit} deliveries would be exceeded")]
     DailyQuotaExceeded { limit: i64 },
+    /// A per-owner list is full (checked in the transaction that adds).
+    #[error("the list already holds its maximum of {limit} entries")]
+    ListFull { limit: i64 },
 }
 
 impl From<kuvert_domain::status::UnknownStatus> for StoreError {

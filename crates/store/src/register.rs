@@ -362,11 +362,15 @@ impl Db {
 
     /// Refuses (or, with `refuse = false`, accepts again) mail from one
     /// sender, with its audit entry in the same transaction.
+    /// Refuses (or accepts again) a sender for a recipient. A recipient
+    /// refuses at most `max_refused` senders: counted in the transaction
+    /// that adds, so two requests at once cannot pass the limit.
     pub async fn set_sender_refused(
         &self,
         recipient: &str,
         sender: &str,
         refuse: bool,
+        max_refused: i64,
         now: OffsetDateTime,
         audit: &AuditEntry<'_>,
     ) -> Result<()> {
@@ -384,6 +388,18 @@ impl Db {
                 .bind(sender)
         };
         let mut tx = self.writer().begin().await?;
+        if refuse {
+            let (count, already): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(sender_id = ?), 0) FROM refused_senders WHERE recipient_id = ?",
+            )
+            .bind(sender)
+            .bind(recipient)
+            .fetch_one(&mut *tx)
+            .await?;
+            if already == 0 && count >= max_refused {
+                return Err(StoreError::ListFull { limit: max_refused });
+            }
+        }
         query.execute(&mut *tx).await?;
         commit_audited(tx, now, audit).await?;
         self.direct.register_changed();
@@ -516,6 +532,41 @@ mod tests {
             .map(|r| r.record.status)
     }
 
+    /// A recipient's refused senders are bounded in the transaction that
+    /// adds one: the next new one is refused, refusing one again is not.
+    #[tokio::test]
+    async fn the_refused_senders_list_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("kuvert.db"), Schema::Core)
+            .await
+            .unwrap();
+        let now = OffsetDateTime::now_utc();
+        db.set_recipient(
+            ANNA,
+            RecipientStatus::Registered,
+            None,
+            now,
+            &crate::audit::TEST_ENTRY,
+        )
+        .await
+        .unwrap();
+        let refuse = |sender: &'static str| {
+            let db = db.clone();
+            async move {
+                db.set_sender_refused(ANNA, sender, true, 2, now, &crate::audit::TEST_ENTRY)
+                    .await
+            }
+        };
+        refuse("162120000019").await.unwrap();
+        refuse("162120000027").await.unwrap();
+        assert!(matches!(
+            refuse("162120000035").await,
+            Err(StoreError::ListFull { limit: 2 })
+        ));
+        refuse("162120000019").await.unwrap();
+        assert_eq!(db.refused_senders(ANNA).await.unwrap().len(), 2);
+    }
+
     /// Register reads keep a snapshot (see `direct`): a change made through
     /// this `Db` is seen by the very next read; a change made behind its
     /// back (another process) within `SNAPSHOT_MAX_AGE`.
@@ -546,7 +597,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(status(&db).await, Some(RecipientStatus::Pending));
-        db.set_sender_refused(ANNA, SENDER, true, now, &crate::audit::TEST_ENTRY)
+        db.set_sender_refused(ANNA, SENDER, true, 1000, now, &crate::audit::TEST_ENTRY)
             .await
             .unwrap();
         let refused = db.reachability(&[ANNA.to_owned()], SENDER).await.unwrap();

@@ -113,6 +113,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict => {
                 Self::new(StatusCode::CONFLICT, "conflict", "it already exists")
             }
+            StoreError::ListFull { .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "list_full", e.to_string())
+            }
             e if e.is_unavailable() => {
                 tracing::error!(error = %e, "storage unavailable");
                 Self::unavailable()
