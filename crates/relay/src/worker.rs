@@ -175,6 +175,32 @@ pub struct Transport {
     pub allow_plain_http: bool,
 }
 
+impl Transport {
+    /// The one HTTP client kuvert uses towards other roles (mailbox
+    /// operators, the register): rustls with the webpki roots and the extra
+    /// PEM roots, `https` only unless plain HTTP is allowed, and no
+    /// redirects (a redirect could send identity numbers and sealed
+    /// deliveries to any host: an address is the one registered).
+    pub fn client(&self, timeout: std::time::Duration) -> Result<reqwest::Client, TransportError> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(!self.allow_plain_http);
+        if let Some(pem) = &self.extra_roots_pem {
+            let roots =
+                reqwest::Certificate::from_pem_bundle(pem).map_err(TransportError::Roots)?;
+            if roots.is_empty() {
+                return Err(TransportError::NoRoots);
+            }
+            for root in roots {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        builder.build().map_err(TransportError::Client)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("the operator delivery URL {0:?} is not a URL")]
@@ -212,24 +238,7 @@ impl DeliveryWorker {
         trusted_registers: TrustedRegisters,
         transport: &Transport,
     ) -> Result<Self, TransportError> {
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(retry.request_timeout)
-            // A redirect could send identity numbers and sealed deliveries
-            // to any host: an operator's address is the one registered.
-            .redirect(reqwest::redirect::Policy::none())
-            .https_only(!transport.allow_plain_http);
-        if let Some(pem) = &transport.extra_roots_pem {
-            let roots =
-                reqwest::Certificate::from_pem_bundle(pem).map_err(TransportError::Roots)?;
-            if roots.is_empty() {
-                return Err(TransportError::NoRoots);
-            }
-            for root in roots {
-                builder = builder.add_root_certificate(root);
-            }
-        }
-        let http = builder.build().map_err(TransportError::Client)?;
+        let http = transport.client(retry.request_timeout)?;
         Ok(Self {
             db,
             clock,

@@ -36,6 +36,9 @@ pub const BUILT_IN_OPERATOR: &str = "kuvert-brevlada";
 /// unsigned tail, whose truncation would go unnoticed.
 pub const AUDIT_CHECKPOINT_AFTER_ENTRIES: i64 = 1000;
 
+/// How long one fetch of the register's revocations may take.
+const REVOCATION_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How often the audit checkpointer looks at the number of unsigned entries
 /// (one cheap read, not one per write).
 const AUDIT_CHECKPOINT_POLL: Duration = Duration::from_secs(1);
@@ -207,10 +210,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         },
         allow_plain_http: settings.allow_plain_http,
     };
-    if let Some(pem) = &transport.extra_roots_pem {
-        let roots = reqwest::Certificate::from_pem_bundle(pem).map_err(TransportError::Roots)?;
-        anyhow::ensure!(!roots.is_empty(), TransportError::NoRoots);
-    }
+    // Built once here: unusable trust roots stop the start before any key
+    // or database is touched.
+    let role_client = transport.client(REVOCATION_FETCH_TIMEOUT)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -325,6 +327,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         match register_url {
             Some(register_url) => tasks.push(tokio::spawn(revocation_sync(
                 mailbox.clone(),
+                role_client.clone(),
                 register_url,
                 settings.revocation_poll,
                 shutdown_rx.clone(),
@@ -534,6 +537,7 @@ fn trusted_registers(keys: &Keys) -> TrustedRegisters {
 /// mailbox, which checks each against the register keys it trusts.
 async fn revocation_sync(
     mailbox: Arc<Mailbox>,
+    http: reqwest::Client,
     register_url: String,
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
@@ -542,17 +546,6 @@ async fn revocation_sync(
         "{}/register/v1/revocations",
         register_url.trim_end_matches('/')
     );
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(http) => http,
-        Err(e) => {
-            tracing::error!(error = %e, "revocations cannot be fetched: no HTTP client");
-            return;
-        }
-    };
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -383,6 +383,8 @@ pub async fn run(plan: &CrashPlan) -> anyhow::Result<CrashReport> {
             "mailbox".into(),
             "--register-url".into(),
             relay_url.clone(),
+            // The register is reached over plain HTTP on loopback here.
+            "--allow-plain-http".into(),
             "--audit-checkpoint-seconds".into(),
             "1".into(),
         ],
