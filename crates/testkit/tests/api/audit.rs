@@ -3,7 +3,6 @@
 use kuvert_store::audit::{AuditKeys, AuditProblem};
 use kuvert_store::{Db, Schema};
 use kuvert_testkit::{TestApp, credential_id, eventually};
-use sqlx::Connection as _;
 
 /// An instance with some history, stopped (a final checkpoint is signed),
 /// then one more entry appended after it, as a live system would have.
@@ -18,15 +17,6 @@ async fn stopped_app_with_history() -> TestApp {
     save_keys_document(&app).await;
     app.stop().await;
     app
-}
-
-async fn execute(app: &TestApp, sql: &str) {
-    let path = app.data_dir().join("kuvert.db");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
 }
 
 /// The installation's checkpoint key alone, no witness.
@@ -66,8 +56,8 @@ async fn an_untouched_log_verifies_with_the_public_key() {
 #[tokio::test]
 async fn an_edited_field_is_found() {
     let app = stopped_app_with_history().await;
-    execute(
-        &app,
+    app.write_sql(
+        "kuvert.db",
         "UPDATE audit_log SET detail = '{\"status\":\"delivered\"}' WHERE seq = 5",
     )
     .await;
@@ -93,7 +83,8 @@ async fn an_edit_with_every_later_hash_recomputed_is_caught_by_the_signed_checkp
 #[tokio::test]
 async fn a_deleted_entry_is_found() {
     let app = stopped_app_with_history().await;
-    execute(&app, "DELETE FROM audit_log WHERE seq = 3").await;
+    app.write_sql("kuvert.db", "DELETE FROM audit_log WHERE seq = 3")
+        .await;
     assert_eq!(
         verify(&app).await.problem,
         Some(AuditProblem::Gap {
@@ -107,8 +98,8 @@ async fn a_deleted_entry_is_found() {
 async fn an_inserted_entry_is_found() {
     let app = stopped_app_with_history().await;
     // Shift entries up to make room, then insert a forged entry at 3.
-    execute(
-        &app,
+    app.write_sql(
+        "kuvert.db",
         "UPDATE audit_log SET seq = seq + 1000 WHERE seq >= 3;
          UPDATE audit_log SET seq = seq - 999 WHERE seq >= 1003;
          INSERT INTO audit_log (seq, at, tenant_id, actor, action, subject, detail, hash)
@@ -124,8 +115,8 @@ async fn an_inserted_entry_is_found() {
 #[tokio::test]
 async fn two_reordered_entries_are_found() {
     let app = stopped_app_with_history().await;
-    execute(
-        &app,
+    app.write_sql(
+        "kuvert.db",
         "UPDATE audit_log SET seq = -1 WHERE seq = 4;
          UPDATE audit_log SET seq = 4 WHERE seq = 5;
          UPDATE audit_log SET seq = 5 WHERE seq = -1;",
@@ -140,8 +131,8 @@ async fn two_reordered_entries_are_found() {
 #[tokio::test]
 async fn a_truncated_tail_is_found() {
     let app = stopped_app_with_history().await;
-    execute(
-        &app,
+    app.write_sql(
+        "kuvert.db",
         "DELETE FROM audit_log WHERE seq > (SELECT MAX(seq) FROM audit_log) - 2",
     )
     .await;
@@ -157,8 +148,8 @@ async fn a_replaced_checkpoint_signature_is_found() {
     let app = stopped_app_with_history().await;
     let forged =
         kuvert_crypto::signing::SigningKey::generate().sign(b"kuvert/v1/audit-checkpoint", b"1:x");
-    execute(
-        &app,
+    app.write_sql(
+        "kuvert.db",
         &format!(
             "UPDATE audit_checkpoints SET signature = '{}'",
             forged.to_base64()
@@ -182,8 +173,8 @@ async fn the_audit_verify_command_fails_and_names_the_first_bad_entry() {
     let clean = cli(app.data_dir());
     assert!(clean.status.success(), "{clean:?}");
 
-    execute(
-        &app,
+    app.write_sql(
+        "kuvert.db",
         "UPDATE audit_log SET actor = 'someone-else' WHERE seq = 4",
     )
     .await;
@@ -262,8 +253,8 @@ async fn a_change_whose_audit_entry_cannot_be_written_fails_and_leaves_nothing_b
         ("recipient accepts a sender again", Method::DELETE, format!("/register/v1/me/refused-senders/{kommun_sender}"), &david.registration_token, None),
     ];
 
-    execute(
-        &app,
+    app.write_sql(
+        "kuvert.db",
         "CREATE TRIGGER audit_down BEFORE INSERT ON audit_log
          BEGIN SELECT RAISE(ABORT, 'audit down'); END",
     )
@@ -290,7 +281,7 @@ async fn a_change_whose_audit_entry_cannot_be_written_fails_and_leaves_nothing_b
     );
 
     // The same requests are valid ones: with the log writable, each works.
-    execute(&app, "DROP TRIGGER audit_down").await;
+    app.write_sql("kuvert.db", "DROP TRIGGER audit_down").await;
     for (what, method, path, token, body) in &changes {
         let (status, text) = app
             .request(method.clone(), path, Some(token), body.as_ref())
@@ -419,7 +410,8 @@ async fn checkpoints_from(app: &TestApp, seq: i64) -> i64 {
 #[tokio::test]
 async fn a_rewritten_log_with_its_checkpoints_removed_is_never_signed() {
     let mut app = stopped_app_with_history().await;
-    execute(&app, "DELETE FROM audit_checkpoints WHERE seq >= 4").await;
+    app.write_sql("kuvert.db", "DELETE FROM audit_checkpoints WHERE seq >= 4")
+        .await;
     app.rewrite_audit_entry(4).await;
     app.restart().await;
     let (status, answer) = app.get("/ready", None).await;
@@ -506,8 +498,8 @@ async fn the_mailbox_logs_checkpoints_in_the_core_database_do_not_verify() {
     let app = stopped_app_with_history().await;
     let keys = app.data_dir().join("published-keys.json");
     let mailbox = app.data_dir().join("mailbox.db");
-    execute(
-        &app,
+    app.write_sql(
+        "kuvert.db",
         &format!(
             "ATTACH DATABASE '{}' AS mb;
              DELETE FROM audit_log; INSERT INTO audit_log SELECT * FROM mb.audit_log;

@@ -10,7 +10,6 @@ use kuvert_store::audit::{AuditKeys, Checkpoint, Cosignature, NO_PREVIOUS_CHECKP
 use kuvert_testkit::{TestApp, assert_problem, eventually};
 use reqwest::StatusCode;
 use serde_json::Value;
-use sqlx::Connection as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -89,15 +88,6 @@ async fn save_keys(app: &TestApp) -> std::path::PathBuf {
     path
 }
 
-async fn core_sql(app: &TestApp, sql: &str) {
-    let path = app.data_dir().join("kuvert.db");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
-}
-
 #[tokio::test]
 async fn every_checkpoint_is_countersigned_and_verify_checks_the_witness() {
     let witness_dir = tempfile::tempdir().unwrap();
@@ -164,7 +154,8 @@ async fn a_rewritten_log_is_refused_by_the_witness_and_fails_verify() {
     // Every checkpoint goes, with the node's own file: nothing on this host
     // remembers the old history (which checkpoints a start-up signed before
     // entry 4 depends on timing, so none is kept).
-    core_sql(&app, "DELETE FROM audit_checkpoints").await;
+    app.write_sql("kuvert.db", "DELETE FROM audit_checkpoints")
+        .await;
     app.rewrite_audit_entry(4).await;
     std::fs::remove_file(app.data_dir().join("audit").join("core.jsonl")).unwrap();
     // The forged log verifies on its own: only the witness can tell.
