@@ -187,6 +187,9 @@ const MAILBOX_MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// The write connection, held (see [`Db::hold_writer`]).
+pub struct WriterHold(#[allow(dead_code)] sqlx::pool::PoolConnection<sqlx::Sqlite>);
+
 /// A connected database with its schema up to date.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -289,6 +292,13 @@ impl Db {
 
     pub(crate) fn reader(&self) -> &SqlitePool {
         &self.read
+    }
+
+    /// Takes the one write connection and keeps it until the guard is
+    /// dropped: for tests that prove a read (authentication, status, keys)
+    /// does not wait for a writer busy with another tenant's work.
+    pub async fn hold_writer(&self) -> Result<WriterHold> {
+        Ok(WriterHold(self.write.acquire().await?))
     }
 
     /// Closes every connection, the writer last: after the last write, the

@@ -90,8 +90,9 @@ impl Db {
                 list.push_bind(*id);
             }
             query.push(")");
-            // The writer: a receipt stored a moment ago must be seen.
-            for row in query.build().fetch_all(self.writer()).await? {
+            // The read side: in WAL mode a read begun after a commit sees
+            // it, so a receipt stored a moment ago is found here too.
+            for row in query.build().fetch_all(self.reader()).await? {
                 receipts.insert(row.try_get(0)?, row.try_get(1)?);
             }
         }
@@ -231,7 +232,7 @@ impl Db {
         )
         .bind(id.to_string())
         .bind(recipient)
-        .fetch_optional(self.writer())
+        .fetch_optional(self.reader())
         .await?;
         row.map(|row| message_from_row(&row, true)).transpose()
     }

@@ -355,7 +355,7 @@ impl Db {
     pub async fn recipient(&self, recipient: &str) -> Result<Option<RecipientRecord>> {
         let row = sqlx::query("SELECT status, operator_id FROM recipients WHERE id = ?")
             .bind(recipient)
-            .fetch_optional(self.writer())
+            .fetch_optional(self.reader())
             .await?;
         row.map(|row| record_from_row(&row)).transpose()
     }
@@ -411,7 +411,7 @@ impl Db {
             "SELECT sender_id FROM refused_senders WHERE recipient_id = ? ORDER BY sender_id",
         )
         .bind(recipient)
-        .fetch_all(self.writer())
+        .fetch_all(self.reader())
         .await?
         .iter()
         .map(|row| row.try_get::<String, _>(0).map_err(Into::into))

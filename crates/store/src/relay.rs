@@ -509,7 +509,7 @@ impl Db {
         let row = sqlx::query("SELECT * FROM deliveries WHERE id = ? AND tenant_id = ?")
             .bind(id.to_string())
             .bind(tenant.as_str())
-            .fetch_optional(self.writer())
+            .fetch_optional(self.reader())
             .await?;
         row.map(|row| delivery_from_row(&row)).transpose()
     }
@@ -626,7 +626,7 @@ impl Db {
     /// The earliest time a queued job comes due, if any.
     pub async fn next_job_due(&self) -> Result<Option<OffsetDateTime>> {
         let row = sqlx::query("SELECT MIN(next_attempt_at) FROM outbox")
-            .fetch_one(self.writer())
+            .fetch_one(self.reader())
             .await?;
         let text: Option<String> = row.try_get(0)?;
         text.map(|t| crate::parse_instant(&t).map_err(|_| StoreError::Corrupt("instant".into())))
@@ -841,7 +841,7 @@ impl Db {
         )
         .bind(id.to_string())
         .bind(tenant.as_str())
-        .fetch_optional(self.writer())
+        .fetch_optional(self.reader())
         .await?
         else {
             return Ok(None);
@@ -852,7 +852,7 @@ impl Db {
         )
         .bind(tenant.as_str())
         .bind(id.to_string())
-        .fetch_all(self.writer())
+        .fetch_all(self.reader())
         .await?
         {
             counts.add(DeliveryStatus::parse(&count.try_get::<String, _>("status")?)?, count.try_get("n")?);

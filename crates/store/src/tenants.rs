@@ -243,7 +243,7 @@ impl Db {
              FROM credentials c JOIN tenants t ON t.id = c.tenant_id WHERE c.id = ?",
         )
         .bind(id)
-        .fetch_optional(self.writer())
+        .fetch_optional(self.reader())
         .await?;
         row.map(|row| {
             Ok(CredentialRecord {
@@ -401,7 +401,7 @@ impl Db {
             "SELECT key_id, tenant_id, sender_id, public_key, revoked_at, certificate FROM sender_keys WHERE key_id = ?",
         )
         .bind(key_id)
-        .fetch_optional(self.writer())
+        .fetch_optional(self.reader())
         .await?;
         row.map(|row| {
             Ok(SenderKeyRecord {

@@ -9,6 +9,7 @@ mod bad_input;
 mod crash;
 mod disk;
 mod evidence;
+mod fair_share;
 mod flow;
 mod idempotency;
 mod keys_and_tokens;
