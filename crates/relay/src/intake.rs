@@ -16,7 +16,9 @@ use kuvert_mailbox::certificate::{
 };
 use kuvert_mailbox::protocol::{HPKE_INFO, SealedContent, SealedDelivery};
 use kuvert_register::{Register, RegisterError, Route as RegisterRoute};
-use kuvert_store::relay::{DeliveryStatus, Intake, NewBatch, NewDelivery, Route};
+use kuvert_store::relay::{
+    Authority, DeliveryStatus, Intake, NewBatch, NewDelivery, Route, Withdrawn,
+};
 use kuvert_store::tenants::SenderKeyRecord;
 use kuvert_store::{Db, StoreError};
 use rayon::prelude::*;
@@ -64,6 +66,10 @@ pub enum IntakeError {
         what: String,
         retry_after_seconds: u64,
     },
+    /// The credential or tenant stopped being valid while the request was
+    /// checked (the deliveries of a key revoked meanwhile get `KeyRevoked`).
+    #[error("{0}; nothing was stored")]
+    Withdrawn(Withdrawn),
     /// The blocking task that checks a request's shape panicked or was cancelled.
     #[error("the check of the request stopped: {0}")]
     Interrupted(String),
@@ -90,6 +96,8 @@ impl IntakeError {
             Self::Sealing(_) => "sealing_failed",
             Self::OperatorNotCertified(_) => "operator_not_certified",
             Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::Withdrawn(Withdrawn::TenantSuspended) => "tenant_suspended",
+            Self::Withdrawn(_) => "credential_revoked",
             Self::Register(_) | Self::Store(_) | Self::Interrupted(_) => "internal",
         }
     }
@@ -306,6 +314,8 @@ struct Routing<'a> {
 struct Prepared {
     index: usize,
     row: NewDelivery,
+    /// The key its signature verified with, checked again when it is stored.
+    key_id: String,
 }
 
 impl Relay {
@@ -403,42 +413,116 @@ impl Relay {
         // ...then routing and sealing, on every core, with one key
         // encapsulation per operator for the whole request (decision 0006).
         let sealers = Sealers::for_routes(routes.values(), &self.trusted_registers);
-        let finished: Vec<(usize, Result<NewDelivery, IntakeError>)> = authorized
+        let finished: Vec<(usize, String, Result<NewDelivery, IntakeError>)> = authorized
             .into_par_iter()
             .zip(verified)
             .with_min_len(32)
             .map(|((index, item), signature)| {
+                let key_id = item.submission.signed.signature.key_id.clone();
                 let row = match signature {
                     Ok(()) => self.finish(item, &routes, &sealers, now),
                     Err(_) => Err(IntakeError::BadSignature),
                 };
-                (index, row)
+                (index, key_id, row)
             })
             .collect();
         let mut prepared = Vec::with_capacity(finished.len());
-        for (index, row) in finished {
+        for (index, key_id, row) in finished {
             match row {
-                Ok(row) => prepared.push(Prepared { index, row }),
+                Ok(row) => prepared.push(Prepared { index, row, key_id }),
                 Err(e) => results[index] = Some(Err(e)),
             }
         }
+        self.store(
+            caller,
+            prepared,
+            results,
+            fingerprint,
+            quota.max_per_day,
+            now,
+        )
+        .await
+    }
+
+    /// Stores the prepared deliveries in one transaction and answers each
+    /// submission. Should a key be revoked while the request was checked,
+    /// the transaction refuses; its deliveries are answered `KeyRevoked`
+    /// and the rest stored (once more, without them).
+    async fn store(
+        &self,
+        caller: &Caller,
+        mut prepared: Vec<Prepared>,
+        mut results: Vec<Option<Result<Accepted, IntakeError>>>,
+        fingerprint: Option<String>,
+        max_per_day: Option<i64>,
+        now: time::OffsetDateTime,
+    ) -> Result<(Option<BatchId>, Vec<Result<Accepted, IntakeError>>), IntakeError> {
+        loop {
+            match self
+                .store_once(
+                    caller,
+                    &prepared,
+                    &mut results,
+                    fingerprint.as_deref(),
+                    max_per_day,
+                    now,
+                )
+                .await
+            {
+                Err(IntakeError::Store(StoreError::Withdrawn(Withdrawn::KeysRevoked(keys)))) => {
+                    // Each pass removes at least one key, so this ends.
+                    prepared.retain(|p| {
+                        let revoked = keys.contains(&p.key_id);
+                        if revoked {
+                            results[p.index] = Some(Err(IntakeError::KeyRevoked(p.key_id.clone())));
+                        }
+                        !revoked
+                    });
+                }
+                Err(IntakeError::Store(StoreError::Withdrawn(withdrawn))) => {
+                    return Err(IntakeError::Withdrawn(withdrawn));
+                }
+                Err(e) => return Err(e),
+                Ok(batch_id) => {
+                    return Ok((batch_id, results.into_iter().flatten().collect()));
+                }
+            }
+        }
+    }
+
+    async fn store_once(
+        &self,
+        caller: &Caller,
+        prepared: &[Prepared],
+        results: &mut [Option<Result<Accepted, IntakeError>>],
+        fingerprint: Option<&str>,
+        max_per_day: Option<i64>,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<BatchId>, IntakeError> {
         let rejected = results.iter().filter(|r| r.is_some()).count();
         let new_batch = fingerprint.map(|fingerprint| NewBatch {
             id: BatchId::new(),
             rejected: i64::try_from(rejected).unwrap_or(i64::MAX),
-            fingerprint,
+            fingerprint: fingerprint.to_owned(),
         });
         let rows: Vec<NewDelivery> = prepared.iter().map(|p| p.row.clone()).collect();
+        let mut keys: Vec<&str> = prepared.iter().map(|p| p.key_id.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let authority = Authority {
+            credential: &caller.credential,
+            keys: &keys,
+        };
         let mut batch_id = None;
         if !rows.is_empty() || new_batch.is_some() {
             let stored = self
                 .db
                 .insert_deliveries(
                     &caller.tenant,
-                    &caller.credential,
+                    &authority,
                     new_batch.as_ref(),
                     &rows,
-                    quota.max_per_day,
+                    max_per_day,
                     now,
                 )
                 .await
@@ -460,7 +544,7 @@ impl Relay {
                 self.wake.notify_one();
             }
         }
-        Ok((batch_id, results.into_iter().flatten().collect()))
+        Ok(batch_id)
     }
 
     async fn answer(

@@ -50,6 +50,10 @@ pub enum StoreError {
     /// A per-owner list is full (checked in the transaction that adds).
     #[error("the list already holds its maximum of {limit} entries")]
     ListFull { limit: i64 },
+    /// What authorised a request was withdrawn while it was being checked
+    /// (seen inside the transaction that would have stored it).
+    #[error("{0}")]
+    Withdrawn(relay::Withdrawn),
 }
 
 impl From<kuvert_domain::status::UnknownStatus> for StoreError {

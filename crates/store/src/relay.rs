@@ -280,6 +280,76 @@ impl StatusEvents {
     }
 }
 
+/// What a request was authorised with, checked again inside the
+/// transaction that stores it: a credential revoked, a tenant suspended or a
+/// key revoked while a long request was being verified and sealed stops it
+/// there, not only the next request.
+#[derive(Debug, Clone, Copy)]
+pub struct Authority<'a> {
+    pub credential: &'a str,
+    /// Every signing key the stored deliveries were verified with.
+    pub keys: &'a [&'a str],
+}
+
+/// Which part of a request's authority was withdrawn.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Withdrawn {
+    #[error("the credential was revoked while the request was checked")]
+    CredentialRevoked,
+    #[error("the tenant was suspended while the request was checked")]
+    TenantSuspended,
+    /// Only the deliveries signed with these keys are affected.
+    #[error("signing keys were revoked while the request was checked: {0:?}")]
+    KeysRevoked(Vec<String>),
+}
+
+/// Keys per `IN (…)` list when re-checking a request's keys.
+const KEYS_PER_CHECK: usize = 500;
+
+/// The authority check of [`Db::insert_deliveries`], in its transaction.
+async fn still_authorised(
+    conn: &mut sqlx::SqliteConnection,
+    tenant: &TenantId,
+    authority: &Authority<'_>,
+) -> Result<()> {
+    let row = sqlx::query(
+        "SELECT c.revoked_at, t.status FROM credentials c JOIN tenants t ON t.id = c.tenant_id
+         WHERE c.id = ? AND c.tenant_id = ?",
+    )
+    .bind(authority.credential)
+    .bind(tenant.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Err(StoreError::Withdrawn(Withdrawn::CredentialRevoked));
+    };
+    if row.try_get::<Option<String>, _>("revoked_at")?.is_some() {
+        return Err(StoreError::Withdrawn(Withdrawn::CredentialRevoked));
+    }
+    if row.try_get::<String, _>("status")? != "active" {
+        return Err(StoreError::Withdrawn(Withdrawn::TenantSuspended));
+    }
+    let mut revoked = Vec::new();
+    for chunk in authority.keys.chunks(KEYS_PER_CHECK) {
+        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT key_id FROM sender_keys WHERE revoked_at IS NOT NULL AND key_id IN (",
+        );
+        let mut list = query.separated(", ");
+        for key in chunk {
+            list.push_bind(*key);
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&mut *conn).await? {
+            revoked.push(row.try_get::<String, _>(0)?);
+        }
+    }
+    if revoked.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Withdrawn(Withdrawn::KeysRevoked(revoked)))
+    }
+}
+
 impl Db {
     /// Stores a set of accepted deliveries in ONE transaction: delivery rows,
     /// queue or paper rows, status events, audit entries and (for a bulk
@@ -289,17 +359,23 @@ impl Db {
     /// delivery accepted before under another key (`Intake::Duplicate`). A
     /// batch whose fingerprint was seen before is the same batch sent
     /// again: its items join, and the answer names, the first batch.
+    ///
+    /// The request's [`Authority`] is checked first, inside the transaction:
+    /// anything withdrawn meanwhile is [`StoreError::Withdrawn`] and nothing
+    /// is stored. The credential id is the audit entries' actor.
     pub async fn insert_deliveries(
         &self,
         tenant: &TenantId,
-        actor: &str,
+        authority: &Authority<'_>,
         batch: Option<&NewBatch>,
         items: &[NewDelivery],
         daily_limit: Option<i64>,
         now: OffsetDateTime,
     ) -> Result<Stored> {
         let at = format_instant(now);
+        let actor = authority.credential;
         let mut tx = self.writer().begin().await?;
+        still_authorised(&mut tx, tenant, authority).await?;
         let mut chain = AuditChain::head(&mut tx).await?;
         let mut events = StatusEvents::default();
         // (the batch id used, whether it is a batch seen before)

@@ -162,7 +162,7 @@ impl Db {
         let row =
             sqlx::query("SELECT max_per_day, max_per_second, max_batch FROM tenants WHERE id = ?")
                 .bind(id.as_str())
-                .fetch_optional(self.writer())
+                .fetch_optional(self.reader())
                 .await?
                 .ok_or(StoreError::NotFound)?;
         Ok(Quota {

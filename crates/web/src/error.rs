@@ -143,6 +143,10 @@ impl From<IntakeError> for ApiError {
             | IntakeError::KeyNotForSender(_)
             | IntakeError::KeyRevoked(_)
             | IntakeError::KeyNotCertified(_) => StatusCode::FORBIDDEN,
+            IntakeError::Withdrawn(kuvert_store::relay::Withdrawn::TenantSuspended) => {
+                StatusCode::FORBIDDEN
+            }
+            IntakeError::Withdrawn(_) => StatusCode::UNAUTHORIZED,
             // The installation cannot vouch for where the mail would go:
             // nothing is sealed; the sender may try again later.
             IntakeError::OperatorNotCertified(_) => StatusCode::SERVICE_UNAVAILABLE,

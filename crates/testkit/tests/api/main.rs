@@ -25,4 +25,5 @@ mod retries;
 mod tenants;
 mod transport;
 mod trust;
+mod withdrawn;
 mod witness;
