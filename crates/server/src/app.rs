@@ -97,6 +97,9 @@ pub struct Settings {
     pub create_missing_keys: bool,
     pub retry: RetryPolicy,
     pub limits: DeliveryLimits,
+    /// Send requests in flight at once (bytes of body) and how long one
+    /// waits for room.
+    pub intake_budget: kuvert_web::intake_budget::IntakeBudgetSettings,
     /// The platform operator's admin token (`kva_…`); no admin API without it.
     pub admin_token: Option<String>,
     /// Where the mailbox fetches the register's revocations; defaults to
@@ -137,6 +140,7 @@ impl Settings {
             create_missing_keys: false,
             retry: RetryPolicy::default(),
             limits: DeliveryLimits::default(),
+            intake_budget: Default::default(),
             admin_token: None,
             register_url: None,
             revocation_poll: Duration::from_secs(5),
@@ -489,6 +493,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         admin_token_hash: settings.admin_token.as_deref().map(hash_secret),
         mailbox_open: AtomicBool::new(true),
         audit_alarm: alarm,
+        intake_budget: kuvert_web::intake_budget::IntakeBudget::new(settings.intake_budget),
     }));
     let app = kuvert_web::router(state.clone());
     let mut server_shutdown = shutdown_rx.clone();

@@ -145,6 +145,10 @@ struct ServeArgs {
     /// default delays; a pass cut short by a crash counts as one).
     #[arg(long, env = "KUVERT_RETRY_MAX_ATTEMPTS", default_value_t = kuvert_relay::worker::DEFAULT_MAX_ATTEMPTS)]
     retry_max_attempts: u32,
+    /// Send request bodies being checked at once, in MiB (a request that
+    /// finds no room within 5 s is answered 503 `intake_busy`).
+    #[arg(long, env = "KUVERT_INTAKE_BUDGET_MIB", default_value_t = 128)]
+    intake_budget_mib: usize,
     /// The longest time, in seconds, between two signed audit checkpoints
     /// (one is also signed after every 1000 new entries and at start-up).
     #[arg(long, env = "KUVERT_AUDIT_CHECKPOINT_SECONDS", default_value_t = 10)]
@@ -544,6 +548,7 @@ async fn serve(args: ServeArgs, data: &Path) -> anyhow::Result<()> {
     settings.retry.base = Duration::from_millis(args.retry_base_ms.max(1));
     settings.retry.max = Duration::from_millis(args.retry_max_ms.max(args.retry_base_ms).max(1));
     settings.retry.max_attempts = args.retry_max_attempts.max(1);
+    settings.intake_budget.bytes = args.intake_budget_mib.max(1).saturating_mul(1024 * 1024);
     settings.audit_checkpoint_every = Duration::from_secs(args.audit_checkpoint_seconds.max(1));
     if let (Some(url), Some(key)) = (args.witness, args.witness_key) {
         settings.witness = Some(crate::audit_log::WitnessConfig {

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod intake_budget;
 pub mod json;
 pub mod openapi;
 pub mod tokens;
@@ -48,6 +49,8 @@ pub struct Inner {
     pub mailbox_open: AtomicBool,
     /// Audit logs whose checkpointer stopped signing (`/ready` says so).
     pub audit_alarm: Arc<AuditAlarm>,
+    /// Send requests in flight, bounded (see [`intake_budget`]).
+    pub intake_budget: intake_budget::IntakeBudget,
 }
 
 /// Which audit logs no longer verify at their checkpointer, and why: it
@@ -117,8 +120,24 @@ pub fn router(state: AppState) -> Router {
         .merge(api::health::router())
         .route("/openapi.json", get(openapi::serve));
     if state.0.core.is_some() {
+        // Send requests are charged against the intake budget before their
+        // bodies are read.
+        let charged = |router: Router<AppState>, limit: usize| {
+            router.layer(axum::middleware::from_fn_with_state(
+                (state.clone(), limit),
+                intake_budget::charge,
+            ))
+        };
         app = app
+            .merge(charged(
+                api::deliveries::send_router(),
+                api::deliveries::SINGLE_BODY_LIMIT,
+            ))
             .merge(api::deliveries::router())
+            .merge(charged(
+                api::batches::send_router(),
+                api::batches::BATCH_BODY_LIMIT,
+            ))
             .merge(api::batches::router())
             .merge(api::status_feed::router())
             .merge(small_bodies(api::reachability::router()))

@@ -81,3 +81,44 @@ async fn a_large_batch_of_one_tenant_does_not_stop_another_tenants_single_sends(
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     }
 }
+
+#[tokio::test]
+async fn send_requests_beyond_the_intake_budget_wait_then_get_503_having_cost_nothing() {
+    // A budget of 1 KiB: any send request takes all of it.
+    let app = TestApp::spawn_with(|s| {
+        s.intake_budget.bytes = 1024;
+        s.intake_budget.wait = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let anna = app.recipient("registered").id.clone();
+    let kommun_token = app.kommun().0.token.clone();
+    let formedlare = app.tenant("demoformedlare").clone();
+    let sender = &formedlare.senders[0];
+    let first = batch_items(&[app.sign(sender, app.delivery(sender, &anna, "Först"))]);
+    let second = app.kommun_signed(&anna, "Sedan");
+
+    // The first request holds the budget while it waits to store.
+    let held = app.core_db().hold_writer().await.unwrap();
+    let (first_answer, (busy, retry_after)) =
+        tokio::join!(app.batch(&formedlare.token, &first), async {
+            tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+            let busy = app.send_raw(&kommun_token, None, &second).await;
+            drop(held);
+            let retry_after = busy.header("retry-after").map(str::to_owned);
+            (busy.parts(), retry_after)
+        });
+    assert_eq!(busy.0, StatusCode::SERVICE_UNAVAILABLE, "{}", busy.1);
+    assert_eq!(busy.1["code"], "intake_busy");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    assert_eq!(first_answer.0, StatusCode::ACCEPTED, "{}", first_answer.1);
+    let stored: i64 = app
+        .query(
+            "kuvert.db",
+            "SELECT COUNT(*) FROM deliveries WHERE tenant_id = 'demokommun'",
+        )
+        .await;
+    assert_eq!(stored, 0, "the refused request stored nothing");
+    // With the budget free again, the same request goes through.
+    let (status, body) = app.send(&kommun_token, &second).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}

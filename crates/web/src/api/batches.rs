@@ -23,15 +23,18 @@ pub const MAX_BATCH: usize = 10_000;
 /// 413 before anything is read. Send more as several batches.
 pub const BATCH_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
+/// The send endpoint (charged against the intake budget by the caller).
+pub fn send_router() -> Router<AppState> {
+    Router::new().route(
+        "/v1/batches",
+        post(submit)
+            .layer::<_, std::convert::Infallible>(DefaultBodyLimit::disable())
+            .layer(RequestBodyLimitLayer::new(BATCH_BODY_LIMIT)),
+    )
+}
+
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/batches",
-            post(submit)
-                .layer::<_, std::convert::Infallible>(DefaultBodyLimit::disable())
-                .layer(RequestBodyLimitLayer::new(BATCH_BODY_LIMIT)),
-        )
-        .route("/v1/batches/{id}", get(progress))
+    Router::new().route("/v1/batches/{id}", get(progress))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

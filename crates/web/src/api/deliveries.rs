@@ -23,15 +23,18 @@ use utoipa::ToSchema;
 /// larger `Content-Length` is refused with 413 before anything is read.
 pub const SINGLE_BODY_LIMIT: usize = 3 * 1024 * 1024;
 
+/// The send endpoint (charged against the intake budget by the caller).
+pub fn send_router() -> Router<AppState> {
+    Router::new().route(
+        "/v1/deliveries",
+        post(send)
+            .layer::<_, std::convert::Infallible>(DefaultBodyLimit::disable())
+            .layer(RequestBodyLimitLayer::new(SINGLE_BODY_LIMIT)),
+    )
+}
+
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/deliveries",
-            post(send)
-                .layer::<_, std::convert::Infallible>(DefaultBodyLimit::disable())
-                .layer(RequestBodyLimitLayer::new(SINGLE_BODY_LIMIT)),
-        )
-        .route("/v1/deliveries/{id}", get(status))
+    Router::new().route("/v1/deliveries/{id}", get(status))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
