@@ -66,6 +66,10 @@ pub enum IntakeError {
         what: String,
         retry_after_seconds: u64,
     },
+    /// A batch item that is not a readable delivery (its own error; the
+    /// other items go on).
+    #[error("this item is not a valid delivery: {0}")]
+    Unreadable(String),
     /// The credential or tenant stopped being valid while the request was
     /// checked (the deliveries of a key revoked meanwhile get `KeyRevoked`).
     #[error("{0}; nothing was stored")]
@@ -96,6 +100,7 @@ impl IntakeError {
             Self::Sealing(_) => "sealing_failed",
             Self::OperatorNotCertified(_) => "operator_not_certified",
             Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::Unreadable(_) => "invalid_request",
             Self::Withdrawn(Withdrawn::TenantSuspended) => "tenant_suspended",
             Self::Withdrawn(_) => "credential_revoked",
             Self::Register(_) | Self::Store(_) | Self::Interrupted(_) => "internal",
@@ -155,14 +160,17 @@ fn seconds_to_midnight(now: time::OffsetDateTime) -> u64 {
 /// given) and signature, in order. The same batch sent again (say, after
 /// its answer was lost) has the same fingerprint, and is answered with the
 /// first batch id.
-fn batch_fingerprint(submissions: &[Submission]) -> String {
-    let items: Vec<(Option<&str>, &str)> = submissions
+fn batch_fingerprint(submissions: &[Result<Submission, IntakeError>]) -> String {
+    // An unreadable item counts by its place alone.
+    let items: Vec<Option<(Option<&str>, &str)>> = submissions
         .iter()
         .map(|s| {
-            (
-                s.idempotency_key.as_deref(),
-                s.signed.signature.value.as_str(),
-            )
+            s.as_ref().ok().map(|s| {
+                (
+                    s.idempotency_key.as_deref(),
+                    s.signed.signature.value.as_str(),
+                )
+            })
         })
         .collect();
     sha256_hex(serde_json::json!(items).to_string().as_bytes())
@@ -327,6 +335,18 @@ impl Relay {
         submissions: Vec<Submission>,
         batch: bool,
     ) -> Result<(Option<BatchId>, Vec<Result<Accepted, IntakeError>>), IntakeError> {
+        self.submit_items(caller, submissions.into_iter().map(Ok).collect(), batch)
+            .await
+    }
+
+    /// [`submit`](Self::submit), with the items a caller could not read
+    /// already answered (each keeps its place and counts as rejected).
+    pub async fn submit_items(
+        &self,
+        caller: &Caller,
+        submissions: Vec<Result<Submission, IntakeError>>,
+        batch: bool,
+    ) -> Result<(Option<BatchId>, Vec<Result<Accepted, IntakeError>>), IntakeError> {
         let now = self.clock.now();
         let fingerprint = batch.then(|| batch_fingerprint(&submissions));
         // Quotas first: a request over a quota is refused whole, nothing stored.
@@ -364,21 +384,25 @@ impl Relay {
                 .into_par_iter()
                 .with_min_len(16)
                 .map(|submission| {
-                    let valid = submission.signed.delivery.clone().validate(&limits, today);
-                    (submission, valid)
+                    submission.and_then(|submission| {
+                        match submission.signed.delivery.clone().validate(&limits, today) {
+                            Ok(valid) => Ok((submission, valid)),
+                            Err(e) => Err(e.into()),
+                        }
+                    })
                 })
                 .collect::<Vec<_>>()
         })
         .await
         .map_err(|e| IntakeError::Interrupted(e.to_string()))?;
         let mut checked = Vec::with_capacity(validated.len());
-        for (index, (submission, valid)) in validated.into_iter().enumerate() {
-            match valid {
-                Ok(valid) => {
+        for (index, item) in validated.into_iter().enumerate() {
+            match item {
+                Ok((submission, valid)) => {
                     results.push(None);
                     checked.push((index, submission, valid));
                 }
-                Err(e) => results.push(Some(Err(e.into()))),
+                Err(e) => results.push(Some(Err(e))),
             }
         }
         // ...then the whole request is routed at once, per sender...

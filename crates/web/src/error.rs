@@ -135,6 +135,7 @@ impl From<IntakeError> for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             IntakeError::Invalid(_)
+            | IntakeError::Unreadable(_)
             | IntakeError::UnknownKey(_)
             | IntakeError::BadSignature
             | IntakeError::MissingIdempotencyKey

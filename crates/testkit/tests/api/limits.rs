@@ -164,3 +164,72 @@ async fn a_tag_with_a_huge_number_of_attributes_is_refused_before_the_parser() {
         "{problem}"
     );
 }
+
+/// Posts a raw batch body (the items as JSON text, as a client wrote them).
+async fn raw_batch(
+    app: &TestApp,
+    token: &str,
+    items: &[String],
+) -> (StatusCode, serde_json::Value) {
+    let body = format!("{{\"deliveries\":[{}]}}", items.join(","));
+    kuvert_testkit::exchange(
+        app.http_request(reqwest::Method::POST, "/v1/batches", Some(token))
+            .header("content-type", "application/json")
+            .body(body),
+    )
+    .await
+    .parts()
+}
+
+#[tokio::test]
+async fn a_batch_item_over_its_raw_limit_is_refused_unparsed_and_the_others_go_on() {
+    use kuvert_web::api::batches::MAX_BATCH_ITEM_BYTES;
+    let app = TestApp::spawn().await;
+    let anna = app.recipient("registered").id.clone();
+    let token = app.kommun().0.token.clone();
+    let item = |subject: &str| {
+        serde_json::to_string(&kuvert_testkit::batch_item(
+            &app.kommun_signed(&anna, subject),
+            None,
+        ))
+        .unwrap()
+    };
+    // One authenticated item of a million empty metadata entries (which,
+    // parsed and turned into a value tree, once cost gigabytes), written
+    // raw: refused from its length alone.
+    let entries = vec![r#"{"tag":"","value":""}"#; 1_000_000].join(",");
+    let huge = item("Stor").replacen(
+        r#""subject":"Stor""#,
+        &format!(r#""metadata":[{entries}],"subject":"Stor""#),
+        1,
+    );
+    assert!(huge.len() > MAX_BATCH_ITEM_BYTES, "{}", huge.len());
+    // Just at the limit by white space inside the item: read as usual.
+    let ordinary = item("Vanlig");
+    let padded = ordinary.replacen(
+        '{',
+        &format!("{{{}", " ".repeat(MAX_BATCH_ITEM_BYTES - ordinary.len())),
+        1,
+    );
+    assert_eq!(padded.len(), MAX_BATCH_ITEM_BYTES);
+    let unreadable = r#"{"delivery":5,"signature":{}}"#.to_owned();
+    let (status, body) = raw_batch(&app, &token, &[huge, padded, unreadable]).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["accepted"], 1, "{body}");
+    assert_eq!(body["results"][0]["error"]["code"], "delivery_too_large");
+    assert_eq!(body["results"][0]["error"]["status"], 413);
+    assert!(body["results"][1]["delivery_id"].is_string(), "{body}");
+    assert_eq!(body["results"][2]["error"]["code"], "invalid_request");
+    assert_eq!(deliveries(&app).await, 1);
+}
+
+#[tokio::test]
+async fn a_batch_of_more_items_than_allowed_is_refused_while_it_is_read() {
+    use kuvert_web::api::batches::MAX_BATCH;
+    let app = TestApp::spawn().await;
+    let token = app.kommun().0.token.clone();
+    let items = vec!["{}".to_owned(); MAX_BATCH + 1];
+    let answer = raw_batch(&app, &token, &items).await;
+    assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "bad_batch_size");
+    assert_eq!(deliveries(&app).await, 0);
+}

@@ -3,22 +3,30 @@
 use crate::AppState;
 use crate::auth::SenderAuth;
 use crate::error::{ApiError, Problem};
-use crate::json::ApiJson;
+use crate::json::require_json;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kuvert_domain::clock::format_instant;
-use kuvert_domain::delivery::{DeliverySignature, SecureDelivery, SignedDelivery};
+use kuvert_domain::delivery::{DeliveryError, DeliverySignature, SecureDelivery, SignedDelivery};
 use kuvert_domain::ids::{BatchId, DeliveryId};
 use kuvert_domain::status::{DeliveryStatus, StatusCounts};
-use kuvert_relay::Submission;
+use kuvert_relay::{IntakeError, Submission};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::ToSchema;
 
 /// At most this many deliveries per batch request; send more as several.
 pub const MAX_BATCH: usize = 10_000;
+/// The largest item of a batch, as written in the request: the single
+/// endpoint's body limit. A larger item is refused (`delivery_too_large`)
+/// from its raw length, before it is parsed; the other items go on.
+pub const MAX_BATCH_ITEM_BYTES: usize = crate::api::deliveries::SINGLE_BODY_LIMIT;
 /// The largest batch request; a larger `Content-Length` is refused with
 /// 413 before anything is read. Send more as several batches.
 pub const BATCH_BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -102,28 +110,19 @@ pub struct BatchView {
 pub async fn submit(
     State(state): State<AppState>,
     auth: SenderAuth,
-    ApiJson(request): ApiJson<BatchRequest>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<BatchResponse>), ApiError> {
     let core = state.core()?;
-    if request.deliveries.is_empty() || request.deliveries.len() > MAX_BATCH {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "bad_batch_size",
-            format!("a batch holds 1 to {MAX_BATCH} deliveries"),
-        ));
-    }
-    let submissions = request
-        .deliveries
-        .into_iter()
-        .map(|item| Submission {
-            signed: SignedDelivery {
-                delivery: item.delivery,
-                signature: item.signature,
-            },
-            idempotency_key: item.idempotency_key,
-        })
-        .collect();
-    let (batch_id, results) = core.relay.submit(&auth.caller(), submissions, true).await?;
+    require_json(&headers)?;
+    // Parsing 32 MiB is CPU work: off the async runtime's threads.
+    let submissions = tokio::task::spawn_blocking(move || read_batch(&body))
+        .await
+        .map_err(|_| ApiError::internal())??;
+    let (batch_id, results) = core
+        .relay
+        .submit_items(&auth.caller(), submissions, true)
+        .await?;
     let batch_id = batch_id.ok_or_else(ApiError::internal)?;
     let results: Vec<BatchItemResult> = results
         .into_iter()
@@ -182,4 +181,96 @@ pub async fn progress(
         done: batch.counts.open() == 0,
         counts: batch.counts,
     }))
+}
+
+/// The request with its items still raw (borrowed from the body): the item
+/// count is checked while the list is read, and each item's size before it
+/// is parsed, so no item's values are built beyond the limits.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBatch<'a> {
+    #[serde(borrow, deserialize_with = "at_most_max_batch")]
+    deliveries: Vec<&'a RawValue>,
+}
+
+fn at_most_max_batch<'de, D>(deserializer: D) -> Result<Vec<&'de RawValue>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Bounded;
+    impl<'de> serde::de::Visitor<'de> for Bounded {
+        type Value = Vec<&'de RawValue>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list of 1 to {MAX_BATCH} deliveries")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element::<&'de RawValue>()? {
+                if items.len() == MAX_BATCH {
+                    return Err(serde::de::Error::custom(TOO_MANY));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    deserializer.deserialize_seq(Bounded)
+}
+
+/// The marker of the bounded list's refusal, to answer it as such.
+const TOO_MANY: &str = "kuvert: more deliveries than a batch holds";
+
+fn bad_batch_size() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bad_batch_size",
+        format!("a batch holds 1 to {MAX_BATCH} deliveries"),
+    )
+}
+
+/// Reads a batch request body: the list bounded, each item refused on its
+/// own (too large, or not a delivery), in parallel.
+fn read_batch(body: &[u8]) -> Result<Vec<Result<Submission, IntakeError>>, ApiError> {
+    let raw: RawBatch<'_> = serde_json::from_slice(body).map_err(|e| {
+        if e.to_string().contains(TOO_MANY) {
+            bad_batch_size()
+        } else if e.is_syntax() || e.is_eof() {
+            ApiError::bad_request("malformed_json", e.to_string())
+        } else {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                e.to_string(),
+            )
+        }
+    })?;
+    if raw.deliveries.is_empty() {
+        return Err(bad_batch_size());
+    }
+    Ok(raw
+        .deliveries
+        .into_par_iter()
+        .with_min_len(64)
+        .map(|item| {
+            let text = item.get();
+            if text.len() > MAX_BATCH_ITEM_BYTES {
+                return Err(IntakeError::Invalid(DeliveryError::TooLarge {
+                    size: text.len(),
+                    limit: MAX_BATCH_ITEM_BYTES,
+                }));
+            }
+            let item: BatchItem =
+                serde_json::from_str(text).map_err(|e| IntakeError::Unreadable(e.to_string()))?;
+            Ok(Submission {
+                signed: SignedDelivery {
+                    delivery: item.delivery,
+                    signature: item.signature,
+                },
+                idempotency_key: item.idempotency_key,
+            })
+        })
+        .collect())
 }
