@@ -389,6 +389,36 @@ impl SecureDelivery {
         limits: &DeliveryLimits,
         today: time::Date,
     ) -> Result<ValidatedDelivery, DeliveryError> {
+        let (recipient, sender) = self.check_bounds(today)?;
+        let canonical = self.canonical_bytes();
+        self.check_size_and_content(limits, canonical.len())?;
+        Ok(ValidatedDelivery {
+            delivery: self,
+            recipient,
+            sender,
+            canonical,
+        })
+    }
+
+    /// Every rule of [`validate`](Self::validate), for a delivery whose
+    /// canonical form is already known to be `canonical_len` bytes (a
+    /// mailbox operator checking, against its own limits, what it opened).
+    pub fn check_content(
+        &self,
+        limits: &DeliveryLimits,
+        today: time::Date,
+        canonical_len: usize,
+    ) -> Result<(), DeliveryError> {
+        self.check_bounds(today)?;
+        self.check_size_and_content(limits, canonical_len)
+    }
+
+    /// Identity numbers, then counts and lengths: nothing here costs more
+    /// than reading the fields.
+    fn check_bounds(
+        &self,
+        today: time::Date,
+    ) -> Result<(RecipientId, OrganisationNumber), DeliveryError> {
         // A number that parses in a written form but is not canonical is
         // refused as such, so the sender learns what to change.
         let recipient = RecipientId::parse_canonical(&self.header.recipient).map_err(|_| {
@@ -424,10 +454,18 @@ impl SecureDelivery {
         for (index, message) in self.messages.iter().enumerate() {
             message_bounds(index, message)?;
         }
-        let canonical = self.canonical_bytes();
-        if canonical.len() > limits.max_delivery_bytes {
+        Ok((recipient, sender))
+    }
+
+    /// The size, then the costly checks, the content parse last.
+    fn check_size_and_content(
+        &self,
+        limits: &DeliveryLimits,
+        canonical_len: usize,
+    ) -> Result<(), DeliveryError> {
+        if canonical_len > limits.max_delivery_bytes {
             return Err(DeliveryError::TooLarge {
-                size: canonical.len(),
+                size: canonical_len,
                 limit: limits.max_delivery_bytes,
             });
         }
@@ -439,12 +477,7 @@ impl SecureDelivery {
         for content in contents {
             content.check()?;
         }
-        Ok(ValidatedDelivery {
-            delivery: self,
-            recipient,
-            sender,
-            canonical,
-        })
+        Ok(())
     }
 }
 

@@ -12,7 +12,8 @@ use kuvert_crypto::digest::sha256_hex;
 use kuvert_crypto::sealing::{Opener, SealingPrivateKey};
 use kuvert_crypto::signing::{PublicKey, Signature, SigningKey, verify_many};
 use kuvert_domain::clock::{Clock, format_instant, parse_instant};
-use kuvert_domain::delivery::SIGNED_DELIVERY_DOMAIN;
+use kuvert_domain::content::sanitize_html;
+use kuvert_domain::delivery::{BodyContentType, DeliveryLimits, SIGNED_DELIVERY_DOMAIN};
 use kuvert_domain::ids::{MailboxMessageId, OperatorId};
 use kuvert_store::mailbox::{NewMailboxDelivery, NewMailboxMessage};
 use kuvert_store::revocations::LearnedRevocation;
@@ -38,6 +39,10 @@ pub enum MailboxError {
 /// bytes will be refused again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refusal {
+    /// The signed delivery breaks this operator's own limits or content
+    /// rules (the relay's check is not this operator's trust anchor); the
+    /// code is the rule's, as the intake would have named it.
+    InvalidContent(&'static str),
     WrongOperator,
     UnknownRelay,
     BadSeal,
@@ -54,6 +59,7 @@ enum Refusal {
 impl Refusal {
     fn code(self) -> &'static str {
         match self {
+            Self::InvalidContent(code) => code,
             Self::WrongOperator => "wrong_operator",
             Self::UnknownRelay => "unknown_relay",
             Self::BadSeal => "bad_seal",
@@ -69,6 +75,9 @@ impl Refusal {
     }
     fn message(self) -> &'static str {
         match self {
+            Self::InvalidContent(_) => {
+                "the signed delivery breaks this operator's limits or content rules (see the code)"
+            }
             Self::WrongOperator => "the delivery is sealed for another operator",
             Self::UnknownRelay => "the seal is by a relay this operator does not trust",
             Self::BadSeal => "the relay's seal signature does not verify",
@@ -107,6 +116,9 @@ pub struct Mailbox {
     /// SHA-256 of each relay's credential (`kvm_…`): the delivery endpoint
     /// reads no body from a caller without one.
     pub relay_credentials: Vec<[u8; 32]>,
+    /// The limits and content rules this operator holds deliveries to,
+    /// checked here again (a relay's word is not this operator's anchor).
+    pub limits: DeliveryLimits,
 }
 
 struct Opened {
@@ -117,6 +129,8 @@ struct Opened {
     /// SHA-256 (hex) of the canonical bytes the sender signed, computed
     /// here from the opened delivery: what the receipt is bound to.
     delivery_digest: String,
+    /// The length of those canonical bytes, for this operator's size limit.
+    canonical_len: usize,
 }
 
 impl Mailbox {
@@ -248,6 +262,31 @@ impl Mailbox {
                     Some(self.refused(content.sealed.delivery_id, Refusal::BadSenderSignature));
             }
         }
+        // This operator's own limits and content rules, after the
+        // signatures (nothing unauthenticated is analysed), on every core.
+        let today = now.date();
+        let content_checks: Vec<Result<(), Refusal>> = genuine
+            .par_iter()
+            .with_min_len(32)
+            .map(|(_, content)| {
+                content
+                    .content
+                    .signed
+                    .delivery
+                    .check_content(&self.limits, today, content.canonical_len)
+                    .map_err(|e| Refusal::InvalidContent(e.code()))
+            })
+            .collect();
+        let mut genuine_valid = Vec::with_capacity(genuine.len());
+        for ((index, content), check) in genuine.into_iter().zip(content_checks) {
+            match check {
+                Ok(()) => genuine_valid.push((index, content)),
+                Err(refusal) => {
+                    results[index] = Some(self.refused(content.sealed.delivery_id, refusal));
+                }
+            }
+        }
+        let genuine = genuine_valid;
         // Encryption at rest and the signed receipts, on every core.
         let to_store = genuine
             .par_iter()
@@ -367,6 +406,7 @@ impl Mailbox {
             .map_err(|_| fail(Refusal::BadSenderSignature))?;
         let canonical = content.signed.delivery.canonical_bytes();
         let delivery_digest = sha256_hex(&canonical);
+        let canonical_len = canonical.len();
         if delivery_digest != sealed.delivery_digest {
             return Err(fail(Refusal::DigestMismatch));
         }
@@ -382,6 +422,7 @@ impl Mailbox {
                 content,
                 sender_name,
                 delivery_digest,
+                canonical_len,
             },
             pending,
         ))
@@ -419,11 +460,17 @@ impl Mailbox {
                 delivered_at: delivered_at.clone(),
                 received_at: opened.sealed.received_at.clone(),
             };
+            // Sanitised once, here, not on every read.
+            let mut message = message.clone();
+            if message.body.content_type == BodyContentType::TextHtml {
+                message.body.body = sanitize_html(&message.body.body);
+            }
             let content = StoredContent {
                 sender_name: sender_name.clone(),
-                message: message.clone(),
+                message,
                 reference: delivery.header.reference.clone(),
                 received_at: opened.sealed.received_at.clone(),
+                body_sanitised: true,
             };
             let row = encrypt_row(&self.kek, &binding, &summary, &content)?;
             messages.push(NewMailboxMessage {

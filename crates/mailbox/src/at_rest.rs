@@ -118,6 +118,10 @@ pub struct StoredContent {
     pub message: SecureMessage,
     pub reference: Option<String>,
     pub received_at: String,
+    /// Whether an HTML body was sanitised when it was accepted (rows stored
+    /// before that are sanitised when read).
+    #[serde(default)]
+    pub body_sanitised: bool,
 }
 
 /// The three blobs of a row.
@@ -362,6 +366,7 @@ mod tests {
             message,
             reference: None,
             received_at: delivered_at.clone(),
+            body_sanitised: true,
         };
         let row = encrypt_row(kek, &binding, &summary, &content).unwrap();
         StoredMessage {

@@ -60,7 +60,8 @@ pub struct MessageView {
     pub read_at: Option<String>,
     pub archived: bool,
     pub content_type: BodyContentType,
-    /// For `text/html`, sanitised again on the way out (defence in depth).
+    /// For `text/html`, as sanitised when the mailbox accepted it (the
+    /// intake also refuses HTML the sanitiser would change).
     pub body: String,
     pub support_info: SupportInfo,
     pub official_matter: Option<OfficialMatter>,
@@ -135,8 +136,10 @@ impl Mailbox {
             .await?;
         let message = content.message;
         let body = match message.body.content_type {
-            BodyContentType::TextHtml => sanitize_html(&message.body.body),
-            BodyContentType::TextPlain => message.body.body,
+            BodyContentType::TextHtml if !content.body_sanitised => {
+                sanitize_html(&message.body.body)
+            }
+            _ => message.body.body,
         };
         let attachments = message
             .attachments

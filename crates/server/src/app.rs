@@ -313,6 +313,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             trusted_registers: trusted_registers(&keys),
             revoked_keys: Default::default(),
             relay_credentials: vec![hash_secret(&keys.relay_mailbox_credential)],
+            limits: settings.limits.clone(),
         })),
         None => None,
     };

@@ -170,6 +170,7 @@ fn make_rows(
                 message,
                 reference: Some(format!("bench-{i}")),
                 received_at: at.clone(),
+                body_sanitised: true,
             };
             let row = encrypt_row(kek, &binding, &summary, &content)?;
             Ok(Row {

@@ -460,3 +460,41 @@ async fn an_operator_change_at_start_up_is_audited() {
     app.send_delivered(&tenant.token, &app.kommun_signed(&anna, "Efter flytten"))
         .await;
 }
+
+/// The mailbox holds deliveries to its own limits and content rules: a
+/// relay that lets through (or makes up) a delivery over a limit, or with
+/// HTML the display would change, cannot get it stored, even when the
+/// sender genuinely signed it.
+#[tokio::test]
+async fn the_mailbox_checks_limits_and_html_itself_whatever_the_relay_let_through() {
+    use kuvert_domain::delivery::{BodyContentType, MAX_SHORT_TEXT_CHARS};
+    let app = TestApp::spawn().await;
+    let relay = CompromisedRelay::of(&app);
+    let anna = app.recipient("registered").id.clone();
+    let template: SealedDelivery =
+        serde_json::from_slice(&app.queued_sealed_delivery(&anna, "Mall").await).unwrap();
+    let (_, sender) = app.kommun();
+    let certificate = app.certificate(sender).await;
+
+    let mut long_name = app.delivery(sender, &anna, "Långt namn");
+    long_name.header.sender.name = "x".repeat(MAX_SHORT_TEXT_CHARS + 1);
+    let mut unsafe_html = app.delivery(sender, &anna, "Klicka");
+    unsafe_html.messages[0].body.content_type = BodyContentType::TextHtml;
+    unsafe_html.messages[0].body.body = r#"<p onclick="steal()">Hej</p>"#.to_owned();
+    for (delivery, code) in [(long_name, "field_too_long"), (unsafe_html, "unsafe_html")] {
+        let content = SealedContent {
+            signed: app.sign(sender, delivery),
+            sender_certificate: certificate.clone(),
+        };
+        let result = deliver_one(&app, relay.seal(&template, &content)).await;
+        assert_eq!(result["outcome"], "rejected", "{result}");
+        assert_eq!(result["rejection"]["code"], code, "{result}");
+    }
+    assert!(!anna_has(&app, "Långt namn").await);
+    assert!(!anna_has(&app, "Klicka").await);
+    // The genuine letter of the template is still delivered as usual.
+    eventually("the template letter", PATIENCE, || async {
+        anna_has(&app, "Mall").await.then_some(())
+    })
+    .await;
+}
