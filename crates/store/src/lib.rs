@@ -398,6 +398,15 @@ async fn migrate(pool: &SqlitePool, schema: Schema) -> Result<()> {
 }
 
 /// Reads a column that holds an instant.
+/// A UTC day as the half-open range of stored instants `[from, until)`:
+/// instants are stored as fixed-width RFC 3339 text, so text order is time
+/// order and an index on the column serves the range.
+pub(crate) fn day_range(day: time::Date) -> (String, String) {
+    let from = day.midnight().assume_utc();
+    let until = from + time::Duration::days(1);
+    (format_instant(from), format_instant(until))
+}
+
 pub(crate) fn instant(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<time::OffsetDateTime> {
     let text: String = row.try_get(column)?;
     parse_instant(&text).map_err(|_| StoreError::Corrupt(format!("bad instant in {column}")))

@@ -350,6 +350,11 @@ async fn still_authorised(
     }
 }
 
+/// A tenant's deliveries of one day by status: a range on
+/// `(tenant_id, received_at)`, which the index serves.
+pub(crate) const DAILY_COUNTS_SQL: &str = "SELECT status, COUNT(*) AS n FROM deliveries
+     WHERE tenant_id = ? AND received_at >= ? AND received_at < ? GROUP BY status";
+
 impl Db {
     /// Stores a set of accepted deliveries in ONE transaction: delivery rows,
     /// queue or paper rows, status events, audit entries and (for a bulk
@@ -943,18 +948,24 @@ impl Db {
     }
 
     /// Current statuses of a tenant's deliveries received on `day` (UTC).
+    ///
+    /// (The SQL is [`DAILY_COUNTS_SQL`].)
     pub async fn daily_counts(&self, tenant: &TenantId, day: time::Date) -> Result<StatusCounts> {
         let mut counts = StatusCounts::default();
-        let prefix = format!("{}%", &format_instant(day.midnight().assume_utc())[..10]);
-        for row in sqlx::query(
-            "SELECT status, COUNT(*) AS n FROM deliveries WHERE tenant_id = ? AND received_at LIKE ? GROUP BY status",
-        )
-        .bind(tenant.as_str())
-        .bind(prefix)
-        .fetch_all(self.reader())
-        .await?
+        let (from, until) = crate::day_range(day);
+        // A range on (tenant_id, received_at), which the index serves; a
+        // LIKE on the text instant scanned every row of the tenant.
+        for row in sqlx::query(DAILY_COUNTS_SQL)
+            .bind(tenant.as_str())
+            .bind(from)
+            .bind(until)
+            .fetch_all(self.reader())
+            .await?
         {
-            counts.add(DeliveryStatus::parse(&row.try_get::<String, _>("status")?)?, row.try_get("n")?);
+            counts.add(
+                DeliveryStatus::parse(&row.try_get::<String, _>("status")?)?,
+                row.try_get("n")?,
+            );
         }
         Ok(counts)
     }
@@ -1015,6 +1026,55 @@ mod tests {
         list.split(',')
             .map(|name| name.trim().trim_matches('\'').to_owned())
             .collect()
+    }
+
+    /// Statistics read a day as a range the index serves (a `LIKE` on the
+    /// text instant could not use it and scanned every row of the tenant).
+    #[tokio::test]
+    async fn statistics_queries_are_served_by_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("kuvert.db"), Schema::Core)
+            .await
+            .unwrap();
+        for (sql, index, range) in [
+            (
+                super::DAILY_COUNTS_SQL,
+                "deliveries_tenant_received",
+                "received_at>? AND received_at<?",
+            ),
+            (
+                crate::tenants::COUNT_ACTIONS_SQL,
+                "audit_log_tenant_action",
+                "at>? AND at<?",
+            ),
+        ] {
+            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .bind("t")
+                .bind("a")
+                .bind("b")
+                .bind("c")
+                .fetch_all(db.reader())
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.try_get::<String, _>("detail").unwrap())
+                .collect();
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains(index) && step.contains(range)),
+                "{sql}: {plan:?}"
+            );
+        }
+        db.close().await;
+    }
+
+    #[test]
+    fn a_day_is_the_half_open_range_from_its_midnight_to_the_next() {
+        let (from, until) = crate::day_range(time::macros::date!(2026 - 12 - 31));
+        assert_eq!(from, "2026-12-31T00:00:00.000000Z");
+        assert_eq!(until, "2027-01-01T00:00:00.000000Z");
+        let last = crate::format_instant(time::macros::datetime!(2026-12-31 23:59:59.999999 UTC));
+        assert!(from.as_str() <= last.as_str() && last.as_str() < until.as_str());
     }
 
     /// The one copy of the status model the code cannot generate: the
