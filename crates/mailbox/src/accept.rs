@@ -33,6 +33,9 @@ pub enum MailboxError {
     /// A stored row does not decrypt with its own fields (decision 0012).
     #[error(transparent)]
     AtRest(#[from] AtRestError),
+    /// A relay's request holds more deliveries than one request may.
+    #[error("a request holds at most {max} deliveries")]
+    TooManyDeliveries { max: usize },
 }
 
 /// Why one sealed delivery was refused. Every one is permanent: the same
@@ -96,6 +99,10 @@ impl Refusal {
         }
     }
 }
+
+/// The most deliveries a relay may hand over in one request (the relay's
+/// worker sends at most 500 per pass); the body is at most 40 MiB.
+pub const MAX_DELIVERIES_PER_REQUEST: usize = 1000;
 
 /// The mailbox operator's keys and store.
 pub struct Mailbox {
@@ -206,6 +213,11 @@ impl Mailbox {
         &self,
         batch: Vec<SealedDelivery>,
     ) -> Result<Vec<DeliveryResult>, MailboxError> {
+        if batch.len() > MAX_DELIVERIES_PER_REQUEST {
+            return Err(MailboxError::TooManyDeliveries {
+                max: MAX_DELIVERIES_PER_REQUEST,
+            });
+        }
         let now = self.clock.now();
         let mut results: Vec<Option<DeliveryResult>> = Vec::with_capacity(batch.len());
         // The seal is the relay's credential: checked before anything is

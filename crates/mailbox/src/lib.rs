@@ -15,4 +15,4 @@ pub mod evidence;
 pub mod protocol;
 pub mod reading;
 
-pub use accept::{Mailbox, MailboxError};
+pub use accept::{MAX_DELIVERIES_PER_REQUEST, Mailbox, MailboxError};

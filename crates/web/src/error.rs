@@ -228,6 +228,11 @@ impl From<MailboxError> for ApiError {
                      and is not shown; the error is logged for the mailbox operator"
                 ),
             ),
+            MailboxError::TooManyDeliveries { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "too_many_deliveries",
+                e.to_string(),
+            ),
             MailboxError::AtRest(kuvert_mailbox::at_rest::AtRestError::Encrypt) => {
                 tracing::error!("encryption at rest failed");
                 Self::internal()

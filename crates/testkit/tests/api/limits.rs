@@ -233,3 +233,23 @@ async fn a_batch_of_more_items_than_allowed_is_refused_while_it_is_read() {
     assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "bad_batch_size");
     assert_eq!(deliveries(&app).await, 0);
 }
+
+#[tokio::test]
+async fn a_relay_request_of_more_deliveries_than_allowed_is_refused_whole() {
+    use kuvert_mailbox::MAX_DELIVERIES_PER_REQUEST;
+    let app = TestApp::spawn().await;
+    let anna = app.recipient("registered").id.clone();
+    let sealed: kuvert_mailbox::protocol::SealedDelivery =
+        serde_json::from_slice(&app.queued_sealed_delivery(&anna, "Många").await).unwrap();
+    app.drain().await;
+    let before = app.mailbox_delivery_count().await;
+    let answer = app
+        .deliver_sealed(vec![sealed; MAX_DELIVERIES_PER_REQUEST + 1])
+        .await;
+    assert_problem(
+        &answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "too_many_deliveries",
+    );
+    assert_eq!(app.mailbox_delivery_count().await, before);
+}
