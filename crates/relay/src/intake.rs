@@ -544,10 +544,7 @@ impl Relay {
         // A sender of another tenant, one removed from this tenant and one
         // outside the credential's scope all get the same answer as one
         // that does not exist.
-        if !lookups
-            .sender_allowed(&self.db, caller, sender)
-            .await?
-        {
+        if !lookups.sender_allowed(&self.db, caller, sender).await? {
             return Err(IntakeError::SenderNotAllowed(sender.to_owned()));
         }
         let key_id = &submission.signed.signature.key_id;

@@ -276,7 +276,11 @@ impl Tenancy {
         let at = format_instant(now);
         let mut statements = Vec::new();
         let mut stored = Vec::new();
-        for key_id in self.db.unrevoked_sender_keys(tenant, sender.as_str()).await? {
+        for key_id in self
+            .db
+            .unrevoked_sender_keys(tenant, sender.as_str())
+            .await?
+        {
             let revocation =
                 SenderKeyRevocation::issue(&self.register_key, sender.as_str(), &key_id, &at);
             let json = serde_json::to_string(&revocation)

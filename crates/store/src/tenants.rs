@@ -482,7 +482,11 @@ impl Db {
     /// (`sender.removed`, one `key.revoked` per key) are appended. `NotFound`
     /// when the sender is not an active sender of the tenant; `Conflict`
     /// when a key was added meanwhile (nothing changed: ask again).
-    pub async fn remove_sender(&self, removal: &SenderRemoval<'_>, now: OffsetDateTime) -> Result<()> {
+    pub async fn remove_sender(
+        &self,
+        removal: &SenderRemoval<'_>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         let at = format_instant(now);
         let tenant = removal.tenant;
         let mut tx = self.writer().begin().await?;
@@ -522,7 +526,11 @@ impl Db {
             tx.rollback().await?;
             return Err(StoreError::Conflict);
         }
-        let key_ids: Vec<&str> = removal.revocations.iter().map(|(k, _)| k.as_str()).collect();
+        let key_ids: Vec<&str> = removal
+            .revocations
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
         let detail = serde_json::json!({ "revoked_keys": key_ids }).to_string();
         let mut chain = AuditChain::head(&mut tx).await?;
         chain.push(
@@ -681,4 +689,104 @@ fn tenant_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Tenant> {
         status: TenantStatus::parse(&row.try_get::<String, _>("status")?)?,
         created_at: instant(row, "created_at")?,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::{NewSenderKey, SenderRemoval, Viewer};
+    use crate::audit::AuditEntry;
+    use crate::{Db, Schema, StoreError};
+    use kuvert_domain::ids::TenantId;
+    use time::OffsetDateTime;
+
+    fn entry(tenant: &TenantId) -> AuditEntry<'_> {
+        AuditEntry {
+            tenant: Some(tenant),
+            actor: "test",
+            action: "test",
+            subject: "test",
+            detail: "{}",
+        }
+    }
+
+    /// A removal that does not name every unrevoked key (one was added
+    /// after the keys were read) changes nothing, and a named sender must be
+    /// the tenant's own and not removed.
+    #[tokio::test]
+    async fn a_removal_is_whole_and_a_scope_names_only_active_senders() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("kuvert.db"), Schema::Core)
+            .await
+            .unwrap();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let tenant = TenantId::parse("formedlare").unwrap();
+        let other = TenantId::parse("annan").unwrap();
+        for t in [&tenant, &other] {
+            db.create_tenant(t, "T", now, &entry(t)).await.unwrap();
+        }
+        db.create_sender(&tenant, "162021000001", "A", now, &entry(&tenant))
+            .await
+            .unwrap();
+        db.create_sender(&other, "162021000002", "B", now, &entry(&other))
+            .await
+            .unwrap();
+        let key = NewSenderKey {
+            tenant: &tenant,
+            sender_id: "162021000001",
+            key_id: "ed25519:k1",
+            public_key: "pk",
+            certificate: "{}",
+        };
+        db.add_sender_key(&key, now, &entry(&tenant)).await.unwrap();
+        let removal = SenderRemoval {
+            tenant: &tenant,
+            sender_id: "162021000001",
+            revocations: &[],
+            actor: "test",
+        };
+        let before = db.audit_entries(None, 0, 1000).await.unwrap().len();
+        assert!(matches!(
+            db.remove_sender(&removal, now).await,
+            Err(StoreError::Conflict)
+        ));
+        assert!(db.sender(&tenant, "162021000001").await.unwrap().is_some());
+        assert_eq!(db.audit_entries(None, 0, 1000).await.unwrap().len(), before);
+
+        // Another tenant's sender cannot be named; nothing is stored.
+        let named = ["162021000002".to_owned()];
+        let refused = db
+            .create_credential(&tenant, "c1", "x", b"h", Some(&named), now, &entry(&tenant))
+            .await;
+        assert!(matches!(refused, Err(StoreError::NotFound)), "{refused:?}");
+        assert!(db.credential("c1").await.unwrap().is_none());
+
+        let named = ["162021000001".to_owned()];
+        db.create_credential(&tenant, "c2", "x", b"h", Some(&named), now, &entry(&tenant))
+            .await
+            .unwrap();
+        let viewer = Viewer {
+            tenant: &tenant,
+            credential: "c2",
+        };
+        assert!(db.may_act_for(&viewer, "162021000001").await.unwrap());
+        assert!(!db.may_act_for(&viewer, "162021000002").await.unwrap());
+        // The credential of one tenant never sees another's senders, even
+        // when asked with the other tenant's id.
+        let crossed = Viewer {
+            tenant: &other,
+            credential: "c2",
+        };
+        assert!(!db.may_act_for(&crossed, "162021000002").await.unwrap());
+
+        let removal = SenderRemoval {
+            revocations: &[("ed25519:k1".to_owned(), "{}".to_owned())],
+            ..removal
+        };
+        db.remove_sender(&removal, now).await.unwrap();
+        assert!(!db.may_act_for(&viewer, "162021000001").await.unwrap());
+        assert!(db.sender(&tenant, "162021000001").await.unwrap().is_none());
+        assert!(db.sender_key("ed25519:k1").await.unwrap().unwrap().revoked);
+        db.close().await;
+    }
 }

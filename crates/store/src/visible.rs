@@ -13,7 +13,9 @@ use sqlx::Row;
 /// `[day 00:00, next day 00:00)` as text bounds for the stored RFC 3339
 /// instants: a range an index on the instant serves (a `LIKE` does not).
 fn day_bounds(day: time::Date) -> (String, String) {
-    let next = day.next_day().map_or_else(|| "9999-12-32".to_owned(), |d| d.to_string());
+    let next = day
+        .next_day()
+        .map_or_else(|| "9999-12-32".to_owned(), |d| d.to_string());
     (day.to_string(), next)
 }
 

@@ -314,6 +314,7 @@ static TABLE: &[Row] = &[
         201,
         &[],
     ),
+    row("GET", "/admin/v1/tenants/{id}/credentials", Admin, 200, &[]),
     row("POST", "/admin/v1/tenants/{id}/senders", Admin, 201, &[]),
     row(
         "POST",
@@ -332,6 +333,14 @@ static TABLE: &[Row] = &[
     row(
         "DELETE",
         "/admin/v1/tenants/{id}/keys/{key}",
+        Admin,
+        204,
+        &[(OtherTenant, Hidden)],
+    ),
+    // After the key rows: its control removes the spare tenant's sender.
+    row(
+        "DELETE",
+        "/admin/v1/tenants/{id}/senders/{sender}",
         Admin,
         204,
         &[(OtherTenant, Hidden)],
@@ -695,12 +704,17 @@ impl Fixture {
             ),
         };
         let (kommun, _) = self.app.kommun();
+        let sender = match (row.path.starts_with("/admin/"), missing, other_tenant) {
+            (true, true, _) => kuvert::demo::organisation_number("209900998"),
+            (true, false, false) => self.spare_sender.clone(),
+            _ => kommun.senders[0].id.clone(),
+        };
         row.path
             .replace("{id}", &id)
             .replace("{index}", "0")
             .replace("{credential}", &credential)
             .replace("{key}", &key)
-            .replace("{sender}", &kommun.senders[0].id)
+            .replace("{sender}", &sender)
     }
 
     /// The token `who` presents at `row`. A recipient's token is for the
