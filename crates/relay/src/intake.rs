@@ -19,7 +19,7 @@ use kuvert_register::{Register, RegisterError, Route as RegisterRoute};
 use kuvert_store::relay::{
     Authority, DeliveryStatus, Intake, NewBatch, NewDelivery, Route, Withdrawn,
 };
-use kuvert_store::tenants::SenderKeyRecord;
+use kuvert_store::tenants::{SenderKeyRecord, Viewer};
 use kuvert_store::{Db, StoreError};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -187,16 +187,22 @@ struct Lookups {
 }
 
 impl Lookups {
+    /// Whether the caller's credential may act for `sender`: a sender of
+    /// its tenant, not removed, within the credential's scope (one query).
     async fn sender_allowed(
         &mut self,
         db: &Db,
-        tenant: &TenantId,
+        caller: &Caller,
         sender: &str,
     ) -> Result<bool, StoreError> {
         if let Some(allowed) = self.senders.get(sender) {
             return Ok(*allowed);
         }
-        let allowed = db.sender(tenant, sender).await?.is_some();
+        let viewer = Viewer {
+            tenant: &caller.tenant,
+            credential: &caller.credential,
+        };
+        let allowed = db.may_act_for(&viewer, sender).await?;
         self.senders.insert(sender.to_owned(), allowed);
         Ok(allowed)
     }
@@ -643,12 +649,10 @@ impl Relay {
         lookups: &mut Lookups,
     ) -> Result<Authorized, IntakeError> {
         let sender = valid.sender.as_str();
-        // A sender of another tenant gets the same answer as one that does
-        // not exist.
-        if !lookups
-            .sender_allowed(&self.db, &caller.tenant, sender)
-            .await?
-        {
+        // A sender of another tenant, one removed from this tenant and one
+        // outside the credential's scope all get the same answer as one
+        // that does not exist.
+        if !lookups.sender_allowed(&self.db, caller, sender).await? {
             return Err(IntakeError::SenderNotAllowed(sender.to_owned()));
         }
         let key_id = &submission.signed.signature.key_id;

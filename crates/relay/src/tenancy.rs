@@ -9,7 +9,7 @@ use kuvert_domain::identity::OrganisationNumber;
 use kuvert_domain::ids::TenantId;
 use kuvert_mailbox::certificate::{SenderKeyCertificate, SenderKeyRevocation};
 use kuvert_store::audit::AuditEntry;
-use kuvert_store::tenants::{NewSenderKey, TenantStatus};
+use kuvert_store::tenants::{MAX_CREDENTIAL_SENDERS, NewSenderKey, SenderRemoval, TenantStatus};
 use kuvert_store::{Db, StoreError};
 use std::sync::Arc;
 
@@ -23,6 +23,18 @@ pub enum TenancyError {
     UnknownSender,
     #[error("not a valid Ed25519 public key (base64 of 32 bytes)")]
     BadPublicKey,
+    #[error(
+        "a credential scoped to senders names 1 to {MAX_CREDENTIAL_SENDERS} of them; omit `senders` for every sender of the tenant"
+    )]
+    BadSenderScope,
+    #[error(
+        "this sender was removed from a tenant; only the platform operator brings it back, explicitly (reinstate)"
+    )]
+    SenderRemoved,
+    #[error("the sender belongs to a tenant already")]
+    SenderTaken,
+    #[error("the sender was changed meanwhile (a key was added); try again")]
+    SenderChanged,
 }
 
 /// A new credential; the token is shown once and never stored.
@@ -120,28 +132,64 @@ impl Tenancy {
             })
     }
 
+    /// A credential for every sender of the tenant.
     pub async fn create_credential(
         &self,
         actor: &str,
         tenant: &TenantId,
         label: &str,
     ) -> Result<NewCredential, TenancyError> {
+        self.create_scoped_credential(actor, tenant, label, None)
+            .await
+    }
+
+    /// A credential that may act only for `senders` (each a sender of the
+    /// tenant, not removed), or for all of them with `None`.
+    pub async fn create_scoped_credential(
+        &self,
+        actor: &str,
+        tenant: &TenantId,
+        label: &str,
+        senders: Option<&[OrganisationNumber]>,
+    ) -> Result<NewCredential, TenancyError> {
         self.existing(tenant).await?;
+        let senders: Option<Vec<String>> = match senders {
+            Some(list) if list.is_empty() || list.len() > MAX_CREDENTIAL_SENDERS => {
+                return Err(TenancyError::BadSenderScope);
+            }
+            Some(list) => {
+                let mut ids: Vec<String> = list.iter().map(|s| s.as_str().to_owned()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                Some(ids)
+            }
+            None => None,
+        };
         let id = random_token(9);
         // Ids are base64url; '.' separates id from secret, so it cannot occur in either.
         let id = id.replace(['-', '_'], "x");
         let secret = random_token(32);
-        let audit = entry(tenant, actor, "credential.created", &id);
+        let detail = serde_json::json!({ "senders": senders }).to_string();
+        let audit = AuditEntry {
+            detail: &detail,
+            ..entry(tenant, actor, "credential.created", &id)
+        };
         self.db
             .create_credential(
                 tenant,
                 &id,
                 label,
                 &hash_secret(&secret),
+                senders.as_deref(),
                 self.clock.now(),
                 &audit,
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // The tenant exists: a named sender is not one of its own.
+                StoreError::NotFound => TenancyError::UnknownSender,
+                e => e.into(),
+            })?;
         Ok(NewCredential {
             token: format!("kvt_{id}.{secret}"),
             id,
@@ -161,19 +209,100 @@ impl Tenancy {
         Ok(())
     }
 
+    /// Adds a sender the tenant may send for. A sender id that was removed
+    /// from a tenant (this one or another) is refused with `SenderRemoved`
+    /// unless `reinstate` says the platform operator means to bring it back
+    /// (its old history stays with, and hidden from, the tenant that had
+    /// it, unless that is this one).
     pub async fn add_sender(
         &self,
         actor: &str,
         tenant: &TenantId,
         sender: &OrganisationNumber,
         name: &str,
+        reinstate: bool,
     ) -> Result<(), TenancyError> {
         self.existing(tenant).await?;
-        let audit = entry(tenant, actor, "sender.added", sender.as_str());
+        let now = self.clock.now();
+        match self.db.sender_placement(sender.as_str()).await? {
+            Some(placed) if placed.removed_at.is_some() => {
+                if !reinstate {
+                    return Err(TenancyError::SenderRemoved);
+                }
+                let detail =
+                    serde_json::json!({ "reinstated": true, "same_tenant": placed.tenant_id == *tenant })
+                        .to_string();
+                let audit = AuditEntry {
+                    detail: &detail,
+                    ..entry(tenant, actor, "sender.added", sender.as_str())
+                };
+                self.db
+                    .reinstate_sender(tenant, sender.as_str(), name, now, &audit)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::NotFound => TenancyError::SenderChanged,
+                        e => e.into(),
+                    })
+            }
+            Some(_) => Err(TenancyError::SenderTaken),
+            None => {
+                let audit = entry(tenant, actor, "sender.added", sender.as_str());
+                self.db
+                    .create_sender(tenant, sender.as_str(), name, now, &audit)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Conflict => TenancyError::SenderTaken,
+                        e => e.into(),
+                    })
+            }
+        }
+    }
+
+    /// Removes a sender from the tenant: each of its keys is revoked with
+    /// the register's signed revocation (returned, for the mailboxes), new
+    /// sends as it are refused, and its history is hidden from the tenant's
+    /// reads; its rows are kept. Its deliveries still queued are signed by
+    /// a key now revoked: the delivery worker ends them (decision 0016).
+    pub async fn remove_sender(
+        &self,
+        actor: &str,
+        tenant: &TenantId,
+        sender: &OrganisationNumber,
+    ) -> Result<Vec<SenderKeyRevocation>, TenancyError> {
+        if self.db.sender(tenant, sender.as_str()).await?.is_none() {
+            return Err(TenancyError::UnknownSender);
+        }
+        let now = self.clock.now();
+        let at = format_instant(now);
+        let mut statements = Vec::new();
+        let mut stored = Vec::new();
+        for key_id in self
+            .db
+            .unrevoked_sender_keys(tenant, sender.as_str())
+            .await?
+        {
+            let revocation =
+                SenderKeyRevocation::issue(&self.register_key, sender.as_str(), &key_id, &at);
+            let json = serde_json::to_string(&revocation)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            stored.push((key_id, json));
+            statements.push(revocation);
+        }
+        let removal = SenderRemoval {
+            tenant,
+            sender_id: sender.as_str(),
+            revocations: &stored,
+            actor,
+        };
         self.db
-            .create_sender(tenant, sender.as_str(), name, self.clock.now(), &audit)
-            .await?;
-        Ok(())
+            .remove_sender(&removal, now)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => TenancyError::UnknownSender,
+                StoreError::Conflict => TenancyError::SenderChanged,
+                e => e.into(),
+            })?;
+        Ok(statements)
     }
 
     /// Registers a sender's signing key; returns its key id.

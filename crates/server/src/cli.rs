@@ -8,7 +8,7 @@ use crate::client;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use kuvert_crypto::signing::PublicKey;
-use kuvert_domain::clock::{Clock, SystemClock};
+use kuvert_domain::clock::{Clock, SystemClock, format_instant};
 use kuvert_domain::delivery::SecureDelivery;
 use kuvert_domain::identity::{OrganisationNumber, RecipientId};
 use kuvert_domain::ids::TenantId;
@@ -401,6 +401,17 @@ enum SenderCommand {
         id: String,
         /// The sender's registered name.
         name: String,
+        /// Bring back a sender that was removed from a tenant (this or another).
+        #[arg(long)]
+        reinstate: bool,
+    },
+    /// Remove a sender: its keys are revoked, sends as it refused, and its
+    /// history hidden from the tenant (kept, not deleted).
+    Remove {
+        /// The tenant id.
+        tenant: String,
+        /// The sender's organisation number.
+        id: String,
     },
 }
 
@@ -413,6 +424,9 @@ enum CredentialCommand {
         /// What the credential is for.
         #[arg(long, default_value = "api")]
         label: String,
+        /// Scope it to this sender (repeat for several); default: every sender.
+        #[arg(long = "sender")]
+        senders: Vec<String>,
     },
     /// Revoke a credential: the next request with it is refused.
     Revoke {
@@ -1075,7 +1089,11 @@ async fn tenant(command: TenantCommand, data_dir: &Path) -> anyhow::Result<()> {
             let t = db.tenant(&tid(&id)?).await?.context("no such tenant")?;
             println!("{} ({}) — {}", t.id, t.status.as_str(), t.name);
             for s in db.senders(&t.id).await? {
-                println!("  sender {} {}", s.id, s.name);
+                let removed = s
+                    .removed_at
+                    .map(|at| format!(" (removed {})", format_instant(at)))
+                    .unwrap_or_default();
+                println!("  sender {} {}{removed}", s.id, s.name);
             }
             for c in db.credentials(&t.id).await? {
                 let state = if c.revoked_at.is_some() {
@@ -1083,7 +1101,10 @@ async fn tenant(command: TenantCommand, data_dir: &Path) -> anyhow::Result<()> {
                 } else {
                     "active"
                 };
-                println!("  credential {} {} {state}", c.id, c.label);
+                let scope = c
+                    .senders
+                    .map_or_else(|| "all senders".to_owned(), |s| s.join(","));
+                println!("  credential {} {} {state} senders: {scope}", c.id, c.label);
             }
         }
         TenantCommand::Suspend { id } => tenancy.set_suspended(actor, &tid(&id)?, true).await?,
@@ -1119,7 +1140,13 @@ async fn tenant(command: TenantCommand, data_dir: &Path) -> anyhow::Result<()> {
             );
         }
         TenantCommand::Sender {
-            command: SenderCommand::Add { tenant, id, name },
+            command:
+                SenderCommand::Add {
+                    tenant,
+                    id,
+                    name,
+                    reinstate,
+                },
         } => {
             tenancy
                 .add_sender(
@@ -1127,14 +1154,36 @@ async fn tenant(command: TenantCommand, data_dir: &Path) -> anyhow::Result<()> {
                     &tid(&tenant)?,
                     &OrganisationNumber::parse(&id)?,
                     &name,
+                    reinstate,
                 )
                 .await?;
             println!("added sender");
         }
+        TenantCommand::Sender {
+            command: SenderCommand::Remove { tenant, id },
+        } => {
+            let revoked = tenancy
+                .remove_sender(actor, &tid(&tenant)?, &OrganisationNumber::parse(&id)?)
+                .await?;
+            println!("removed sender; {} key(s) revoked", revoked.len());
+        }
         TenantCommand::Credential { command } => match command {
-            CredentialCommand::Create { tenant, label } => {
+            CredentialCommand::Create {
+                tenant,
+                label,
+                senders,
+            } => {
+                let scope = senders
+                    .iter()
+                    .map(|s| OrganisationNumber::parse(s))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let created = tenancy
-                    .create_credential(actor, &tid(&tenant)?, &label)
+                    .create_scoped_credential(
+                        actor,
+                        &tid(&tenant)?,
+                        &label,
+                        (!scope.is_empty()).then_some(scope.as_slice()),
+                    )
                     .await?;
                 println!("credential {} (shown once):\n{}", created.id, created.token);
             }

@@ -172,7 +172,7 @@ pub async fn seed(
         for (sender, sender_name) in senders {
             let org = OrganisationNumber::parse(&sender)?;
             tenancy
-                .add_sender("demo", &tenant, &org, sender_name)
+                .add_sender("demo", &tenant, &org, sender_name, false)
                 .await?;
             let key = SigningKey::generate();
             let key_id = tenancy

@@ -21,6 +21,7 @@ pub mod register;
 pub mod relay;
 pub mod revocations;
 pub mod tenants;
+pub mod visible;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -161,6 +162,12 @@ const CORE_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 8,
         sql: include_str!("../migrations/sqlite/core/0008_recipient_token_revocations.sql"),
+    },
+    // 0009 and 0010 are other branches' (issue 17); the versions need not
+    // be contiguous: each is applied once, whenever it is missing.
+    Migration {
+        version: 11,
+        sql: include_str!("../migrations/sqlite/core/0011_credential_scope.sql"),
     },
 ];
 

@@ -388,7 +388,7 @@ impl Db {
         if let Some(batch) = batch {
             let submitted = i64::try_from(items.len()).unwrap_or(i64::MAX) + batch.rejected;
             let created = sqlx::query(
-                "INSERT INTO batches (id, tenant_id, created_at, submitted, rejected, fingerprint) VALUES (?, ?, ?, ?, ?, ?)
+                "INSERT INTO batches (id, tenant_id, created_at, submitted, rejected, fingerprint, credential_id) VALUES (?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (tenant_id, fingerprint) DO NOTHING RETURNING id",
             )
             .bind(batch.id.to_string())
@@ -397,6 +397,8 @@ impl Db {
             .bind(submitted)
             .bind(batch.rejected)
             .bind(&batch.fingerprint)
+            // The actor of a sender-side intake is its credential.
+            .bind(actor)
             .fetch_optional(&mut *tx)
             .await?;
             batch_used = Some(match created {
@@ -890,63 +892,6 @@ impl Db {
         Ok(())
     }
 
-    /// Status changes of one tenant after `after`, oldest first.
-    pub async fn status_events(
-        &self,
-        tenant: &TenantId,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<StatusEvent>> {
-        sqlx::query("SELECT seq, delivery_id, status, at FROM status_events WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?")
-            .bind(tenant.as_str())
-            .bind(after)
-            .bind(limit)
-            .fetch_all(self.reader())
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(StatusEvent {
-                    seq: row.try_get("seq")?,
-                    delivery_id: row.try_get("delivery_id")?,
-                    status: DeliveryStatus::parse(&row.try_get::<String, _>("status")?)?,
-                    at: row.try_get("at")?,
-                })
-            })
-            .collect()
-    }
-
-    /// A batch and how far it has come, only if it belongs to `tenant`.
-    pub async fn batch(&self, tenant: &TenantId, id: &BatchId) -> Result<Option<BatchRecord>> {
-        let Some(row) = sqlx::query(
-            "SELECT created_at, submitted, rejected FROM batches WHERE id = ? AND tenant_id = ?",
-        )
-        .bind(id.to_string())
-        .bind(tenant.as_str())
-        .fetch_optional(self.reader())
-        .await?
-        else {
-            return Ok(None);
-        };
-        let mut counts = StatusCounts::default();
-        for count in sqlx::query(
-            "SELECT status, COUNT(*) AS n FROM deliveries WHERE tenant_id = ? AND batch_id = ? GROUP BY status",
-        )
-        .bind(tenant.as_str())
-        .bind(id.to_string())
-        .fetch_all(self.reader())
-        .await?
-        {
-            counts.add(DeliveryStatus::parse(&count.try_get::<String, _>("status")?)?, count.try_get("n")?);
-        }
-        Ok(Some(BatchRecord {
-            id: *id,
-            created_at: instant(&row, "created_at")?,
-            submitted: row.try_get("submitted")?,
-            rejected: row.try_get("rejected")?,
-            counts,
-        }))
-    }
-
     /// Current statuses of a tenant's deliveries received on `day` (UTC).
     ///
     /// (The SQL is [`DAILY_COUNTS_SQL`].)
@@ -971,7 +916,7 @@ impl Db {
     }
 }
 
-fn delivery_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DeliveryRecord> {
+pub(crate) fn delivery_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DeliveryRecord> {
     let batch: Option<String> = row.try_get("batch_id")?;
     let message_ids: String = row.try_get("message_ids")?;
     Ok(DeliveryRecord {

@@ -20,7 +20,7 @@ use kuvert_crypto::digest::{constant_time_eq, hash_secret};
 use kuvert_domain::identity::RecipientId;
 use kuvert_domain::ids::TenantId;
 use kuvert_relay::Caller;
-use kuvert_store::tenants::TenantStatus;
+use kuvert_store::tenants::{TenantStatus, Viewer};
 
 pub use crate::tokens::{
     DEFAULT_TOKEN_LIFETIME_SECONDS, MAX_TOKEN_LIFETIME_SECONDS, MintedToken, REGISTER_AUDIENCE,
@@ -38,10 +38,14 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 /// A sender-side caller: a tenant, authenticated by one of its credentials.
+/// What it may send as and read is the credential's sender scope
+/// ([`SenderAuth::viewer`]), applied in each query.
 #[derive(Debug, Clone)]
 pub struct SenderAuth {
     pub tenant: TenantId,
     pub credential_id: String,
+    /// False for a credential scoped to named senders.
+    pub all_senders: bool,
 }
 
 impl SenderAuth {
@@ -49,6 +53,14 @@ impl SenderAuth {
         Caller {
             tenant: self.tenant.clone(),
             credential: self.credential_id.clone(),
+        }
+    }
+
+    /// The filter for reads of the tenant's deliveries.
+    pub fn viewer(&self) -> Viewer<'_> {
+        Viewer {
+            tenant: &self.tenant,
+            credential: &self.credential_id,
         }
     }
 }
@@ -85,6 +97,7 @@ impl FromRequestParts<AppState> for SenderAuth {
         Ok(SenderAuth {
             tenant: record.tenant_id,
             credential_id: record.id,
+            all_senders: record.all_senders,
         })
     }
 }

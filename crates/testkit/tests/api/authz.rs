@@ -70,6 +70,9 @@ enum Caller {
     SenderNotAllowed,
     /// demokommun's credential and sender, signed with demoformedlare's key.
     OtherTenantsKey,
+    /// A credential of demokommun scoped to another sender of demokommun
+    /// (one with nothing sent), on demokommun's first sender and its objects.
+    ScopedCredential,
     /// Bertil's token on Anna's message.
     OtherRecipient,
     /// A sealed delivery sealed by a relay key the mailbox does not trust.
@@ -178,6 +181,7 @@ static TABLE: &[Row] = &[
         &[
             (SenderNotAllowed, Problem(403, "sender_not_allowed")),
             (OtherTenantsKey, Problem(422, "signature_key_unknown")),
+            (ScopedCredential, Problem(403, "sender_not_allowed")),
         ],
     ),
     row(
@@ -188,6 +192,7 @@ static TABLE: &[Row] = &[
         &[
             (SenderNotAllowed, Item(202, "sender_not_allowed")),
             (OtherTenantsKey, Item(202, "signature_key_unknown")),
+            (ScopedCredential, Item(202, "sender_not_allowed")),
         ],
     ),
     row(
@@ -195,28 +200,31 @@ static TABLE: &[Row] = &[
         "/v1/deliveries/{id}",
         Sender,
         200,
-        &[(OtherTenant, Hidden)],
+        &[(OtherTenant, Hidden), (ScopedCredential, Hidden)],
     ),
     row(
         "GET",
         "/v1/batches/{id}",
         Sender,
         200,
-        &[(OtherTenant, Hidden)],
+        &[(OtherTenant, Hidden), (ScopedCredential, Hidden)],
     ),
     row(
         "GET",
         "/v1/status-feed",
         Sender,
         200,
-        &[(OtherTenant, OwnOnly)],
+        &[(OtherTenant, OwnOnly), (ScopedCredential, OwnOnly)],
     ),
     row(
         "POST",
         "/v1/reachability",
         Sender,
         200,
-        &[(SenderNotAllowed, Problem(403, "sender_not_allowed"))],
+        &[
+            (SenderNotAllowed, Problem(403, "sender_not_allowed")),
+            (ScopedCredential, Problem(403, "sender_not_allowed")),
+        ],
     ),
     row(
         "GET",
@@ -225,7 +233,16 @@ static TABLE: &[Row] = &[
         200,
         &[(OtherTenant, OwnOnly)],
     ),
-    row("GET", "/v1/audit", Sender, 200, &[(OtherTenant, OwnOnly)]),
+    row(
+        "GET",
+        "/v1/audit",
+        Sender,
+        200,
+        &[
+            (OtherTenant, OwnOnly),
+            (ScopedCredential, Problem(403, "credential_scoped")),
+        ],
+    ),
     // Mailbox operator contract.
     row("POST", "/mailbox/v1/deliveries", Relay, 200, &[]),
     // Published keys.
@@ -314,6 +331,7 @@ static TABLE: &[Row] = &[
         201,
         &[],
     ),
+    row("GET", "/admin/v1/tenants/{id}/credentials", Admin, 200, &[]),
     row("POST", "/admin/v1/tenants/{id}/senders", Admin, 201, &[]),
     row(
         "POST",
@@ -332,6 +350,14 @@ static TABLE: &[Row] = &[
     row(
         "DELETE",
         "/admin/v1/tenants/{id}/keys/{key}",
+        Admin,
+        204,
+        &[(OtherTenant, Hidden)],
+    ),
+    // After the key rows: its control removes the spare tenant's sender.
+    row(
+        "DELETE",
+        "/admin/v1/tenants/{id}/senders/{sender}",
         Admin,
         204,
         &[(OtherTenant, Hidden)],
@@ -447,6 +473,7 @@ struct Fixture {
     expired_anna_registration_token: String,
     revoked_token: String,
     suspended_token: String,
+    scoped_token: String,
     /// demokommun → Anna, delivered, with a PDF.
     delivery: String,
     batch: String,
@@ -574,6 +601,24 @@ async fn fixture() -> Fixture {
     )
     .await;
 
+    // A credential of demokommun scoped to a second sender of demokommun.
+    let second = kuvert::demo::organisation_number("202500999");
+    admin(
+        &app,
+        Method::POST,
+        "/admin/v1/tenants/demokommun/senders",
+        json!({ "id": second, "name": "Kommunens andra nämnd" }),
+    )
+    .await;
+    let created = admin(
+        &app,
+        Method::POST,
+        "/admin/v1/tenants/demokommun/credentials",
+        json!({ "label": "scoped", "senders": [second] }),
+    )
+    .await;
+    let scoped_token = created["token"].as_str().unwrap().to_owned();
+
     // A suspended tenant with a valid credential.
     let suspended_token = new_tenant(&app, SUSPENDED).await;
     admin(
@@ -615,6 +660,7 @@ async fn fixture() -> Fixture {
         expired_anna_registration_token,
         revoked_token,
         suspended_token,
+        scoped_token,
         delivery,
         batch: batch_id,
         anna_message,
@@ -695,12 +741,17 @@ impl Fixture {
             ),
         };
         let (kommun, _) = self.app.kommun();
+        let sender = match (row.path.starts_with("/admin/"), missing, other_tenant) {
+            (true, true, _) => kuvert::demo::organisation_number("209900998"),
+            (true, false, false) => self.spare_sender.clone(),
+            _ => kommun.senders[0].id.clone(),
+        };
         row.path
             .replace("{id}", &id)
             .replace("{index}", "0")
             .replace("{credential}", &credential)
             .replace("{key}", &key)
-            .replace("{sender}", &kommun.senders[0].id)
+            .replace("{sender}", &sender)
     }
 
     /// The token `who` presents at `row`. A recipient's token is for the
@@ -731,6 +782,7 @@ impl Fixture {
             Some(AdminToken) => ADMIN_TOKEN,
             Some(RevokedCredential) => &self.revoked_token,
             Some(SuspendedTenant) => &self.suspended_token,
+            Some(ScopedCredential) => &self.scoped_token,
             Some(ExpiredRecipientToken) if register => &self.expired_anna_registration_token,
             Some(ExpiredRecipientToken) => &self.expired_anna_token,
             Some(WrongAdminToken) => "kva_not-the-operators-token",

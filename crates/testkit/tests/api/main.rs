@@ -7,6 +7,7 @@ mod audit;
 mod authz;
 mod bad_input;
 mod crash;
+mod credential_scope;
 mod disk;
 mod evidence;
 mod fair_share;

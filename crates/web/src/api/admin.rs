@@ -28,13 +28,17 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/admin/v1/tenants/{id}/credentials",
-            post(create_credential),
+            get(list_credentials).post(create_credential),
         )
         .route(
             "/admin/v1/tenants/{id}/credentials/{credential}",
             delete(revoke_credential),
         )
         .route("/admin/v1/tenants/{id}/senders", post(add_sender))
+        .route(
+            "/admin/v1/tenants/{id}/senders/{sender}",
+            delete(remove_sender),
+        )
         .route("/admin/v1/tenants/{id}/keys", post(add_key))
         .route("/admin/v1/tenants/{id}/keys/{key}", delete(revoke_key))
 }
@@ -49,6 +53,20 @@ impl From<TenancyError> for ApiError {
                 "bad_public_key",
                 e.to_string(),
             ),
+            TenancyError::BadSenderScope => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_sender_scope",
+                e.to_string(),
+            ),
+            TenancyError::SenderRemoved => {
+                ApiError::new(StatusCode::CONFLICT, "sender_removed", e.to_string())
+            }
+            TenancyError::SenderTaken => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            TenancyError::SenderChanged => {
+                ApiError::new(StatusCode::CONFLICT, "sender_changed", e.to_string())
+            }
         }
     }
 }
@@ -234,6 +252,10 @@ pub async fn resume(
 #[serde(deny_unknown_fields)]
 pub struct CreateCredential {
     pub label: String,
+    /// The only senders (organisation numbers, 1 to 100) the credential may
+    /// send as and read the deliveries of; absent = every sender of the tenant.
+    #[serde(default)]
+    pub senders: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -241,12 +263,42 @@ pub struct CredentialCreated {
     pub id: String,
     /// Shown once: `Authorization: Bearer <token>`.
     pub token: String,
+    /// The senders it is scoped to (canonical, sorted); `null` = all.
+    pub senders: Option<Vec<String>>,
 }
 
-/// Create an API credential for a tenant.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CredentialView {
+    pub id: String,
+    pub label: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    /// The senders it is scoped to; `null` = every sender of the tenant.
+    pub senders: Option<Vec<String>>,
+}
+
+/// Parses organisation numbers, naming the first bad one.
+fn organisation_numbers(texts: &[String]) -> Result<Vec<OrganisationNumber>, ApiError> {
+    texts
+        .iter()
+        .map(|text| {
+            OrganisationNumber::parse(text).map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_sender_id",
+                    format!("sender {text:?}: {e}"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Create an API credential for a tenant, for all its senders or only the
+/// named ones (each must be a sender of the tenant: 422 `unknown_sender`).
 #[utoipa::path(post, path = "/admin/v1/tenants/{id}/credentials", tag = "admin", request_body = CreateCredential,
     params(("id" = String, Path, description = "Tenant id")),
-    responses((status = 201, body = CredentialCreated), (status = 401, body = Problem), (status = 404, body = Problem)),
+    responses((status = 201, body = CredentialCreated), (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)),
     security(("admin" = [])))]
 pub async fn create_credential(
     State(state): State<AppState>,
@@ -254,16 +306,81 @@ pub async fn create_credential(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<CreateCredential>,
 ) -> Result<(StatusCode, Json<CredentialCreated>), ApiError> {
+    let tenant = tenant_id(&id)?;
+    // The count first: a list of a million ids is refused before parsing.
+    let max = kuvert_store::tenants::MAX_CREDENTIAL_SENDERS;
+    if let Some(senders) = &request.senders
+        && (senders.is_empty() || senders.len() > max)
+    {
+        return Err(TenancyError::BadSenderScope.into());
+    }
+    let senders = request
+        .senders
+        .as_deref()
+        .map(organisation_numbers)
+        .transpose()?;
     let created = tenancy(&state)?
-        .create_credential("platform-operator", &tenant_id(&id)?, &request.label)
-        .await?;
+        .create_scoped_credential(
+            "platform-operator",
+            &tenant,
+            &request.label,
+            senders.as_deref(),
+        )
+        .await
+        .map_err(|e| match e {
+            TenancyError::UnknownSender => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_sender",
+                "a named sender is not a sender of this tenant (or was removed from it)",
+            ),
+            e => e.into(),
+        })?;
+    let mut scope: Option<Vec<String>> =
+        senders.map(|list| list.iter().map(|s| s.as_str().to_owned()).collect());
+    if let Some(list) = &mut scope {
+        list.sort_unstable();
+        list.dedup();
+    }
     Ok((
         StatusCode::CREATED,
         Json(CredentialCreated {
             id: created.id,
             token: created.token,
+            senders: scope,
         }),
     ))
+}
+
+/// A tenant's credentials, oldest first, with their sender scope (never a
+/// secret: only its hash is stored).
+#[utoipa::path(get, path = "/admin/v1/tenants/{id}/credentials", tag = "admin",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = Vec<CredentialView>), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("admin" = [])))]
+pub async fn list_credentials(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<CredentialView>>, ApiError> {
+    let core = state.core()?;
+    let tenant = tenant_id(&id)?;
+    if core.db.tenant(&tenant).await?.is_none() {
+        return Err(ApiError::not_found());
+    }
+    let views = core
+        .db
+        .credentials(&tenant)
+        .await?
+        .into_iter()
+        .map(|c| CredentialView {
+            id: c.id,
+            label: c.label,
+            created_at: kuvert_domain::clock::format_instant(c.created_at),
+            revoked_at: c.revoked_at.map(kuvert_domain::clock::format_instant),
+            senders: c.senders,
+        })
+        .collect();
+    Ok(Json(views))
 }
 
 /// Revoke a credential; the next request with it is refused.
@@ -287,9 +404,15 @@ pub struct AddSender {
     /// The sender's organisation number.
     pub id: String,
     pub name: String,
+    /// Bring back a sender removed from a tenant (this one or another);
+    /// without it such a sender is refused with 409 `sender_removed`.
+    #[serde(default)]
+    pub reinstate: bool,
 }
 
-/// Add a sender the tenant may send for.
+/// Add a sender the tenant may send for. A sender of another tenant is 409
+/// `conflict`; one removed from a tenant is 409 `sender_removed` unless
+/// `reinstate` is set (its old history stays hidden from the new tenant).
 #[utoipa::path(post, path = "/admin/v1/tenants/{id}/senders", tag = "admin", request_body = AddSender,
     params(("id" = String, Path, description = "Tenant id")),
     responses((status = 201), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
@@ -313,9 +436,50 @@ pub async fn add_sender(
             &tenant_id(&id)?,
             &sender,
             &request.name,
+            request.reinstate,
         )
         .await?;
     Ok(StatusCode::CREATED)
+}
+
+/// Remove a sender from a tenant: its signing keys are revoked (with the
+/// register's signed revocations, so mailbox operators refuse what they
+/// have not received yet), sends as it are refused with 403
+/// `sender_not_allowed`, and its deliveries, status events and statistics
+/// are no longer shown to the tenant. Nothing is deleted: the rows stay as
+/// evidence. Its queued deliveries are ended by the delivery worker, as for
+/// any revoked key.
+#[utoipa::path(delete, path = "/admin/v1/tenants/{id}/senders/{sender}", tag = "admin",
+    params(("id" = String, Path, description = "Tenant id"), ("sender" = String, Path, description = "The sender's organisation number")),
+    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("admin" = [])))]
+pub async fn remove_sender(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path((id, sender)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let sender = OrganisationNumber::parse(&sender).map_err(|_| ApiError::not_found())?;
+    let revocations = tenancy(&state)?
+        .remove_sender("platform-operator", &tenant_id(&id)?, &sender)
+        .await?;
+    learn_revocations(&state, &revocations).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Tells the built-in mailbox of revocations at once; it also learns them
+/// from the register's list on its next fetch, so a failure is only logged.
+async fn learn_revocations(
+    state: &AppState,
+    revocations: &[kuvert_mailbox::certificate::SenderKeyRevocation],
+) {
+    if revocations.is_empty() {
+        return;
+    }
+    if let Some(mailbox) = &state.0.mailbox
+        && let Err(e) = mailbox.learn_revocations(revocations).await
+    {
+        tracing::warn!(error = %e, "the built-in mailbox could not store a revocation now");
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -375,12 +539,7 @@ pub async fn revoke_key(
     let revocation = tenancy(&state)?
         .revoke_key("platform-operator", &tenant_id(&id)?, &key)
         .await?;
-    if let Some(mailbox) = &state.0.mailbox
-        && let Err(e) = mailbox.learn_revocations(&[revocation]).await
-    {
-        // It still learns it from the register's list on its next fetch.
-        tracing::warn!(error = %e, "the built-in mailbox could not store a revocation now");
-    }
+    learn_revocations(&state, &[revocation]).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

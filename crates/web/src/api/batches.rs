@@ -156,7 +156,10 @@ pub async fn submit(
     ))
 }
 
-/// How far a batch has come. Another tenant's batch answers 404.
+/// How far a batch has come, counting the deliveries the credential may
+/// see (not those of senders outside its scope or removed from the tenant).
+/// Another tenant's batch, and one with nothing the credential may see,
+/// answers 404.
 #[utoipa::path(get, path = "/v1/batches/{id}", tag = "sender",
     params(("id" = String, Path, description = "The batch id")),
     responses((status = 200, body = BatchView), (status = 401, body = Problem), (status = 404, body = Problem)),
@@ -170,7 +173,7 @@ pub async fn progress(
     let id = BatchId::parse(&id).map_err(|_| ApiError::not_found())?;
     let batch = core
         .db
-        .batch(&auth.tenant, &id)
+        .batch(&auth.viewer(), &id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     Ok(Json(BatchView {

@@ -140,7 +140,9 @@ pub async fn send(
 }
 
 /// A delivery's status, with the operator's signed receipt once delivered.
-/// Another tenant's delivery answers 404, exactly like one that does not exist.
+/// Another tenant's delivery, one of a sender outside the credential's
+/// scope and one of a sender removed from the tenant answer 404, exactly
+/// like one that does not exist.
 #[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "sender",
     params(("id" = String, Path, description = "The delivery id")),
     responses((status = 200, body = DeliveryView), (status = 401, body = Problem), (status = 404, body = Problem)),
@@ -154,7 +156,7 @@ pub async fn status(
     let id = DeliveryId::parse(&id).map_err(|_| ApiError::not_found())?;
     let d = core
         .db
-        .delivery(&auth.tenant, &id)
+        .visible_delivery(&auth.viewer(), &id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     let receipt = d

@@ -51,12 +51,9 @@ pub async fn lookup(
             format!("sender: {e}"),
         )
     })?;
-    if core
-        .db
-        .sender(&auth.tenant, sender.as_str())
-        .await?
-        .is_none()
-    {
+    // Whether recipients refuse a sender is answered only to a credential
+    // that may act for it (not a removed sender, not outside its scope).
+    if !core.db.may_act_for(&auth.viewer(), sender.as_str()).await? {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "sender_not_allowed",

@@ -39,7 +39,8 @@ pub struct StatusFeed {
     pub next_cursor: i64,
 }
 
-/// Status changes of the caller's deliveries, oldest first.
+/// Status changes of the caller's deliveries, oldest first: those of the
+/// senders the credential may act for that are still the tenant's.
 #[utoipa::path(get, path = "/v1/status-feed", tag = "sender", params(FeedQuery),
     responses((status = 200, body = StatusFeed), (status = 400, body = Problem), (status = 401, body = Problem)),
     security(("sender" = [])))]
@@ -52,7 +53,7 @@ pub async fn feed(
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let events = core
         .db
-        .status_events(&auth.tenant, query.after.max(0), limit)
+        .status_events(&auth.viewer(), query.after.max(0), limit)
         .await?;
     let next_cursor = events.last().map_or(query.after.max(0), |e| e.seq);
     Ok(Json(StatusFeed {

@@ -27,9 +27,10 @@ pub struct DayQuery {
 pub struct Statistics {
     pub tenant: String,
     pub day: String,
-    /// Current statuses of the deliveries received that day.
+    /// Current statuses of the deliveries received that day, of the senders
+    /// the credential may act for (a removed sender's are not counted).
     pub deliveries: StatusCounts,
-    /// Reachability lookups made that day.
+    /// Reachability lookups made that day, for the same senders.
     pub reachability_lookups: i64,
 }
 
@@ -51,11 +52,8 @@ pub async fn statistics(
         .map_err(|_| ApiError::bad_request("bad_day", "day must be YYYY-MM-DD"))?,
         None => state.clock().today(),
     };
-    let counts = core.db.daily_counts(&auth.tenant, day).await?;
-    let lookups = core
-        .db
-        .count_actions(&auth.tenant, "register.lookup", day)
-        .await?;
+    let counts = core.db.visible_daily_counts(&auth.viewer(), day).await?;
+    let lookups = core.db.visible_lookups(&auth.viewer(), day).await?;
     Ok(Json(Statistics {
         tenant: auth.tenant.to_string(),
         day: day.to_string(),
@@ -90,9 +88,12 @@ pub struct AuditPage {
     pub next_cursor: i64,
 }
 
-/// The audit entries about the caller's own tenant, in order.
+/// The audit entries about the caller's own tenant, in order: the tenant's
+/// whole record (every sender, credential and key), so a credential scoped
+/// to named senders is refused with 403 `credential_scoped`.
 #[utoipa::path(get, path = "/v1/audit", tag = "sender", params(AuditQuery),
-    responses((status = 200, body = AuditPage), (status = 400, body = Problem), (status = 401, body = Problem)),
+    responses((status = 200, body = AuditPage), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem)),
     security(("sender" = [])))]
 pub async fn audit(
     State(state): State<AppState>,
@@ -100,6 +101,13 @@ pub async fn audit(
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let core = state.core()?;
+    if !auth.all_senders {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "credential_scoped",
+            "the audit log covers every sender of the tenant; use a credential for all of them",
+        ));
+    }
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let entries = core
         .db
