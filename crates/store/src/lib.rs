@@ -158,6 +158,10 @@ const CORE_MIGRATIONS: &[Migration] = &[
         version: 8,
         sql: include_str!("../migrations/sqlite/core/0008_recipient_token_revocations.sql"),
     },
+    Migration {
+        version: 9,
+        sql: include_str!("../migrations/sqlite/core/0009_delivery_time_checks.sql"),
+    },
 ];
 
 const MAILBOX_MIGRATIONS: &[Migration] = &[
