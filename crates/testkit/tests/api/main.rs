@@ -11,6 +11,7 @@ mod disk;
 mod evidence;
 mod flow;
 mod idempotency;
+mod in_flight;
 mod keys_and_tokens;
 mod limits;
 mod openapi;
