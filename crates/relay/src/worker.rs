@@ -32,10 +32,10 @@
 use crate::intake::operator_certified;
 use kuvert_crypto::signing::PublicKey;
 use kuvert_domain::clock::{Clock, parse_instant};
-use kuvert_domain::ids::OperatorId;
-use kuvert_mailbox::certificate::TrustedRegisters;
 use kuvert_domain::identity::{OrganisationNumber, RecipientId};
+use kuvert_domain::ids::OperatorId;
 use kuvert_domain::status::DeliveryStatus;
+use kuvert_mailbox::certificate::TrustedRegisters;
 use kuvert_mailbox::protocol::{
     DeliverRequest, DeliverResponse, DeliveryResult, RECEIPT_FORMAT, REJECTION_FORMAT, Receipt,
     Rejection, SealedDelivery,
@@ -393,7 +393,9 @@ impl DeliveryWorker {
                 match self.solo_pass(false).await {
                     Ok(Some(_)) => continue,
                     Ok(None) => {}
-                    Err(e) => tracing::error!(error = %e, "sending a suspect delivery alone failed"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "sending a suspect delivery alone failed")
+                    }
                 }
             }
             tokio::select! {
@@ -524,7 +526,12 @@ impl DeliveryWorker {
                 // Paper fallback at delivery time (a later issue) would
                 // join here too.
                 tracing::info!(delivery = %job.delivery_id, reason, "the register no longer routes this delivery to its operator; not delivered");
-                ended.push((job, DeliveryStatus::NotDelivered, (*reason).to_owned(), None));
+                ended.push((
+                    job,
+                    DeliveryStatus::NotDelivered,
+                    (*reason).to_owned(),
+                    None,
+                ));
                 continue;
             }
             by_operator
@@ -565,7 +572,10 @@ impl DeliveryWorker {
     ) -> Result<HashMap<String, &'static str>, WorkerError> {
         let mut by_sender: BTreeMap<&str, Vec<&OutboxJob>> = BTreeMap::new();
         for job in jobs {
-            by_sender.entry(job.sender_id.as_str()).or_default().push(job);
+            by_sender
+                .entry(job.sender_id.as_str())
+                .or_default()
+                .push(job);
         }
         let mut unreachable = HashMap::new();
         for (sender, jobs) in by_sender {

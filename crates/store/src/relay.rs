@@ -1165,7 +1165,11 @@ mod tests {
             bytes: 800,
         };
         let first = db.claim_due_jobs(later(), lease, budget).await.unwrap();
-        assert_eq!(ids_of(&first), ids[..2], "400 + 300 fit 800; + 200 does not");
+        assert_eq!(
+            ids_of(&first),
+            ids[..2],
+            "400 + 300 fit 800; + 200 does not"
+        );
         assert_eq!(first[0].sealed.len(), 400);
         let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE leased = 1")
             .fetch_one(db.reader())
@@ -1178,12 +1182,21 @@ mod tests {
 
         // A job larger than the whole budget still goes, alone.
         let (_dir, db, ids) = queue_of(&[5000, 10]).await;
-        let tiny = ClaimLimit { jobs: 500, bytes: 100 };
+        let tiny = ClaimLimit {
+            jobs: 500,
+            bytes: 100,
+        };
         let alone = db.claim_due_jobs(later(), lease, tiny).await.unwrap();
         assert_eq!(ids_of(&alone), ids[..1]);
         // And the count still bounds it.
-        let one = ClaimLimit { jobs: 1, bytes: i64::MAX };
-        assert_eq!(ids_of(&db.claim_due_jobs(later(), lease, one).await.unwrap()), ids[1..]);
+        let one = ClaimLimit {
+            jobs: 1,
+            bytes: i64::MAX,
+        };
+        assert_eq!(
+            ids_of(&db.claim_due_jobs(later(), lease, one).await.unwrap()),
+            ids[1..]
+        );
         db.close().await;
     }
 
@@ -1194,35 +1207,76 @@ mod tests {
     async fn released_leases_make_suspects_and_a_lone_one_gets_a_crash_against_it() {
         let (_dir, db, ids) = queue_of(&[10, 10, 10]).await;
         let lease = time::Duration::minutes(2);
-        let all = ClaimLimit { jobs: 500, bytes: i64::MAX };
+        let all = ClaimLimit {
+            jobs: 500,
+            bytes: i64::MAX,
+        };
         // The first two in flight together; then the third alone.
-        let group = db.claim_due_jobs(later(), lease, ClaimLimit { jobs: 2, ..all }).await.unwrap();
+        let group = db
+            .claim_due_jobs(later(), lease, ClaimLimit { jobs: 2, ..all })
+            .await
+            .unwrap();
         assert_eq!(group.len(), 2);
         sqlx::query("UPDATE outbox SET suspect = 1 WHERE delivery_id = ?")
             .bind(&ids[2])
             .execute(db.writer())
             .await
             .unwrap();
-        let alone = db.claim_suspect(later(), lease, false).await.unwrap().unwrap();
+        let alone = db
+            .claim_suspect(later(), lease, false)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(alone.delivery_id.to_string(), ids[2]);
 
         let released = db.release_leases(later()).await.unwrap();
         assert_eq!((released.jobs, released.alone), (3, 1));
-        assert!(db.claim_due_jobs(later(), lease, all).await.unwrap().is_empty(), "all suspects now");
-        assert_eq!(db.next_job_due().await.unwrap(), None, "nothing a pass could claim");
+        assert!(
+            db.claim_due_jobs(later(), lease, all)
+                .await
+                .unwrap()
+                .is_empty(),
+            "all suspects now"
+        );
+        assert_eq!(
+            db.next_job_due().await.unwrap(),
+            None,
+            "nothing a pass could claim"
+        );
         assert_eq!(db.next_suspect_due().await.unwrap(), Some(later()));
 
-        let struck = db.claim_suspect(later(), lease, true).await.unwrap().unwrap();
+        let struck = db
+            .claim_suspect(later(), lease, true)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(struck.delivery_id.to_string(), ids[2], "the lone one first");
         assert_eq!((struck.solo_crashes, struck.attempts), (1, 1));
         assert_eq!(struck.last_error.as_deref(), Some(STOPPED_MID_SOLO_ATTEMPT));
-        assert!(db.claim_suspect(later(), lease, true).await.unwrap().is_none(), "no other was alone");
-        let next = db.claim_suspect(later(), lease, false).await.unwrap().unwrap();
-        assert_eq!((next.solo_crashes, next.last_error.as_deref()), (0, Some(STOPPED_MID_ATTEMPT)));
+        assert!(
+            db.claim_suspect(later(), lease, true)
+                .await
+                .unwrap()
+                .is_none(),
+            "no other was alone"
+        );
+        let next = db
+            .claim_suspect(later(), lease, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (next.solo_crashes, next.last_error.as_deref()),
+            (0, Some(STOPPED_MID_ATTEMPT))
+        );
 
         // Answered: back among the others (due again once rescheduled).
-        db.clear_suspicion(&[next.clone()]).await.unwrap();
-        db.reschedule_job(&next, later(), "receipt does not verify").await.unwrap();
+        db.clear_suspicion(std::slice::from_ref(&next))
+            .await
+            .unwrap();
+        db.reschedule_job(&next, later(), "receipt does not verify")
+            .await
+            .unwrap();
         let claimed = db.claim_due_jobs(later(), lease, all).await.unwrap();
         assert_eq!(ids_of(&claimed), vec![next.delivery_id.to_string()]);
         assert!(!claimed[0].suspect);

@@ -203,11 +203,8 @@ async fn a_signed_refusal_by_the_mailbox_fails_the_delivery_at_once() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    app.write_sql(
-        "kuvert.db",
-        &format!("UPDATE outbox SET sealed = X'{hex}'"),
-    )
-    .await;
+    app.write_sql("kuvert.db", &format!("UPDATE outbox SET sealed = X'{hex}'"))
+        .await;
     app.set_mailbox_open(true);
     assert_failed_with(&app, &id, "rejected_by_operator:bad_seal").await;
     let detail: String = app
