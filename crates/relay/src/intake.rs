@@ -703,6 +703,7 @@ impl Relay {
             ..
         } = item;
         let signed = submission.signed;
+        let sender_key_id = signed.signature.key_id.clone();
 
         let valid_key = |k: &String| !k.trim().is_empty() && k.len() <= 255;
         let idempotency_key = match submission.idempotency_key {
@@ -781,6 +782,7 @@ impl Relay {
             idempotency_key,
             delivery_digest,
             message_ids,
+            sender_key_id,
             route,
         })
     }

@@ -10,4 +10,4 @@ pub mod tenancy;
 pub mod worker;
 
 pub use intake::{Accepted, Caller, IntakeError, Relay, Submission};
-pub use worker::{DeliveryWorker, Pass, RetryPolicy};
+pub use worker::{DeliveryWorker, Pass, RetryPolicy, WorkerError};

@@ -15,27 +15,58 @@
 //! short by a crash counts as one, see `Db::release_leases`) the delivery
 //! ends `failed` with `retries_exhausted: <last error>`, which the sender
 //! sees in the status view and the status feed like any other failure.
+//!
+//! Poison deliveries (decision 0014): the jobs in flight when the process
+//! died are suspects, each sent alone (nothing else in flight in the
+//! process) until an operator answers for it; a job that was alone when
+//! the process died [`RetryPolicy::quarantine_after`] times in a row ends
+//! `failed` with `quarantined: …`, without being sent again.
+//!
+//! Before a job is sent, the pass checks what may have changed since it was
+//! queued (a tenant suspended for a while, say): a revoked sender key ends
+//! it `failed` (`sender_key_revoked`), and the register, asked once for the
+//! whole pass, ends it `not_delivered` when the recipient is no longer
+//! registered at that operator or now refuses the sender (the intake's
+//! words: `not_registered`, `sender_refused`, `no_mailbox`).
 
 use crate::intake::operator_certified;
 use kuvert_crypto::signing::PublicKey;
 use kuvert_domain::clock::{Clock, parse_instant};
+use kuvert_domain::identity::{OrganisationNumber, RecipientId};
 use kuvert_domain::ids::OperatorId;
+use kuvert_domain::status::DeliveryStatus;
 use kuvert_mailbox::certificate::TrustedRegisters;
 use kuvert_mailbox::protocol::{
     DeliverRequest, DeliverResponse, DeliveryResult, RECEIPT_FORMAT, REJECTION_FORMAT, Receipt,
     Rejection, SealedDelivery,
 };
-use kuvert_store::relay::{Delivered, OutboxJob};
+use kuvert_register::{Register, RegisterError, Route as RegisterRoute};
+use kuvert_store::relay::{ClaimLimit, Delivered, Ending, OutboxJob};
 use kuvert_store::{Db, StoreError};
 use rand::Rng as _;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, RwLock, watch};
 
 /// The most sealed bytes sent to an operator in one request: well under
 /// the 128 MiB a mailbox accepts, however large the deliveries are.
 pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+
+/// The most jobs one pass leases.
+pub const DEFAULT_PASS_JOBS: i64 = 500;
+
+/// The most sealed bytes one pass leases and loads (the first job always
+/// goes, however large): with the default 4 passes at once, at most 256 MiB
+/// of sealed deliveries are held in flight (plus their parsed copies and
+/// the request bodies: about three times that at the worst).
+pub const DEFAULT_PASS_BYTES: i64 = 64 * 1024 * 1024;
+
+/// The default [`RetryPolicy::quarantine_after`].
+pub const DEFAULT_QUARANTINE_AFTER: u32 = 2;
+
+/// What a quarantined delivery's reason starts with.
+pub const QUARANTINED: &str = "quarantined";
 
 /// Splits jobs into requests of at most `max_bytes` of sealed payload (a
 /// single larger delivery still goes, alone).
@@ -73,6 +104,14 @@ pub struct RetryPolicy {
     /// A leased job comes due again after this, if its worker vanished.
     pub lease: Duration,
     pub request_timeout: Duration,
+    /// Crashes in a row while a delivery was the only one in flight after
+    /// which it is quarantined (`failed`, `quarantined: …`; at least 1).
+    /// Two by default: the process can die for reasons of its own (an
+    /// operator's kill, an intake request, the OOM killer) while any one
+    /// delivery is alone, but hardly twice in a row for the same one, and
+    /// a delivery with a crash against it is sent first after the start,
+    /// before anything else.
+    pub quarantine_after: u32,
 }
 
 impl Default for RetryPolicy {
@@ -83,6 +122,7 @@ impl Default for RetryPolicy {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             lease: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
+            quarantine_after: DEFAULT_QUARANTINE_AFTER,
         }
     }
 }
@@ -110,6 +150,12 @@ impl RetryPolicy {
             .min(self.max)
     }
 
+    /// Whether a job with `solo_crashes` crashes in a row while it was
+    /// alone in flight is quarantined.
+    pub fn quarantines(&self, solo_crashes: i64) -> bool {
+        solo_crashes >= i64::from(self.quarantine_after.max(1))
+    }
+
     /// Whether a job that has had `attempts` attempts gets another.
     pub fn allows_another(&self, attempts: i64) -> bool {
         attempts < i64::from(self.max_attempts.max(1))
@@ -131,21 +177,46 @@ fn exhausted_reason(last_error: Option<&str>) -> String {
     )
 }
 
+/// The reason a quarantined delivery fails with.
+fn quarantine_reason(solo_crashes: i64) -> String {
+    format!(
+        "{QUARANTINED}: the relay stopped {solo_crashes} times in a row while this delivery was the only one in flight"
+    )
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pass {
     pub delivered: usize,
     pub retried: usize,
     pub failed: usize,
+    pub not_delivered: usize,
 }
 
 impl Pass {
     pub fn is_idle(&self) -> bool {
-        self.delivered + self.retried + self.failed == 0
+        self.delivered + self.retried + self.failed + self.not_delivered == 0
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+}
+
+/// Whether a pass shares the process with others or is alone in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Shared,
+    Alone,
 }
 
 pub struct DeliveryWorker {
     pub db: Db,
+    /// Asked again before sending: who is still reachable, and from whom.
+    pub register: Arc<Register>,
     pub clock: Arc<dyn Clock>,
     pub http: reqwest::Client,
     pub retry: RetryPolicy,
@@ -155,7 +226,11 @@ pub struct DeliveryWorker {
     pub credentials: HashMap<OperatorId, String>,
     /// Deliver to `http://` operator addresses (the demo and tests only).
     pub allow_plain_http: bool,
+    /// The most jobs a pass leases ([`DEFAULT_PASS_JOBS`]).
     pub batch_size: i64,
+    /// The most sealed bytes a pass leases and loads, after its first job
+    /// ([`DEFAULT_PASS_BYTES`]).
+    pub batch_bytes: i64,
     /// The register keys whose operator certificates this relay accepts:
     /// an operator row (address, receipt key) is used only when certified.
     pub trusted_registers: TrustedRegisters,
@@ -163,6 +238,9 @@ pub struct DeliveryWorker {
     /// disk, another sends. Each claims its own jobs (leases), so they
     /// never send the same delivery.
     pub concurrency: usize,
+    /// Passes hold it shared; a suspect is sent holding it alone, so that
+    /// nothing else is in flight in the process while it is.
+    in_flight: RwLock<()>,
 }
 
 /// How the worker reaches operators.
@@ -229,8 +307,10 @@ pub fn check_delivery_url(url: &str, allow_plain_http: bool) -> Result<(), Trans
 }
 
 impl DeliveryWorker {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: Db,
+        register: Arc<Register>,
         clock: Arc<dyn Clock>,
         retry: RetryPolicy,
         wake: Arc<Notify>,
@@ -241,36 +321,111 @@ impl DeliveryWorker {
         let http = transport.client(retry.request_timeout)?;
         Ok(Self {
             db,
+            register,
             clock,
             http,
             retry,
             wake,
             credentials,
             allow_plain_http: transport.allow_plain_http,
-            batch_size: 500,
+            batch_size: DEFAULT_PASS_JOBS,
+            batch_bytes: DEFAULT_PASS_BYTES,
             trusted_registers,
             concurrency: 4,
+            in_flight: RwLock::new(()),
         })
     }
 
     /// Runs passes until `shutdown` turns true.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         match self.db.release_leases(self.clock.now()).await {
-            Ok(0) => {}
+            Ok(released) if released.jobs == 0 => {}
             Ok(released) => {
-                tracing::info!(
-                    released,
-                    "released the leases of a worker that stopped mid-pass"
+                tracing::warn!(
+                    released = released.jobs,
+                    alone = released.alone,
+                    "released the leases of a worker that stopped mid-pass; those deliveries are sent alone"
                 )
             }
             Err(e) => tracing::error!(error = %e, "could not release old leases"),
         }
         let worker = Arc::new(self);
+        // A delivery that was alone when the process died goes first,
+        // alone, before anything else is sent: if it is what kills the
+        // process, it is judged now, not after a random later crash.
+        loop {
+            match worker.solo_pass(true).await {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "sending a suspect delivery alone failed");
+                    break;
+                }
+            }
+        }
         let mut loops = tokio::task::JoinSet::new();
         for _ in 0..worker.concurrency.max(1) {
             loops.spawn(worker.clone().run_loop(shutdown.clone()));
         }
+        loops.spawn(worker.clone().solo_loop(shutdown.clone()));
         while loops.join_next().await.is_some() {}
+    }
+
+    /// Sends the suspects, one at a time, each alone in the process.
+    async fn solo_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let due = match self.db.next_suspect_due().await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read the suspects");
+                    None
+                }
+            };
+            // Poll at least every second: a tenant may be resumed.
+            let wait = due
+                .map(|due| Duration::try_from(due - self.clock.now()).unwrap_or(Duration::ZERO))
+                .unwrap_or(Duration::from_secs(1))
+                .min(Duration::from_secs(1));
+            if wait.is_zero() {
+                match self.solo_pass(false).await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "sending a suspect delivery alone failed")
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait.max(Duration::from_millis(50))) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// One suspect, sent while nothing else is in flight in the process
+    /// (marked `solo` in its lease, so a crash now counts against it).
+    /// `None` when no suspect is due (with `struck_only`, none that crashed
+    /// alone before).
+    async fn solo_pass(&self, struck_only: bool) -> Result<Option<Pass>, WorkerError> {
+        let _alone = self.in_flight.write().await;
+        let Some(job) = self
+            .db
+            .claim_suspect(self.clock.now(), self.lease(), struck_only)
+            .await?
+        else {
+            return Ok(None);
+        };
+        tracing::info!(delivery = %job.delivery_id, crashes_alone = job.solo_crashes, "sending a suspect delivery alone");
+        let mut pass = Pass::default();
+        self.deliver_jobs(vec![job], Lane::Alone, &mut pass).await?;
+        Ok(Some(pass))
+    }
+
+    fn lease(&self) -> time::Duration {
+        time::Duration::try_from(self.retry.lease).unwrap_or(time::Duration::minutes(2))
     }
 
     async fn run_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
@@ -309,26 +464,74 @@ impl DeliveryWorker {
         }
     }
 
-    /// One pass over the due jobs.
-    pub async fn run_pass(&self) -> Result<Pass, StoreError> {
-        let lease =
-            time::Duration::try_from(self.retry.lease).unwrap_or(time::Duration::minutes(2));
+    /// One pass over the due jobs (suspects aside), within the pass's
+    /// count and byte budget.
+    pub async fn run_pass(&self) -> Result<Pass, WorkerError> {
+        let _shared = self.in_flight.read().await;
+        let limit = ClaimLimit {
+            jobs: self.batch_size,
+            bytes: self.batch_bytes,
+        };
         let jobs = self
             .db
-            .claim_due_jobs(self.clock.now(), lease, self.batch_size)
+            .claim_due_jobs(self.clock.now(), self.lease(), limit)
             .await?;
         let mut pass = Pass::default();
+        self.deliver_jobs(jobs, Lane::Shared, &mut pass).await?;
+        Ok(pass)
+    }
+
+    /// Ends the claimed jobs that must not be sent, then sends the rest,
+    /// per operator, in requests of at most [`MAX_REQUEST_BYTES`].
+    async fn deliver_jobs(
+        &self,
+        jobs: Vec<OutboxJob>,
+        lane: Lane,
+        pass: &mut Pass,
+    ) -> Result<(), WorkerError> {
+        let unreachable = self.unreachable(&jobs).await?;
+        let mut ended: Vec<(OutboxJob, DeliveryStatus, String, Option<i64>)> = Vec::new();
         let mut by_operator: BTreeMap<String, Vec<OutboxJob>> = BTreeMap::new();
         for job in jobs {
+            if self.retry.quarantines(job.solo_crashes) {
+                // Paper fallback (a later issue) joins here: the relay
+                // keeps only what is sealed to the operator, so printing a
+                // quarantined delivery needs a copy kept for paper.
+                tracing::error!(delivery = %job.delivery_id, crashes_alone = job.solo_crashes, "the relay stopped each time this delivery was sent alone; quarantined");
+                let reason = quarantine_reason(job.solo_crashes);
+                ended.push((job, DeliveryStatus::Failed, reason, None));
+                continue;
+            }
             // Out of attempts before this one (its passes were cut short by
             // crashes): failed, not sent again.
             if !self.retry.allows_another(job.attempts) {
                 tracing::warn!(delivery = %job.delivery_id, attempts = job.attempts, "delivery used up its attempts; failed");
                 let reason = exhausted_reason(job.last_error.as_deref());
-                self.db
-                    .record_retries_exhausted(&job, &reason, job.attempts, self.clock.now())
-                    .await?;
-                pass.failed += 1;
+                let attempts = job.attempts;
+                ended.push((job, DeliveryStatus::Failed, reason, Some(attempts)));
+                continue;
+            }
+            // The relay's own check; the mailbox refuses it independently.
+            if job.sender_key_revoked {
+                tracing::warn!(delivery = %job.delivery_id, "the sender key was revoked while the delivery was queued; failed");
+                ended.push((
+                    job,
+                    DeliveryStatus::Failed,
+                    "sender_key_revoked".to_owned(),
+                    None,
+                ));
+                continue;
+            }
+            if let Some(reason) = unreachable.get(&job.delivery_id.to_string()) {
+                // Paper fallback at delivery time (a later issue) would
+                // join here too.
+                tracing::info!(delivery = %job.delivery_id, reason, "the register no longer routes this delivery to its operator; not delivered");
+                ended.push((
+                    job,
+                    DeliveryStatus::NotDelivered,
+                    (*reason).to_owned(),
+                    None,
+                ));
                 continue;
             }
             by_operator
@@ -336,17 +539,78 @@ impl DeliveryWorker {
                 .or_default()
                 .push(job);
         }
-        for jobs in by_operator.into_values() {
-            for request in split_by_size(jobs, MAX_REQUEST_BYTES) {
-                self.deliver_to_operator(request, &mut pass).await?;
+        let endings: Vec<Ending<'_>> = ended
+            .iter()
+            .map(|(job, status, reason, attempts)| Ending {
+                job,
+                status: *status,
+                reason,
+                attempts: *attempts,
+            })
+            .collect();
+        self.db.end_jobs(&endings, self.clock.now()).await?;
+        for ending in &endings {
+            match ending.status {
+                DeliveryStatus::NotDelivered => pass.not_delivered += 1,
+                _ => pass.failed += 1,
             }
         }
-        Ok(pass)
+        for jobs in by_operator.into_values() {
+            for request in split_by_size(jobs, MAX_REQUEST_BYTES) {
+                self.deliver_to_operator(request, lane, pass).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The jobs the register no longer routes to their operator, with the
+    /// reason (by delivery id): one lookup per sender for the whole pass,
+    /// through the same `Register::routes` the intake uses.
+    async fn unreachable(
+        &self,
+        jobs: &[OutboxJob],
+    ) -> Result<HashMap<String, &'static str>, WorkerError> {
+        let mut by_sender: BTreeMap<&str, Vec<&OutboxJob>> = BTreeMap::new();
+        for job in jobs {
+            by_sender
+                .entry(job.sender_id.as_str())
+                .or_default()
+                .push(job);
+        }
+        let mut unreachable = HashMap::new();
+        for (sender, jobs) in by_sender {
+            // Stored as accepted, so these parse; a row that does not is
+            // sent unchecked, and the mailbox judges it.
+            let Ok(organisation) = OrganisationNumber::parse(sender) else {
+                tracing::error!("a queued delivery's sender id does not parse; not re-checked");
+                continue;
+            };
+            let recipients: Vec<RecipientId> = jobs
+                .iter()
+                .filter_map(|job| RecipientId::parse_canonical(&job.recipient_id).ok())
+                .collect();
+            let routes = self.register.routes(&recipients, &organisation).await?;
+            for job in jobs {
+                let reason = match routes.get(&job.recipient_id) {
+                    Some(RegisterRoute::Mailbox(operator)) if operator.id == job.operator_id => {
+                        continue;
+                    }
+                    // Sealed for the operator it had: moved elsewhere, it is
+                    // no longer registered there.
+                    Some(RegisterRoute::Mailbox(_)) => "not_registered",
+                    Some(RegisterRoute::Unreachable { reason }) => reason,
+                    None => continue,
+                };
+                unreachable.insert(job.delivery_id.to_string(), reason);
+            }
+        }
+        Ok(unreachable)
     }
 
     async fn deliver_to_operator(
         &self,
         jobs: Vec<OutboxJob>,
+        lane: Lane,
         pass: &mut Pass,
     ) -> Result<(), StoreError> {
         let Some(first) = jobs.first() else {
@@ -386,7 +650,14 @@ impl DeliveryWorker {
         let credential = self.credentials.get(&operator.id).map(String::as_str);
         let answer = self.post(&operator.delivery_url, credential, &sealed).await;
         let results = match answer {
-            Ok(response) => response.results,
+            Ok(response) => {
+                // The process survived sending these alone and the
+                // operator answered: no longer suspects.
+                if lane == Lane::Alone {
+                    self.db.clear_suspicion(&jobs).await?;
+                }
+                response.results
+            }
             Err(error) => {
                 tracing::warn!(operator = %operator.id, %error, count = jobs.len(), "mailbox operator unreachable; will retry");
                 return self.retry_all(&jobs, &error, pass).await;
@@ -790,10 +1061,15 @@ mod tests {
             message_ids: vec!["1".to_owned()],
             delivery_id: DeliveryId::new(),
             tenant_id: TenantId::parse("demo").unwrap(),
+            sender_id: "162120009994".to_owned(),
+            recipient_id: "198001012387".to_owned(),
             operator_id: OperatorId::parse("kuvert-brevlada").unwrap(),
             sealed: vec![b'x'; bytes],
             attempts: 0,
             last_error: None,
+            sender_key_revoked: false,
+            suspect: false,
+            solo_crashes: 0,
         }
     }
 
@@ -809,13 +1085,21 @@ mod tests {
         assert!(policy.allows_another(2));
         assert!(!policy.allows_another(3), "three made: no fourth");
         assert!(!policy.allows_another(4), "crashes may count past it");
+        let default = RetryPolicy::default();
         let once = RetryPolicy {
             max_attempts: 0,
             ..RetryPolicy::default()
         };
         assert!(once.allows_another(0), "0 is taken as 1");
         assert!(!once.allows_another(1));
-        let default = RetryPolicy::default();
+        assert!(!default.quarantines(1), "one crash alone is not enough");
+        assert!(default.quarantines(2));
+        let strict = RetryPolicy {
+            quarantine_after: 0,
+            ..RetryPolicy::default()
+        };
+        assert!(strict.quarantines(1), "0 is taken as 1");
+        assert!(!strict.quarantines(0));
         assert_eq!(default.max_attempts, DEFAULT_MAX_ATTEMPTS);
         assert_eq!(default.nominal_span(), DEFAULT_RETRY_SPAN);
         assert_eq!(policy.nominal_span(), Duration::from_secs(1 + 2));

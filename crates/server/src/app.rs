@@ -441,6 +441,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 HashMap::from([(operator_id()?, keys.relay_mailbox_credential.clone())]);
             let worker = DeliveryWorker::new(
                 db.clone(),
+                register.clone(),
                 clock.clone(),
                 settings.retry,
                 wake,

@@ -163,8 +163,12 @@ const CORE_MIGRATIONS: &[Migration] = &[
         version: 8,
         sql: include_str!("../migrations/sqlite/core/0008_recipient_token_revocations.sql"),
     },
-    // 0009 and 0010 are other branches' (issue 17); the versions need not
-    // be contiguous: each is applied once, whenever it is missing.
+    Migration {
+        version: 9,
+        sql: include_str!("../migrations/sqlite/core/0009_delivery_time_checks.sql"),
+    },
+    // 0010 is another branch's (issue 17); the versions need not be
+    // contiguous: each is applied once, whenever it is missing.
     Migration {
         version: 11,
         sql: include_str!("../migrations/sqlite/core/0011_credential_scope.sql"),

@@ -1,7 +1,7 @@
 //! The relay's deliveries, work queue towards mailbox operators, paper queue,
 //! status events and batches.
 
-use crate::audit::{AuditChain, AuditEntry, append};
+use crate::audit::{AuditChain, AuditEntry};
 use crate::{Db, Result, StoreError, format_instant, instant, opt_instant};
 use kuvert_domain::ids::{BatchId, DeliveryId, OperatorId, TenantId};
 use rusqlite::OptionalExtension as _;
@@ -40,6 +40,9 @@ pub struct NewDelivery {
     /// as `request_hash`, which migration 0001 describes the same way.)
     pub delivery_digest: String,
     pub message_ids: Vec<String>,
+    /// The sender key the delivery is signed with: the worker stops queued
+    /// mail of a key revoked since (decision 0014).
+    pub sender_key_id: String,
     pub route: Route,
 }
 
@@ -100,6 +103,10 @@ pub struct OutboxJob {
     /// The sender's message ids, as accepted: the receipt must name these.
     pub message_ids: Vec<String>,
     pub tenant_id: TenantId,
+    /// The sending organisation and the recipient, as accepted: the worker
+    /// checks the register for this pair again before sending.
+    pub sender_id: String,
+    pub recipient_id: String,
     pub operator_id: OperatorId,
     pub sealed: Vec<u8>,
     /// Attempts made so far: failed sends, and passes its worker did not
@@ -107,12 +114,53 @@ pub struct OutboxJob {
     pub attempts: i64,
     /// Why the last attempt did not deliver, if one was made.
     pub last_error: Option<String>,
+    /// The sender key it is signed with has been revoked (read with the
+    /// claim; false for deliveries stored before their key id was).
+    pub sender_key_revoked: bool,
+    /// In flight at a crash among others: sent alone until an operator
+    /// answers for it (see [`Db::claim_suspect`]).
+    pub suspect: bool,
+    /// Crashes in a row while it was the only job in flight.
+    pub solo_crashes: i64,
 }
 
 /// What `release_leases` records as a job's last error: its worker was
 /// sending it when the process stopped (a crash, a kill, a power cut).
 pub const STOPPED_MID_ATTEMPT: &str =
     "the relay stopped during this attempt (lease released at start-up)";
+
+/// [`STOPPED_MID_ATTEMPT`] for a job that was the only one in flight.
+pub const STOPPED_MID_SOLO_ATTEMPT: &str =
+    "the relay stopped while this delivery was the only one in flight (lease released at start-up)";
+
+/// What a pass may claim: at most `jobs` jobs and, after the first (which
+/// is always taken, however large), at most `bytes` of sealed payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimLimit {
+    pub jobs: i64,
+    pub bytes: i64,
+}
+
+/// What [`Db::release_leases`] found at start-up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Released {
+    /// Leases a stopped process left behind, all made due now.
+    pub jobs: u64,
+    /// Of those, jobs that were the only one in flight: each such crash
+    /// counts against the job (`solo_crashes`).
+    pub alone: u64,
+}
+
+/// A queued delivery that ends without being sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Ending<'a> {
+    pub job: &'a OutboxJob,
+    /// `Failed` or `NotDelivered`.
+    pub status: DeliveryStatus,
+    pub reason: &'a str,
+    /// Recorded in the audit entry when the attempts are what ended it.
+    pub attempts: Option<i64>,
+}
 
 /// One verified receipt to record.
 #[derive(Debug, Clone, Copy)]
@@ -147,25 +195,6 @@ fn delivery_id(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<DeliveryId
 fn tenant_id(row: &sqlx::sqlite::SqliteRow) -> Result<TenantId> {
     let text: String = row.try_get("tenant_id")?;
     TenantId::parse(&text).map_err(|_| StoreError::Corrupt("tenant id".into()))
-}
-
-async fn status_event(
-    conn: &mut sqlx::SqliteConnection,
-    tenant: &str,
-    id: &str,
-    status: DeliveryStatus,
-    at: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO status_events (tenant_id, delivery_id, status, at) VALUES (?, ?, ?, ?)",
-    )
-    .bind(tenant)
-    .bind(id)
-    .bind(status.as_str())
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 /// The delivery an item that was not inserted clashed with: the one with
@@ -204,18 +233,42 @@ async fn earlier_delivery(
     })
 }
 
+/// Which due jobs a claim picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Any but suspects: a pass among others.
+    Shared,
+    /// One suspect, to send alone.
+    Suspects,
+    /// One suspect that crashed alone before.
+    Struck,
+}
+
+/// How a job is leased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lease {
+    /// Given back: due at `until`.
+    Free,
+    /// Among others in flight.
+    Shared,
+    /// The only job in flight in the process.
+    Alone,
+}
+
 /// Leases jobs (or gives them back) until `until`: one UPDATE per chunk of
 /// ids, not one per job.
 async fn set_lease(
     connection: &mut sqlx::SqliteConnection,
     jobs: &[OutboxJob],
-    leased: bool,
+    lease: Lease,
     until: &str,
 ) -> Result<()> {
     for chunk in jobs.chunks(500) {
         let mut update: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE outbox SET leased = ");
         update
-            .push_bind(leased)
+            .push_bind(lease != Lease::Free)
+            .push(", solo = ")
+            .push_bind(lease == Lease::Alone)
             .push(", next_attempt_at = ")
             .push_bind(until)
             .push(" WHERE delivery_id IN (");
@@ -428,7 +481,8 @@ impl Db {
         for chunk in items.chunks(DELIVERY_ROWS_PER_INSERT) {
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO deliveries (id, tenant_id, sender_id, recipient_id, idempotency_key, request_hash,
-                   delivery_digest, batch_id, message_ids, status, status_reason, operator_id, received_at, status_at) ",
+                   delivery_digest, batch_id, message_ids, status, status_reason, operator_id, received_at, status_at,
+                   sender_key_id) ",
             );
             let mut encoded = Vec::with_capacity(chunk.len());
             for item in chunk {
@@ -454,7 +508,8 @@ impl Db {
                         .push_bind(reason)
                         .push_bind(operator)
                         .push_bind(&at)
-                        .push_bind(&at);
+                        .push_bind(&at)
+                        .push_bind(&item.sender_key_id);
                 },
             );
             // No conflict target: both the idempotency key and the signed
@@ -597,28 +652,87 @@ impl Db {
         row.map(|row| delivery_from_row(&row)).transpose()
     }
 
-    /// Leases up to `limit` due jobs for `lease`: a worker that dies leaves
-    /// them to come due again, so nothing is lost.
+    /// Leases due jobs for `lease`, oldest first, within `limit`: a worker
+    /// that dies leaves them to come due again, so nothing is lost. Suspects
+    /// (see [`claim_suspect`](Self::claim_suspect)) are not among them, nor
+    /// jobs of a suspended tenant.
     pub async fn claim_due_jobs(
         &self,
         now: OffsetDateTime,
         lease: time::Duration,
-        limit: i64,
+        limit: ClaimLimit,
     ) -> Result<Vec<OutboxJob>> {
-        // The writer only picks and leases the jobs; their sealed blobs
-        // (~4 KB each) are read after the commit, outside the writer.
+        self.claim(now, lease, Lane::Shared, limit).await
+    }
+
+    /// Leases the one suspect due next, to be sent while nothing else is in
+    /// flight in this process (the caller makes sure of that): those that
+    /// crashed alone before first, so a poison job is judged at once. With
+    /// `struck_only`, only such a job.
+    pub async fn claim_suspect(
+        &self,
+        now: OffsetDateTime,
+        lease: time::Duration,
+        struck_only: bool,
+    ) -> Result<Option<OutboxJob>> {
+        let lane = if struck_only {
+            Lane::Struck
+        } else {
+            Lane::Suspects
+        };
+        let limit = ClaimLimit { jobs: 1, bytes: 0 };
+        Ok(self.claim(now, lease, lane, limit).await?.pop())
+    }
+
+    async fn claim(
+        &self,
+        now: OffsetDateTime,
+        lease: time::Duration,
+        lane: Lane,
+        limit: ClaimLimit,
+    ) -> Result<Vec<OutboxJob>> {
+        // The writer only picks and leases the jobs; their sealed blobs are
+        // read after the commit, outside the writer. The byte budget is
+        // summed from `length(sealed)`, which SQLite answers from the
+        // record header without reading the blob: blobs past the budget
+        // are never loaded.
+        // (Column names in `order` are the outbox's alone, so they read
+        // the same in both selects.)
+        let (filter, order) = match lane {
+            Lane::Shared => ("o.suspect = 0", "next_attempt_at, delivery_id"),
+            Lane::Suspects => (
+                "o.suspect = 1",
+                "solo_crashes DESC, next_attempt_at, delivery_id",
+            ),
+            Lane::Struck => (
+                "o.suspect = 1 AND o.solo_crashes > 0",
+                "solo_crashes DESC, next_attempt_at, delivery_id",
+            ),
+        };
+        let sql = format!(
+            "WITH due AS (
+               SELECT o.delivery_id, d.tenant_id, d.sender_id, d.recipient_id, d.message_ids,
+                      o.operator_id, o.attempts, o.last_error, o.suspect, o.solo_crashes,
+                      o.next_attempt_at, k.revoked_at IS NOT NULL AS key_revoked,
+                      length(o.sealed) AS bytes
+               FROM outbox o JOIN deliveries d ON d.id = o.delivery_id
+               JOIN tenants t ON t.id = d.tenant_id
+               LEFT JOIN sender_keys k ON k.key_id = d.sender_key_id
+               WHERE o.next_attempt_at <= ?1 AND t.status = 'active' AND {filter}
+               ORDER BY {order} LIMIT ?2
+             ), sized AS (
+               SELECT *, ROW_NUMBER() OVER w AS n, SUM(bytes) OVER w AS running
+               FROM due WINDOW w AS (ORDER BY {order} ROWS UNBOUNDED PRECEDING)
+             )
+             SELECT * FROM sized WHERE n = 1 OR running <= ?3 ORDER BY n"
+        );
         let mut tx = self.writer().begin().await?;
-        let rows = sqlx::query(
-            "SELECT o.delivery_id, d.tenant_id, d.message_ids, o.operator_id, o.attempts, o.last_error
-             FROM outbox o JOIN deliveries d ON d.id = o.delivery_id
-             JOIN tenants t ON t.id = d.tenant_id
-             WHERE o.next_attempt_at <= ? AND t.status = 'active'
-             ORDER BY o.next_attempt_at LIMIT ?",
-        )
-        .bind(format_instant(now))
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows = sqlx::query(&sql)
+            .bind(format_instant(now))
+            .bind(limit.jobs.max(1))
+            .bind(limit.bytes)
+            .fetch_all(&mut *tx)
+            .await?;
         let lease_until = format_instant(now + lease);
         let mut jobs = Vec::with_capacity(rows.len());
         for row in rows {
@@ -629,15 +743,24 @@ impl Db {
                 message_ids: serde_json::from_str(&message_ids)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 tenant_id: tenant_id(&row)?,
+                sender_id: row.try_get("sender_id")?,
+                recipient_id: row.try_get("recipient_id")?,
                 operator_id: OperatorId::parse(&operator)
                     .map_err(|_| StoreError::Corrupt("operator id".into()))?,
                 sealed: Vec::new(),
                 attempts: row.try_get("attempts")?,
                 last_error: row.try_get("last_error")?,
+                sender_key_revoked: row.try_get("key_revoked")?,
+                suspect: row.try_get("suspect")?,
+                solo_crashes: row.try_get("solo_crashes")?,
             };
             jobs.push(job);
         }
-        set_lease(&mut tx, &jobs, true, &lease_until).await?;
+        let leased = match lane {
+            Lane::Shared => Lease::Shared,
+            Lane::Suspects | Lane::Struck => Lease::Alone,
+        };
+        set_lease(&mut tx, &jobs, leased, &lease_until).await?;
         tx.commit().await?;
         // Leased to this worker, the rows stay until it records or
         // reschedules them, so reading them now sees what was leased.
@@ -682,7 +805,7 @@ impl Db {
     /// Makes claimed jobs due again now.
     async fn unlease(&self, jobs: &[OutboxJob], now: OffsetDateTime) -> Result<()> {
         let mut connection = self.writer().acquire().await?;
-        set_lease(&mut connection, jobs, false, &format_instant(now)).await
+        set_lease(&mut connection, jobs, Lease::Free, &format_instant(now)).await
     }
 
     /// Makes every leased job due now. Only for a relay process starting on
@@ -692,25 +815,69 @@ impl Db {
     /// mailbox answers a redelivery with the first receipt: no duplicate.)
     ///
     /// Each released job counts the unfinished pass as an attempt, with
-    /// [`STOPPED_MID_ATTEMPT`] as its last error: a delivery that crashes
-    /// the process whenever it is sent uses up its attempts and ends
-    /// `failed`, instead of crash-looping the installation forever.
-    pub async fn release_leases(&self, now: OffsetDateTime) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE outbox SET leased = 0, next_attempt_at = ?, attempts = attempts + 1, last_error = ? WHERE leased = 1",
+    /// [`STOPPED_MID_ATTEMPT`] as its last error, and becomes a suspect: it
+    /// is sent alone from now on, until an operator answers for it. A job
+    /// that was already alone when the process stopped gets a crash counted
+    /// against it (`solo_crashes`), which is what quarantines a poison
+    /// delivery (decision 0014).
+    pub async fn release_leases(&self, now: OffsetDateTime) -> Result<Released> {
+        let rows = sqlx::query(
+            "UPDATE outbox SET leased = 0, next_attempt_at = ?1, attempts = attempts + 1,
+               last_error = CASE WHEN solo = 1 THEN ?2 ELSE ?3 END,
+               solo_crashes = solo_crashes + solo, suspect = 1, solo = 0
+             WHERE leased = 1 RETURNING last_error = ?2",
         )
         .bind(format_instant(now))
+        .bind(STOPPED_MID_SOLO_ATTEMPT)
         .bind(STOPPED_MID_ATTEMPT)
-        .execute(self.writer())
+        .fetch_all(self.writer())
         .await?;
-        Ok(done.rows_affected())
+        let mut released = Released::default();
+        for row in rows {
+            released.jobs += 1;
+            if row.try_get::<bool, _>(0)? {
+                released.alone += 1;
+            }
+        }
+        Ok(released)
     }
 
-    /// The earliest time a queued job comes due, if any.
+    /// An operator answered a lone attempt of these jobs: the process
+    /// survived sending them, so they are no longer suspects.
+    pub async fn clear_suspicion(&self, jobs: &[OutboxJob]) -> Result<()> {
+        for chunk in jobs.chunks(500) {
+            let mut update: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "UPDATE outbox SET suspect = 0, solo_crashes = 0 WHERE delivery_id IN (",
+            );
+            let mut ids = update.separated(", ");
+            for job in chunk {
+                ids.push_bind(job.delivery_id.to_string());
+            }
+            update.push(")");
+            update.build().execute(self.writer()).await?;
+        }
+        Ok(())
+    }
+
+    /// The earliest time a job a pass can claim comes due, if any: not a
+    /// suspect, not of a suspended tenant (whose jobs would otherwise be
+    /// "due" all the time, and the worker would spin).
     pub async fn next_job_due(&self) -> Result<Option<OffsetDateTime>> {
-        let row = sqlx::query("SELECT MIN(next_attempt_at) FROM outbox")
-            .fetch_one(self.reader())
-            .await?;
+        self.next_due("o.suspect = 0").await
+    }
+
+    /// [`next_job_due`](Self::next_job_due) of the suspects.
+    pub async fn next_suspect_due(&self) -> Result<Option<OffsetDateTime>> {
+        self.next_due("o.suspect = 1").await
+    }
+
+    async fn next_due(&self, filter: &str) -> Result<Option<OffsetDateTime>> {
+        let row = sqlx::query(&format!(
+            "SELECT MIN(o.next_attempt_at) FROM outbox o JOIN deliveries d ON d.id = o.delivery_id
+             JOIN tenants t ON t.id = d.tenant_id WHERE t.status = 'active' AND {filter}"
+        ))
+        .fetch_one(self.reader())
+        .await?;
         let text: Option<String> = row.try_get(0)?;
         text.map(|t| crate::parse_instant(&t).map_err(|_| StoreError::Corrupt("instant".into())))
             .transpose()
@@ -805,7 +972,7 @@ impl Db {
         next_attempt: OffsetDateTime,
         error: &str,
     ) -> Result<()> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, leased = 0 WHERE delivery_id = ?")
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, leased = 0, solo = 0 WHERE delivery_id = ?")
             .bind(format_instant(next_attempt))
             .bind(error)
             .bind(job.delivery_id.to_string())
@@ -821,7 +988,16 @@ impl Db {
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<()> {
-        self.fail_job(job, reason, None, now).await
+        self.end_jobs(
+            &[Ending {
+                job,
+                status: DeliveryStatus::Failed,
+                reason,
+                attempts: None,
+            }],
+            now,
+        )
+        .await
     }
 
     /// The delivery used up its attempts (`attempts` of them, the last one
@@ -834,60 +1010,78 @@ impl Db {
         attempts: i64,
         now: OffsetDateTime,
     ) -> Result<()> {
-        self.fail_job(job, reason, Some(attempts), now).await
+        self.end_jobs(
+            &[Ending {
+                job,
+                status: DeliveryStatus::Failed,
+                reason,
+                attempts: Some(attempts),
+            }],
+            now,
+        )
+        .await
     }
 
-    async fn fail_job(
-        &self,
-        job: &OutboxJob,
-        reason: &str,
-        attempts: Option<i64>,
-        now: OffsetDateTime,
-    ) -> Result<()> {
-        let id = job.delivery_id.to_string();
+    /// Ends queued deliveries that will not be sent (`failed` or
+    /// `not_delivered`, with a reason), in one transaction: the status the
+    /// sender sees, a status event and an audit entry for each (only for a
+    /// delivery still `accepted`), and the jobs leave the queue.
+    pub async fn end_jobs(&self, endings: &[Ending<'_>], now: OffsetDateTime) -> Result<()> {
+        if endings.is_empty() {
+            return Ok(());
+        }
         let at = format_instant(now);
         let mut tx = self.writer().begin().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET status = ?, status_reason = ?, status_at = ? WHERE id = ? AND status = ?",
-        )
-        .bind(DeliveryStatus::Failed.as_str())
-        .bind(reason)
-        .bind(&at)
-        .bind(&id)
-        .bind(DeliveryStatus::Accepted.as_str())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM outbox WHERE delivery_id = ?")
+        let mut chain = AuditChain::head(&mut tx).await?;
+        let mut events = StatusEvents::default();
+        for ending in endings {
+            let Ending {
+                job,
+                status,
+                reason,
+                attempts,
+            } = *ending;
+            let id = job.delivery_id.to_string();
+            let updated = sqlx::query(
+                "UPDATE deliveries SET status = ?, status_reason = ?, status_at = ? WHERE id = ? AND status = ?",
+            )
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(&at)
             .bind(&id)
+            .bind(DeliveryStatus::Accepted.as_str())
             .execute(&mut *tx)
             .await?;
-        if updated.rows_affected() > 0 {
-            status_event(
-                &mut tx,
-                job.tenant_id.as_str(),
-                &id,
-                DeliveryStatus::Failed,
-                &at,
-            )
-            .await?;
+            sqlx::query("DELETE FROM outbox WHERE delivery_id = ?")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            if updated.rows_affected() == 0 {
+                continue;
+            }
+            events.push(job.tenant_id.as_str(), &id, status, &at);
             let detail = match attempts {
                 Some(attempts) => serde_json::json!({ "reason": reason, "attempts": attempts }),
                 None => serde_json::json!({ "reason": reason }),
             }
             .to_string();
-            append(
-                &mut tx,
+            let action = match status {
+                DeliveryStatus::NotDelivered => "delivery.not_delivered",
+                _ => "delivery.failed",
+            };
+            chain.push(
                 now,
                 &AuditEntry {
                     tenant: Some(&job.tenant_id),
                     actor: "relay",
-                    action: "delivery.failed",
+                    action,
                     subject: &id,
                     detail: &detail,
                 },
-            )
-            .await?;
+            );
         }
+        events.flush(&mut tx).await?;
+        chain.flush(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -942,9 +1136,184 @@ pub(crate) fn delivery_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Deliver
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use super::DeliveryStatus;
-    use crate::{Db, Schema};
+    use super::{ClaimLimit, DeliveryStatus, STOPPED_MID_ATTEMPT, STOPPED_MID_SOLO_ATTEMPT};
+    use crate::{Db, Schema, parse_instant};
     use sqlx::Row as _;
+
+    /// A core database with one active tenant and `sizes.len()` queued jobs
+    /// (sealed blobs of those sizes), due one second apart in that order.
+    async fn queue_of(sizes: &[usize]) -> (tempfile::TempDir, Db, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("kuvert.db"), Schema::Core)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ('demokommun', 'Demo', '2026-12-01T00:00:00.000000Z')")
+            .execute(db.writer())
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for (n, size) in sizes.iter().enumerate() {
+            let id = kuvert_domain::ids::DeliveryId::new().to_string();
+            let due = format!("2026-12-01T10:00:{n:02}.000000Z");
+            sqlx::query(
+                "INSERT INTO deliveries (id, tenant_id, sender_id, recipient_id, idempotency_key, request_hash,
+                   message_ids, status, received_at, status_at)
+                 VALUES (?1, 'demokommun', '162120009994', '198001012387', ?1, 'h', '[\"1\"]', 'accepted', ?2, ?2)",
+            )
+            .bind(&id)
+            .bind(&due)
+            .execute(db.writer())
+            .await
+            .unwrap();
+            sqlx::query("INSERT INTO outbox (delivery_id, operator_id, sealed, next_attempt_at) VALUES (?, 'kuvert-brevlada', ?, ?)")
+                .bind(&id)
+                .bind(vec![b'x'; *size])
+                .bind(&due)
+                .execute(db.writer())
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        (dir, db, ids)
+    }
+
+    fn later() -> time::OffsetDateTime {
+        parse_instant("2026-12-01T11:00:00.000000Z").unwrap()
+    }
+
+    fn ids_of(jobs: &[super::OutboxJob]) -> Vec<String> {
+        jobs.iter().map(|j| j.delivery_id.to_string()).collect()
+    }
+
+    /// A pass claims jobs, oldest first, only while their sealed bytes fit
+    /// the budget (the first always does, however large); the rest stay
+    /// due, not leased, and are claimed by the next pass.
+    #[tokio::test]
+    async fn a_pass_claims_only_as_many_jobs_as_fit_its_byte_budget() {
+        let (_dir, db, ids) = queue_of(&[400, 300, 200, 100, 50]).await;
+        let lease = time::Duration::minutes(2);
+        let budget = ClaimLimit {
+            jobs: 500,
+            bytes: 800,
+        };
+        let first = db.claim_due_jobs(later(), lease, budget).await.unwrap();
+        assert_eq!(
+            ids_of(&first),
+            ids[..2],
+            "400 + 300 fit 800; + 200 does not"
+        );
+        assert_eq!(first[0].sealed.len(), 400);
+        let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE leased = 1")
+            .fetch_one(db.reader())
+            .await
+            .unwrap();
+        assert_eq!(leased, 2, "the others were not leased");
+        let second = db.claim_due_jobs(later(), lease, budget).await.unwrap();
+        assert_eq!(ids_of(&second), ids[2..], "200 + 100 + 50");
+        db.close().await;
+
+        // A job larger than the whole budget still goes, alone.
+        let (_dir, db, ids) = queue_of(&[5000, 10]).await;
+        let tiny = ClaimLimit {
+            jobs: 500,
+            bytes: 100,
+        };
+        let alone = db.claim_due_jobs(later(), lease, tiny).await.unwrap();
+        assert_eq!(ids_of(&alone), ids[..1]);
+        // And the count still bounds it.
+        let one = ClaimLimit {
+            jobs: 1,
+            bytes: i64::MAX,
+        };
+        assert_eq!(
+            ids_of(&db.claim_due_jobs(later(), lease, one).await.unwrap()),
+            ids[1..]
+        );
+        db.close().await;
+    }
+
+    /// Leases left by a stopped process: every job becomes a suspect that
+    /// passes do not claim; a job that was alone gets a crash against it
+    /// and goes first among the suspects; an operator's answer clears both.
+    #[tokio::test]
+    async fn released_leases_make_suspects_and_a_lone_one_gets_a_crash_against_it() {
+        let (_dir, db, ids) = queue_of(&[10, 10, 10]).await;
+        let lease = time::Duration::minutes(2);
+        let all = ClaimLimit {
+            jobs: 500,
+            bytes: i64::MAX,
+        };
+        // The first two in flight together; then the third alone.
+        let group = db
+            .claim_due_jobs(later(), lease, ClaimLimit { jobs: 2, ..all })
+            .await
+            .unwrap();
+        assert_eq!(group.len(), 2);
+        sqlx::query("UPDATE outbox SET suspect = 1 WHERE delivery_id = ?")
+            .bind(&ids[2])
+            .execute(db.writer())
+            .await
+            .unwrap();
+        let alone = db
+            .claim_suspect(later(), lease, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(alone.delivery_id.to_string(), ids[2]);
+
+        let released = db.release_leases(later()).await.unwrap();
+        assert_eq!((released.jobs, released.alone), (3, 1));
+        assert!(
+            db.claim_due_jobs(later(), lease, all)
+                .await
+                .unwrap()
+                .is_empty(),
+            "all suspects now"
+        );
+        assert_eq!(
+            db.next_job_due().await.unwrap(),
+            None,
+            "nothing a pass could claim"
+        );
+        assert_eq!(db.next_suspect_due().await.unwrap(), Some(later()));
+
+        let struck = db
+            .claim_suspect(later(), lease, true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(struck.delivery_id.to_string(), ids[2], "the lone one first");
+        assert_eq!((struck.solo_crashes, struck.attempts), (1, 1));
+        assert_eq!(struck.last_error.as_deref(), Some(STOPPED_MID_SOLO_ATTEMPT));
+        assert!(
+            db.claim_suspect(later(), lease, true)
+                .await
+                .unwrap()
+                .is_none(),
+            "no other was alone"
+        );
+        let next = db
+            .claim_suspect(later(), lease, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (next.solo_crashes, next.last_error.as_deref()),
+            (0, Some(STOPPED_MID_ATTEMPT))
+        );
+
+        // Answered: back among the others (due again once rescheduled).
+        db.clear_suspicion(std::slice::from_ref(&next))
+            .await
+            .unwrap();
+        db.reschedule_job(&next, later(), "receipt does not verify")
+            .await
+            .unwrap();
+        let claimed = db.claim_due_jobs(later(), lease, all).await.unwrap();
+        assert_eq!(ids_of(&claimed), vec![next.delivery_id.to_string()]);
+        assert!(!claimed[0].suspect);
+        db.close().await;
+    }
 
     /// The statuses the `CHECK` on `deliveries.status` allows, read from the
     /// schema the migrations left (not from a migration file: a later

@@ -13,6 +13,7 @@ mod evidence;
 mod fair_share;
 mod flow;
 mod idempotency;
+mod in_flight;
 mod keys_and_tokens;
 mod limits;
 mod openapi;

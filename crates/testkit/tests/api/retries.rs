@@ -1,7 +1,9 @@
 //! Retries that end: a delivery the mailbox never takes ends `failed` with
 //! `retries_exhausted: <last error>` after `max_attempts` attempts, not
 //! before; a pass cut short by a stopped process counts as an attempt, so
-//! a delivery that crashes the relay each time is not retried forever.
+//! a delivery that crashes the relay each time is not retried forever;
+//! a delivery alone in flight at two crashes in a row is quarantined, and a
+//! refusal signed by the operator is final.
 
 use kuvert_domain::status::DeliveryStatus;
 use kuvert_testkit::{PATIENCE, TestApp, eventually};
@@ -109,4 +111,109 @@ async fn a_pass_cut_short_by_a_stopped_process_counts_as_an_attempt() {
     )
     .await;
     assert_eq!(failed_audit_attempts(&app, &id).await, 3);
+}
+
+/// Sends one message with the mailbox closed, waits for a first attempt and
+/// stops the instance: the delivery is queued, not leased.
+async fn queued_then_stopped(app: &mut TestApp, subject: &str) -> String {
+    app.set_mailbox_open(false);
+    let anna = app.recipient("registered").id.clone();
+    let id = app.send_ok(&anna, subject).await;
+    eventually("a first attempt", PATIENCE, || async {
+        (app.query::<i64>("kuvert.db", "SELECT COALESCE(MAX(attempts), 0) FROM outbox")
+            .await
+            >= 1)
+            .then_some(())
+    })
+    .await;
+    app.stop().await;
+    id
+}
+
+/// In flight among others at a crash: the culprit is unknown, so the
+/// delivery is sent alone after the restart, and (being innocent) arrives.
+#[tokio::test]
+async fn a_delivery_in_flight_at_a_crash_is_sent_alone_and_delivered() {
+    let mut app = TestApp::spawn().await;
+    let id = queued_then_stopped(&mut app, "Mitt i ett pass").await;
+    app.write_sql("kuvert.db", "UPDATE outbox SET leased = 1, solo = 0")
+        .await;
+    app.restart().await;
+    let token = app.kommun().0.token.clone();
+    app.wait_delivered(&token, &id).await;
+    assert_eq!(app.mailbox_delivery_count().await, 1);
+}
+
+/// The relay stopped while this delivery was the only one in flight, for
+/// the second time in a row (the first crash alone is in `solo_crashes`):
+/// it is the culprit, quarantined at the restart, not sent again.
+#[tokio::test]
+async fn a_delivery_alone_in_flight_at_two_crashes_in_a_row_is_quarantined() {
+    let mut app = TestApp::spawn().await;
+    let id = queued_then_stopped(&mut app, "Giftigt brev").await;
+    app.write_sql(
+        "kuvert.db",
+        "UPDATE outbox SET leased = 1, solo = 1, suspect = 1, solo_crashes = 1",
+    )
+    .await;
+    // The mailbox is open after the restart: only the quarantine keeps the
+    // delivery from going out.
+    app.restart().await;
+    assert_failed_with(
+        &app,
+        &id,
+        "quarantined: the relay stopped 2 times in a row while this delivery was the only one in flight",
+    )
+    .await;
+}
+
+/// One crash while alone is not enough (a kill can come at any moment):
+/// the delivery is sent first thing after the restart, alone, and arrives.
+#[tokio::test]
+async fn one_crash_while_alone_does_not_quarantine() {
+    let mut app = TestApp::spawn().await;
+    let id = queued_then_stopped(&mut app, "Otur en gång").await;
+    app.write_sql(
+        "kuvert.db",
+        "UPDATE outbox SET leased = 1, solo = 1, suspect = 1",
+    )
+    .await;
+    app.restart().await;
+    let token = app.kommun().0.token.clone();
+    app.wait_delivered(&token, &id).await;
+    assert_eq!(app.mailbox_delivery_count().await, 1);
+}
+
+/// A refusal signed by the operator is final: `failed` with the operator's
+/// code at once, not retried (here the seal no longer verifies, as when
+/// the queued row was changed).
+#[tokio::test]
+async fn a_signed_refusal_by_the_mailbox_fails_the_delivery_at_once() {
+    let app = TestApp::spawn().await;
+    app.set_mailbox_open(false);
+    let anna = app.recipient("registered").id.clone();
+    let id = app.send_ok(&anna, "Ändrad i kön").await;
+    let sealed: Vec<u8> = app
+        .query("kuvert.db", "SELECT sealed FROM outbox LIMIT 1")
+        .await;
+    let mut sealed: Value = serde_json::from_slice(&sealed).unwrap();
+    sealed["received_at"] = "2020-01-01T00:00:00.000000Z".into();
+    let hex: String = serde_json::to_vec(&sealed)
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    app.write_sql("kuvert.db", &format!("UPDATE outbox SET sealed = X'{hex}'"))
+        .await;
+    app.set_mailbox_open(true);
+    assert_failed_with(&app, &id, "rejected_by_operator:bad_seal").await;
+    let detail: String = app
+        .query(
+            "kuvert.db",
+            &format!(
+                "SELECT detail FROM audit_log WHERE action = 'delivery.failed' AND subject = '{id}'"
+            ),
+        )
+        .await;
+    assert!(detail.contains("rejected_by_operator:bad_seal"), "{detail}");
 }
