@@ -97,6 +97,9 @@ pub struct Settings {
     pub create_missing_keys: bool,
     pub retry: RetryPolicy,
     pub limits: DeliveryLimits,
+    /// The quotas of a tenant that set none (decision 0015; the documented
+    /// numbers unless changed here).
+    pub quota_defaults: kuvert_store::quotas::QuotaDefaults,
     /// The platform operator's admin token (`kva_…`); no admin API without it.
     pub admin_token: Option<String>,
     /// Where the mailbox fetches the register's revocations; defaults to
@@ -137,6 +140,7 @@ impl Settings {
             create_missing_keys: false,
             retry: RetryPolicy::default(),
             limits: DeliveryLimits::default(),
+            quota_defaults: Default::default(),
             admin_token: None,
             register_url: None,
             revocation_poll: Duration::from_secs(5),
@@ -415,6 +419,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 db: db.clone(),
                 clock: clock.clone(),
                 pseudonyms: Arc::new(keys.pseudonymizer()),
+                quota_defaults: settings.quota_defaults,
             });
             let wake = Arc::new(Notify::new());
             let relay = Arc::new(Relay {
@@ -430,7 +435,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                     &keys.paper_kek.to_bytes(),
                 ),
                 wake: wake.clone(),
-                rate: Default::default(),
+                quota_defaults: settings.quota_defaults,
             });
             let credentials =
                 HashMap::from([(operator_id()?, keys.relay_mailbox_credential.clone())]);
