@@ -640,6 +640,107 @@ mod tests {
         );
     }
 
+    async fn tenant(db: &Db, id: &str) -> TenantId {
+        let tenant = TenantId::parse(id).unwrap();
+        db.create_tenant(
+            &tenant,
+            "T",
+            OffsetDateTime::now_utc(),
+            &crate::audit::TEST_ENTRY,
+        )
+        .await
+        .unwrap();
+        tenant
+    }
+
+    /// A request over a limit reserves nothing of any counter or bucket; a
+    /// settlement gives back to the reservation's day, not to today.
+    #[tokio::test]
+    async fn a_refused_reservation_leaves_nothing_and_settling_names_its_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("kuvert.db"), crate::Schema::Core)
+            .await
+            .unwrap();
+        let t = tenant(&db, "quotat").await;
+        let evening = datetime!(2026-11-24 23:59:59 UTC);
+        let ask = |deliveries, bytes| Ask {
+            daily: vec![
+                (Counter::Deliveries, deliveries, Some(10)),
+                (Counter::Bytes, bytes, Some(1000)),
+            ],
+            rate: Some((Bucket::Deliveries, deliveries, Some(100))),
+        };
+        let held = db.reserve(&t, evening, &ask(4, 400)).await.unwrap();
+        // Deliveries fit, bytes do not: refused whole.
+        let refused = db.reserve(&t, evening, &ask(4, 700)).await;
+        assert!(matches!(
+            refused,
+            Err(StoreError::QuotaExceeded(Refusal {
+                dimension: Dimension::BytesPerDay,
+                limit: 1000,
+                retry_after_seconds: 1
+            }))
+        ));
+        let day = evening.date();
+        let usage = db.quota_usage(&t, day).await.unwrap();
+        assert_eq!((usage.deliveries, usage.bytes), (4, 400));
+        let tokens: f64 = sqlx::query_scalar("SELECT tokens FROM rate_buckets")
+            .fetch_one(db.reader())
+            .await
+            .unwrap();
+        assert_eq!(tokens, 96.0, "the refused request took no tokens");
+        // Settled after midnight: the evening's day gets it back.
+        let next = db
+            .reserve(&t, evening + time::Duration::seconds(1), &ask(1, 10))
+            .await
+            .unwrap();
+        db.settle(&held, &[(Counter::Deliveries, 1), (Counter::Bytes, 100)])
+            .await
+            .unwrap();
+        let usage = db.quota_usage(&t, day).await.unwrap();
+        assert_eq!((usage.deliveries, usage.bytes), (1, 100));
+        let usage = db.quota_usage(&t, next.day).await.unwrap();
+        assert_eq!((usage.deliveries, usage.bytes), (1, 10));
+    }
+
+    /// What tenants had set in the old columns becomes their rows; what
+    /// they had left unset takes the defaults.
+    #[tokio::test]
+    async fn migration_0010_keeps_what_tenants_had_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.path().join("old.db"))
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let (before, after): (Vec<_>, Vec<_>) =
+            crate::CORE_MIGRATIONS.iter().partition(|m| m.version < 10);
+        for migration in before {
+            sqlx::raw_sql(migration.sql).execute(&pool).await.unwrap();
+        }
+        sqlx::raw_sql(
+            "INSERT INTO tenants (id, name, status, created_at, max_per_day, max_batch)
+             VALUES ('a', 'A', 'active', '2026-11-24T00:00:00.000000Z', 3, 7),
+                    ('b', 'B', 'active', '2026-11-24T00:00:00.000000Z', NULL, NULL)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::raw_sql(after[0].sql).execute(&pool).await.unwrap();
+        let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as(
+            "SELECT tenant_id, dimension, quota FROM tenant_quotas ORDER BY tenant_id, dimension",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("a".into(), "batch_size".into(), Some(7)),
+                ("a".into(), "deliveries_per_day".into(), Some(3)),
+            ]
+        );
+    }
+
     #[test]
     fn a_setting_overrides_the_default_and_unlimited_is_explicit() {
         let defaults = QuotaDefaults::default();
