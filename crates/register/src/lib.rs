@@ -34,6 +34,9 @@ pub enum RegisterError {
     UnknownOperator,
     #[error("the recipient is not registered")]
     NotRegistered,
+    /// Over the tenant's lookup quota: nothing was looked up.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(kuvert_store::quotas::Refusal),
 }
 
 /// Mina meddelanden's AccountStatus type.
@@ -137,6 +140,8 @@ pub struct Register {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub pseudonyms: Arc<Pseudonymizer>,
+    /// The lookup quotas of a tenant that set none (decision 0015).
+    pub quota_defaults: kuvert_store::quotas::QuotaDefaults,
 }
 
 impl Register {
@@ -154,6 +159,7 @@ impl Register {
                 max: MAX_LOOKUP,
             });
         }
+        self.meter_lookup(tenant, ids.len()).await?;
         let today = self.clock.today();
         let parsed: Vec<Result<RecipientId, _>> =
             ids.iter().map(|id| RecipientId::parse(id, today)).collect();
@@ -222,6 +228,26 @@ impl Register {
             )
             .await?;
         Ok(answers)
+    }
+
+    /// Counts `ids` recipient ids against the tenant's lookup quotas (per
+    /// day and per second) before anything is looked up, or refuses: every
+    /// id asked counts, an invalid one too, since the answer is per id. A
+    /// lookup is never given back: its answer was given.
+    async fn meter_lookup(&self, tenant: &TenantId, ids: usize) -> Result<(), RegisterError> {
+        use kuvert_store::quotas::{Ask, Bucket, Counter, Dimension};
+        let quota = self.db.quota(tenant).await?;
+        let limit = |dimension| quota.limit(dimension, &self.quota_defaults);
+        let ids = i64::try_from(ids).unwrap_or(i64::MAX);
+        let ask = Ask {
+            daily: vec![(Counter::LookupIds, ids, limit(Dimension::LookupIdsPerDay))],
+            rate: Some((Bucket::LookupIds, ids, limit(Dimension::LookupIdsPerSecond))),
+        };
+        match self.db.reserve(tenant, self.clock.now(), &ask).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::QuotaExceeded(refusal)) => Err(RegisterError::QuotaExceeded(refusal)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Where deliveries from `sender` to each of `recipients` go, keyed by

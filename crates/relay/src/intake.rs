@@ -144,16 +144,8 @@ pub struct Relay {
     pub paper_kek: KeyEncryptionKey,
     /// Wakes the delivery worker when something was queued.
     pub wake: Arc<Notify>,
-    pub rate: crate::quota::RateLimiter,
-}
-
-fn seconds_to_midnight(now: time::OffsetDateTime) -> u64 {
-    let midnight = now.date().next_day().map(|d| d.midnight().assume_utc());
-    midnight.map_or(3600, |m| {
-        u64::try_from((m - now).whole_seconds())
-            .unwrap_or(3600)
-            .max(1)
-    })
+    /// The quotas of a tenant that set none (decision 0015).
+    pub quota_defaults: kuvert_store::quotas::QuotaDefaults,
 }
 
 /// What identifies a bulk submission: each item's idempotency key (as
@@ -354,28 +346,25 @@ impl Relay {
         batch: bool,
     ) -> Result<(Option<BatchId>, Vec<Result<Accepted, IntakeError>>), IntakeError> {
         let now = self.clock.now();
+        // Quotas first (decision 0015): the request's counts are reserved
+        // before any check, seal or insert, or it is refused whole; what
+        // was not accepted is given back afterwards.
+        let held = self.reserve_quota(caller, &submissions, batch, now).await?;
+        let outcome = self.submit_reserved(caller, submissions, batch, now).await;
+        let results = outcome.as_ref().ok().map(|(_, results)| results.as_slice());
+        self.settle_quota(held, results).await;
+        outcome
+    }
+
+    /// [`submit`](Self::submit) once the request's quota is reserved.
+    async fn submit_reserved(
+        &self,
+        caller: &Caller,
+        submissions: Vec<Result<Submission, IntakeError>>,
+        batch: bool,
+        now: time::OffsetDateTime,
+    ) -> Result<(Option<BatchId>, Vec<Result<Accepted, IntakeError>>), IntakeError> {
         let fingerprint = batch.then(|| batch_fingerprint(&submissions));
-        // Quotas first: a request over a quota is refused whole, nothing stored.
-        let quota = self.db.quota(&caller.tenant).await?;
-        if let Some(max) = quota.max_batch
-            && batch
-            && i64::try_from(submissions.len()).unwrap_or(i64::MAX) > max
-        {
-            return Err(IntakeError::QuotaExceeded {
-                what: format!("a batch may hold at most {max} deliveries for this tenant"),
-                retry_after_seconds: 0,
-            });
-        }
-        if let Some(per_second) = quota.max_per_second
-            && let Err(wait) = self
-                .rate
-                .take(&caller.tenant, submissions.len(), per_second, now)
-        {
-            return Err(IntakeError::QuotaExceeded {
-                what: format!("at most {per_second} deliveries per second for this tenant"),
-                retry_after_seconds: wait,
-            });
-        }
         let mut results: Vec<Option<Result<Accepted, IntakeError>>> =
             Vec::with_capacity(submissions.len());
         // Each submission is checked on its own; a bad one is answered and
@@ -463,15 +452,8 @@ impl Relay {
                 Err(e) => results[index] = Some(Err(e)),
             }
         }
-        self.store(
-            caller,
-            prepared,
-            results,
-            fingerprint,
-            quota.max_per_day,
-            now,
-        )
-        .await
+        self.store(caller, prepared, results, fingerprint, now)
+            .await
     }
 
     /// Stores the prepared deliveries in one transaction and answers each
@@ -484,19 +466,11 @@ impl Relay {
         mut prepared: Vec<Prepared>,
         mut results: Vec<Option<Result<Accepted, IntakeError>>>,
         fingerprint: Option<String>,
-        max_per_day: Option<i64>,
         now: time::OffsetDateTime,
     ) -> Result<(Option<BatchId>, Vec<Result<Accepted, IntakeError>>), IntakeError> {
         loop {
             match self
-                .store_once(
-                    caller,
-                    &prepared,
-                    &mut results,
-                    fingerprint.as_deref(),
-                    max_per_day,
-                    now,
-                )
+                .store_once(caller, &prepared, &mut results, fingerprint.as_deref(), now)
                 .await
             {
                 Err(IntakeError::Store(StoreError::Withdrawn(Withdrawn::KeysRevoked(keys)))) => {
@@ -526,7 +500,6 @@ impl Relay {
         prepared: &[Prepared],
         results: &mut [Option<Result<Accepted, IntakeError>>],
         fingerprint: Option<&str>,
-        max_per_day: Option<i64>,
         now: time::OffsetDateTime,
     ) -> Result<Option<BatchId>, IntakeError> {
         let rejected = results.iter().filter(|r| r.is_some()).count();
@@ -547,22 +520,8 @@ impl Relay {
         if !rows.is_empty() || new_batch.is_some() {
             let stored = self
                 .db
-                .insert_deliveries(
-                    &caller.tenant,
-                    &authority,
-                    new_batch.as_ref(),
-                    &rows,
-                    max_per_day,
-                    now,
-                )
-                .await
-                .map_err(|e| match e {
-                    StoreError::DailyQuotaExceeded { limit } => IntakeError::QuotaExceeded {
-                        what: format!("at most {limit} deliveries per day (UTC) for this tenant; the request was not accepted"),
-                        retry_after_seconds: seconds_to_midnight(now),
-                    },
-                    other => other.into(),
-                })?;
+                .insert_deliveries(&caller.tenant, &authority, new_batch.as_ref(), &rows, now)
+                .await?;
             batch_id = stored.batch;
             for (p, intake) in prepared.iter().zip(stored.intakes) {
                 results[p.index] = Some(self.answer(&caller.tenant, &p.row, intake).await);

@@ -111,12 +111,13 @@ impl Tenancy {
             })
     }
 
-    /// Sets the tenant's quotas (`None` = unlimited).
+    /// Replaces the tenant's quota settings (a dimension left at
+    /// `Setting::Default` takes the installation's default).
     pub async fn set_quota(
         &self,
         actor: &str,
         id: &TenantId,
-        quota: &kuvert_store::tenants::Quota,
+        quota: &kuvert_store::quotas::Quota,
     ) -> Result<(), TenancyError> {
         let detail = serde_json::to_string(quota).unwrap_or_default();
         let audit = AuditEntry {

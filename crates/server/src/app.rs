@@ -100,6 +100,9 @@ pub struct Settings {
     /// Send requests in flight at once (bytes of body) and how long one
     /// waits for room.
     pub intake_budget: kuvert_web::intake_budget::IntakeBudgetSettings,
+    /// The quotas of a tenant that set none (decision 0015; the documented
+    /// numbers unless changed here).
+    pub quota_defaults: kuvert_store::quotas::QuotaDefaults,
     /// The platform operator's admin token (`kva_…`); no admin API without it.
     pub admin_token: Option<String>,
     /// Where the mailbox fetches the register's revocations; defaults to
@@ -141,6 +144,7 @@ impl Settings {
             retry: RetryPolicy::default(),
             limits: DeliveryLimits::default(),
             intake_budget: Default::default(),
+            quota_defaults: Default::default(),
             admin_token: None,
             register_url: None,
             revocation_poll: Duration::from_secs(5),
@@ -420,6 +424,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 db: db.clone(),
                 clock: clock.clone(),
                 pseudonyms: Arc::new(keys.pseudonymizer()),
+                quota_defaults: settings.quota_defaults,
             });
             let wake = Arc::new(Notify::new());
             let relay = Arc::new(Relay {
@@ -435,7 +440,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                     &keys.paper_kek.to_bytes(),
                 ),
                 wake: wake.clone(),
-                rate: Default::default(),
+                quota_defaults: settings.quota_defaults,
             });
             let credentials =
                 HashMap::from([(operator_id()?, keys.relay_mailbox_credential.clone())]);

@@ -347,19 +347,35 @@ enum TenantCommand {
         /// The tenant id.
         id: String,
     },
-    /// Set quotas (omit one for unlimited).
+    /// Set quotas: each a number or `unlimited`; one left out takes the
+    /// installation's default (docs/reliability.md, "Quotas").
     Quota {
         /// The tenant id.
         id: String,
         /// Deliveries per day (UTC).
-        #[arg(long)]
-        per_day: Option<i64>,
+        #[arg(long, alias = "per-day", value_parser = quota_setting)]
+        deliveries_per_day: Option<QuotaSetting>,
         /// Deliveries per second.
-        #[arg(long)]
-        per_second: Option<i64>,
+        #[arg(long, alias = "per-second", value_parser = quota_setting)]
+        deliveries_per_second: Option<QuotaSetting>,
+        /// Messages per day (UTC).
+        #[arg(long, value_parser = quota_setting)]
+        messages_per_day: Option<QuotaSetting>,
+        /// Bytes of deliveries (canonical form) per day (UTC).
+        #[arg(long, value_parser = quota_setting)]
+        bytes_per_day: Option<QuotaSetting>,
         /// Deliveries per batch request.
+        #[arg(long, alias = "max-batch", value_parser = quota_setting)]
+        batch_size: Option<QuotaSetting>,
+        /// Recipient ids looked up per day (UTC).
+        #[arg(long, value_parser = quota_setting)]
+        lookup_ids_per_day: Option<QuotaSetting>,
+        /// Recipient ids looked up per second.
+        #[arg(long, value_parser = quota_setting)]
+        lookup_ids_per_second: Option<QuotaSetting>,
+        /// Every dimension not given is unlimited, not the default.
         #[arg(long)]
-        max_batch: Option<i64>,
+        unlimited: bool,
     },
     /// Resume a suspended tenant.
     Resume {
@@ -993,6 +1009,7 @@ async fn recipient(command: RecipientCommand, data_dir: &Path) -> anyhow::Result
                 db: db.clone(),
                 clock: clock.clone(),
                 pseudonyms: Arc::new(keys.pseudonymizer()),
+                quota_defaults: Default::default(),
             };
             let id = RecipientId::parse(&id, clock.today())?;
             register
@@ -1062,6 +1079,21 @@ async fn token_revoke(id_or_token: &str, data_dir: &Path) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// A quota on the command line: a positive number or `unlimited`.
+#[derive(Debug, Clone, Copy)]
+struct QuotaSetting(kuvert_store::quotas::Setting);
+
+fn quota_setting(text: &str) -> Result<QuotaSetting, String> {
+    use kuvert_store::quotas::Setting;
+    if text == "unlimited" {
+        return Ok(QuotaSetting(Setting::Unlimited));
+    }
+    match text.parse::<i64>() {
+        Ok(n) if n > 0 => Ok(QuotaSetting(Setting::Max(n))),
+        _ => Err("a positive number or `unlimited`".to_owned()),
+    }
+}
+
 async fn tenant(command: TenantCommand, data_dir: &Path) -> anyhow::Result<()> {
     // Adding a key issues its certificate with the register's key.
     let keys = crate::keys::Keys::load_existing(data_dir)?;
@@ -1111,15 +1143,33 @@ async fn tenant(command: TenantCommand, data_dir: &Path) -> anyhow::Result<()> {
         TenantCommand::Resume { id } => tenancy.set_suspended(actor, &tid(&id)?, false).await?,
         TenantCommand::Quota {
             id,
-            per_day,
-            per_second,
-            max_batch,
+            deliveries_per_day,
+            deliveries_per_second,
+            messages_per_day,
+            bytes_per_day,
+            batch_size,
+            lookup_ids_per_day,
+            lookup_ids_per_second,
+            unlimited,
         } => {
-            let quota = kuvert_store::tenants::Quota {
-                max_per_day: per_day,
-                max_per_second: per_second,
-                max_batch,
+            use kuvert_store::quotas::{Dimension, Quota, Setting};
+            let otherwise = if unlimited {
+                Setting::Unlimited
+            } else {
+                Setting::Default
             };
+            let mut quota = Quota::default();
+            for (dimension, given) in [
+                (Dimension::DeliveriesPerDay, deliveries_per_day),
+                (Dimension::DeliveriesPerSecond, deliveries_per_second),
+                (Dimension::MessagesPerDay, messages_per_day),
+                (Dimension::BytesPerDay, bytes_per_day),
+                (Dimension::BatchSize, batch_size),
+                (Dimension::LookupIdsPerDay, lookup_ids_per_day),
+                (Dimension::LookupIdsPerSecond, lookup_ids_per_second),
+            ] {
+                quota.set(dimension, given.map_or(otherwise, |g| g.0));
+            }
             tenancy.set_quota(actor, &tid(&id)?, &quota).await?;
             println!("quota set");
         }

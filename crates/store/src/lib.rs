@@ -16,6 +16,7 @@ pub mod audit;
 mod checkpoint;
 mod direct;
 pub mod mailbox;
+pub mod quotas;
 mod recipient_tokens;
 pub mod register;
 pub mod relay;
@@ -46,8 +47,10 @@ pub enum StoreError {
     NotFound,
     #[error("already exists")]
     Conflict,
-    #[error("the tenant's daily quota of {limit} deliveries would be exceeded")]
-    DailyQuotaExceeded { limit: i64 },
+    /// A request would pass one of its tenant's quotas; nothing of it was
+    /// reserved (see `quotas`).
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(quotas::Refusal),
     /// A per-owner list is full (checked in the transaction that adds).
     #[error("the list already holds its maximum of {limit} entries")]
     ListFull { limit: i64 },
@@ -167,8 +170,10 @@ const CORE_MIGRATIONS: &[Migration] = &[
         version: 9,
         sql: include_str!("../migrations/sqlite/core/0009_delivery_time_checks.sql"),
     },
-    // 0010 is another branch's (issue 17); the versions need not be
-    // contiguous: each is applied once, whenever it is missing.
+    Migration {
+        version: 10,
+        sql: include_str!("../migrations/sqlite/core/0010_quotas_that_hold.sql"),
+    },
     Migration {
         version: 11,
         sql: include_str!("../migrations/sqlite/core/0011_credential_scope.sql"),

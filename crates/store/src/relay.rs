@@ -427,7 +427,6 @@ impl Db {
         authority: &Authority<'_>,
         batch: Option<&NewBatch>,
         items: &[NewDelivery],
-        daily_limit: Option<i64>,
         now: OffsetDateTime,
     ) -> Result<Stored> {
         let at = format_instant(now);
@@ -610,24 +609,6 @@ impl Db {
         }
         events.flush(&mut tx).await?;
         chain.flush(&mut tx).await?;
-        // The daily quota is checked after the inserts, inside the same
-        // transaction: exact under concurrency (one writer), replays do not
-        // count, and an over-quota request is rolled back whole.
-        if let Some(limit) = daily_limit {
-            let day_start = format_instant(now.date().midnight().assume_utc());
-            let today: i64 = sqlx::query(
-                "SELECT COUNT(*) FROM deliveries WHERE tenant_id = ? AND received_at >= ?",
-            )
-            .bind(tenant.as_str())
-            .bind(day_start)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-            if today > limit {
-                tx.rollback().await?;
-                return Err(StoreError::DailyQuotaExceeded { limit });
-            }
-        }
         tx.commit().await?;
         let batch = batch_used
             .map(|(id, _)| BatchId::parse(&id).map_err(|_| StoreError::Corrupt("batch id".into())))

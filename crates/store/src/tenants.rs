@@ -109,14 +109,6 @@ pub struct NewSenderKey<'a> {
     pub certificate: &'a str,
 }
 
-/// Per-tenant limits; `None` means unlimited.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Quota {
-    pub max_per_day: Option<i64>,
-    pub max_per_second: Option<i64>,
-    pub max_batch: Option<i64>,
-}
-
 #[derive(Debug, Clone)]
 pub struct Sender {
     pub id: String,
@@ -215,40 +207,6 @@ impl Db {
                 .execute(&mut *tx)
                 .await?,
         )?;
-        commit_audited(tx, now, audit).await
-    }
-
-    pub async fn quota(&self, id: &TenantId) -> Result<Quota> {
-        let row =
-            sqlx::query("SELECT max_per_day, max_per_second, max_batch FROM tenants WHERE id = ?")
-                .bind(id.as_str())
-                .fetch_optional(self.reader())
-                .await?
-                .ok_or(StoreError::NotFound)?;
-        Ok(Quota {
-            max_per_day: row.try_get("max_per_day")?,
-            max_per_second: row.try_get("max_per_second")?,
-            max_batch: row.try_get("max_batch")?,
-        })
-    }
-
-    pub async fn set_quota(
-        &self,
-        id: &TenantId,
-        quota: &Quota,
-        now: OffsetDateTime,
-        audit: &AuditEntry<'_>,
-    ) -> Result<()> {
-        let mut tx = self.writer().begin().await?;
-        updated_one(sqlx::query(
-            "UPDATE tenants SET max_per_day = ?, max_per_second = ?, max_batch = ? WHERE id = ?",
-        )
-        .bind(quota.max_per_day)
-        .bind(quota.max_per_second)
-        .bind(quota.max_batch)
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await?)?;
         commit_audited(tx, now, audit).await
     }
 

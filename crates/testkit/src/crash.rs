@@ -293,6 +293,28 @@ pub fn spawn_node<S: AsRef<std::ffi::OsStr>>(
         .with_context(|| format!("starting {}", exe.display()))
 }
 
+/// Lifts every quota of `tenant` with `kuvert tenant quota --unlimited` on
+/// `data` (beside a running node): the harnesses send and look up far more
+/// than the installation's defaults let one tenant (decision 0015).
+pub async fn unthrottle(exe: &Path, data: &Path, tenant: &str) -> anyhow::Result<()> {
+    let log = data.join("quota.log");
+    let args: [&std::ffi::OsStr; 6] = [
+        "tenant".as_ref(),
+        "quota".as_ref(),
+        tenant.as_ref(),
+        "--unlimited".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+    ];
+    let status = spawn_node(exe, &args, &log)?.wait().await?;
+    ensure!(
+        status.success(),
+        "kuvert tenant quota {tenant} --unlimited failed: see {}",
+        log.display()
+    );
+    Ok(())
+}
+
 /// SIGTERM and wait (a graceful stop); SIGKILL once `grace` has passed.
 pub async fn terminate(child: &mut Child, grace: Duration) -> anyhow::Result<()> {
     if let Some(pid) = child.id() {
@@ -395,6 +417,7 @@ pub async fn run(plan: &CrashPlan) -> anyhow::Result<CrashReport> {
     // The relay first: it creates the keys both processes share.
     relay.start().await?;
     mailbox.start().await?;
+    unthrottle(&plan.exe, &data, "demokommun").await?;
 
     let demo = kuvert::demo::load(&data)?;
     let keys = kuvert::keys::Keys::load_existing(&data)?;

@@ -7,6 +7,7 @@
 
 use kuvert::app::{Running, Settings};
 use kuvert::demo::{DemoData, DemoSender, DemoTenant};
+use kuvert_domain::clock::ManualClock;
 use kuvert_domain::delivery::{Attachment, SecureDelivery, SignedDelivery};
 use kuvert_domain::status::DeliveryStatus;
 use kuvert_store::Db;
@@ -76,6 +77,9 @@ pub struct TestApp {
     /// Settings applied after `configure` at each start (see
     /// [`restart_with`](Self::restart_with)).
     extra: Option<Arc<SettingsChange>>,
+    /// The instance's clock when the test holds it (see
+    /// [`spawn_with_clock`](Self::spawn_with_clock)); kept across restarts.
+    clock: Option<Arc<ManualClock>>,
 }
 
 fn no_change(_: &mut Settings) {}
@@ -93,6 +97,47 @@ impl TestApp {
     pub async fn spawn_with(configure: fn(&mut Settings)) -> TestApp {
         let data = tempfile::tempdir().expect("temp dir");
         Self::spawn_in(data, configure, None).await
+    }
+
+    /// Like [`spawn_with`](Self::spawn_with), on a clock that stands at
+    /// `at` until the test moves it ([`advance`](Self::advance)), at this
+    /// and every later start. Pick an instant in the past: the last audit
+    /// checkpoint at a stop is signed on the real clock.
+    pub async fn spawn_with_clock(
+        at: time::OffsetDateTime,
+        configure: fn(&mut Settings),
+    ) -> TestApp {
+        let data = tempfile::tempdir().expect("temp dir");
+        let clock = Arc::new(ManualClock::new(at));
+        let mut settings = settings(data.path(), configure, None, None);
+        settings.clock = clock.clone();
+        let http = http_client(&settings);
+        let running = kuvert::app::start(settings).await.expect("kuvert starts");
+        let demo = running.demo.clone().expect("demo data");
+        TestApp {
+            url: running.url.clone(),
+            http,
+            demo,
+            running: Some(running),
+            data,
+            configure,
+            mailbox_via: None,
+            extra: None,
+            clock: Some(clock),
+        }
+    }
+
+    /// Moves the test clock (see [`spawn_with_clock`](Self::spawn_with_clock)).
+    pub fn advance(&self, by: time::Duration) {
+        self.clock
+            .as_ref()
+            .expect("an instance spawned with a clock")
+            .advance(by);
+    }
+
+    /// The instant the instance's clock shows.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.running().state.clock().now()
     }
 
     /// An instance whose relay reaches its mailbox through `proxy` (and a
@@ -136,6 +181,7 @@ impl TestApp {
             configure,
             mailbox_via,
             extra: None,
+            clock: None,
         }
     }
 
@@ -181,13 +227,16 @@ impl TestApp {
     /// same data folder, on a new port.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let running = start(
+        let mut settings = settings(
             self.data.path(),
             self.configure,
             self.mailbox_via.as_deref(),
             self.extra.as_deref(),
-        )
-        .await;
+        );
+        if let Some(clock) = &self.clock {
+            settings.clock = clock.clone();
+        }
+        let running = kuvert::app::start(settings).await.expect("kuvert starts");
         self.url = running.url.clone();
         self.running = Some(running);
     }
@@ -947,17 +996,6 @@ pub struct MessageSummary {
     pub archived: bool,
 }
 
-async fn start(
-    data: &Path,
-    configure: fn(&mut Settings),
-    mailbox_via: Option<&str>,
-    extra: Option<&SettingsChange>,
-) -> Running {
-    kuvert::app::start(settings(data, configure, mailbox_via, extra))
-        .await
-        .expect("kuvert starts")
-}
-
 /// The client tests talk to the instance with: it trusts the instance's
 /// `ca_file` too, when one is set (an instance serving HTTPS).
 fn http_client(settings: &Settings) -> reqwest::Client {
@@ -989,6 +1027,10 @@ fn settings(
     // than the outages tests hold; tests of the limit set their own.
     settings.retry.max_attempts = 10_000;
     settings.admin_token = Some(ADMIN_TOKEN.to_owned());
+    // Tests send in bulk and look up often: no default quota throttles
+    // them. Tests of the quotas set the documented defaults back
+    // (`QuotaDefaults::default()`) or a tenant's own.
+    settings.quota_defaults = kuvert_store::quotas::QuotaDefaults::unlimited();
     if let Some(url) = mailbox_via {
         settings.mailbox_url = Some(url.to_owned());
         settings.retry.request_timeout = Duration::from_secs(1);

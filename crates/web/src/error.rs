@@ -202,6 +202,15 @@ impl From<RegisterError> for ApiError {
             RegisterError::NotRegistered => {
                 Self::new(StatusCode::CONFLICT, "not_registered", e.to_string())
             }
+            RegisterError::QuotaExceeded(refusal) => {
+                let mut error = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "quota_exceeded",
+                    e.to_string(),
+                );
+                error.retry_after = Some(refusal.retry_after_seconds);
+                error
+            }
         }
     }
 }

@@ -144,7 +144,7 @@ impl Modify for Problems {
         api::recipient_profile::refuse, api::recipient_profile::accept,
         api::mailbox::deliver, api::mailbox::list, api::mailbox::read, api::mailbox::attachment,
         api::mailbox::archive, api::mailbox::unarchive, api::mailbox::delete,
-        api::admin::list, api::admin::operators, api::admin::create, api::admin::suspend, api::admin::resume, api::admin::set_quota,
+        api::admin::list, api::admin::operators, api::admin::create, api::admin::suspend, api::admin::resume, api::admin::set_quota, api::admin::quota,
         api::admin::create_credential, api::admin::list_credentials, api::admin::revoke_credential,
         api::admin::add_sender, api::admin::remove_sender,
         api::admin::add_key, api::admin::revoke_key,

@@ -40,6 +40,8 @@ impl Server {
             child,
         };
         server.wait_healthy().await?;
+        // The bench measures kuvert, not the demo tenant's default quotas.
+        kuvert_testkit::crash::unthrottle(&exe, data, "demokommun").await?;
         Ok(server)
     }
 

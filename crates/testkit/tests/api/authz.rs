@@ -323,6 +323,7 @@ static TABLE: &[Row] = &[
     row("POST", "/admin/v1/tenants", Admin, 201, &[]),
     row("POST", "/admin/v1/tenants/{id}/suspend", Admin, 204, &[]),
     row("POST", "/admin/v1/tenants/{id}/resume", Admin, 204, &[]),
+    row("GET", "/admin/v1/tenants/{id}/quota", Admin, 200, &[]),
     row("PUT", "/admin/v1/tenants/{id}/quota", Admin, 204, &[]),
     row(
         "POST",
@@ -849,7 +850,7 @@ impl Fixture {
             }
             ("PUT", "/register/v1/me") => json!({ "operator_id": self.operator_id }),
             ("POST", "/admin/v1/tenants") => json!({ "id": "authzcreated", "name": "Ny" }),
-            ("PUT", "/admin/v1/tenants/{id}/quota") => json!({ "max_per_day": 1000 }),
+            ("PUT", "/admin/v1/tenants/{id}/quota") => json!({ "deliveries_per_day": 1000 }),
             ("POST", "/admin/v1/tenants/{id}/credentials") => json!({ "label": "authz" }),
             ("POST", "/admin/v1/tenants/{id}/senders") => json!({
                 "id": kuvert::demo::organisation_number("202400999"), "name": "Nytt verk"

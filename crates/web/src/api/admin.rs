@@ -13,6 +13,7 @@ use kuvert_domain::identity::OrganisationNumber;
 use kuvert_domain::ids::TenantId;
 use kuvert_domain::status::StatusCounts;
 use kuvert_relay::tenancy::{Tenancy, TenancyError};
+use kuvert_store::quotas::{Dimension, Quota, Setting};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -22,10 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/operators", get(operators))
         .route("/admin/v1/tenants/{id}/suspend", post(suspend))
         .route("/admin/v1/tenants/{id}/resume", post(resume))
-        .route(
-            "/admin/v1/tenants/{id}/quota",
-            axum::routing::put(set_quota),
-        )
+        .route("/admin/v1/tenants/{id}/quota", get(quota).put(set_quota))
         .route(
             "/admin/v1/tenants/{id}/credentials",
             get(list_credentials).post(create_credential),
@@ -543,22 +541,96 @@ pub async fn revoke_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct QuotaRequest {
-    /// Deliveries per UTC day; absent = unlimited.
-    pub max_per_day: Option<i64>,
-    /// Deliveries per second (average); absent = unlimited.
-    pub max_per_second: Option<i64>,
-    /// Deliveries per batch request; absent = the installation's limit.
-    pub max_batch: Option<i64>,
+/// One quota setting: a positive number, or `"unlimited"`. Absent or
+/// `null` in a request: the installation's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum QuotaValue {
+    Limit(u64),
+    Unlimited(Unlimited),
 }
 
-/// Set a tenant's quotas. Exceeding one answers 429 with Retry-After, and the
-/// request is refused whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unlimited {
+    Unlimited,
+}
+
+/// A tenant's quotas, each replaced by what is given (absent or `null`: the
+/// installation's default; see docs/reliability.md, "Quotas").
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaRequest {
+    /// Deliveries accepted per UTC day (default 100 000).
+    #[serde(default, alias = "max_per_day")]
+    pub deliveries_per_day: Option<QuotaValue>,
+    /// Deliveries per second, on average (default 50).
+    #[serde(default, alias = "max_per_second")]
+    pub deliveries_per_second: Option<QuotaValue>,
+    /// Messages accepted per UTC day; a delivery holds up to 100 (default 500 000).
+    #[serde(default)]
+    pub messages_per_day: Option<QuotaValue>,
+    /// Bytes of deliveries (canonical form) accepted per UTC day (default 10 GiB).
+    #[serde(default)]
+    pub bytes_per_day: Option<QuotaValue>,
+    /// Deliveries in one batch request (default 1000; the API's own maximum is 10 000).
+    #[serde(default, alias = "max_batch")]
+    pub batch_size: Option<QuotaValue>,
+    /// Recipient ids asked in reachability lookups per UTC day (default 200 000).
+    #[serde(default)]
+    pub lookup_ids_per_day: Option<QuotaValue>,
+    /// Recipient ids asked in reachability lookups per second (default 1000).
+    #[serde(default)]
+    pub lookup_ids_per_second: Option<QuotaValue>,
+}
+
+impl QuotaRequest {
+    fn fields(&self) -> [(Dimension, Option<QuotaValue>); 7] {
+        [
+            (Dimension::DeliveriesPerDay, self.deliveries_per_day),
+            (Dimension::DeliveriesPerSecond, self.deliveries_per_second),
+            (Dimension::MessagesPerDay, self.messages_per_day),
+            (Dimension::BytesPerDay, self.bytes_per_day),
+            (Dimension::BatchSize, self.batch_size),
+            (Dimension::LookupIdsPerDay, self.lookup_ids_per_day),
+            (Dimension::LookupIdsPerSecond, self.lookup_ids_per_second),
+        ]
+    }
+
+    /// The settings, or why not: every number is positive.
+    pub fn quota(&self) -> Result<Quota, ApiError> {
+        let mut quota = Quota::default();
+        for (dimension, value) in self.fields() {
+            let setting = match value {
+                None => Setting::Default,
+                Some(QuotaValue::Unlimited(_)) => Setting::Unlimited,
+                Some(QuotaValue::Limit(n)) => match i64::try_from(n) {
+                    Ok(n) if n > 0 => Setting::Max(n),
+                    _ => {
+                        return Err(ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "bad_quota",
+                            format!(
+                                "{}: a quota is a number from 1 to {}, or \"unlimited\"",
+                                dimension.as_str(),
+                                i64::MAX
+                            ),
+                        ));
+                    }
+                },
+            };
+            quota.set(dimension, setting);
+        }
+        Ok(quota)
+    }
+}
+
+/// Set a tenant's quotas: every dimension at once, a dimension left out takes
+/// the installation's default. Exceeding one answers 429 `quota_exceeded`
+/// with Retry-After, and the request is refused whole before any work.
 #[utoipa::path(put, path = "/admin/v1/tenants/{id}/quota", tag = "admin", request_body = QuotaRequest,
     params(("id" = String, Path, description = "Tenant id")),
-    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
     security(("admin" = [])))]
 pub async fn set_quota(
     State(state): State<AppState>,
@@ -566,25 +638,84 @@ pub async fn set_quota(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<QuotaRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let values = [
-        request.max_per_day,
-        request.max_per_second,
-        request.max_batch,
-    ];
-    if values.iter().flatten().any(|v| *v < 1) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "bad_quota",
-            "quotas are positive numbers",
-        ));
-    }
-    let quota = kuvert_store::tenants::Quota {
-        max_per_day: request.max_per_day,
-        max_per_second: request.max_per_second,
-        max_batch: request.max_batch,
-    };
+    let quota = request.quota()?;
     tenancy(&state)?
         .set_quota("platform-operator", &tenant_id(&id)?, &quota)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// One dimension of a tenant's quota.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QuotaLine {
+    /// `deliveries_per_day`, `deliveries_per_second`, `messages_per_day`,
+    /// `bytes_per_day`, `batch_size`, `lookup_ids_per_day` or
+    /// `lookup_ids_per_second`.
+    pub dimension: String,
+    /// The tenant's own setting; `null`: the installation's default.
+    pub setting: Option<QuotaValue>,
+    /// The limit that applies; `null`: unlimited.
+    pub effective: Option<i64>,
+}
+
+/// What a tenant used on a UTC day (deliveries, messages and bytes
+/// accepted; recipient ids looked up).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QuotaUsage {
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    pub deliveries: i64,
+    pub messages: i64,
+    pub bytes: i64,
+    pub lookup_ids: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QuotaView {
+    pub quotas: Vec<QuotaLine>,
+    /// Today's use (UTC).
+    pub today: QuotaUsage,
+}
+
+/// A tenant's quotas (its settings and what applies) and today's use.
+#[utoipa::path(get, path = "/admin/v1/tenants/{id}/quota", tag = "admin",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = QuotaView), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("admin" = [])))]
+pub async fn quota(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(id): Path<String>,
+) -> Result<Json<QuotaView>, ApiError> {
+    let core = state.core()?;
+    let tenant = tenant_id(&id)?;
+    if core.db.tenant(&tenant).await?.is_none() {
+        return Err(ApiError::not_found());
+    }
+    let quota = core.db.quota(&tenant).await?;
+    let defaults = &core.relay.quota_defaults;
+    let quotas = Dimension::ALL
+        .into_iter()
+        .map(|dimension| QuotaLine {
+            dimension: dimension.as_str().to_owned(),
+            setting: match quota.get(dimension) {
+                Setting::Default => None,
+                Setting::Unlimited => Some(QuotaValue::Unlimited(Unlimited::Unlimited)),
+                Setting::Max(n) => Some(QuotaValue::Limit(n.unsigned_abs())),
+            },
+            effective: quota.limit(dimension, defaults),
+        })
+        .collect();
+    let day = state.clock().today();
+    let used = core.db.quota_usage(&tenant, day).await?;
+    Ok(Json(QuotaView {
+        quotas,
+        today: QuotaUsage {
+            day: day.to_string(),
+            deliveries: used.deliveries,
+            messages: used.messages,
+            bytes: used.bytes,
+            lookup_ids: used.lookup_ids,
+        },
+    }))
 }

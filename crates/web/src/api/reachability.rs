@@ -34,9 +34,13 @@ pub struct ReachabilityResponse {
 }
 
 /// Reachability lookup (kontrollsökning). Invalid ids get their own answer.
+/// Every id asked counts against the tenant's lookup quotas (per UTC day
+/// and per second); over one, 429 `quota_exceeded` with Retry-After and
+/// nothing is looked up.
 #[utoipa::path(post, path = "/v1/reachability", tag = "sender", request_body = ReachabilityRequest,
     responses((status = 200, body = ReachabilityResponse), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
+        (status = 403, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem),
+        (status = 429, description = "Over the tenant's lookup quota; see Retry-After", body = Problem)),
     security(("sender" = [])))]
 pub async fn lookup(
     State(state): State<AppState>,
