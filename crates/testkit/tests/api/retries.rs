@@ -193,6 +193,18 @@ async fn a_signed_refusal_by_the_mailbox_fails_the_delivery_at_once() {
     app.set_mailbox_open(false);
     let anna = app.recipient("registered").id.clone();
     let id = app.send_ok(&anna, "Ändrad i kön").await;
+    // The first attempt over (refused with 503) and its lease let go, so no
+    // pass holds the blob read before the change below.
+    eventually("the first attempt", PATIENCE, || async {
+        let settled: i64 = app
+            .query(
+                "kuvert.db",
+                "SELECT COUNT(*) FROM outbox WHERE attempts >= 1 AND leased = 0",
+            )
+            .await;
+        (settled == 1).then_some(())
+    })
+    .await;
     let sealed: Vec<u8> = app
         .query("kuvert.db", "SELECT sealed FROM outbox LIMIT 1")
         .await;
