@@ -2,6 +2,7 @@
 //! machine's own limit, measured in the same run. See docs/performance.md.
 
 pub mod e2e;
+pub mod largest;
 pub mod limit;
 pub mod proc;
 pub mod reading;

@@ -3,7 +3,7 @@
 //! same run (see docs/performance.md for what each figure means).
 //!
 //!     cargo run --release -p kuvert-testkit --bin kuvert-bench -- \
-//!         [--messages N] [--runs R] [--only limit,e2e,pdf,reach,mailbox,memory] \
+//!         [--messages N] [--runs R] [--only limit,e2e,pdf,reach,mailbox,memory,largest] \
 //!         [--json docs/bench/latest.json]
 //!
 //! kuvert runs as a child process (`kuvert-bench node serve …`, the
@@ -47,11 +47,12 @@ struct Args {
     /// Runs of each figure; the table quotes medians.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Which parts: limit, e2e, pdf, reach, mailbox, memory (comma-separated).
+    /// Which parts: limit, e2e, pdf, reach, mailbox, memory, largest
+    /// (comma-separated).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "limit,e2e,pdf,reach,mailbox,memory"
+        default_value = "limit,e2e,pdf,reach,mailbox,memory,largest"
     )]
     only: Vec<String>,
     /// Write the results as JSON here.
@@ -117,6 +118,8 @@ struct Results {
     pdf: Vec<SendResult>,
     reading: Option<ReadingResult>,
     memory: Option<SendResult>,
+    /// The largest request of each kind and the server memory it costs.
+    largest: Vec<bench::largest::Largest>,
     table: Vec<Row>,
 }
 
@@ -124,7 +127,10 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let only: BTreeSet<&str> = args.only.iter().map(String::as_str).collect();
     for part in &only {
         anyhow::ensure!(
-            ["limit", "e2e", "pdf", "reach", "mailbox", "memory"].contains(part),
+            [
+                "limit", "e2e", "pdf", "reach", "mailbox", "memory", "largest"
+            ]
+            .contains(part),
             "unknown part {part:?} in --only"
         );
     }
@@ -188,6 +194,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         pdf: Vec::new(),
         reading: None,
         memory: None,
+        largest: Vec::new(),
         table: Vec::new(),
     };
 
@@ -269,6 +276,21 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             done.peak_rss_at_quarter_mib, done.server_peak_rss_mib
         );
         results.memory = Some(done);
+    }
+
+    if only.contains("largest") {
+        eprintln!("largest requests: each kind on a fresh server …");
+        results.largest = bench::largest::run(keep).await?;
+        for l in &results.largest {
+            eprintln!(
+                "  {}: {:.1} MiB body, answered {}, +{:.0} MiB at peak ({:.0} MiB)",
+                l.kind.label(),
+                l.request_bytes as f64 / 1_048_576.0,
+                l.status,
+                l.added_mib,
+                l.peak_after_mib
+            );
+        }
     }
 
     results.table = rows(&results);
@@ -493,6 +515,16 @@ fn rows(r: &Results) -> Vec<Row> {
             m.delivered_per_s,
             "msg/s",
         ));
+    }
+    for l in &r.largest {
+        rows.push(
+            Row::new(
+                format!("largest: {}, added at peak", l.kind.label()),
+                l.added_mib,
+                "MiB",
+            )
+            .target("≤ 512 MiB", l.added_mib <= 512.0),
+        );
     }
     rows
 }
