@@ -1331,18 +1331,11 @@ mod tests {
         let db = Db::open(&dir.path().join("kuvert.db"), Schema::Core)
             .await
             .unwrap();
-        for (sql, index, range) in [
-            (
-                super::DAILY_COUNTS_SQL,
-                "deliveries_tenant_received",
-                "received_at>? AND received_at<?",
-            ),
-            (
-                crate::tenants::COUNT_ACTIONS_SQL,
-                "audit_log_tenant_action",
-                "at>? AND at<?",
-            ),
-        ] {
+        for (sql, index, range) in [(
+            super::DAILY_COUNTS_SQL,
+            "deliveries_tenant_received",
+            "received_at>? AND received_at<?",
+        )] {
             let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .bind("t")
                 .bind("a")

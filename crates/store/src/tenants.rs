@@ -148,11 +148,6 @@ fn tenant_id(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<TenantId> {
     TenantId::parse(&text).map_err(|_| StoreError::Corrupt("tenant id".into()))
 }
 
-/// A tenant's audit entries of one action on one day: a range the index
-/// on `(tenant_id, action, at)` serves.
-pub(crate) const COUNT_ACTIONS_SQL: &str =
-    "SELECT COUNT(*) FROM audit_log WHERE tenant_id = ? AND action = ? AND at >= ? AND at < ?";
-
 impl Db {
     pub async fn create_tenant(
         &self,
@@ -208,26 +203,6 @@ impl Db {
                 .await?,
         )?;
         commit_audited(tx, now, audit).await
-    }
-
-    /// How many audit entries of `action` a tenant has on a day (UTC)
-    /// ([`COUNT_ACTIONS_SQL`]), e.g.
-    /// reachability lookups for the statistics.
-    pub async fn count_actions(
-        &self,
-        tenant: &TenantId,
-        action: &str,
-        day: time::Date,
-    ) -> Result<i64> {
-        let (from, until) = crate::day_range(day);
-        Ok(sqlx::query(COUNT_ACTIONS_SQL)
-            .bind(tenant.as_str())
-            .bind(action)
-            .bind(from)
-            .bind(until)
-            .fetch_one(self.reader())
-            .await?
-            .try_get(0)?)
     }
 
     /// Stores a credential. `senders` names the only senders it may act

@@ -12,13 +12,6 @@ use sqlx::Row;
 
 /// `[day 00:00, next day 00:00)` as text bounds for the stored RFC 3339
 /// instants: a range an index on the instant serves (a `LIKE` does not).
-fn day_bounds(day: time::Date) -> (String, String) {
-    let next = day
-        .next_day()
-        .map_or_else(|| "9999-12-32".to_owned(), |d| d.to_string());
-    (day.to_string(), next)
-}
-
 impl Db {
     /// One delivery, only if the viewer sees it; otherwise `None`, as for
     /// one that does not exist. From the read side (in WAL mode it sees
@@ -143,7 +136,7 @@ impl Db {
         viewer: &Viewer<'_>,
         day: time::Date,
     ) -> Result<StatusCounts> {
-        let (from, to) = day_bounds(day);
+        let (from, to) = crate::day_range(day);
         let sql = format!(
             "SELECT status, COUNT(*) AS n FROM deliveries
               WHERE tenant_id = ? AND received_at >= ? AND received_at < ? AND sender_id IN ({VISIBLE_SENDERS})
@@ -170,7 +163,7 @@ impl Db {
     /// Reachability lookups made on `day` (UTC) for the senders the viewer
     /// sees (each lookup's audit entry names its sender as the subject).
     pub async fn visible_lookups(&self, viewer: &Viewer<'_>, day: time::Date) -> Result<i64> {
-        let (from, to) = day_bounds(day);
+        let (from, to) = crate::day_range(day);
         let sql = format!(
             "SELECT COUNT(*) FROM audit_log
               WHERE tenant_id = ? AND action = 'register.lookup' AND at >= ? AND at < ?
