@@ -364,6 +364,16 @@ pub struct ValidatedDelivery {
     pub canonical: Vec<u8>,
 }
 
+/// What [`SecureDelivery::check`] keeps of a delivery that passed every
+/// check (the delivery itself stays where it was: no copy).
+#[derive(Debug, Clone)]
+pub struct CheckedDelivery {
+    pub recipient: RecipientId,
+    pub sender: OrganisationNumber,
+    /// The canonical bytes the sender signed.
+    pub canonical: Vec<u8>,
+}
+
 impl SecureDelivery {
     /// The canonical form the sender signs: RFC 8785 (JCS) JSON of the delivery
     /// as kuvert parses it — object keys sorted, no whitespace, and absent,
@@ -389,11 +399,30 @@ impl SecureDelivery {
         limits: &DeliveryLimits,
         today: time::Date,
     ) -> Result<ValidatedDelivery, DeliveryError> {
+        let CheckedDelivery {
+            recipient,
+            sender,
+            canonical,
+        } = self.check(limits, today)?;
+        Ok(ValidatedDelivery {
+            delivery: self,
+            recipient,
+            sender,
+            canonical,
+        })
+    }
+
+    /// [`validate`](Self::validate) without taking the delivery: the
+    /// parsed ids and canonical bytes, the delivery left with its caller.
+    pub fn check(
+        &self,
+        limits: &DeliveryLimits,
+        today: time::Date,
+    ) -> Result<CheckedDelivery, DeliveryError> {
         let (recipient, sender) = self.check_bounds(today)?;
         let canonical = self.canonical_bytes();
         self.check_size_and_content(limits, canonical.len())?;
-        Ok(ValidatedDelivery {
-            delivery: self,
+        Ok(CheckedDelivery {
             recipient,
             sender,
             canonical,

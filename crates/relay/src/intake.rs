@@ -7,14 +7,14 @@ use kuvert_crypto::sealing::{Sealer, SealingPublicKey};
 use kuvert_crypto::signing::{PublicKey, Signature, SigningKey, verify_many};
 use kuvert_domain::clock::{Clock, format_instant};
 use kuvert_domain::delivery::{
-    DeliveryError, DeliveryLimits, SIGNED_DELIVERY_DOMAIN, SignedDelivery, ValidatedDelivery,
+    CheckedDelivery, DeliveryError, DeliveryLimits, SIGNED_DELIVERY_DOMAIN, SignedDelivery,
 };
 use kuvert_domain::identity::{OrganisationNumber, RecipientId};
 use kuvert_domain::ids::{BatchId, DeliveryId, TenantId};
 use kuvert_mailbox::certificate::{
     OperatorCertificate, OperatorFields, SenderKeyCertificate, TrustedRegisters,
 };
-use kuvert_mailbox::protocol::{HPKE_INFO, SealedContent, SealedDelivery};
+use kuvert_mailbox::protocol::{HPKE_INFO, SealedContentRef, SealedDelivery};
 use kuvert_register::{Register, RegisterError, Route as RegisterRoute};
 use kuvert_store::relay::{
     Authority, DeliveryStatus, Intake, NewBatch, NewDelivery, Route, Withdrawn,
@@ -235,7 +235,7 @@ impl Lookups {
 /// with the rest of the request's.
 struct Authorized {
     submission: Submission,
-    valid: ValidatedDelivery,
+    valid: CheckedDelivery,
     /// Carried to the mailbox, which checks it against its own trust anchor.
     certificate: SenderKeyCertificate,
     public_key: PublicKey,
@@ -316,12 +316,14 @@ struct Routing<'a> {
     delivery_digest: &'a str,
 }
 
-/// A checked delivery waiting for the transaction.
+/// The checked deliveries waiting for the transaction: the rows as the
+/// store takes them (not copied: each holds a sealed blob), and beside each
+/// its place in the request and the key its signature verified with
+/// (checked again when it is stored).
+#[derive(Default)]
 struct Prepared {
-    index: usize,
-    row: NewDelivery,
-    /// The key its signature verified with, checked again when it is stored.
-    key_id: String,
+    rows: Vec<NewDelivery>,
+    places: Vec<(usize, String)>,
 }
 
 impl Relay {
@@ -380,7 +382,7 @@ impl Relay {
                 .with_min_len(16)
                 .map(|submission| {
                     submission.and_then(|submission| {
-                        match submission.signed.delivery.clone().validate(&limits, today) {
+                        match submission.signed.delivery.check(&limits, today) {
                             Ok(valid) => Ok((submission, valid)),
                             Err(e) => Err(e.into()),
                         }
@@ -445,10 +447,13 @@ impl Relay {
                 (index, key_id, row)
             })
             .collect();
-        let mut prepared = Vec::with_capacity(finished.len());
+        let mut prepared = Prepared::default();
         for (index, key_id, row) in finished {
             match row {
-                Ok(row) => prepared.push(Prepared { index, row, key_id }),
+                Ok(row) => {
+                    prepared.rows.push(row);
+                    prepared.places.push((index, key_id));
+                }
                 Err(e) => results[index] = Some(Err(e)),
             }
         }
@@ -463,7 +468,7 @@ impl Relay {
     async fn store(
         &self,
         caller: &Caller,
-        mut prepared: Vec<Prepared>,
+        mut prepared: Prepared,
         mut results: Vec<Option<Result<Accepted, IntakeError>>>,
         fingerprint: Option<String>,
         now: time::OffsetDateTime,
@@ -475,13 +480,15 @@ impl Relay {
             {
                 Err(IntakeError::Store(StoreError::Withdrawn(Withdrawn::KeysRevoked(keys)))) => {
                     // Each pass removes at least one key, so this ends.
-                    prepared.retain(|p| {
-                        let revoked = keys.contains(&p.key_id);
-                        if revoked {
-                            results[p.index] = Some(Err(IntakeError::KeyRevoked(p.key_id.clone())));
+                    let Prepared { rows, places } = std::mem::take(&mut prepared);
+                    for (row, (index, key_id)) in rows.into_iter().zip(places) {
+                        if keys.contains(&key_id) {
+                            results[index] = Some(Err(IntakeError::KeyRevoked(key_id)));
+                        } else {
+                            prepared.rows.push(row);
+                            prepared.places.push((index, key_id));
                         }
-                        !revoked
-                    });
+                    }
                 }
                 Err(IntakeError::Store(StoreError::Withdrawn(withdrawn))) => {
                     return Err(IntakeError::Withdrawn(withdrawn));
@@ -497,7 +504,7 @@ impl Relay {
     async fn store_once(
         &self,
         caller: &Caller,
-        prepared: &[Prepared],
+        prepared: &Prepared,
         results: &mut [Option<Result<Accepted, IntakeError>>],
         fingerprint: Option<&str>,
         now: time::OffsetDateTime,
@@ -508,8 +515,12 @@ impl Relay {
             rejected: i64::try_from(rejected).unwrap_or(i64::MAX),
             fingerprint: fingerprint.to_owned(),
         });
-        let rows: Vec<NewDelivery> = prepared.iter().map(|p| p.row.clone()).collect();
-        let mut keys: Vec<&str> = prepared.iter().map(|p| p.key_id.as_str()).collect();
+        let rows = &prepared.rows;
+        let mut keys: Vec<&str> = prepared
+            .places
+            .iter()
+            .map(|(_, key)| key.as_str())
+            .collect();
         keys.sort_unstable();
         keys.dedup();
         let authority = Authority {
@@ -520,11 +531,12 @@ impl Relay {
         if !rows.is_empty() || new_batch.is_some() {
             let stored = self
                 .db
-                .insert_deliveries(&caller.tenant, &authority, new_batch.as_ref(), &rows, now)
+                .insert_deliveries(&caller.tenant, &authority, new_batch.as_ref(), rows, now)
                 .await?;
             batch_id = stored.batch;
-            for (p, intake) in prepared.iter().zip(stored.intakes) {
-                results[p.index] = Some(self.answer(&caller.tenant, &p.row, intake).await);
+            for ((row, (index, _)), intake) in rows.iter().zip(&prepared.places).zip(stored.intakes)
+            {
+                results[*index] = Some(self.answer(&caller.tenant, row, intake).await);
             }
             if rows
                 .iter()
@@ -578,7 +590,7 @@ impl Relay {
     /// Routes of every checked submission, keyed by (sender, recipient).
     async fn routes(
         &self,
-        checked: &[(usize, Submission, ValidatedDelivery)],
+        checked: &[(usize, Submission, CheckedDelivery)],
     ) -> Result<HashMap<(String, String), RegisterRoute>, IntakeError> {
         let mut by_sender: HashMap<&str, (&OrganisationNumber, Vec<RecipientId>)> = HashMap::new();
         for (_, _, valid) in checked {
@@ -604,7 +616,7 @@ impl Relay {
         &self,
         caller: &Caller,
         submission: Submission,
-        valid: ValidatedDelivery,
+        valid: CheckedDelivery,
         lookups: &mut Lookups,
     ) -> Result<Authorized, IntakeError> {
         let sender = valid.sender.as_str();
@@ -652,8 +664,7 @@ impl Relay {
         let Authorized {
             submission,
             valid:
-                ValidatedDelivery {
-                    delivery,
+                CheckedDelivery {
                     recipient,
                     sender,
                     canonical,
@@ -662,6 +673,7 @@ impl Relay {
             ..
         } = item;
         let signed = submission.signed;
+        let delivery = &signed.delivery;
         let sender_key_id = signed.signature.key_id.clone();
 
         let valid_key = |k: &String| !k.trim().is_empty() && k.len() <= 255;
@@ -757,9 +769,9 @@ impl Relay {
         sealers: &Sealers,
         now: time::OffsetDateTime,
     ) -> Result<Vec<u8>, IntakeError> {
-        let content = SealedContent {
-            signed: signed.clone(),
-            sender_certificate: certificate.clone(),
+        let content = SealedContentRef {
+            signed,
+            sender_certificate: certificate,
         };
         let plaintext =
             serde_json::to_vec(&content).map_err(|e| IntakeError::Sealing(e.to_string()))?;
