@@ -507,8 +507,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let (login, dev_idp) = match (settings.roles.core, settings.dev_idp, settings.oidc.clone()) {
         (true, true, _) => {
             let people = crate::demo::test_people(demo.as_ref(), clock.today());
-            let idp = Arc::new(kuvert_web::dev_idp::DevIdp::new(&url, people, clock.clone()));
-            tracing::warn!(issuer = idp.issuer(), "the development identity provider runs: anyone can log in as a test person");
+            let idp = Arc::new(kuvert_web::dev_idp::DevIdp::new(
+                &url,
+                people,
+                clock.clone(),
+            ));
+            tracing::warn!(
+                issuer = idp.issuer(),
+                "the development identity provider runs: anyone can log in as a test person"
+            );
             let rp = kuvert_web::oidc::RelyingParty::new(
                 idp.oidc_settings(),
                 &url,

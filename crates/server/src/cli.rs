@@ -177,7 +177,11 @@ struct ServeArgs {
     #[arg(long, env = "KUVERT_OIDC_CLIENT_SECRET_FILE")]
     oidc_client_secret_file: Option<PathBuf>,
     /// client_secret_basic or client_secret_post (private_key_jwt: not yet).
-    #[arg(long, env = "KUVERT_OIDC_CLIENT_AUTH", default_value = "client_secret_basic")]
+    #[arg(
+        long,
+        env = "KUVERT_OIDC_CLIENT_AUTH",
+        default_value = "client_secret_basic"
+    )]
     oidc_client_auth: String,
     /// The lowest level of assurance that may log in: loa3 or loa4.
     #[arg(long, env = "KUVERT_OIDC_MIN_LOA", default_value = "loa3")]
@@ -659,7 +663,10 @@ async fn serve(args: ServeArgs, data: &Path) -> anyhow::Result<()> {
     println!("  published keys:  {}/register/v1/keys", running.url);
     println!("  data folder:     {}", data.display());
     if running.state.login().is_some() {
-        println!("  web mailbox:     {}/  (log in: {}/login)", running.url, running.url);
+        println!(
+            "  web mailbox:     {}/  (log in: {}/login)",
+            running.url, running.url
+        );
     }
     if let Some(demo) = &running.demo {
         println!("\nDemo data ({}):", crate::demo::demo_file(data).display());

@@ -74,12 +74,14 @@ impl Db {
 
     /// Moves the session's idle clock to `now`.
     pub async fn touch_web_session(&self, id_hash: &[u8; 32], now: i64) -> Result<()> {
-        sqlx::query("UPDATE web_sessions SET last_seen_at = ? WHERE id_hash = ? AND last_seen_at < ?")
-            .bind(now)
-            .bind(&id_hash[..])
-            .bind(now)
-            .execute(self.writer())
-            .await?;
+        sqlx::query(
+            "UPDATE web_sessions SET last_seen_at = ? WHERE id_hash = ? AND last_seen_at < ?",
+        )
+        .bind(now)
+        .bind(&id_hash[..])
+        .bind(now)
+        .execute(self.writer())
+        .await?;
         Ok(())
     }
 
@@ -142,12 +144,14 @@ impl Db {
         .bind(&id_hash[..])
         .fetch_optional(self.writer())
         .await?;
-        Ok(row.map(|(state, nonce, pkce_verifier, created_at)| PendingLoginRow {
-            state,
-            nonce,
-            pkce_verifier,
-            created_at,
-        }))
+        Ok(row.map(
+            |(state, nonce, pkce_verifier, created_at)| PendingLoginRow {
+                state,
+                nonce,
+                pkce_verifier,
+                created_at,
+            },
+        ))
     }
 }
 

@@ -113,14 +113,7 @@ impl Browser {
     }
 
     pub async fn get(&self, url: &str) -> Seen {
-        Self::seen(
-            self.http
-                .get(self.absolute(url))
-                .send()
-                .await
-                .expect("GET"),
-        )
-        .await
+        Self::seen(self.http.get(self.absolute(url)).send().await.expect("GET")).await
     }
 
     pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Seen {
@@ -190,7 +183,8 @@ impl Browser {
             "{}",
             at_provider.body
         );
-        self.get(&at_provider.location.expect("back to kuvert")).await
+        self.get(&at_provider.location.expect("back to kuvert"))
+            .await
     }
 
     /// The start page's logout CSRF token (logged in), if shown.

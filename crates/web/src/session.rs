@@ -140,9 +140,7 @@ impl WebSession {
     /// Every state-changing request presents the session's CSRF token.
     pub fn check_csrf(&self, presented: Option<&str>) -> Result<(), PageError> {
         match presented {
-            Some(token) if constant_time_eq(token.as_bytes(), self.csrf_token.as_bytes()) => {
-                Ok(())
-            }
+            Some(token) if constant_time_eq(token.as_bytes(), self.csrf_token.as_bytes()) => Ok(()),
             _ => Err(PageError::CsrfInvalid),
         }
     }
@@ -243,4 +241,46 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn over_tls_cookies_are_secure_and_host_prefixed() {
+        let tls = SessionSettings {
+            secure_cookies: true,
+            ..Default::default()
+        };
+        let line = tls.set_cookie(tls.session_cookie(), "abc", None);
+        assert_eq!(
+            line.to_str().ok(),
+            Some("__Host-kuvert_session=abc; Path=/; HttpOnly; SameSite=Lax; Secure")
+        );
+        let plain = SessionSettings::default();
+        let line = plain.clear_cookie(plain.login_cookie());
+        assert_eq!(
+            line.to_str().ok(),
+            Some("kuvert_login=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+        );
+    }
+
+    #[test]
+    fn cookies_are_read_by_exact_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("xkuvert_session=no; kuvert_session=yes"),
+        );
+        assert_eq!(read_cookie(&headers, "kuvert_session"), Some("yes"));
+        assert_eq!(read_cookie(&headers, "kuvert_login"), None);
+    }
+
+    #[test]
+    fn secrets_are_256_bits_and_differ() {
+        let (a, b) = (new_secret(), new_secret());
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, b);
+    }
 }

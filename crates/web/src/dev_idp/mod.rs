@@ -131,10 +131,7 @@ impl DevIdp {
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/dev-idp/.well-known/openid-configuration",
-            get(discovery),
-        )
+        .route("/dev-idp/.well-known/openid-configuration", get(discovery))
         .route("/dev-idp/jwks", get(jwks))
         .route("/dev-idp/authorize", get(authorize_page).post(authorize))
         .route("/dev-idp/token", axum::routing::post(token))
@@ -205,7 +202,9 @@ impl AuthorizeRequest {
             return Err(PageError::DevIdpRequest("unknown client_id"));
         }
         if self.redirect_uri != idp.redirect_uri {
-            return Err(PageError::DevIdpRequest("redirect_uri is not the registered one"));
+            return Err(PageError::DevIdpRequest(
+                "redirect_uri is not the registered one",
+            ));
         }
         if self.code_challenge.is_empty() || self.state.is_empty() {
             return Err(PageError::DevIdpRequest("PKCE and state are required"));
@@ -277,8 +276,8 @@ async fn authorize(
             },
         );
     }
-    let mut back = url::Url::parse(&idp.redirect_uri)
-        .map_err(|_| PageError::DevIdpRequest("redirect_uri"))?;
+    let mut back =
+        url::Url::parse(&idp.redirect_uri).map_err(|_| PageError::DevIdpRequest("redirect_uri"))?;
     back.query_pairs_mut()
         .append_pair("code", &code)
         .append_pair("state", &request.state);
@@ -353,12 +352,15 @@ async fn token(
     let Some(person) = idp.people.get(issued.person) else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
     };
-    let number_claim = match PersonalIdentityNumber::parse(&person.identity_number, idp.clock.today())
-        .map(|p| p.kind())
-    {
-        Ok(PersonalIdentityKind::Samordningsnummer) => crate::oidc::claims::COORDINATION_NUMBER_CLAIM,
-        _ => crate::oidc::claims::PERSONAL_IDENTITY_NUMBER_CLAIM,
-    };
+    let number_claim =
+        match PersonalIdentityNumber::parse(&person.identity_number, idp.clock.today())
+            .map(|p| p.kind())
+        {
+            Ok(PersonalIdentityKind::Samordningsnummer) => {
+                crate::oidc::claims::COORDINATION_NUMBER_CLAIM
+            }
+            _ => crate::oidc::claims::PERSONAL_IDENTITY_NUMBER_CLAIM,
+        };
     let mut claims = json!({
         "iss": idp.issuer,
         "sub": b64(&sha2::Sha256::digest(person.identity_number.as_bytes())[..16]),

@@ -23,10 +23,11 @@ use openidconnect::core::{
     CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    AuthType, AuthenticationContextClass, AuthenticationFlow, AuthorizationCode, ClaimsVerificationError,
-    ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IdTokenVerifier, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, Scope, SignatureVerificationError, StandardErrorResponse, TokenResponse as _,
+    AuthType, AuthenticationContextClass, AuthenticationFlow, AuthorizationCode,
+    ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenVerifier, IssuerUrl, Nonce,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError,
+    StandardErrorResponse, TokenResponse as _,
 };
 use std::sync::Arc;
 
@@ -120,7 +121,9 @@ pub enum ConfigError {
     MissingSecret(ClientAuth),
     #[error("private_key_jwt client authentication is not supported yet; use a client secret")]
     PrivateKeyJwtUnsupported,
-    #[error("the minimum level of assurance may not be below loa3 (reading mail needs it), got {0}")]
+    #[error(
+        "the minimum level of assurance may not be below loa3 (reading mail needs it), got {0}"
+    )]
     MinLoaTooLow(&'static str),
     #[error("building the HTTP client for the provider: {0}")]
     Transport(#[from] kuvert_relay::worker::TransportError),
@@ -131,7 +134,9 @@ pub enum ConfigError {
 pub enum LoginError {
     #[error("the identity provider could not be reached or answered nonsense: {0}")]
     ProviderUnavailable(String),
-    #[error("no login is under way in this browser, or it is older than 10 minutes or was already used")]
+    #[error(
+        "no login is under way in this browser, or it is older than 10 minutes or was already used"
+    )]
     NoPendingLogin,
     #[error("the state returned by the provider is not the one this login sent")]
     StateMismatch,
@@ -256,7 +261,9 @@ impl RelyingParty {
             RedirectUrl::new(callback.clone()).map_err(|_| ConfigError::RedirectUrl(callback))?;
         match settings.client_auth {
             ClientAuth::PrivateKeyJwt => return Err(ConfigError::PrivateKeyJwtUnsupported),
-            auth if settings.client_secret.is_none() => return Err(ConfigError::MissingSecret(auth)),
+            auth if settings.client_secret.is_none() => {
+                return Err(ConfigError::MissingSecret(auth));
+            }
             _ => {}
         }
         if settings.min_loa < Loa::Loa3 {
@@ -385,7 +392,12 @@ impl RelyingParty {
             other => other.cloned(),
         }
         .map_err(|e| LoginError::IdToken(IdTokenCheck::of(&e), e.to_string()))?;
-        claims::read(&checked, &self.settings.claims, self.settings.min_loa, now.date())
+        claims::read(
+            &checked,
+            &self.settings.claims,
+            self.settings.min_loa,
+            now.date(),
+        )
     }
 }
 

@@ -135,7 +135,10 @@ impl PageError {
             Self::CsrfInvalid => plain(
                 StatusCode::FORBIDDEN,
                 "csrf_invalid",
-                ("Formuläret kunde inte tas emot", "The form could not be accepted"),
+                (
+                    "Formuläret kunde inte tas emot",
+                    "The form could not be accepted",
+                ),
                 "Formuläret saknade sin säkerhetskod eller hade fel kod. Gå tillbaka, ladda om sidan och försök igen.",
                 "The form lacked its security code or had a wrong one. Go back, reload the page and try again.",
                 false,
@@ -283,7 +286,11 @@ struct ErrorPage<'a> {
 }
 
 /// Turns a [`PageError`] into its page (the one place that does).
-pub async fn render_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn render_errors(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let lang = Lang::from_query(request.uri().query());
     let response = next.run(request).await;
     let Some(Failed(error)) = response.extensions().get::<Failed>().cloned() else {
@@ -379,7 +386,11 @@ async fn login(
     let mut response = Redirect::to(started.authorize_url.as_str()).into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
-        settings.set_cookie(settings.login_cookie(), &secret, Some(PENDING_LOGIN_SECONDS)),
+        settings.set_cookie(
+            settings.login_cookie(),
+            &secret,
+            Some(PENDING_LOGIN_SECONDS),
+        ),
     );
     Ok(response)
 }
@@ -401,8 +412,8 @@ async fn callback(
     let rp = state.login().ok_or(PageError::NotFound)?;
     let db = &state.core().map_err(|_| PageError::NotFound)?.db;
     let settings = state.sessions();
-    let secret =
-        session::read_cookie(&headers, settings.login_cookie()).ok_or(LoginError::NoPendingLogin)?;
+    let secret = session::read_cookie(&headers, settings.login_cookie())
+        .ok_or(LoginError::NoPendingLogin)?;
     let pending = db
         .take_pending_login(&session::id_hash(secret))
         .await?
