@@ -3,7 +3,9 @@
 //! Expiry is decided by the caller (the web crate knows the limits); the
 //! store reads, touches and deletes.
 
-use crate::{Db, Result};
+use crate::audit::AuditEntry;
+use crate::{Db, Result, commit_audited};
+use time::OffsetDateTime;
 
 /// A logged-in person, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +32,15 @@ pub struct PendingLoginRow {
 }
 
 impl Db {
-    pub async fn insert_web_session(&self, id_hash: &[u8; 32], row: &WebSessionRow) -> Result<()> {
+    /// Stores a new session, with its audit entry (a login).
+    pub async fn insert_web_session(
+        &self,
+        id_hash: &[u8; 32],
+        row: &WebSessionRow,
+        now: OffsetDateTime,
+        audit: &AuditEntry<'_>,
+    ) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
         sqlx::query(
             "INSERT INTO web_sessions (id_hash, recipient, given_name, family_name, loa, csrf_token, created_at, last_seen_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -43,9 +53,9 @@ impl Db {
         .bind(&row.csrf_token)
         .bind(row.created_at)
         .bind(row.last_seen_at)
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        commit_audited(tx, now, audit).await
     }
 
     /// The session with this id hash, if there is one (expired or not).
@@ -85,7 +95,27 @@ impl Db {
         Ok(())
     }
 
-    /// Ends a session (logout, or found expired). Returns whether it existed.
+    /// Ends a session at its person's request, with its audit entry (a
+    /// logout). Returns whether it existed; nothing is logged if not.
+    pub async fn end_web_session(
+        &self,
+        id_hash: &[u8; 32],
+        now: OffsetDateTime,
+        audit: &AuditEntry<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let done = sqlx::query("DELETE FROM web_sessions WHERE id_hash = ?")
+            .bind(&id_hash[..])
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        commit_audited(tx, now, audit).await?;
+        Ok(true)
+    }
+
+    /// Removes a session found expired. Returns whether it existed.
     pub async fn delete_web_session(&self, id_hash: &[u8; 32]) -> Result<bool> {
         let done = sqlx::query("DELETE FROM web_sessions WHERE id_hash = ?")
             .bind(&id_hash[..])
@@ -113,6 +143,13 @@ impl Db {
             .execute(self.writer())
             .await?;
         Ok(sessions.rows_affected() + pending.rows_affected())
+    }
+
+    /// Logins under way (expired ones included until pruned).
+    pub async fn pending_logins(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM pending_logins")
+            .fetch_one(self.reader())
+            .await?)
     }
 
     pub async fn insert_pending_login(

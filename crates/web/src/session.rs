@@ -32,6 +32,10 @@ pub const DEFAULT_IDLE_SECONDS: i64 = 30 * 60;
 pub const DEFAULT_ABSOLUTE_SECONDS: i64 = 12 * 60 * 60;
 /// A login started at `/login` must come back within 10 minutes.
 pub const PENDING_LOGIN_SECONDS: i64 = 10 * 60;
+/// Logins under way at once, at most (each is a row until its callback or
+/// 10 minutes): more are refused with 503 `logins_busy`, so `GET /login`
+/// in a loop cannot fill the database.
+pub const DEFAULT_MAX_PENDING_LOGINS: i64 = 10_000;
 /// Random bytes in a session id, a pre-login id and a CSRF token (256 bits).
 const SECRET_BYTES: usize = 32;
 
@@ -40,6 +44,8 @@ const SECRET_BYTES: usize = 32;
 pub struct SessionSettings {
     pub idle_seconds: i64,
     pub absolute_seconds: i64,
+    /// See [`DEFAULT_MAX_PENDING_LOGINS`].
+    pub max_pending_logins: i64,
     /// Served over HTTPS: cookies get `Secure` and the `__Host-` prefix.
     pub secure_cookies: bool,
 }
@@ -49,6 +55,7 @@ impl Default for SessionSettings {
         Self {
             idle_seconds: DEFAULT_IDLE_SECONDS,
             absolute_seconds: DEFAULT_ABSOLUTE_SECONDS,
+            max_pending_logins: DEFAULT_MAX_PENDING_LOGINS,
             secure_cookies: false,
         }
     }

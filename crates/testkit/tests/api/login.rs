@@ -95,6 +95,49 @@ async fn the_code_flow_through_the_dev_idp_logs_a_person_in() {
         .await;
     assert_eq!(hash, kuvert_crypto::digest::hash_secret(&cookie).to_vec());
     assert!(cookie.len() >= 43, "at least 256 bits, base64url");
+
+    // The login is in the audit log, under a pseudonym, not the number.
+    let (subject, detail): (String, String) = (
+        app.query(
+            "kuvert.db",
+            "SELECT subject FROM audit_log WHERE action = 'web.login'",
+        )
+        .await,
+        app.query(
+            "kuvert.db",
+            "SELECT detail FROM audit_log WHERE action = 'web.login'",
+        )
+        .await,
+    );
+    assert!(
+        !subject.contains(&anna_id) && subject.len() >= 32,
+        "{subject}"
+    );
+    assert_eq!(detail, r#"{"loa":"loa3"}"#);
+}
+
+#[tokio::test]
+async fn logins_under_way_are_capped() {
+    let app = TestApp::spawn_configured(None, |s| s.sessions.max_pending_logins = 3).await;
+    for _ in 0..3 {
+        app.browser().start_login().await;
+    }
+    let refused = app.browser().get("/login").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("<code>logins_busy</code>"));
+    assert_eq!(refused.headers["retry-after"], "60");
+    assert!(refused.cookie(PRE_LOGIN).is_none());
+    assert_eq!(
+        app.query::<i64>("kuvert.db", "SELECT count(*) FROM pending_logins")
+            .await,
+        3,
+        "the refused one stored nothing"
+    );
 }
 
 #[tokio::test]
@@ -162,6 +205,14 @@ async fn logout_ends_the_session_server_side() {
     assert_eq!(out.status, StatusCode::SEE_OTHER);
     assert_eq!(out.cookie(SESSION).as_deref(), Some(""));
     assert_eq!(sessions(&app).await, 0);
+    assert_eq!(
+        app.query::<i64>(
+            "kuvert.db",
+            "SELECT count(*) FROM audit_log WHERE action = 'web.logout'"
+        )
+        .await,
+        1
+    );
 
     // The old cookie, kept elsewhere, is refused.
     let stolen = reqwest::Client::new()

@@ -412,3 +412,55 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kuvert_relay::worker::Transport;
+
+    fn new(settings: OidcSettings, allow_plain_http: bool) -> Result<RelyingParty, ConfigError> {
+        let transport = Transport {
+            extra_roots_pem: None,
+            allow_plain_http,
+        };
+        RelyingParty::new(
+            settings,
+            "https://post.example.se",
+            &transport,
+            Arc::new(kuvert_domain::clock::SystemClock),
+        )
+    }
+
+    #[test]
+    fn configurations_that_cannot_be_right_are_refused_at_start() {
+        let good = OidcSettings::new("https://eid.example.se", "kuvert", Some("secret"));
+        assert!(new(good.clone(), false).is_ok());
+        let plain = OidcSettings::new("http://eid.example.se", "kuvert", Some("secret"));
+        assert!(matches!(
+            new(plain.clone(), false),
+            Err(ConfigError::PlainHttpIssuer(_))
+        ));
+        assert!(new(plain, true).is_ok(), "a closed test network may");
+        let mut low = good.clone();
+        low.min_loa = Loa::Loa2;
+        assert!(matches!(
+            new(low, false),
+            Err(ConfigError::MinLoaTooLow("loa2"))
+        ));
+        let no_secret = OidcSettings::new("https://eid.example.se", "kuvert", None);
+        assert!(matches!(
+            new(no_secret, false),
+            Err(ConfigError::MissingSecret(ClientAuth::SecretBasic))
+        ));
+        let mut jwt = good;
+        jwt.client_auth = ClientAuth::PrivateKeyJwt;
+        assert!(matches!(
+            new(jwt, false),
+            Err(ConfigError::PrivateKeyJwtUnsupported)
+        ));
+        assert!(matches!(
+            ClientAuth::parse("client_secret_jwt"),
+            Err(ConfigError::UnknownClientAuth(_))
+        ));
+    }
+}

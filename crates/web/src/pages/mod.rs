@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use kuvert_store::audit::AuditEntry;
 use kuvert_store::sessions::{PendingLoginRow, WebSessionRow};
 use serde::Deserialize;
 
@@ -93,6 +94,8 @@ pub enum PageError {
     CsrfInvalid,
     #[error("no such page")]
     NotFound,
+    #[error("too many logins are under way")]
+    LoginsBusy,
     #[error("the request to the test provider is invalid: {0}")]
     DevIdpRequest(&'static str),
     #[error(transparent)]
@@ -158,6 +161,17 @@ impl PageError {
                 "Sidan eller begäran finns inte här.",
                 "The page or request does not exist here.",
                 false,
+            ),
+            Self::LoginsBusy => plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "logins_busy",
+                (
+                    "För många inloggningar just nu",
+                    "Too many logins right now",
+                ),
+                "Väldigt många inloggningar pågår just nu. Försök igen om en minut.",
+                "Very many logins are under way right now. Try again in a minute.",
+                true,
             ),
             Self::Login(LoginError::LoaTooLow { got, .. }) => Said {
                 status: StatusCode::FORBIDDEN,
@@ -310,10 +324,16 @@ pub async fn render_errors(
         code: said.code,
         retry: said.retry,
     };
-    match page.render() {
+    let mut response = match page.render() {
         Ok(html) => (said.status, Html(html)).into_response(),
         Err(_) => said.status.into_response(),
+    };
+    if said.status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
     }
+    response
 }
 
 pub(crate) struct PersonView {
@@ -371,6 +391,9 @@ async fn login(
         now - PENDING_LOGIN_SECONDS,
     )
     .await?;
+    if db.pending_logins().await? >= settings.max_pending_logins {
+        return Err(PageError::LoginsBusy);
+    }
     let started = rp.start().await?;
     let secret = session::new_secret();
     db.insert_pending_login(
@@ -425,8 +448,16 @@ async fn callback(
         return Err(LoginError::ProviderRefused("no code or state".to_owned()).into());
     };
     let person = rp.finish(&pending, &returned_state, &code).await?;
-    let now = state.clock().now().unix_timestamp();
+    let at = state.clock().now();
+    let now = at.unix_timestamp();
     let session_id = session::new_secret();
+    let pseudonym = state
+        .core()
+        .map_err(|_| PageError::NotFound)?
+        .register
+        .pseudonyms
+        .pseudonym(person.person.as_str());
+    let detail = serde_json::json!({ "loa": person.loa.short() }).to_string();
     db.insert_web_session(
         &session::id_hash(&session_id),
         &WebSessionRow {
@@ -437,6 +468,14 @@ async fn callback(
             csrf_token: session::new_secret(),
             created_at: now,
             last_seen_at: now,
+        },
+        at,
+        &AuditEntry {
+            tenant: None,
+            actor: "recipient",
+            action: "web.login",
+            subject: &pseudonym,
+            detail: &detail,
         },
     )
     .await?;
@@ -468,8 +507,21 @@ async fn logout(
     Form(form): Form<CsrfField>,
 ) -> Result<Response, PageError> {
     session.check_csrf(form.csrf.as_deref())?;
-    let db = &state.core().map_err(|_| PageError::NotFound)?.db;
-    db.delete_web_session(session.id_hash()).await?;
+    let core = state.core().map_err(|_| PageError::NotFound)?;
+    let pseudonym = core.register.pseudonyms.pseudonym(session.person.as_str());
+    core.db
+        .end_web_session(
+            session.id_hash(),
+            state.clock().now(),
+            &AuditEntry {
+                tenant: None,
+                actor: "recipient",
+                action: "web.logout",
+                subject: &pseudonym,
+                detail: "{}",
+            },
+        )
+        .await?;
     let settings = state.sessions();
     let mut response = Redirect::to("/").into_response();
     response.headers_mut().append(
