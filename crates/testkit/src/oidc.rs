@@ -68,12 +68,22 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(base: &str) -> Self {
+        Self::trusting(base, None)
+    }
+
+    /// A browser that also trusts the PEM certificates `roots` (a test CA).
+    pub fn trusting(base: &str, roots: Option<&[u8]>) -> Self {
         let jar = Arc::new(reqwest::cookie::Jar::default());
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .cookie_provider(jar.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("browser client");
+            .redirect(reqwest::redirect::Policy::none());
+        for root in roots
+            .map(|pem| reqwest::Certificate::from_pem_bundle(pem).expect("PEM roots"))
+            .unwrap_or_default()
+        {
+            builder = builder.add_root_certificate(root);
+        }
+        let http = builder.build().expect("browser client");
         Self {
             base: base.trim_end_matches('/').to_owned(),
             jar,
