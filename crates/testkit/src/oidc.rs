@@ -235,6 +235,9 @@ struct ProviderState {
     key: Mutex<(ed25519_dalek::SigningKey, String)>,
     codes: Mutex<HashMap<String, Issued>>,
     tamper: Mutex<Tamper>,
+    /// How the last token request authenticated: `client_secret_basic` or
+    /// `client_secret_post`.
+    last_client_auth: Mutex<Option<&'static str>>,
 }
 
 /// An OpenID provider for tests: discovery, JWKS, an authorize endpoint
@@ -270,6 +273,7 @@ impl TestProvider {
             key: Mutex::new(new_key()),
             codes: Mutex::new(HashMap::new()),
             tamper: Mutex::new(Tamper::default()),
+            last_client_auth: Mutex::new(None),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -294,6 +298,22 @@ impl TestProvider {
                 Some(Self::CLIENT_SECRET),
             ));
         }
+    }
+
+    /// The same, authenticating with `client_secret_post`.
+    pub fn configure_post(&self) -> impl Fn(&mut kuvert::app::Settings) + Send + Sync + 'static {
+        let basic = self.configure();
+        move |settings| {
+            basic(settings);
+            if let Some(oidc) = settings.oidc.as_mut() {
+                oidc.client_auth = kuvert_web::oidc::ClientAuth::SecretPost;
+            }
+        }
+    }
+
+    /// How the last token request authenticated itself.
+    pub fn last_client_auth(&self) -> Option<&'static str> {
+        *self.state.last_client_auth.lock().expect("lock")
     }
 
     /// How the next ID tokens are wrong (until set again).
@@ -385,6 +405,8 @@ async fn authorize(
 struct TokenForm {
     code: String,
     code_verifier: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
 }
 
 async fn token(
@@ -397,7 +419,17 @@ async fn token(
         base64::engine::general_purpose::STANDARD
             .encode(format!("{}:{}", state.client_id, state.client_secret))
     );
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+    let basic =
+        headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str());
+    let post = form.client_id.as_deref() == Some(state.client_id.as_str())
+        && form.client_secret.as_deref() == Some(state.client_secret.as_str());
+    *state.last_client_auth.lock().expect("lock") = match (basic, post) {
+        (true, false) => Some("client_secret_basic"),
+        (false, true) => Some("client_secret_post"),
+        _ => None,
+    };
+    if basic == post {
+        // Neither, or both at once (RFC 6749 2.3: one method per request).
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({"error": "invalid_client"})),

@@ -433,6 +433,20 @@ async fn a_conformant_provider_logs_in_with_configuration_only() {
     assert_eq!(none.status, StatusCode::NOT_FOUND);
 }
 
+#[tokio::test]
+async fn client_secret_post_is_configuration_too() {
+    let provider = TestProvider::start().await;
+    let app = TestApp::spawn_configured(None, provider.configure_post()).await;
+    let done = app.browser().login_auto().await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(provider.last_client_auth(), Some("client_secret_post"));
+
+    let provider = TestProvider::start().await;
+    let app = TestApp::spawn_configured(None, provider.configure()).await;
+    app.browser().login_auto().await;
+    assert_eq!(provider.last_client_auth(), Some("client_secret_basic"));
+}
+
 async fn refused_with(tamper: Tamper, status: StatusCode, code: &str) {
     let (provider, app) = with_provider().await;
     provider.tamper(tamper);

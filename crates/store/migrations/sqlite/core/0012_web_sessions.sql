@@ -16,7 +16,9 @@ CREATE TABLE web_sessions (
     last_seen_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+-- Pruning deletes by either instant (an OR SQLite answers from both).
 CREATE INDEX web_sessions_by_last_seen ON web_sessions (last_seen_at);
+CREATE INDEX web_sessions_by_created ON web_sessions (created_at);
 
 -- A login started at /login and not yet come back: bound to the
 -- pre-login cookie (its hash), taken once by the callback.
@@ -27,3 +29,5 @@ CREATE TABLE pending_logins (
     pkce_verifier TEXT NOT NULL,
     created_at    INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+CREATE INDEX pending_logins_by_created ON pending_logins (created_at);
