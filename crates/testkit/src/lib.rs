@@ -175,6 +175,16 @@ impl TestApp {
             .unwrap_or_default()
     }
 
+    /// The relying party's settings for the development provider (its
+    /// client secret included), for tests that call its token endpoint.
+    pub fn dev_idp_client(&self) -> kuvert_web::oidc::OidcSettings {
+        self.running()
+            .state
+            .dev_idp()
+            .expect("the development provider runs")
+            .oidc_settings()
+    }
+
     /// A browser-like client for the pages: its own cookie jar, redirects
     /// not followed (each step of a login is seen).
     pub fn browser(&self) -> oidc::Browser {

@@ -397,6 +397,141 @@ async fn the_dev_idp_beside_a_production_issuer_refuses_to_start() {
     );
 }
 
+/// A code from the development provider for Anna, bound to the PKCE
+/// challenge of `verifier`.
+async fn dev_idp_code(app: &TestApp, verifier: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let callback = format!("{}/login/callback", app.url);
+    let person = person_index(app, "Anna").to_string();
+    let picked = app
+        .browser()
+        .post_form(
+            "/dev-idp/authorize",
+            &[
+                ("person", &person),
+                ("client_id", "kuvert-demo"),
+                ("redirect_uri", &callback),
+                ("state", "s"),
+                ("nonce", "n"),
+                ("code_challenge", &challenge),
+            ],
+        )
+        .await;
+    assert_eq!(picked.status, StatusCode::SEE_OTHER, "{}", picked.body);
+    let location = reqwest::Url::parse(&picked.location.unwrap()).unwrap();
+    assert!(location.as_str().starts_with(&callback));
+    location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+async fn redeem(
+    app: &TestApp,
+    code: &str,
+    verifier: &str,
+    secret: &str,
+) -> (StatusCode, serde_json::Value) {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/dev-idp/token", app.url))
+        .basic_auth("kuvert-demo", Some(secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", &format!("{}/login/callback", app.url)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (answer.status(), answer.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn the_dev_idp_checks_pkce_and_the_client_and_redeems_a_code_once() {
+    let app = TestApp::spawn_configured(Some(three_days_ago()), |_| {}).await;
+    let secret = app.dev_idp_client().client_secret.unwrap();
+    let verifier = "a-verifier-of-at-least-43-characters-0123456789";
+
+    let code = dev_idp_code(&app, verifier).await;
+    let (status, body) = redeem(&app, &code, verifier, "not-the-secret").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    let (status, body) = redeem(
+        &app,
+        &code,
+        "another-verifier-of-43-characters-0123456789",
+        &secret,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (status, _) = redeem(&app, &code, verifier, &secret).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a code tried once is gone");
+
+    let code = dev_idp_code(&app, verifier).await;
+    let (status, body) = redeem(&app, &code, verifier, &secret).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["id_token"]
+            .as_str()
+            .is_some_and(|t| t.split('.').count() == 3)
+    );
+    let (status, body) = redeem(&app, &code, verifier, &secret).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+
+    let code = dev_idp_code(&app, verifier).await;
+    app.advance(time::Duration::seconds(61));
+    let (status, _) = redeem(&app, &code, verifier, &secret).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a code lives 60 s");
+}
+
+#[tokio::test]
+async fn the_dev_idp_sends_codes_only_to_the_registered_redirect_uri() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    for (client, redirect) in [
+        ("kuvert-demo", "https://evil.example/callback".to_owned()),
+        ("someone-else", format!("{}/login/callback", app.url)),
+    ] {
+        let query = format!(
+            "/dev-idp/authorize?response_type=code&client_id={client}&redirect_uri={redirect}&state=s&nonce=n&code_challenge=c&code_challenge_method=S256"
+        );
+        let page = browser.get(&query).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+        assert!(
+            page.location.is_none(),
+            "refused on the page, not by a redirect"
+        );
+        let picked = browser
+            .post_form(
+                "/dev-idp/authorize",
+                &[
+                    ("person", "0"),
+                    ("client_id", client),
+                    ("redirect_uri", &redirect),
+                    ("state", "s"),
+                    ("code_challenge", "c"),
+                ],
+            )
+            .await;
+        assert_eq!(picked.status, StatusCode::BAD_REQUEST);
+        assert!(picked.location.is_none());
+    }
+}
+
 // --- Against a provider that misbehaves on purpose -------------------------
 
 async fn with_provider() -> (TestProvider, TestApp) {
