@@ -141,6 +141,21 @@ async fn logins_under_way_are_capped() {
 }
 
 #[tokio::test]
+async fn without_a_provider_there_is_no_login() {
+    let app = TestApp::spawn_configured(None, |s| s.dev_idp = false).await;
+    let browser = app.browser();
+    let home = browser.get("/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(!home.body.contains(r#"href="/login""#), "{}", home.body);
+    assert!(!home.body.contains("Testinloggning"));
+    assert_eq!(browser.get("/login").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        browser.get("/dev-idp/jwks").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
 async fn pages_carry_the_security_headers() {
     let app = TestApp::spawn().await;
     let browser = app.browser();

@@ -348,6 +348,8 @@ pub(crate) struct PersonView {
 struct StartPage {
     lang: Lang,
     test_login: bool,
+    /// No provider configured: no login link to a page that is not there.
+    login_available: bool,
     person: Option<PersonView>,
 }
 
@@ -365,6 +367,7 @@ async fn start(
     let page = StartPage {
         lang,
         test_login: state.dev_idp().is_some(),
+        login_available: state.login().is_some(),
         person,
     };
     Ok(Html(page.render()?))
