@@ -128,7 +128,18 @@ pub struct Settings {
     pub ca_file: Option<PathBuf>,
     /// Deliver to `http://` operator addresses. Off outside the demo and
     /// tests: plain HTTP carries identity numbers, sender ids and receipts.
+    /// Also lets the e-ID relying party talk to an `http://` issuer.
     pub allow_plain_http: bool,
+    /// The production e-ID provider (`--oidc-issuer` and friends); none and
+    /// no [`dev_idp`](Self::dev_idp): no `/login`.
+    pub oidc: Option<kuvert_web::oidc::OidcSettings>,
+    /// Run the development identity provider at `<public URL>/dev-idp` and
+    /// log in with it (`--dev-idp`; `--demo` sets it). Refused together
+    /// with [`oidc`](Self::oidc).
+    pub dev_idp: bool,
+    /// Web session limits (idle, absolute); the cookie flags follow the
+    /// public URL's scheme.
+    pub sessions: kuvert_web::session::SessionSettings,
 }
 
 impl Settings {
@@ -156,6 +167,9 @@ impl Settings {
             tls_key: None,
             ca_file: None,
             allow_plain_http: false,
+            oidc: None,
+            dev_idp: false,
+            sessions: Default::default(),
         }
     }
 }
@@ -204,6 +218,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
     // The settings are checked before any key or database is touched.
+    if let (true, Some(oidc)) = (settings.dev_idp, &settings.oidc) {
+        return Err(
+            kuvert_web::oidc::ConfigError::DevIdpWithProductionIssuer(oidc.issuer.clone()).into(),
+        );
+    }
     let tls = match (&settings.tls_cert, &settings.tls_key) {
         (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
         (None, None) => None,
@@ -482,6 +501,36 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         None => None,
     };
 
+    // The e-ID login, with the core role (sessions live in its database).
+    let mut sessions = settings.sessions;
+    sessions.secure_cookies = url.starts_with("https://");
+    let (login, dev_idp) = match (settings.roles.core, settings.dev_idp, settings.oidc.clone()) {
+        (true, true, _) => {
+            let people = crate::demo::test_people(demo.as_ref(), clock.today());
+            let idp = Arc::new(kuvert_web::dev_idp::DevIdp::new(
+                &url,
+                people,
+                clock.clone(),
+            ));
+            tracing::warn!(
+                issuer = idp.issuer(),
+                "the development identity provider runs: anyone can log in as a test person"
+            );
+            let rp = kuvert_web::oidc::RelyingParty::new(
+                idp.oidc_settings(),
+                &url,
+                &transport,
+                clock.clone(),
+            )?;
+            (Some(Arc::new(rp)), Some(idp))
+        }
+        (true, false, Some(oidc)) => {
+            let rp = kuvert_web::oidc::RelyingParty::new(oidc, &url, &transport, clock.clone())?;
+            (Some(Arc::new(rp)), None)
+        }
+        _ => (None, None),
+    };
+
     for guard in &audit {
         tasks.push(tokio::spawn(checkpointer(
             guard.clone(),
@@ -501,6 +550,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         mailbox_open: AtomicBool::new(true),
         audit_alarm: alarm,
         intake_budget: kuvert_web::intake_budget::IntakeBudget::new(settings.intake_budget),
+        login,
+        dev_idp,
+        sessions,
     }));
     let app = kuvert_web::router(state.clone());
     let mut server_shutdown = shutdown_rx.clone();

@@ -161,6 +161,47 @@ struct ServeArgs {
     /// cosignature by any other key is refused.
     #[arg(long, env = "KUVERT_WITNESS_KEY", requires = "witness")]
     witness_key: Option<String>,
+    /// Run the development identity provider at <public URL>/dev-idp and log
+    /// in with it: anyone can log in as a test person (--demo implies it).
+    /// Refused together with --oidc-issuer.
+    #[arg(long, env = "KUVERT_DEV_IDP")]
+    dev_idp: bool,
+    /// The e-ID provider's issuer URL (OpenID Connect discovery at
+    /// <issuer>/.well-known/openid-configuration).
+    #[arg(long, env = "KUVERT_OIDC_ISSUER", requires = "oidc_client_id")]
+    oidc_issuer: Option<String>,
+    /// kuvert's client id at the provider.
+    #[arg(long, env = "KUVERT_OIDC_CLIENT_ID", requires = "oidc_issuer")]
+    oidc_client_id: Option<String>,
+    /// File holding the client secret (mode 0600, like a key file).
+    #[arg(long, env = "KUVERT_OIDC_CLIENT_SECRET_FILE")]
+    oidc_client_secret_file: Option<PathBuf>,
+    /// client_secret_basic or client_secret_post (private_key_jwt: not yet).
+    #[arg(
+        long,
+        env = "KUVERT_OIDC_CLIENT_AUTH",
+        default_value = "client_secret_basic"
+    )]
+    oidc_client_auth: String,
+    /// The lowest level of assurance that may log in: loa3 or loa4.
+    #[arg(long, env = "KUVERT_OIDC_MIN_LOA", default_value = "loa3")]
+    oidc_min_loa: String,
+    /// The claim holding the personal identity number.
+    #[arg(long, env = "KUVERT_OIDC_PERSONAL_NUMBER_CLAIM", default_value = kuvert_web::oidc::claims::PERSONAL_IDENTITY_NUMBER_CLAIM)]
+    oidc_personal_number_claim: String,
+    /// The claim holding a coordination number.
+    #[arg(long, env = "KUVERT_OIDC_COORDINATION_NUMBER_CLAIM", default_value = kuvert_web::oidc::claims::COORDINATION_NUMBER_CLAIM)]
+    oidc_coordination_number_claim: String,
+    /// A scope to ask for besides openid and profile (repeatable), e.g.
+    /// https://id.oidc.se/scope/naturalPersonNumber.
+    #[arg(long = "oidc-scope", env = "KUVERT_OIDC_SCOPES", value_delimiter = ',')]
+    oidc_scopes: Vec<String>,
+    /// A web session ends after this many minutes without a request.
+    #[arg(long, env = "KUVERT_SESSION_IDLE_MINUTES", default_value_t = 30)]
+    session_idle_minutes: i64,
+    /// ... and this many hours after the login.
+    #[arg(long, env = "KUVERT_SESSION_MAX_HOURS", default_value_t = 12)]
+    session_max_hours: i64,
 }
 
 #[derive(Args)]
@@ -590,6 +631,27 @@ async fn serve(args: ServeArgs, data: &Path) -> anyhow::Result<()> {
     if let Some(path) = args.admin_token_file {
         settings.admin_token = Some(read_admin_token(&path)?);
     }
+    settings.dev_idp = args.dev_idp || args.demo;
+    settings.sessions.idle_seconds = args.session_idle_minutes.max(1) * 60;
+    settings.sessions.absolute_seconds = args.session_max_hours.max(1) * 3600;
+    if let (Some(issuer), Some(client_id)) = (args.oidc_issuer, args.oidc_client_id) {
+        let secret = match &args.oidc_client_secret_file {
+            Some(path) => Some(
+                kuvert_crypto::keyfile::read_private_text(path)
+                    .with_context(|| format!("client secret file {}", path.display()))?
+                    .as_str()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let mut oidc = kuvert_web::oidc::OidcSettings::new(&issuer, &client_id, secret.as_deref());
+        oidc.client_auth = kuvert_web::oidc::ClientAuth::parse(&args.oidc_client_auth)?;
+        oidc.min_loa = kuvert_web::oidc::Loa::parse_short(&args.oidc_min_loa)?;
+        oidc.claims.personal_identity_number = args.oidc_personal_number_claim;
+        oidc.claims.coordination_number = args.oidc_coordination_number_claim;
+        oidc.extra_scopes = args.oidc_scopes;
+        settings.oidc = Some(oidc);
+    }
     let running = crate::app::start(settings).await?;
     println!("kuvert is running at {}", running.url);
     println!(
@@ -600,6 +662,12 @@ async fn serve(args: ServeArgs, data: &Path) -> anyhow::Result<()> {
     println!("  register API:    {}/register/v1/", running.url);
     println!("  published keys:  {}/register/v1/keys", running.url);
     println!("  data folder:     {}", data.display());
+    if running.state.login().is_some() {
+        println!(
+            "  web mailbox:     {}/  (log in: {}/login)",
+            running.url, running.url
+        );
+    }
     if let Some(demo) = &running.demo {
         println!("\nDemo data ({}):", crate::demo::demo_file(data).display());
         for t in &demo.tenants {

@@ -295,3 +295,48 @@ fn write(path: &Path, data: &DemoData) -> anyhow::Result<()> {
     options.open(path)?.write_all(text.as_bytes())?;
     Ok(())
 }
+
+/// Whom the development identity provider offers to log in as: the demo's
+/// people (not the organisation), a signatory of the demo organisation, and
+/// one person with an e-ID below LoA3, to show the refusal.
+pub fn test_people(
+    demo: Option<&DemoData>,
+    today: time::Date,
+) -> Vec<kuvert_web::dev_idp::TestPerson> {
+    use kuvert_web::dev_idp::TestPerson;
+    use kuvert_web::oidc::Loa;
+    let mut people = Vec::new();
+    for recipient in demo.map(|d| d.recipients.as_slice()).unwrap_or_default() {
+        let Ok(id) = RecipientId::parse(&recipient.id, today) else {
+            continue;
+        };
+        if !id.is_person() {
+            continue;
+        }
+        // "Eva Ek (16 år)": the names without the note.
+        let name = recipient.name.split(" (").next().unwrap_or(&recipient.name);
+        let (given, family) = name.split_once(' ').unwrap_or((name, ""));
+        people.push(TestPerson {
+            given_name: given.to_owned(),
+            family_name: family.to_owned(),
+            identity_number: recipient.id.clone(),
+            loa: Loa::Loa3,
+            note: recipient.state.replace('_', " "),
+        });
+    }
+    people.push(TestPerson {
+        given_name: "Sigrid".to_owned(),
+        family_name: "Signatär".to_owned(),
+        identity_number: person_number("19700707", 753),
+        loa: Loa::Loa4,
+        note: "firmatecknare för Förening Framtid / signatory of Förening Framtid".to_owned(),
+    });
+    people.push(TestPerson {
+        given_name: "Lars".to_owned(),
+        family_name: "Lågnivå".to_owned(),
+        identity_number: person_number("19950210", 862),
+        loa: Loa::Loa2,
+        note: "e-legitimation på nivå 2: nekas / e-ID at level 2: refused".to_owned(),
+    });
+    people
+}

@@ -21,6 +21,7 @@ mod recipient_tokens;
 pub mod register;
 pub mod relay;
 pub mod revocations;
+pub mod sessions;
 pub mod tenants;
 pub mod visible;
 
@@ -177,6 +178,10 @@ const CORE_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 11,
         sql: include_str!("../migrations/sqlite/core/0011_credential_scope.sql"),
+    },
+    Migration {
+        version: 12,
+        sql: include_str!("../migrations/sqlite/core/0012_web_sessions.sql"),
     },
 ];
 

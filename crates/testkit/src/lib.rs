@@ -24,6 +24,7 @@ use std::time::Duration;
 pub use kuvert::client;
 
 pub mod crash;
+pub mod oidc;
 
 /// `main` of the testkit's binaries (`kuvert-crashtest`, `kuvert-bench`):
 /// builds the runtime; when the first argument is `node`, runs the rest as
@@ -125,6 +126,69 @@ impl TestApp {
             extra: None,
             clock: Some(clock),
         }
+    }
+
+    /// Like [`spawn`](Self::spawn), with `extra` applied to the settings at
+    /// this and every later start (a closure: it may hold a test
+    /// provider's URL), and on a test clock standing at `at` if given.
+    pub async fn spawn_configured(
+        at: Option<time::OffsetDateTime>,
+        extra: impl Fn(&mut Settings) + Send + Sync + 'static,
+    ) -> TestApp {
+        let data = tempfile::tempdir().expect("temp dir");
+        let extra: Arc<SettingsChange> = Arc::new(extra);
+        let clock = at.map(|at| Arc::new(ManualClock::new(at)));
+        let mut settings = settings(data.path(), no_change, None, Some(&*extra));
+        if let Some(clock) = &clock {
+            settings.clock = clock.clone();
+        }
+        let http = http_client(&settings);
+        let running = kuvert::app::start(settings).await.expect("kuvert starts");
+        let demo = running.demo.clone().expect("demo data");
+        TestApp {
+            url: running.url.clone(),
+            http,
+            demo,
+            running: Some(running),
+            data,
+            configure: no_change,
+            mailbox_via: None,
+            extra: Some(extra),
+            clock,
+        }
+    }
+
+    /// The settings a test would start with (`extra` applied last), for
+    /// tests of what the start refuses.
+    pub fn test_settings(data: &Path, extra: impl Fn(&mut Settings)) -> Settings {
+        let mut settings = settings(data, no_change, None, None);
+        extra(&mut settings);
+        settings
+    }
+
+    /// The development identity provider's test people, in its page's order.
+    pub fn dev_idp_people(&self) -> Vec<kuvert_web::dev_idp::TestPerson> {
+        self.running()
+            .state
+            .dev_idp()
+            .map(|idp| idp.people().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The relying party's settings for the development provider (its
+    /// client secret included), for tests that call its token endpoint.
+    pub fn dev_idp_client(&self) -> kuvert_web::oidc::OidcSettings {
+        self.running()
+            .state
+            .dev_idp()
+            .expect("the development provider runs")
+            .oidc_settings()
+    }
+
+    /// A browser-like client for the pages: its own cookie jar, redirects
+    /// not followed (each step of a login is seen).
+    pub fn browser(&self) -> oidc::Browser {
+        oidc::Browser::new(&self.url)
     }
 
     /// Moves the test clock (see [`spawn_with_clock`](Self::spawn_with_clock)).
@@ -1027,6 +1091,8 @@ fn settings(
     // than the outages tests hold; tests of the limit set their own.
     settings.retry.max_attempts = 10_000;
     settings.admin_token = Some(ADMIN_TOKEN.to_owned());
+    // As `--demo` does: the e-ID login through the development provider.
+    settings.dev_idp = true;
     // Tests send in bulk and look up often: no default quota throttles
     // them. Tests of the quotas set the documented defaults back
     // (`QuotaDefaults::default()`) or a tenant's own.

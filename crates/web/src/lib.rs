@@ -6,10 +6,14 @@
 
 pub mod api;
 pub mod auth;
+pub mod dev_idp;
 pub mod error;
 pub mod intake_budget;
 pub mod json;
+pub mod oidc;
 pub mod openapi;
+pub mod pages;
+pub mod session;
 pub mod tokens;
 
 use auth::RecipientTokens;
@@ -51,6 +55,12 @@ pub struct Inner {
     pub audit_alarm: Arc<AuditAlarm>,
     /// Send requests in flight, bounded (see [`intake_budget`]).
     pub intake_budget: intake_budget::IntakeBudget,
+    /// The e-ID login's relying party (none: no `/login`).
+    pub login: Option<Arc<oidc::RelyingParty>>,
+    /// The development identity provider (demo only).
+    pub dev_idp: Option<Arc<dev_idp::DevIdp>>,
+    /// Web session limits and cookie flags.
+    pub sessions: session::SessionSettings,
 }
 
 /// Which audit logs no longer verify at their checkpointer, and why: it
@@ -102,6 +112,15 @@ impl AppState {
     pub fn mailbox_open(&self) -> bool {
         self.0.mailbox_open.load(Ordering::SeqCst)
     }
+    pub fn login(&self) -> Option<&Arc<oidc::RelyingParty>> {
+        self.0.login.as_ref()
+    }
+    pub fn dev_idp(&self) -> Option<&Arc<dev_idp::DevIdp>> {
+        self.0.dev_idp.as_ref()
+    }
+    pub fn sessions(&self) -> &session::SessionSettings {
+        &self.0.sessions
+    }
 }
 
 /// Every body not given a limit of its own (deliveries, batches, the
@@ -149,7 +168,21 @@ pub fn router(state: AppState) -> Router {
     if state.0.mailbox.is_some() {
         app = app.merge(api::mailbox::router());
     }
-    app.layer(axum::middleware::from_fn(error::problems_only))
+    // The APIs answer problems; the pages (and the development provider's
+    // OAuth errors) answer as browsers and OAuth clients expect, so they
+    // are merged outside that layer.
+    let mut app = app.layer(axum::middleware::from_fn(error::problems_only));
+    if state.0.core.is_some() {
+        let mut web = small_bodies(pages::router());
+        if state.0.dev_idp.is_some() {
+            web = web.merge(small_bodies(dev_idp::router()));
+        }
+        app = app.merge(web.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pages::render_errors,
+        )));
+    }
+    app.layer(axum::middleware::from_fn(session::security_headers))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -373,6 +373,56 @@ static TABLE: &[Row] = &[
 /// Routes the router serves that the OpenAPI document does not describe.
 const NOT_IN_OPENAPI: &[(&str, &str)] = &[("GET", "/openapi.json")];
 
+/// The HTML pages and the development identity provider (issue 18): a
+/// session cookie instead of a bearer token, and pages (or OAuth JSON)
+/// instead of problems, so they have a table of their own, checked by
+/// [`every_page_answers_each_caller_as_listed`]: the status without a
+/// session, with a garbage or logged-out session cookie (the same), and
+/// logged in (with the session's CSRF token in the form).
+struct PageRow {
+    method: &'static str,
+    path: &'static str,
+    /// Without a session, or with a cookie that is no session: status and,
+    /// for a page, the error code it shows.
+    anonymous: (u16, Option<&'static str>),
+    logged_in: u16,
+}
+
+const fn page(
+    method: &'static str,
+    path: &'static str,
+    anonymous: (u16, Option<&'static str>),
+    logged_in: u16,
+) -> PageRow {
+    PageRow {
+        method,
+        path,
+        anonymous,
+        logged_in,
+    }
+}
+
+static PAGES: &[PageRow] = &[
+    page("GET", "/", (200, None), 200),
+    page("GET", "/static/kuvert.css", (200, None), 200),
+    // To the provider; logged in, back to the start page.
+    page("GET", "/login", (303, None), 303),
+    // No login under way in this browser.
+    page("GET", "/login/callback", (400, Some("login_expired")), 400),
+    page("POST", "/logout", (401, Some("not_logged_in")), 303),
+    page(
+        "GET",
+        "/dev-idp/.well-known/openid-configuration",
+        (200, None),
+        200,
+    ),
+    page("GET", "/dev-idp/jwks", (200, None), 200),
+    // Without an authorization request's parameters.
+    page("GET", "/dev-idp/authorize", (400, None), 400),
+    page("POST", "/dev-idp/authorize", (422, None), 422),
+    page("POST", "/dev-idp/token", (422, None), 422),
+];
+
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];
 
 // ---------------------------------------------------------------------------
@@ -448,7 +498,12 @@ fn every_operation_has_a_row_and_every_row_an_operation() {
         "rows for operations that no longer exist: {stale:?}"
     );
 
-    let table_paths: BTreeSet<String> = TABLE.iter().map(|r| r.path.to_owned()).collect();
+    let table_paths: BTreeSet<String> = TABLE
+        .iter()
+        .map(|r| r.path)
+        .chain(PAGES.iter().map(|p| p.path))
+        .map(str::to_owned)
+        .collect();
     let unlisted: Vec<_> = routed_paths().difference(&table_paths).cloned().collect();
     assert!(
         unlisted.is_empty(),
@@ -1092,4 +1147,112 @@ async fn without_a_configured_admin_token_the_admin_api_answers_401_to_everyone(
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     app.stop().await;
+}
+
+/// One page row, called by `browser` (a form with `csrf`, if given).
+async fn call_page(
+    browser: &kuvert_testkit::oidc::Browser,
+    row: &PageRow,
+    csrf: Option<String>,
+) -> kuvert_testkit::oidc::Seen {
+    match (row.method, csrf) {
+        ("GET", _) => browser.get(row.path).await,
+        (_, Some(csrf)) => browser.post_form(row.path, &[("csrf", &csrf)]).await,
+        (_, None) => browser.post_form(row.path, &[]).await,
+    }
+}
+
+#[tokio::test]
+async fn every_page_answers_each_caller_as_listed() {
+    use kuvert_testkit::oidc::Browser;
+    let app = TestApp::spawn().await;
+    let anna = app
+        .dev_idp_people()
+        .iter()
+        .position(|p| p.given_name == "Anna")
+        .unwrap();
+    // A session that was logged out: its cookie is as good as none.
+    let before = app.browser();
+    let old = before
+        .login_dev_idp(anna)
+        .await
+        .cookie("kuvert_session")
+        .unwrap();
+    let csrf = before.csrf().await.unwrap();
+    assert_eq!(
+        before.post_form("/logout", &[("csrf", &csrf)]).await.status,
+        303
+    );
+    let with_cookie = |value: &str| {
+        let browser = Browser::new(&app.url);
+        browser.jar.add_cookie_str(
+            &format!("kuvert_session={value}"),
+            &app.url.parse().unwrap(),
+        );
+        browser
+    };
+    let mut methods_checked = BTreeSet::new();
+    let mut wrong = Vec::new();
+    let mut checks = 0;
+    for row in PAGES {
+        // Fresh browsers for each row: a `GET /login` leaves a login under way.
+        let callers = [
+            ("anonymous", app.browser()),
+            ("logged out", with_cookie(&old)),
+            ("garbage", with_cookie("bm90LWEtc2Vzc2lvbg")),
+        ];
+        for (who, browser) in &callers {
+            checks += 1;
+            let seen = call_page(browser, row, None).await;
+            let (status, code) = row.anonymous;
+            let code_shown = code.is_none_or(|c| seen.body.contains(&format!("<code>{c}</code>")));
+            if seen.status.as_u16() != status || !code_shown {
+                wrong.push(format!(
+                    "{} {} as {who}: want {status} {code:?}, got {} {}",
+                    row.method, row.path, seen.status, seen.body
+                ));
+            }
+        }
+        // Logged in (a fresh session per row: the logout row ends its own).
+        checks += 1;
+        let browser = app.browser();
+        browser.login_dev_idp(anna).await;
+        let csrf = browser.csrf().await;
+        let seen = call_page(&browser, row, csrf).await;
+        if seen.status.as_u16() != row.logged_in {
+            wrong.push(format!(
+                "{} {} logged in: want {}, got {} {}",
+                row.method, row.path, row.logged_in, seen.status, seen.body
+            ));
+        }
+        if !methods_checked.insert(row.path) {
+            continue;
+        }
+        for method in METHODS {
+            if PAGES
+                .iter()
+                .any(|r| r.path == row.path && r.method == *method)
+            {
+                continue;
+            }
+            checks += 1;
+            let status = browser
+                .http
+                .request(method.parse().unwrap(), format!("{}{}", app.url, row.path))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            if status != StatusCode::METHOD_NOT_ALLOWED {
+                wrong.push(format!("{method} {}: want 405, got {status}", row.path));
+            }
+        }
+    }
+    eprintln!("pages: {} rows, {checks} checks", PAGES.len());
+    assert!(
+        wrong.is_empty(),
+        "{} of {checks} checks failed:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }

@@ -16,6 +16,7 @@ mod idempotency;
 mod in_flight;
 mod keys_and_tokens;
 mod limits;
+mod login;
 mod openapi;
 mod outages;
 mod privacy;

@@ -581,3 +581,49 @@ async fn unusable_tls_settings_stop_start_up() {
     let error = start_error(roots_without_certificates).await;
     assert!(error.contains("hold no certificate"), "{error}");
 }
+
+/// The e-ID login over HTTPS (issue 18): the relying party reaches the
+/// provider (here the development one at kuvert's own https URL) through
+/// kuvert's one client, trusting the extra CA; cookies are `Secure` with
+/// the `__Host-` prefix.
+#[tokio::test]
+async fn the_login_over_tls_uses_host_prefixed_secure_cookies() {
+    let app = TestApp::spawn_with(tls_production).await;
+    assert!(app.url.starts_with("https://"));
+    let pem = std::fs::read(&pki().ca).unwrap();
+    let browser = kuvert_testkit::oidc::Browser::trusting(&app.url, Some(&pem));
+    let start = browser.start_login().await;
+    let pre_login = start.cookie_line("__Host-kuvert_login").unwrap();
+    assert!(
+        pre_login.contains("; Secure") && pre_login.contains("Path=/"),
+        "{pre_login}"
+    );
+    assert!(!pre_login.contains("Domain"), "{pre_login}");
+    let anna = app
+        .dev_idp_people()
+        .iter()
+        .position(|p| p.given_name == "Anna")
+        .unwrap();
+    let picked = browser.pick_person(&start.location.unwrap(), anna).await;
+    let done = browser.get(&picked.location.unwrap()).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let session = done.cookie_line("__Host-kuvert_session").unwrap();
+    assert!(
+        session.contains("; Secure") && session.contains("HttpOnly"),
+        "{session}"
+    );
+    assert!(browser.get("/").await.body.contains("Anna Andersson"));
+}
+
+/// The relying party trusts what kuvert's transport trusts, no more: with
+/// an unrelated CA it cannot reach the provider, and says so.
+#[tokio::test]
+async fn the_relying_party_does_not_reach_a_provider_it_cannot_verify() {
+    let app = TestApp::spawn_with(tls_without_the_ca).await;
+    let pem = std::fs::read(&pki().ca).unwrap();
+    let browser = kuvert_testkit::oidc::Browser::trusting(&app.url, Some(&pem));
+    let refused = browser.get("/login").await;
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    assert!(refused.body.contains("<code>provider_unavailable</code>"));
+    assert!(refused.cookie("__Host-kuvert_login").is_none());
+}
