@@ -110,22 +110,7 @@ impl TestApp {
     ) -> TestApp {
         let data = tempfile::tempdir().expect("temp dir");
         let clock = Arc::new(ManualClock::new(at));
-        let mut settings = settings(data.path(), configure, None, None);
-        settings.clock = clock.clone();
-        let http = http_client(&settings);
-        let running = kuvert::app::start(settings).await.expect("kuvert starts");
-        let demo = running.demo.clone().expect("demo data");
-        TestApp {
-            url: running.url.clone(),
-            http,
-            demo,
-            running: Some(running),
-            data,
-            configure,
-            mailbox_via: None,
-            extra: None,
-            clock: Some(clock),
-        }
+        Self::spawn_in_with(data, configure, None, None, Some(clock)).await
     }
 
     /// Like [`spawn`](Self::spawn), with `extra` applied to the settings at
@@ -138,24 +123,7 @@ impl TestApp {
         let data = tempfile::tempdir().expect("temp dir");
         let extra: Arc<SettingsChange> = Arc::new(extra);
         let clock = at.map(|at| Arc::new(ManualClock::new(at)));
-        let mut settings = settings(data.path(), no_change, None, Some(&*extra));
-        if let Some(clock) = &clock {
-            settings.clock = clock.clone();
-        }
-        let http = http_client(&settings);
-        let running = kuvert::app::start(settings).await.expect("kuvert starts");
-        let demo = running.demo.clone().expect("demo data");
-        TestApp {
-            url: running.url.clone(),
-            http,
-            demo,
-            running: Some(running),
-            data,
-            configure: no_change,
-            mailbox_via: None,
-            extra: Some(extra),
-            clock,
-        }
+        Self::spawn_in_with(data, no_change, None, Some(extra), clock).await
     }
 
     /// The settings a test would start with (`extra` applied last), for
@@ -232,7 +200,27 @@ impl TestApp {
         configure: fn(&mut Settings),
         mailbox_via: Option<String>,
     ) -> TestApp {
-        let settings = settings(data.path(), configure, mailbox_via.as_deref(), None);
+        Self::spawn_in_with(data, configure, mailbox_via, None, None).await
+    }
+
+    /// Starts an instance on `data` and keeps what a restart needs: the
+    /// settings change, the mailbox address, the extra change and the clock.
+    async fn spawn_in_with(
+        data: tempfile::TempDir,
+        configure: fn(&mut Settings),
+        mailbox_via: Option<String>,
+        extra: Option<Arc<SettingsChange>>,
+        clock: Option<Arc<ManualClock>>,
+    ) -> TestApp {
+        let mut settings = settings(
+            data.path(),
+            configure,
+            mailbox_via.as_deref(),
+            extra.as_deref(),
+        );
+        if let Some(clock) = &clock {
+            settings.clock = clock.clone();
+        }
         let http = http_client(&settings);
         let running = kuvert::app::start(settings).await.expect("kuvert starts");
         let demo = running.demo.clone().expect("demo data");
@@ -244,8 +232,8 @@ impl TestApp {
             data,
             configure,
             mailbox_via,
-            extra: None,
-            clock: None,
+            extra,
+            clock,
         }
     }
 
