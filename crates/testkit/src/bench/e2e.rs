@@ -140,12 +140,7 @@ async fn register(
 /// that `,"idempotency_key":"…"}` completes it.
 fn pool(data: &Path, plan: &SendPlan, numbers: &[String]) -> anyhow::Result<Vec<String>> {
     let demo = kuvert::demo::load(data)?;
-    let tenant = demo
-        .tenants
-        .iter()
-        .find(|t| t.tenant == "demokommun")
-        .context("demo tenant")?;
-    let sender = tenant.senders.first().context("demo sender")?;
+    let (_, sender) = demo_kommun(&demo)?;
     let key = sender.key()?;
     let body = "Hej! Här kommer ett beslut från kommunen. ".repeat(50);
     let body = &body[..2048];
@@ -210,15 +205,22 @@ fn pooled(
     Ok(json)
 }
 
-pub fn sender_token(data: &Path) -> anyhow::Result<String> {
-    let demo = kuvert::demo::load(data)?;
-    Ok(demo
+/// The demo municipality and its first sender, whom the bench sends as.
+pub fn demo_kommun(
+    demo: &kuvert::demo::DemoData,
+) -> anyhow::Result<(&kuvert::demo::DemoTenant, &kuvert::demo::DemoSender)> {
+    let tenant = demo
         .tenants
         .iter()
         .find(|t| t.tenant == "demokommun")
-        .context("demo tenant")?
-        .token
-        .clone())
+        .context("demo tenant")?;
+    let sender = tenant.senders.first().context("demo sender")?;
+    Ok((tenant, sender))
+}
+
+pub fn sender_token(data: &Path) -> anyhow::Result<String> {
+    let demo = kuvert::demo::load(data)?;
+    Ok(demo_kommun(&demo)?.0.token.clone())
 }
 
 pub async fn read_only(file: &Path) -> anyhow::Result<sqlx::SqlitePool> {

@@ -88,12 +88,7 @@ async fn measure(kind: Kind, server: &Server, data: &Path) -> anyhow::Result<Lar
         .timeout(Duration::from_secs(600))
         .build()?;
     let demo = kuvert::demo::load(data)?;
-    let tenant = demo
-        .tenants
-        .iter()
-        .find(|t| t.tenant == "demokommun")
-        .context("demo tenant")?;
-    let sender = tenant.senders.first().context("demo sender")?;
+    let (tenant, sender) = super::e2e::demo_kommun(&demo)?;
     let key = sender.key()?;
     let anna = demo
         .recipients

@@ -189,13 +189,7 @@ fn make_rows(
 async fn load_messages(data: &Path, count: usize, recipients: usize) -> anyhow::Result<()> {
     let keys = kuvert::keys::Keys::load_existing(data)?;
     let demo = kuvert::demo::load(data)?;
-    let sender = demo
-        .tenants
-        .iter()
-        .find(|t| t.tenant == "demokommun")
-        .and_then(|t| t.senders.first())
-        .context("demo sender")?
-        .clone();
+    let sender = super::e2e::demo_kommun(&demo)?.1.clone();
     let body = "Hej! Här kommer ett beslut från kommunen. ".repeat(50);
     let delivery = kuvert::client::simple_delivery(
         &sender.id,
@@ -398,14 +392,8 @@ async fn reach(
     rng: &mut StdRng,
 ) -> anyhow::Result<ReachRun> {
     let token = sender_token(data)?;
-    let sender = kuvert::demo::load(data)?
-        .tenants
-        .iter()
-        .find(|t| t.tenant == "demokommun")
-        .and_then(|t| t.senders.first())
-        .context("demo sender")?
-        .id
-        .clone();
+    let demo = kuvert::demo::load(data)?;
+    let sender = super::e2e::demo_kommun(&demo)?.1.id.clone();
     let bodies: Vec<String> = (0..plan.samples)
         .map(|_| reach_body(&sender, plan.recipients, rng))
         .collect();
