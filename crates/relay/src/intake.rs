@@ -318,12 +318,12 @@ struct Routing<'a> {
 
 /// The checked deliveries waiting for the transaction: the rows as the
 /// store takes them (not copied: each holds a sealed blob), and beside each
-/// its place in the request and the key its signature verified with
-/// (checked again when it is stored).
+/// its place in the request. Each row names the key its signature verified
+/// with (`sender_key_id`), checked again when it is stored.
 #[derive(Default)]
 struct Prepared {
     rows: Vec<NewDelivery>,
-    places: Vec<(usize, String)>,
+    places: Vec<usize>,
 }
 
 impl Relay {
@@ -434,25 +434,24 @@ impl Relay {
         // ...then routing and sealing, on every core, with one key
         // encapsulation per operator for the whole request (decision 0006).
         let sealers = Sealers::for_routes(routes.values(), &self.trusted_registers);
-        let finished: Vec<(usize, String, Result<NewDelivery, IntakeError>)> = authorized
+        let finished: Vec<(usize, Result<NewDelivery, IntakeError>)> = authorized
             .into_par_iter()
             .zip(verified)
             .with_min_len(32)
             .map(|((index, item), signature)| {
-                let key_id = item.submission.signed.signature.key_id.clone();
                 let row = match signature {
                     Ok(()) => self.finish(item, &routes, &sealers, now),
                     Err(_) => Err(IntakeError::BadSignature),
                 };
-                (index, key_id, row)
+                (index, row)
             })
             .collect();
         let mut prepared = Prepared::default();
-        for (index, key_id, row) in finished {
+        for (index, row) in finished {
             match row {
                 Ok(row) => {
                     prepared.rows.push(row);
-                    prepared.places.push((index, key_id));
+                    prepared.places.push(index);
                 }
                 Err(e) => results[index] = Some(Err(e)),
             }
@@ -481,12 +480,12 @@ impl Relay {
                 Err(IntakeError::Store(StoreError::Withdrawn(Withdrawn::KeysRevoked(keys)))) => {
                     // Each pass removes at least one key, so this ends.
                     let Prepared { rows, places } = std::mem::take(&mut prepared);
-                    for (row, (index, key_id)) in rows.into_iter().zip(places) {
-                        if keys.contains(&key_id) {
-                            results[index] = Some(Err(IntakeError::KeyRevoked(key_id)));
+                    for (row, index) in rows.into_iter().zip(places) {
+                        if keys.contains(&row.sender_key_id) {
+                            results[index] = Some(Err(IntakeError::KeyRevoked(row.sender_key_id)));
                         } else {
                             prepared.rows.push(row);
-                            prepared.places.push((index, key_id));
+                            prepared.places.push(index);
                         }
                     }
                 }
@@ -516,11 +515,7 @@ impl Relay {
             fingerprint: fingerprint.to_owned(),
         });
         let rows = &prepared.rows;
-        let mut keys: Vec<&str> = prepared
-            .places
-            .iter()
-            .map(|(_, key)| key.as_str())
-            .collect();
+        let mut keys: Vec<&str> = rows.iter().map(|row| row.sender_key_id.as_str()).collect();
         keys.sort_unstable();
         keys.dedup();
         let authority = Authority {
@@ -534,8 +529,7 @@ impl Relay {
                 .insert_deliveries(&caller.tenant, &authority, new_batch.as_ref(), rows, now)
                 .await?;
             batch_id = stored.batch;
-            for ((row, (index, _)), intake) in rows.iter().zip(&prepared.places).zip(stored.intakes)
-            {
+            for ((row, index), intake) in rows.iter().zip(&prepared.places).zip(stored.intakes) {
                 results[*index] = Some(self.answer(&caller.tenant, row, intake).await);
             }
             if rows
