@@ -6,6 +6,9 @@
 //! page, in the request's language, with the test-login banner when the
 //! development provider runs.
 
+pub mod access;
+pub mod delegation;
+
 use crate::AppState;
 use crate::oidc::LoginError;
 use crate::session::{self, MaybeSession, PENDING_LOGIN_SECONDS, WebSession};
