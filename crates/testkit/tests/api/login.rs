@@ -182,6 +182,21 @@ async fn pages_carry_the_security_headers() {
 }
 
 #[tokio::test]
+async fn the_language_chosen_stays_on_the_following_pages_until_changed() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    assert!(browser.get("/").await.body.contains(r#"<html lang="sv">"#));
+    browser.get("/?lang=en").await;
+    // No `?lang=` on the next page (a link or a form of the pages): still English,
+    // on error pages too.
+    assert!(browser.get("/").await.body.contains(r#"<html lang="en">"#));
+    let missing = browser.get("/login/callback").await;
+    assert!(missing.body.contains(r#"<html lang="en">"#), "{}", missing.body);
+    browser.get("/?lang=sv").await;
+    assert!(browser.get("/").await.body.contains(r#"<html lang="sv">"#));
+}
+
+#[tokio::test]
 async fn the_session_id_is_new_at_login_not_the_pre_login_cookie() {
     let app = TestApp::spawn().await;
     let browser = app.browser();

@@ -33,24 +33,44 @@ pub fn router() -> Router<AppState> {
         .route("/static/kuvert.css", get(stylesheet))
 }
 
-/// The page language: Swedish unless `?lang=en`.
+/// The page language: Swedish unless `?lang=en`, or unless the person
+/// chose English before (the choice is kept in the cookie [`LANG_COOKIE`],
+/// set by [`render_errors`] whenever a page is asked for with `?lang=`), so
+/// the links and forms of the pages need not carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
     Sv,
     En,
 }
 
+/// The language chosen last (`sv` or `en`); not personal data, a year long.
+pub const LANG_COOKIE: &str = "kuvert_lang";
+
 impl Lang {
     pub fn of(parts: &Parts) -> Self {
-        Self::from_query(parts.uri.query())
+        Self::of_request(parts.uri.query(), &parts.headers)
     }
 
-    fn from_query(query: Option<&str>) -> Self {
-        let english = query
+    fn of_request(query: Option<&str>, headers: &HeaderMap) -> Self {
+        Self::asked(query)
+            .or_else(|| session::read_cookie(headers, LANG_COOKIE).and_then(Self::parse))
+            .unwrap_or(Self::Sv)
+    }
+
+    /// The language the query asks for, if it asks (`lang=sv` or `lang=en`).
+    fn asked(query: Option<&str>) -> Option<Self> {
+        query
             .unwrap_or_default()
             .split('&')
-            .any(|pair| pair == "lang=en");
-        if english { Self::En } else { Self::Sv }
+            .find_map(|pair| pair.strip_prefix("lang=").and_then(Self::parse))
+    }
+
+    fn parse(code: &str) -> Option<Self> {
+        match code {
+            "sv" => Some(Self::Sv),
+            "en" => Some(Self::En),
+            _ => None,
+        }
     }
 
     pub fn code(&self) -> &'static str {
@@ -302,16 +322,30 @@ struct ErrorPage<'a> {
     retry: bool,
 }
 
-/// Turns a [`PageError`] into its page (the one place that does).
+/// Turns a [`PageError`] into its page (the one place that does), and
+/// keeps a language asked for with `?lang=` in [`LANG_COOKIE`].
 pub async fn render_errors(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let lang = Lang::from_query(request.uri().query());
+    let asked = Lang::asked(request.uri().query());
+    let lang = Lang::of_request(request.uri().query(), request.headers());
     let response = next.run(request).await;
+    let keep_language = |mut response: Response| {
+        if let Some(asked) = asked {
+            let cookie = format!(
+                "{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000",
+                asked.code()
+            );
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+        }
+        response
+    };
     let Some(Failed(error)) = response.extensions().get::<Failed>().cloned() else {
-        return response;
+        return keep_language(response);
     };
     let said = error.said();
     let (message, other) = match lang {
@@ -336,7 +370,7 @@ pub async fn render_errors(
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
     }
-    response
+    keep_language(response)
 }
 
 pub(crate) struct PersonView {
@@ -549,4 +583,23 @@ async fn stylesheet() -> Response {
         include_str!("kuvert.css"),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_chooses_the_language_then_the_cookie_then_swedish() {
+        let mut english = HeaderMap::new();
+        english.insert(header::COOKIE, HeaderValue::from_static("kuvert_lang=en"));
+        let none = HeaderMap::new();
+        assert_eq!(Lang::of_request(None, &none), Lang::Sv);
+        assert_eq!(Lang::of_request(Some("cursor=x&lang=en"), &none), Lang::En);
+        assert_eq!(Lang::of_request(None, &english), Lang::En);
+        assert_eq!(Lang::of_request(Some("lang=sv"), &english), Lang::Sv);
+        // Anything else is no choice at all.
+        assert_eq!(Lang::of_request(Some("lang=de"), &none), Lang::Sv);
+        assert_eq!(Lang::asked(Some("xlang=en")), None);
+    }
 }
