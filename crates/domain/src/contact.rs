@@ -1,7 +1,7 @@
 //! A recipient's notification contacts: an email address and a mobile
 //! phone number, each parsed here (a value that exists is valid). The
 //! mailbox keeps them for notifications ("you have new mail", never the
-//! content); what is accepted is documented in `docs/settings.md`.
+//! content); what is accepted is documented in `docs/settings.md` (limits).
 
 use serde::{Deserialize, Serialize};
 
