@@ -29,6 +29,7 @@ export default async function settings({ browser, kuvert }) {
     "the error is tied to the field (aria-describedby)",
   );
   check(/namn@exempel\.se/.test((await page.textContent("#email-error")) ?? ""), "the error says how to write it");
+  check(await page.isVisible(".error-summary a[href='#email']"), "an error summary at the top links to the field");
   await shoot(page, "settings-error");
 
   // Good values: saved, the phone number shown as E.164.
@@ -71,6 +72,21 @@ export default async function settings({ browser, kuvert }) {
   await Promise.all([page.waitForLoadState("load"), page.click("main a.button")]);
   check(new URL(page.url()).pathname === "/settings", "cancel goes back to the settings");
   check(/Du tar emot digital post/.test((await page.textContent("main")) ?? ""), "still registered after cancelling");
+
+  // Someone without a mailbox sees the terms and the operator choice
+  // (only looked at: the registration itself is tested in the API tests).
+  {
+    const other = await browser.newContext({ viewport: viewports.desktop });
+    const cecilia = await other.newPage();
+    trackDocuments(cecilia);
+    await loginAs(cecilia, kuvert.url, "Cecilia Ceder");
+    await cecilia.goto(`${kuvert.url}/settings`);
+    await pageBasics(cecilia, "settings (not registered)", { testBanner: true });
+    check(await cecilia.isVisible("#terms"), "the terms checkbox is shown");
+    check(await cecilia.isVisible("input[name=operator]"), "an operator to choose");
+    await shoot(cecilia, "settings-register");
+    await other.close();
+  }
 
   // In English.
   await page.goto(`${kuvert.url}/settings?lang=en`);

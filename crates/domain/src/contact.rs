@@ -52,7 +52,9 @@ impl EmailAddress {
         let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
         let local_ok = !local.is_empty()
             && local.len() <= MAX_EMAIL_LOCAL_CHARS
-            && local.split('.').all(|atom| !atom.is_empty() && atom.chars().all(atext));
+            && local
+                .split('.')
+                .all(|atom| !atom.is_empty() && atom.chars().all(atext));
         let labels: Vec<&str> = domain.split('.').collect();
         let label_ok = |label: &&str| {
             !label.is_empty()
@@ -138,7 +140,10 @@ impl PhoneNumber {
         if let Some(national) = digits.strip_prefix("46") {
             let mobile = national.len() == 9
                 && national.starts_with('7')
-                && matches!(national.as_bytes().get(1), Some(b'0' | b'2' | b'3' | b'6' | b'9'));
+                && matches!(
+                    national.as_bytes().get(1),
+                    Some(b'0' | b'2' | b'3' | b'6' | b'9')
+                );
             if !mobile {
                 return Err(ContactError::PhoneMalformed);
             }
@@ -187,6 +192,7 @@ impl NotificationContacts {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     #[test]
@@ -290,6 +296,9 @@ mod tests {
         let email = EmailAddress::parse("anna@exempel.se").unwrap();
         let phone = PhoneNumber::parse("0701234567").unwrap();
         let shown = format!("{email:?} {phone:?}");
-        assert!(!shown.contains("anna") && !shown.contains("70123"), "{shown}");
+        assert!(
+            !shown.contains("anna") && !shown.contains("70123"),
+            "{shown}"
+        );
     }
 }

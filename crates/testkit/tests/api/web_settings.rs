@@ -65,7 +65,11 @@ async fn registering_and_deregistering_on_the_page_is_what_the_register_api_says
     assert!(page.body.contains(r#"<html lang="sv">"#));
     assert!(page.body.contains("Du har ingen digital brevlåda"));
     assert!(page.body.contains("räknas som levererat"), "the terms");
-    assert!(page.body.contains(r#"value="kuvert-brevlada""#), "{}", page.body);
+    assert!(
+        page.body.contains(r#"value="kuvert-brevlada""#),
+        "{}",
+        page.body
+    );
     let english = browser.get("/settings?lang=en").await;
     assert!(english.body.contains(r#"<html lang="en">"#));
     assert!(english.body.contains("counts as delivered"));
@@ -79,12 +83,24 @@ async fn registering_and_deregistering_on_the_page_is_what_the_register_api_says
         )
         .await;
     assert_eq!(no_terms.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(no_terms.body.contains(r#"id="terms-error""#), "{}", no_terms.body);
-    assert!(no_terms.body.contains(r#"aria-describedby="terms-text terms-error""#));
+    assert!(
+        no_terms.body.contains(r#"id="terms-error""#),
+        "{}",
+        no_terms.body
+    );
+    assert!(
+        no_terms
+            .body
+            .contains(r#"aria-describedby="terms-text terms-error""#)
+    );
     let unknown = browser
         .post_form(
             "/settings/register",
-            &[("csrf", &csrf), ("terms", "accepted"), ("operator", "nowhere")],
+            &[
+                ("csrf", &csrf),
+                ("terms", "accepted"),
+                ("operator", "nowhere"),
+            ],
         )
         .await;
     assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -151,7 +167,10 @@ async fn refusing_a_sender_on_the_page_keeps_its_mail_out_of_the_mailbox() {
     let (browser, csrf) = logged_in(&app, "Anna").await;
     let page = browser.get("/settings").await;
     assert!(page.body.contains("Demo kommun"), "{}", page.body);
-    assert!(page.body.contains(&format!(r#"name="sender" value="{}""#, sender.id)));
+    assert!(
+        page.body
+            .contains(&format!(r#"name="sender" value="{}""#, sender.id))
+    );
 
     let done = browser
         .post_form(
@@ -189,8 +208,16 @@ async fn refusing_a_sender_on_the_page_keeps_its_mail_out_of_the_mailbox() {
 
     // A malformed sender or action changes nothing.
     for form in [
-        [("csrf", csrf.as_str()), ("sender", "123"), ("refuse", "yes")],
-        [("csrf", csrf.as_str()), ("sender", &sender.id), ("refuse", "maybe")],
+        [
+            ("csrf", csrf.as_str()),
+            ("sender", "123"),
+            ("refuse", "yes"),
+        ],
+        [
+            ("csrf", csrf.as_str()),
+            ("sender", &sender.id),
+            ("refuse", "maybe"),
+        ],
     ] {
         let bad = browser.post_form("/settings/senders", &form).await;
         assert_page_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_form");
@@ -202,7 +229,11 @@ async fn refusing_a_sender_on_the_page_keeps_its_mail_out_of_the_mailbox() {
     let refused = cecilia
         .post_form(
             "/settings/senders",
-            &[("csrf", &cecilia_csrf), ("sender", &sender.id), ("refuse", "yes")],
+            &[
+                ("csrf", &cecilia_csrf),
+                ("sender", &sender.id),
+                ("refuse", "yes"),
+            ],
         )
         .await;
     assert_page_error(&refused, StatusCode::CONFLICT, "not_registered");
@@ -264,7 +295,11 @@ async fn contacts_are_validated_stored_encrypted_and_can_be_cleared() {
                 &[("csrf", &csrf), ("email", email), ("phone", phone)],
             )
             .await;
-        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{email} {phone}");
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{email} {phone}"
+        );
         assert!(
             refused.body.contains(&format!(r#"id="{field}-error""#)),
             "{}",
@@ -298,7 +333,10 @@ async fn every_form_refuses_a_missing_or_wrong_csrf_token_and_changes_nothing() 
             "/settings/register",
             vec![("terms", "accepted"), ("operator", "kuvert-brevlada")],
         ),
-        ("/settings/senders", vec![("sender", &sender), ("refuse", "yes")]),
+        (
+            "/settings/senders",
+            vec![("sender", &sender), ("refuse", "yes")],
+        ),
         ("/settings/contacts", vec![("email", "anna@exempel.se")]),
         ("/settings/deregister", vec![]),
         ("/settings/export", vec![]),
@@ -330,7 +368,11 @@ async fn without_a_session_every_settings_page_answers_not_logged_in() {
     let app = TestApp::spawn().await;
     let browser = app.browser();
     for path in ["/settings", "/settings/deregister"] {
-        assert_page_error(&browser.get(path).await, StatusCode::UNAUTHORIZED, "not_logged_in");
+        assert_page_error(
+            &browser.get(path).await,
+            StatusCode::UNAUTHORIZED,
+            "not_logged_in",
+        );
     }
     for path in [
         "/settings/register",
@@ -345,7 +387,11 @@ async fn without_a_session_every_settings_page_answers_not_logged_in() {
 }
 
 /// The zip a logged-in browser downloads, with its response headers.
-async fn export(app: &TestApp, browser: &Browser, csrf: &str) -> (reqwest::header::HeaderMap, Vec<u8>) {
+async fn export(
+    app: &TestApp,
+    browser: &Browser,
+    csrf: &str,
+) -> (reqwest::header::HeaderMap, Vec<u8>) {
     let response = browser
         .http
         .post(format!("{}/settings/export", app.url))
@@ -461,8 +507,10 @@ async fn the_export_holds_every_message_with_its_attachments_and_a_receipt_that_
     );
     let page = String::from_utf8(files[&format!("{html_dir}meddelande.html")].clone()).unwrap();
     assert!(
-        page.contains(r#"<meta http-equiv="Content-Security-Policy" content="default-src &#39;none&#39;"#)
-            || page.contains(r#"<meta http-equiv="Content-Security-Policy" content="default-src 'none'"#),
+        page.contains(
+            r#"<meta http-equiv="Content-Security-Policy" content="default-src &#39;none&#39;"#
+        ) || page
+            .contains(r#"<meta http-equiv="Content-Security-Policy" content="default-src 'none'"#),
         "{page}"
     );
     assert!(page.contains("<strong>den 3 mars</strong>"), "{page}");
@@ -477,7 +525,10 @@ async fn the_export_holds_every_message_with_its_attachments_and_a_receipt_that_
     );
     assert!(files.contains_key(&format!("{old_dir}meddelande.txt")));
     let index = String::from_utf8(files["kuvert-post/index.html"].clone()).unwrap();
-    assert!(index.contains("Arkiv") && index.contains("Inkorg"), "{index}");
+    assert!(
+        index.contains("Arkiv") && index.contains("Inkorg"),
+        "{index}"
+    );
     assert!(index.contains("3 meddelanden"));
 
     // Each receipt is the mailbox's signed one, and verifies against the
@@ -539,7 +590,10 @@ async fn an_empty_mailbox_exports_an_index_only_in_english_too() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let files = unzip(&response.bytes().await.unwrap());
-    assert_eq!(files.keys().collect::<Vec<_>>(), vec!["kuvert-post/index.html"]);
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        vec!["kuvert-post/index.html"]
+    );
     let index = String::from_utf8(files["kuvert-post/index.html"].clone()).unwrap();
     assert!(index.contains(r#"<html lang="en">"#));
     assert!(index.contains("You have no messages."));

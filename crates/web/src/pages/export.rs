@@ -136,7 +136,10 @@ pub async fn download(
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/zip")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/zip"),
+            ),
             (header::CONTENT_DISPOSITION, disposition),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
             (
@@ -268,7 +271,9 @@ fn write_zip(
                 Err(e) => return Err(e.into()),
             };
             let number = lines.len() + 1;
-            lines.push(write_message(&mut zip, &names, &csp, lang, number, &message)?);
+            lines.push(write_message(
+                &mut zip, &names, &csp, lang, number, &message,
+            )?);
         }
         after = Some(last);
     }
@@ -347,7 +352,10 @@ fn write_message<W: Write>(
         .attachments
         .iter()
         .map(|a| {
-            let name = unique(&safe_name(&a.filename, names.attachment, MAX_NAME_CHARS), &mut taken);
+            let name = unique(
+                &safe_name(&a.filename, names.attachment, MAX_NAME_CHARS),
+                &mut taken,
+            );
             AttachmentLink {
                 href: format!("{}/{}", names.attachments, percent_encode(&name)),
                 name,
@@ -396,7 +404,11 @@ fn write_message<W: Write>(
         zip.write_all(&attachment.bytes)?;
     }
     Ok(IndexLine {
-        href: format!("{}/{}", percent_encode(&folder), percent_encode(&message_file)),
+        href: format!(
+            "{}/{}",
+            percent_encode(&folder),
+            percent_encode(&message_file)
+        ),
         subject: message.subject.clone(),
         sender_name: message.sender_name.clone(),
         delivered_at: readable_instant(&message.delivered_at),
@@ -434,13 +446,22 @@ fn plain_text(
     );
     if let Some(matter) = &message.official_matter {
         let name = matter.name.as_deref().unwrap_or_default();
-        line(lang.pick("Ärende", "Case"), &format!("{} {name}", matter.id));
+        line(
+            lang.pick("Ärende", "Case"),
+            &format!("{} {name}", matter.id),
+        );
     }
     if let Some(reference) = &message.reference {
         line(lang.pick("Referens", "Reference"), reference);
     }
-    line(lang.pick("Meddelande-id", "Message id"), &message.id.to_string());
-    line(lang.pick("Leverans-id", "Delivery id"), &message.delivery_id);
+    line(
+        lang.pick("Meddelande-id", "Message id"),
+        &message.id.to_string(),
+    );
+    line(
+        lang.pick("Leverans-id", "Delivery id"),
+        &message.delivery_id,
+    );
     for a in attachments {
         line(lang.pick("Bilaga", "Attachment"), &a.href);
     }
@@ -468,8 +489,7 @@ pub fn safe_name(name: &str, fallback: &str, max: usize) -> String {
     let replaced: String = name
         .chars()
         .map(|c| {
-            if c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|')
-            {
+            if c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') {
                 '_'
             } else {
                 c
@@ -491,7 +511,11 @@ pub fn safe_name(name: &str, fallback: &str, max: usize) -> String {
     if safe.is_empty() || stem.is_empty() {
         safe = fallback.to_owned();
     }
-    let device = safe.split('.').next().unwrap_or_default().to_ascii_uppercase();
+    let device = safe
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     if RESERVED.contains(&device.as_str()) {
         safe.insert(0, '_');
     }
@@ -529,17 +553,24 @@ fn percent_encode(component: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     #[test]
     fn names_are_one_safe_component() {
         assert_eq!(safe_name("beslut.pdf", "bilaga", 80), "beslut.pdf");
-        assert_eq!(safe_name("../../etc/passwd", "bilaga", 80), "_.._etc_passwd");
+        assert_eq!(
+            safe_name("../../etc/passwd", "bilaga", 80),
+            "_.._etc_passwd"
+        );
         assert_eq!(safe_name("..", "bilaga", 80), "bilaga");
         assert_eq!(safe_name(" .hidden. ", "bilaga", 80), "hidden");
         assert_eq!(safe_name("a\\b:c*?.pdf", "bilaga", 80), "a_b_c__.pdf");
         assert_eq!(safe_name("CON.pdf", "bilaga", 80), "_CON.pdf");
-        assert_eq!(safe_name("Beslut om bostadsbidrag – Åsa", "x", 80), "Beslut om bostadsbidrag – Åsa");
+        assert_eq!(
+            safe_name("Beslut om bostadsbidrag – Åsa", "x", 80),
+            "Beslut om bostadsbidrag – Åsa"
+        );
         let long = format!("{}.pdf", "å".repeat(200));
         let cut = safe_name(&long, "bilaga", 80);
         assert_eq!(cut.chars().count(), 80);

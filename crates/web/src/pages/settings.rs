@@ -74,7 +74,10 @@ impl SettingsError {
             Self::Register(RegisterError::NotRegistered) => plain(
                 StatusCode::CONFLICT,
                 "not_registered",
-                ("Du har ingen digital brevlåda", "You have no digital mailbox"),
+                (
+                    "Du har ingen digital brevlåda",
+                    "You have no digital mailbox",
+                ),
                 "Det här går bara när du har registrerat en digital brevlåda. Registrera dig först på sidan Inställningar.",
                 "This needs a registered digital mailbox. Register first on the Settings page.",
             ),
@@ -95,7 +98,10 @@ impl SettingsError {
             Self::InvalidForm(_) => plain(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_form",
-                ("Formuläret kunde inte tas emot", "The form could not be accepted"),
+                (
+                    "Formuläret kunde inte tas emot",
+                    "The form could not be accepted",
+                ),
                 "Formuläret var ofullständigt eller felaktigt, så inget har ändrats. Gå tillbaka, ladda om sidan och försök igen.",
                 "The form was incomplete or malformed, so nothing was changed. Go back, reload the page and try again.",
             ),
@@ -150,7 +156,10 @@ struct FieldErrors {
 
 impl FieldErrors {
     fn any(&self) -> bool {
-        self.terms.is_some() || self.operator.is_some() || self.email.is_some() || self.phone.is_some()
+        self.terms.is_some()
+            || self.operator.is_some()
+            || self.email.is_some()
+            || self.phone.is_some()
     }
 }
 
@@ -621,6 +630,7 @@ async fn deregister(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     #[test]
