@@ -482,14 +482,18 @@ const RESERVED: &[&str] = &[
 ];
 
 /// A name that is one safe path component on every system: no separators,
-/// no `..`, no control characters or characters Windows refuses, no
+/// no `..`, no control or bidirectional-control characters or characters
+/// Windows refuses, no
 /// leading or trailing dots and spaces, not a reserved device name, at most
 /// `max` characters (the extension kept), never empty (`fallback`).
 pub fn safe_name(name: &str, fallback: &str, max: usize) -> String {
     let replaced: String = name
         .chars()
         .map(|c| {
-            if c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') {
+            // Bidirectional controls too: they can make `x.exe` look like
+            // `exe.pdf` in a file manager.
+            let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || bidi || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') {
                 '_'
             } else {
                 c
@@ -567,6 +571,10 @@ mod tests {
         assert_eq!(safe_name(" .hidden. ", "bilaga", 80), "hidden");
         assert_eq!(safe_name("a\\b:c*?.pdf", "bilaga", 80), "a_b_c__.pdf");
         assert_eq!(safe_name("CON.pdf", "bilaga", 80), "_CON.pdf");
+        assert_eq!(
+            safe_name("beslut\u{202e}fdp.exe", "bilaga", 80),
+            "beslut_fdp.exe"
+        );
         assert_eq!(
             safe_name("Beslut om bostadsbidrag – Åsa", "x", 80),
             "Beslut om bostadsbidrag – Åsa"
