@@ -2,6 +2,7 @@
 //! validation rules. A value of a type defined here was parsed, so it is valid.
 
 pub mod clock;
+pub mod contact;
 pub mod content;
 pub mod delivery;
 pub mod html_check;

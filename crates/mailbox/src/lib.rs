@@ -11,7 +11,9 @@
 pub mod accept;
 pub mod at_rest;
 pub mod certificate;
+pub mod contacts;
 pub mod evidence;
+pub mod export;
 pub mod protocol;
 pub mod reading;
 

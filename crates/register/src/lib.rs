@@ -19,6 +19,9 @@ pub const MAX_LOOKUP: usize = 1000;
 /// The most senders one recipient may refuse (a list the register reads on
 /// every lookup for that recipient).
 pub const MAX_REFUSED_SENDERS: i64 = 1000;
+/// The most senders listed to a recipient to refuse or accept (by name);
+/// one further down can still be refused through the API.
+pub const MAX_LISTED_SENDERS: i64 = 1000;
 /// The age from which a person may hold a mailbox.
 pub const MIN_AGE: u32 = 18;
 
@@ -356,6 +359,19 @@ impl Register {
             )
             .await?;
         Ok(())
+    }
+
+    /// The mailbox operators a recipient may choose.
+    pub async fn operators(&self) -> Result<Vec<Operator>, RegisterError> {
+        Ok(self.db.operators().await?)
+    }
+
+    /// The senders a recipient may refuse: every sender not removed, by
+    /// name, at most [`MAX_LISTED_SENDERS`].
+    pub async fn listed_senders(
+        &self,
+    ) -> Result<Vec<kuvert_store::recipient_settings::ListedSender>, RegisterError> {
+        Ok(self.db.listed_senders(MAX_LISTED_SENDERS).await?)
     }
 
     /// Refuses (or accepts again) digital mail from one sender.

@@ -17,6 +17,7 @@ mod checkpoint;
 mod direct;
 pub mod mailbox;
 pub mod quotas;
+pub mod recipient_settings;
 mod recipient_tokens;
 pub mod register;
 pub mod relay;
@@ -209,6 +210,10 @@ const MAILBOX_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 6,
         sql: include_str!("../migrations/sqlite/mailbox/0006_revocations.sql"),
+    },
+    Migration {
+        version: 9,
+        sql: include_str!("../migrations/sqlite/mailbox/0009_notification_contacts.sql"),
     },
 ];
 

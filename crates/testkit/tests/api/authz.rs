@@ -421,6 +421,46 @@ static PAGES: &[PageRow] = &[
     page("GET", "/dev-idp/authorize", (400, None), 400),
     page("POST", "/dev-idp/authorize", (422, None), 422),
     page("POST", "/dev-idp/token", (422, None), 422),
+    // Settings (logged in, the form holds only the CSRF token): no terms
+    // ticked, no sender named; empty contacts clear them; the zip.
+    page("GET", "/settings", (401, Some("not_logged_in")), 200),
+    page(
+        "POST",
+        "/settings/register",
+        (401, Some("not_logged_in")),
+        422,
+    ),
+    page(
+        "POST",
+        "/settings/senders",
+        (401, Some("not_logged_in")),
+        422,
+    ),
+    page(
+        "POST",
+        "/settings/contacts",
+        (401, Some("not_logged_in")),
+        303,
+    ),
+    page(
+        "POST",
+        "/settings/export",
+        (401, Some("not_logged_in")),
+        200,
+    ),
+    page(
+        "GET",
+        "/settings/deregister",
+        (401, Some("not_logged_in")),
+        200,
+    ),
+    // Last of the settings rows: Anna is deregistered by it.
+    page(
+        "POST",
+        "/settings/deregister",
+        (401, Some("not_logged_in")),
+        303,
+    ),
 ];
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];

@@ -48,10 +48,18 @@ pub async fn profile(
     State(state): State<AppState>,
     auth: RecipientAuth<RegistrationRead>,
 ) -> Result<Json<Profile>, ApiError> {
-    let core = state.core()?;
-    let id = auth.recipient.as_str();
+    Ok(Json(load_profile(state.core()?, &auth.recipient).await?))
+}
+
+/// A recipient's registration as the register has it: what `GET
+/// /register/v1/me` answers and the settings page shows (one read for both).
+pub async fn load_profile(
+    core: &crate::Core,
+    recipient: &kuvert_domain::identity::RecipientId,
+) -> Result<Profile, kuvert_store::StoreError> {
+    let id = recipient.as_str();
     let record = core.db.recipient(id).await?;
-    Ok(Json(Profile {
+    Ok(Profile {
         recipient_id: id.to_owned(),
         status: record
             .as_ref()
@@ -59,7 +67,7 @@ pub async fn profile(
             .to_owned(),
         operator_id: record.and_then(|r| r.operator.map(|o| o.to_string())),
         refused_senders: core.db.refused_senders(id).await?,
-    }))
+    })
 }
 
 /// Accept digital mail through the chosen mailbox operator.

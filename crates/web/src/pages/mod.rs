@@ -8,6 +8,8 @@
 
 pub mod access;
 pub mod delegation;
+pub mod export;
+pub mod settings;
 
 use crate::AppState;
 use crate::oidc::LoginError;
@@ -31,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/login/callback", get(callback))
         .route("/logout", post(logout))
         .route("/static/kuvert.css", get(stylesheet))
+        .merge(settings::router())
 }
 
 /// The page language: Swedish unless `?lang=en`, or unless the person
@@ -127,6 +130,8 @@ pub enum PageError {
     Store(#[from] kuvert_store::StoreError),
     #[error("rendering a page: {0}")]
     Template(#[from] askama::Error),
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
 }
 
 /// What a page error says: status, code, (Swedish, English), and whether
@@ -282,6 +287,7 @@ impl PageError {
                 "Something went wrong on our side. Try again in a while.",
                 false,
             ),
+            Self::Settings(e) => e.said(),
         }
     }
 }
@@ -299,6 +305,9 @@ impl IntoResponse for PageError {
                 tracing::error!(error = %e, "page failed")
             }
             PageError::Template(e) => tracing::error!(error = %e, "page failed"),
+            PageError::Settings(e) if e.is_internal() => {
+                tracing::error!(error = %e, "settings page failed")
+            }
             PageError::Login(e) => tracing::info!(code = said.code, error = %e, "login refused"),
             _ => {}
         }
