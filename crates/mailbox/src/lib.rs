@@ -11,6 +11,7 @@
 pub mod accept;
 pub mod at_rest;
 pub mod certificate;
+pub mod delegation;
 pub mod evidence;
 pub mod protocol;
 pub mod reading;

@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/login/callback", get(callback))
         .route("/logout", post(logout))
         .route("/static/kuvert.css", get(stylesheet))
+        .merge(delegation::router())
 }
 
 /// The page language: Swedish unless `?lang=en`.
@@ -107,6 +108,8 @@ pub enum PageError {
     Store(#[from] kuvert_store::StoreError),
     #[error("rendering a page: {0}")]
     Template(#[from] askama::Error),
+    #[error(transparent)]
+    Delegation(kuvert_mailbox::delegation::DelegationError),
 }
 
 /// What a page error says: status, code, (Swedish, English), and whether
@@ -262,6 +265,7 @@ impl PageError {
                 "Something went wrong on our side. Try again in a while.",
                 false,
             ),
+            Self::Delegation(e) => delegation::said(e),
         }
     }
 }
