@@ -212,19 +212,20 @@ fn format_date(date: Date) -> String {
     )
 }
 
+/// A grant that passed every rule.
+struct CheckedGrant {
+    delegate: PersonalIdentityNumber,
+    rights: Rights,
+    /// The last day and the instant it ends in Sweden.
+    until: Option<(Date, OffsetDateTime)>,
+}
+
 /// The owner's request checked against every rule, before any lookup.
 fn check_grant(
     owner: &PersonalIdentityNumber,
     request: &GrantRequest<'_>,
     now: OffsetDateTime,
-) -> Result<
-    (
-        PersonalIdentityNumber,
-        Rights,
-        Option<(Date, OffsetDateTime)>,
-    ),
-    DelegationError,
-> {
+) -> Result<CheckedGrant, DelegationError> {
     let today = swedish_time::date_at(now);
     if request.delegate.len() > MAX_IDENTITY_INPUT {
         return Err(DelegationError::InvalidIdentity(
@@ -258,7 +259,11 @@ fn check_grant(
             Some((date, ends))
         }
     };
-    Ok((delegate, rights, until))
+    Ok(CheckedGrant {
+        delegate,
+        rights,
+        until,
+    })
 }
 
 impl Mailbox {
@@ -272,7 +277,11 @@ impl Mailbox {
         request: &GrantRequest<'_>,
     ) -> Result<Delegation, DelegationError> {
         let now = self.clock.now();
-        let (delegate, rights, until) = check_grant(owner, request, now)?;
+        let CheckedGrant {
+            delegate,
+            rights,
+            until,
+        } = check_grant(owner, request, now)?;
         let id = DelegationId::new();
         let until_date = until.map(|(date, _)| format_date(date));
         let row = DelegationRow {
@@ -504,9 +513,9 @@ mod tests {
     fn today_is_a_valid_end_date_and_ends_at_swedish_midnight() {
         // 23:30 UTC on 1 December is already 2 December in Sweden.
         let now = datetime!(2026-12-01 23:30 UTC);
-        let (_, _, until) = check_grant(&pin(ANNA), &grant(BERTIL, "2026-12-02"), now).unwrap();
+        let checked = check_grant(&pin(ANNA), &grant(BERTIL, "2026-12-02"), now).unwrap();
         assert_eq!(
-            until.map(|(_, ends)| ends),
+            checked.until.map(|(_, ends)| ends),
             Some(datetime!(2026-12-02 23:00 UTC))
         );
         assert!(matches!(
