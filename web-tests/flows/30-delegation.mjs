@@ -48,6 +48,14 @@ export default async function delegation({ browser, kuvert }) {
     const named = await anna.page.textContent("body");
     check(/Bertil Berg \(19750505-\*\*\*\*\)/.test(named ?? ""), "Anna sees Bertil's name once he has used the right");
     await shoot(anna.page, "delegations");
+    // WCAG reflow: at 320 px (what 1280 px at 400 % zoom is) nothing
+    // scrolls sideways.
+    for (const [who, page] of [["owner", anna.page], ["delegate", bertil.page]]) {
+      await page.setViewportSize({ width: 320, height: 640 });
+      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+      check(wide <= 320, `the ${who}'s delegation page fits 320 px (${wide} px wide)`);
+      await page.setViewportSize(viewports.desktop);
+    }
     await anna.page.goto(`${kuvert.url}/delegations?lang=en`);
     await pageBasics(anna.page, "delegations (English)", { testBanner: true });
     check((await anna.page.getAttribute("html", "lang")) === "en", "the English page is lang=en");
