@@ -592,6 +592,17 @@ async fn the_owner_sees_every_read_by_a_delegate_newest_first() {
             format!("delegate {id} {{\"message\":\"{message}\",\"what\":\"attachment\"}}"),
         ]
     );
+    // The entries are links of the mailbox's chain like any other.
+    let key = app.audit_public_key();
+    let report = app
+        .mailbox_db()
+        .verify_audit(kuvert_store::audit::AuditKeys {
+            checkpoint: std::slice::from_ref(&key),
+            witness: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.problem, None);
     // Revoked, the reads stay listed: the owner can still see who read.
     assert_eq!(revoke(&anna, &id).await.status, StatusCode::SEE_OTHER);
     let page = anna.get("/delegations").await;
@@ -610,4 +621,51 @@ async fn the_owner_sees_every_read_by_a_delegate_newest_first() {
             .body
             .contains("Ingen annan har läst din post.")
     );
+}
+
+#[tokio::test]
+async fn grants_at_once_cannot_pass_the_limit_together() {
+    let app = TestApp::spawn().await;
+    let (anna, _) = login(&app, "Anna").await;
+    let limit = kuvert_mailbox::delegation::MAX_ACTIVE_DELEGATIONS;
+    for serial in 0..limit - 2 {
+        granted(
+            &app,
+            &anna,
+            &adult(200 + u16::try_from(serial).unwrap()),
+            "read",
+            "",
+        )
+        .await;
+    }
+    // Four more at once, with two places left: two are given, two refused.
+    let csrf = csrf(&anna).await;
+    let numbers: Vec<String> = (0..4).map(|i| adult(300 + i)).collect();
+    let posts = numbers.iter().map(|number| {
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("delegate", number.as_str()),
+            ("rights", "read"),
+        ];
+        let request = anna
+            .http
+            .post(format!("{}/delegations", anna.base))
+            .form(&form);
+        tokio::spawn(async move { request.send().await.unwrap().status() })
+    });
+    let mut statuses = Vec::new();
+    for post in posts.collect::<Vec<_>>() {
+        statuses.push(post.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::SEE_OTHER,
+            StatusCode::SEE_OTHER,
+            StatusCode::CONFLICT,
+            StatusCode::CONFLICT
+        ]
+    );
+    assert_eq!(counts(&app).await.0, limit);
 }
