@@ -10,3 +10,4 @@ pub mod html_policy;
 pub mod identity;
 pub mod ids;
 pub mod status;
+pub mod swedish_time;

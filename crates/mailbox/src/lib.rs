@@ -12,6 +12,7 @@ pub mod accept;
 pub mod at_rest;
 pub mod certificate;
 pub mod contacts;
+pub mod delegation;
 pub mod evidence;
 pub mod export;
 pub mod protocol;

@@ -14,6 +14,7 @@
 
 pub mod audit;
 mod checkpoint;
+pub mod delegations;
 mod direct;
 pub mod mailbox;
 pub mod quotas;
@@ -210,6 +211,10 @@ const MAILBOX_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 6,
         sql: include_str!("../migrations/sqlite/mailbox/0006_revocations.sql"),
+    },
+    Migration {
+        version: 7,
+        sql: include_str!("../migrations/sqlite/mailbox/0007_delegations.sql"),
     },
     Migration {
         version: 9,

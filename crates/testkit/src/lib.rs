@@ -245,6 +245,12 @@ impl TestApp {
         self.running.as_ref().expect("running")
     }
 
+    /// The running instance's state, for tests that call a page module's
+    /// functions (as the delegation interface's) the way handlers do.
+    pub fn app_state(&self) -> &kuvert_web::AppState {
+        &self.running().state
+    }
+
     pub fn core_db(&self) -> &Db {
         self.running().core_db.as_ref().expect("core role")
     }

@@ -421,6 +421,18 @@ static PAGES: &[PageRow] = &[
     page("GET", "/dev-idp/authorize", (400, None), 400),
     page("POST", "/dev-idp/authorize", (422, None), 422),
     page("POST", "/dev-idp/token", (422, None), 422),
+    // Delegation: the owner's page, the grant (only the CSRF field: no
+    // valid number), a revocation and the delegate's view of a delegation
+    // that does not exist (the literal `{id}`: like any missing page).
+    page("GET", "/delegations", (401, Some("not_logged_in")), 200),
+    page("POST", "/delegations", (401, Some("not_logged_in")), 400),
+    page(
+        "POST",
+        "/delegations/{id}/revoke",
+        (401, Some("not_logged_in")),
+        404,
+    ),
+    page("GET", "/for/{id}", (401, Some("not_logged_in")), 404),
     // Settings (logged in, the form holds only the CSRF token): no terms
     // ticked, no sender named; empty contacts clear them; the zip.
     page("GET", "/settings", (401, Some("not_logged_in")), 200),

@@ -29,5 +29,6 @@ mod tenants;
 mod transport;
 mod trust;
 mod web_settings;
+mod web_delegation;
 mod withdrawn;
 mod witness;

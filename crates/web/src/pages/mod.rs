@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/static/kuvert.css", get(stylesheet))
         .merge(settings::router())
+        .merge(delegation::router())
 }
 
 /// The page language: Swedish unless `?lang=en`, or unless the person
@@ -132,6 +133,7 @@ pub enum PageError {
     Template(#[from] askama::Error),
     #[error(transparent)]
     Settings(#[from] settings::SettingsError),
+    Delegation(kuvert_mailbox::delegation::DelegationError),
 }
 
 /// What a page error says: status, code, (Swedish, English), and whether
@@ -288,6 +290,7 @@ impl PageError {
                 false,
             ),
             Self::Settings(e) => e.said(),
+            Self::Delegation(e) => delegation::said(e),
         }
     }
 }
