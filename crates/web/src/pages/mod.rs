@@ -133,6 +133,7 @@ pub enum PageError {
     Template(#[from] askama::Error),
     #[error(transparent)]
     Settings(#[from] settings::SettingsError),
+    #[error(transparent)]
     Delegation(kuvert_mailbox::delegation::DelegationError),
 }
 
