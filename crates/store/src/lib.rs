@@ -210,6 +210,10 @@ const MAILBOX_MIGRATIONS: &[Migration] = &[
         version: 6,
         sql: include_str!("../migrations/sqlite/mailbox/0006_revocations.sql"),
     },
+    Migration {
+        version: 8,
+        sql: include_str!("../migrations/sqlite/mailbox/0008_inbox_paging.sql"),
+    },
 ];
 
 /// The write connection, held (see [`Db::hold_writer`]).

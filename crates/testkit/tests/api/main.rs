@@ -28,5 +28,6 @@ mod retries;
 mod tenants;
 mod transport;
 mod trust;
+mod web_mailbox;
 mod withdrawn;
 mod witness;

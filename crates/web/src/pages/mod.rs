@@ -8,6 +8,8 @@
 
 pub mod access;
 pub mod delegation;
+pub mod inbox;
+pub mod message;
 
 use crate::AppState;
 use crate::oidc::LoginError;
@@ -31,6 +33,8 @@ pub fn router() -> Router<AppState> {
         .route("/login/callback", get(callback))
         .route("/logout", post(logout))
         .route("/static/kuvert.css", get(stylesheet))
+        .merge(inbox::router())
+        .merge(message::router())
 }
 
 /// The page language: Swedish unless `?lang=en`.
@@ -107,6 +111,15 @@ pub enum PageError {
     Store(#[from] kuvert_store::StoreError),
     #[error("rendering a page: {0}")]
     Template(#[from] askama::Error),
+    /// A delegate who may read but not manage tried to archive.
+    #[error("this access may read the mailbox but not change it")]
+    MayNotManage,
+    /// A list's parameter (cursor, folder, sender) or a form field is not
+    /// one kuvert gave out; the code names which.
+    #[error("invalid list query or form: {0}")]
+    BadListQuery(&'static str),
+    #[error(transparent)]
+    Mailbox(kuvert_mailbox::accept::MailboxError),
 }
 
 /// What a page error says: status, code, (Swedish, English), and whether
@@ -262,6 +275,30 @@ impl PageError {
                 "Something went wrong on our side. Try again in a while.",
                 false,
             ),
+            Self::MayNotManage => plain(
+                StatusCode::FORBIDDEN,
+                "read_only_access",
+                ("Du får bara läsa", "You may only read"),
+                "Din behörighet till den här brevlådan gäller bara läsning. Meddelanden kan inte arkiveras eller flyttas härifrån.",
+                "Your access to this mailbox is for reading only. Messages cannot be archived or moved from here.",
+                false,
+            ),
+            Self::BadListQuery(code) => plain(
+                StatusCode::BAD_REQUEST,
+                code,
+                ("Länken fungerar inte", "The link does not work"),
+                "Länken eller formuläret innehöll något som inte kommer från den här tjänsten (till exempel en sidmarkör som ändrats). Gå till inkorgen och försök igen.",
+                "The link or form held something that does not come from this service (for example a changed page marker). Go to the inbox and try again.",
+                false,
+            ),
+            Self::Mailbox(_) => plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                ("Något gick fel", "Something went wrong"),
+                "Något gick fel hos oss. Försök igen om en stund.",
+                "Something went wrong on our side. Try again in a while.",
+                false,
+            ),
         }
     }
 }
@@ -279,6 +316,7 @@ impl IntoResponse for PageError {
                 tracing::error!(error = %e, "page failed")
             }
             PageError::Template(e) => tracing::error!(error = %e, "page failed"),
+            PageError::Mailbox(e) => tracing::error!(error = %e, "page failed"),
             PageError::Login(e) => tracing::info!(code = said.code, error = %e, "login refused"),
             _ => {}
         }
