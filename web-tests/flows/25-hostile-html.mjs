@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { check, loginAs, settings, viewports } from "../lib.mjs";
+import { check, loginAs, settings, trackDocuments, viewports } from "../lib.mjs";
 import { ANNA } from "./20-mailbox.mjs";
 
 const run = promisify(execFile);
@@ -23,7 +23,7 @@ const vectors = join(repo, "..", "shared", "vectors", "xss", "dompurify-payloads
 async function sendAll(kuvert, payloads) {
   const folder = mkdtempSync(join(tmpdir(), "kuvert-xss-"));
   const accepted = [];
-  let refused = 0;
+  const refused = {};
   const queue = payloads.map((p, i) => ({ ...p, i }));
   const worker = async () => {
     for (let job = queue.shift(); job; job = queue.shift()) {
@@ -36,8 +36,10 @@ async function sendAll(kuvert, payloads) {
           "--subject", subject, "--html", "--body-file", file, "--wait",
         ]);
         accepted.push(subject);
-      } catch {
-        refused += 1; // refused at intake (unsafe_html and the like): never stored
+      } catch (e) {
+        // Refused at intake (unsafe_html and the like): never stored.
+        const code = /"code"\s*:\s*"([^"]+)"/.exec(`${e.stdout}${e.stderr}`)?.[1] ?? "other";
+        refused[code] = (refused[code] ?? 0) + 1;
       }
     }
   };
@@ -68,6 +70,7 @@ export default async function hostileHtml({ browser, kuvert }) {
 
   const context = await browser.newContext({ viewport: viewports.desktop });
   const page = await context.newPage();
+  trackDocuments(page);
   await loginAs(page, kuvert.url, "Anna Andersson");
   const links = await messageLinks(page, kuvert.url);
 
@@ -123,7 +126,7 @@ export default async function hostileHtml({ browser, kuvert }) {
   check(leaks.length === 0, `no request left kuvert's own page: ${leaks.slice(0, 5).join("; ")}`);
   check(topNavigations.length === 0, `the top page never navigated: ${topNavigations.slice(0, 5).join("; ")}`);
   console.log(
-    `  hostile HTML: ${payloads.length} payloads, ${accepted.length} accepted and ${shown} shown, ${refused} refused at intake; ` +
+    `  hostile HTML: ${payloads.length} payloads, ${accepted.length} accepted and ${shown} shown, ${Object.values(refused).reduce((a, b) => a + b, 0)} refused at intake ${JSON.stringify(refused)}; ` +
       `${leaks.length} requests blocked, ${dialogs.length} dialogs, ${topNavigations.length} top navigations, ${consoleMessages} console messages`,
   );
   await context.close();

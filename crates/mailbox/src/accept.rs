@@ -471,7 +471,11 @@ impl Mailbox {
                 sender_name: sender_name.clone(),
                 delivered_at: delivered_at.clone(),
                 received_at: opened.sealed.received_at.clone(),
-                official_matter: message.header.official_matter.as_ref().map(|m| m.id.clone()),
+                official_matter: message
+                    .header
+                    .official_matter
+                    .as_ref()
+                    .map(|m| m.id.clone()),
             };
             let matter_tag = match &message.header.official_matter {
                 Some(matter) => Some(crate::reading::matter_tag(

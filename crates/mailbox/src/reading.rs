@@ -435,7 +435,10 @@ impl Mailbox {
 
     /// The senders of the recipient's messages, by name, with the name each
     /// newest message shows (at most [`MAX_SENDERS_LISTED`]).
-    pub async fn senders(&self, recipient: &RecipientId) -> Result<Vec<SenderChoice>, MailboxError> {
+    pub async fn senders(
+        &self,
+        recipient: &RecipientId,
+    ) -> Result<Vec<SenderChoice>, MailboxError> {
         let rows = self
             .db
             .mailbox_senders(recipient.as_str(), MAX_SENDERS_LISTED)
@@ -468,7 +471,12 @@ impl Mailbox {
         let Some(matter) = &message.official_matter else {
             return Ok(Vec::new());
         };
-        let tag = matter_tag(&self.kek, recipient.as_str(), &message.sender_id, &matter.id)?;
+        let tag = matter_tag(
+            &self.kek,
+            recipient.as_str(),
+            &message.sender_id,
+            &matter.id,
+        )?;
         let rows = self
             .db
             .mailbox_by_matter(recipient.as_str(), &tag, MAX_SAME_MATTER + 1)
@@ -527,7 +535,10 @@ mod cursor_tests {
             encode(&format!("v1|1|yesterday|{id}")),
             encode("v1|1|2026-12-01T10:00:00.000123Z|not-an-id"),
             encode(&format!("v1|1|2026-12-01T10:00:00.000123Z|{id}|more")),
-            encode(&format!("v1|1|2026-12-01T10:00:00.000123Z|{}", id.to_uppercase())),
+            encode(&format!(
+                "v1|1|2026-12-01T10:00:00.000123Z|{}",
+                id.to_uppercase()
+            )),
             encode(&format!("v1|1|2026-12-01T10:00:00.000123Z' OR 1=1 --|{id}")),
         ] {
             assert_eq!(InboxCursor::parse(&forged), Err(CursorError), "{forged}");

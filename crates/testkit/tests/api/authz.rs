@@ -426,7 +426,12 @@ static PAGES: &[PageRow] = &[
     // here carries only the CSRF token, so it is refused before any lookup.
     page("GET", "/inbox", (401, Some("not_logged_in")), 200),
     page("GET", "/messages/{id}", (401, Some("not_logged_in")), 404),
-    page("GET", "/messages/{id}/body", (401, Some("not_logged_in")), 404),
+    page(
+        "GET",
+        "/messages/{id}/body",
+        (401, Some("not_logged_in")),
+        404,
+    ),
     page(
         "GET",
         "/messages/{id}/attachments/{index}",
@@ -440,7 +445,12 @@ static PAGES: &[PageRow] = &[
         400,
     ),
     // A delegate's view: no delegation `{delegation}`, so not found.
-    page("GET", "/for/{delegation}/inbox", (401, Some("not_logged_in")), 404),
+    page(
+        "GET",
+        "/for/{delegation}/inbox",
+        (401, Some("not_logged_in")),
+        404,
+    ),
     page(
         "GET",
         "/for/{delegation}/messages/{id}",

@@ -91,7 +91,7 @@ async fn the_inbox_lists_a_message_unread_and_opening_it_marks_it_read() {
     assert_eq!(listed(&inbox), vec![id.clone()]);
     assert!(inbox.body.contains("Beslut om bygglov"));
     assert!(inbox.body.contains("<span class=\"badge\">Oläst</span>"));
-    assert!(inbox.body.contains("<strong>1 olästa</strong>"));
+    assert!(inbox.body.contains("<strong>1 oläst</strong>"));
     assert!(inbox.body.contains("Demo kommun"));
     // The start page links the inbox.
     assert!(browser.get("/").await.body.contains("href=\"/inbox\""));
@@ -143,10 +143,7 @@ async fn cursor_paging_has_no_repeat_and_no_gap_while_mail_arrives() {
         app.open_message(&token, &m.id).await;
     }
     let all: BTreeSet<String> = before.messages.iter().map(|m| m.id.clone()).collect();
-    let read: BTreeSet<String> = before.messages[2..4]
-        .iter()
-        .map(|m| m.id.clone())
-        .collect();
+    let read: BTreeSet<String> = before.messages[2..4].iter().map(|m| m.id.clone()).collect();
 
     let mut seen = Vec::new();
     let mut url = "/inbox?page_size=3".to_owned();
@@ -179,7 +176,11 @@ async fn cursor_paging_has_no_repeat_and_no_gap_while_mail_arrives() {
     assert_eq!(tail, read);
     // The first page now starts with what arrived.
     let first = browser.get("/inbox?page_size=3").await;
-    assert!(first.body.contains("Ny under bläddring 3"), "{}", first.body);
+    assert!(
+        first.body.contains("Ny under bläddring 3"),
+        "{}",
+        first.body
+    );
 }
 
 #[tokio::test]
@@ -204,7 +205,12 @@ async fn a_forged_or_malformed_cursor_is_a_400_page() {
         long,
     ] {
         let seen = browser.get(&format!("/inbox?cursor={cursor}")).await;
-        assert_eq!(seen.status, StatusCode::BAD_REQUEST, "{cursor}: {}", seen.body);
+        assert_eq!(
+            seen.status,
+            StatusCode::BAD_REQUEST,
+            "{cursor}: {}",
+            seen.body
+        );
         assert!(shows_code(&seen, "invalid_cursor"), "{}", seen.body);
         assert!(seen.body.contains("<html lang=\"sv\">"));
     }
@@ -214,7 +220,11 @@ async fn a_forged_or_malformed_cursor_is_a_400_page() {
         "/inbox?page_size=101",
         "/inbox?page_size=x",
     ] {
-        assert_eq!(browser.get(bad).await.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(
+            browser.get(bad).await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
     }
 }
 
@@ -235,18 +245,26 @@ async fn the_sender_filter_shows_one_senders_mail() {
     let inbox = browser.get("/inbox").await;
     let (_, sender) = app.kommun();
     assert!(
-        inbox
-            .body
-            .contains(&format!("<option value=\"{}\">Demo kommun</option>", sender.id)),
+        inbox.body.contains(&format!(
+            "<option value=\"{}\">Demo kommun</option>",
+            sender.id
+        )),
         "{}",
         inbox.body
     );
-    assert!(inbox.body.contains(&format!("<option value=\"{}\">", other.id)));
+    assert!(
+        inbox
+            .body
+            .contains(&format!("<option value=\"{}\">", other.id))
+    );
     assert_eq!(listed(&inbox).len(), 2);
 
     let only = browser.get(&format!("/inbox?sender={}", sender.id)).await;
     assert_eq!(listed(&only), vec![kommun]);
-    assert!(only.body.contains(&format!("<option value=\"{}\" selected>", sender.id)));
+    assert!(
+        only.body
+            .contains(&format!("<option value=\"{}\" selected>", sender.id))
+    );
     let only = browser.get(&format!("/inbox?sender={}", other.id)).await;
     assert_eq!(listed(&only), vec![myndighet]);
     let none = browser.get("/inbox?sender=212000000000").await;
@@ -433,7 +451,8 @@ async fn an_html_body_is_served_apart_with_a_sandbox_policy() {
     assert_eq!(page.headers["x-frame-options"], "DENY");
     // The body is not on the page: only a sandboxed frame of it.
     assert!(!page.body.contains("<b>Anna</b>"));
-    let frame = format!("<iframe class=\"body-frame\" sandbox src=\"/messages/{id}/body\" title=\"");
+    let frame =
+        format!("<iframe class=\"body-frame\" sandbox src=\"/messages/{id}/body\" title=\"");
     assert!(page.body.contains(&frame), "{}", page.body);
     assert!(!page.body.contains("allow-scripts"));
     assert!(!page.body.contains("allow-same-origin"));
@@ -470,19 +489,22 @@ async fn messages_of_the_same_official_matter_are_linked() {
     };
     let first = deliver(
         &app,
-        app.kommun_letter(&anna, "Ansökan mottagen").with(matter("BN-2026-17")),
+        app.kommun_letter(&anna, "Ansökan mottagen")
+            .with(matter("BN-2026-17")),
         &anna,
     )
     .await;
     let second = deliver(
         &app,
-        app.kommun_letter(&anna, "Beslut i ärendet").with(matter("BN-2026-17")),
+        app.kommun_letter(&anna, "Beslut i ärendet")
+            .with(matter("BN-2026-17")),
         &anna,
     )
     .await;
     let unrelated = deliver(
         &app,
-        app.kommun_letter(&anna, "Annat ärende").with(matter("BN-2026-99")),
+        app.kommun_letter(&anna, "Annat ärende")
+            .with(matter("BN-2026-99")),
         &anna,
     )
     .await;
@@ -491,7 +513,9 @@ async fn messages_of_the_same_official_matter_are_linked() {
     let other = &other_tenant.senders[0];
     app.send_delivered(
         &other_tenant.token,
-        &app.letter(other, &anna, "Annan avsändare").with(matter("BN-2026-17")).signed(),
+        &app.letter(other, &anna, "Annan avsändare")
+            .with(matter("BN-2026-17"))
+            .signed(),
     )
     .await;
     let foreign = message_id_of(&app, &anna, "Annan avsändare").await;
@@ -500,7 +524,11 @@ async fn messages_of_the_same_official_matter_are_linked() {
     assert!(page.body.contains("Fler meddelanden i samma ärende"));
     assert!(page.body.contains("Bygglov BN-2026-17"));
     assert!(page.body.contains(&format!("href=\"/messages/{first}\"")));
-    assert!(!page.body.contains(&format!("href=\"/messages/{unrelated}\"")));
+    assert!(
+        !page
+            .body
+            .contains(&format!("href=\"/messages/{unrelated}\""))
+    );
     assert!(!page.body.contains(&format!("href=\"/messages/{foreign}\"")));
     let alone = browser.get(&format!("/messages/{unrelated}")).await;
     assert!(!alone.body.contains("Fler meddelanden i samma ärende"));

@@ -190,9 +190,9 @@ async fn show_inbox(
     };
     let cursor = match query.cursor.as_deref() {
         None | Some("") => None,
-        Some(text) if text.len() <= MAX_CURSOR_LEN => Some(
-            InboxCursor::parse(text).map_err(|_| PageError::BadListQuery("invalid_cursor"))?,
-        ),
+        Some(text) if text.len() <= MAX_CURSOR_LEN => {
+            Some(InboxCursor::parse(text).map_err(|_| PageError::BadListQuery("invalid_cursor"))?)
+        }
         Some(_) => return Err(PageError::BadListQuery("invalid_cursor")),
     };
     let page_size = match query.page_size.as_deref() {
@@ -332,14 +332,13 @@ async fn archive(
         _ => return Err(PageError::BadListQuery("invalid_form")),
     };
     let id = message_id(id)?;
-    mailbox(state)?.archive(&access.owner, &id, archived).await?;
+    mailbox(state)?
+        .archive(&access.owner, &id, archived)
+        .await?;
     let prefix = access.prefix();
     let en = !lang.is_swedish();
     let to = match form.back.as_deref() {
-        Some("message") => format!(
-            "{prefix}/messages/{id}{}",
-            if en { "?lang=en" } else { "" }
-        ),
+        Some("message") => format!("{prefix}/messages/{id}{}", if en { "?lang=en" } else { "" }),
         Some("archive") => format!(
             "{prefix}/inbox?folder=archive{}",
             if en { "&lang=en" } else { "" }

@@ -42,10 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/for/{delegation}/messages/{id}", get(delegated_message))
         .route("/messages/{id}/body", get(own_body))
         .route("/for/{delegation}/messages/{id}/body", get(delegated_body))
-        .route(
-            "/messages/{id}/attachments/{index}",
-            get(own_attachment),
-        )
+        .route("/messages/{id}/attachments/{index}", get(own_attachment))
         .route(
             "/for/{delegation}/messages/{id}/attachments/{index}",
             get(delegated_attachment),
@@ -161,7 +158,8 @@ fn page_of(view: MessageView, lang: Lang, frame: MailFrame, linked: Vec<Linked>)
     MessagePage {
         lang,
         test_login: frame.test_login,
-        nav_current: if view.archived { "archive" } else { "inbox" },
+        // A message is neither list: no link is marked as this page.
+        nav_current: "",
         id: view.id.to_string(),
         subject: view.subject,
         sender_name: view.sender_name,
@@ -185,9 +183,7 @@ fn page_of(view: MessageView, lang: Lang, frame: MailFrame, linked: Vec<Linked>)
             url,
             email: support.email_address.clone(),
         },
-        matter: view
-            .official_matter
-            .map(|m| m.name.unwrap_or(m.id)),
+        matter: view.official_matter.map(|m| m.name.unwrap_or(m.id)),
         linked,
         archived: view.archived,
         frame,
@@ -325,12 +321,32 @@ pub(crate) fn local_time(instant: &str, lang: Lang, with_seconds: bool) -> Strin
     let local = at + time::Duration::hours(offset);
     let month = usize::from(u8::from(local.month())).saturating_sub(1);
     const SV: [&str; 12] = [
-        "januari", "februari", "mars", "april", "maj", "juni", "juli", "augusti", "september",
-        "oktober", "november", "december",
+        "januari",
+        "februari",
+        "mars",
+        "april",
+        "maj",
+        "juni",
+        "juli",
+        "augusti",
+        "september",
+        "oktober",
+        "november",
+        "december",
     ];
     const EN: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     let clock = if with_seconds {
         format!(
@@ -388,8 +404,14 @@ mod tests {
         let at = |s| local_time(s, Lang::Sv, false);
         assert_eq!(at("2026-03-29T00:59:00.000000Z"), "29 mars 2026 kl. 01:59");
         assert_eq!(at("2026-03-29T01:00:00.000000Z"), "29 mars 2026 kl. 03:00");
-        assert_eq!(at("2026-10-25T00:59:00.000000Z"), "25 oktober 2026 kl. 02:59");
-        assert_eq!(at("2026-10-25T01:00:00.000000Z"), "25 oktober 2026 kl. 02:00");
+        assert_eq!(
+            at("2026-10-25T00:59:00.000000Z"),
+            "25 oktober 2026 kl. 02:59"
+        );
+        assert_eq!(
+            at("2026-10-25T01:00:00.000000Z"),
+            "25 oktober 2026 kl. 02:00"
+        );
         assert_eq!(
             local_time("2026-12-01T17:35:58.000000Z", Lang::En, true),
             "1 December 2026, 18:35:58 CET"
