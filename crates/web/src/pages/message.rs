@@ -380,13 +380,10 @@ fn is_summer_time(at: time::OffsetDateTime) -> bool {
     let year = at.year();
     let switch = |month: time::Month| {
         // The last Sunday of the month, 01:00 UTC.
-        let last = time::Date::from_calendar_date(year, month, 31).ok();
-        last.map(|day| {
-            let back = i64::from(day.weekday().number_days_from_sunday());
-            (day - time::Duration::days(back)).with_hms(1, 0, 0).ok()
-        })
-        .flatten()
-        .map(|t| t.assume_utc())
+        let day = time::Date::from_calendar_date(year, month, 31).ok()?;
+        let back = i64::from(day.weekday().number_days_from_sunday());
+        let sunday = day - time::Duration::days(back);
+        Some(sunday.with_hms(1, 0, 0).ok()?.assume_utc())
     };
     match (switch(time::Month::March), switch(time::Month::October)) {
         (Some(start), Some(end)) => at >= start && at < end,
