@@ -14,3 +14,9 @@ CREATE INDEX mailbox_messages_unread_first ON mailbox_messages(
 ALTER TABLE mailbox_messages ADD COLUMN matter_tag TEXT;
 CREATE INDEX mailbox_messages_matter ON mailbox_messages(recipient_id, matter_tag)
     WHERE matter_tag IS NOT NULL;
+
+-- The inbox's sender filter lists the senders of a recipient's mail, each
+-- with its newest message (`Db::mailbox_senders`): a walk of this index,
+-- no sort.
+CREATE INDEX mailbox_messages_sender ON mailbox_messages(recipient_id, sender_id, delivered_at)
+    WHERE deleted_at IS NULL;
