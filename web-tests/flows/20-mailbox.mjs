@@ -128,6 +128,34 @@ export default async function mailbox({ browser, kuvert }) {
   await page.goto(`${kuvert.url}/inbox`);
   check((await page.locator("li", { hasText: subject }).count()) === 1, "moved back: in the inbox again");
 
+  // At 320 px (and so at 200 % zoom of a 640 px window) nothing needs a
+  // sideways scroll.
+  await page.setViewportSize({ width: 320, height: 640 });
+  for (const path of ["/inbox?folder=archive", "/inbox"]) {
+    await page.goto(`${kuvert.url}${path}`);
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    check(wide <= 320, `${path} fits 320 px (${wide})`);
+  }
+  await page.locator("a.message-link").first().click();
+  await page.waitForURL(/\/messages\//);
+  const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+  check(wide <= 320, `the message page fits 320 px (${wide})`);
+  await page.setViewportSize(viewports.desktop);
+
+  // An HTML body: shown in its sandboxed frame, the page's CSP unchanged.
+  send(kuvert, "Kallelse till möte", [
+    "--html",
+    "--body",
+    "<h2>Kallelse</h2><p>Välkommen till ett möte om ditt <strong>bygglov</strong> den 14 december kl. 10.</p><ul><li>Ta med legitimation.</li><li>Ring oss om tiden inte passar.</li></ul>",
+  ]);
+  await page.goto(`${kuvert.url}/inbox`);
+  await Promise.all([page.waitForLoadState("load"), page.locator("li", { hasText: "Kallelse till möte" }).locator("a.message-link").click()]);
+  await pageBasics(page, "message (HTML body)", { testBanner: true });
+  const frame = page.frames().find((f) => f.url().endsWith("/body"));
+  check(Boolean(frame) && /Välkommen till ett möte/.test((await frame?.textContent("body")) ?? ""), "the HTML body shows in its frame");
+  check((await page.getAttribute("iframe.body-frame", "sandbox")) === "", "the frame is sandboxed, nothing allowed");
+  await shoot(page, "message-html");
+
   // In English.
   await page.goto(`${kuvert.url}/inbox?lang=en`);
   await pageBasics(page, "inbox (English)", { testBanner: true });

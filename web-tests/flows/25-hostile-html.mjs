@@ -121,13 +121,36 @@ export default async function hostileHtml({ browser, kuvert }) {
     await page.waitForTimeout(50);
     shown += 1;
   }
+  // As if the sanitiser had missed everything: one message's body frame is
+  // answered with every raw payload, under the headers kuvert really sent
+  // for it. The frame's own CSP and sandbox must hold on their own.
+  const sample = links.get(accepted[0]);
+  let raw = 0;
+  if (sample) {
+    current = sample;
+    await page.route(`${kuvert.url}${sample}/body`, async (route) => {
+      const real = await route.fetch();
+      raw += 1;
+      const hostile = payloads.map((p) => p.payload).join("\n");
+      await route.fulfill({
+        status: real.status(),
+        headers: real.headers(),
+        body: `<!DOCTYPE html><html lang="sv"><head><meta charset="utf-8"><title>x</title></head><body>${hostile}<script>alert("raw")</script><img src="http://example.invalid/leak.png"></body></html>`,
+      });
+    });
+    await page.goto(`${kuvert.url}${sample}`, { waitUntil: "load" });
+    await page.waitForTimeout(500);
+    const frame = page.frames().find((f) => f.url().endsWith(`${sample}/body`));
+    check(raw === 1 && Boolean(frame), "the raw payloads were served in the body frame");
+    await page.unroute(`${kuvert.url}${sample}/body`);
+  }
   current = null;
   check(dialogs.length === 0, `no dialog opened: ${dialogs.slice(0, 5).join("; ")}`);
   check(leaks.length === 0, `no request left kuvert's own page: ${leaks.slice(0, 5).join("; ")}`);
   check(topNavigations.length === 0, `the top page never navigated: ${topNavigations.slice(0, 5).join("; ")}`);
   console.log(
     `  hostile HTML: ${payloads.length} payloads, ${accepted.length} accepted and ${shown} shown, ${Object.values(refused).reduce((a, b) => a + b, 0)} refused at intake ${JSON.stringify(refused)}; ` +
-      `${leaks.length} requests blocked, ${dialogs.length} dialogs, ${topNavigations.length} top navigations, ${consoleMessages} console messages`,
+      `${leaks.length} requests blocked, ${dialogs.length} dialogs, ${topNavigations.length} top navigations, ${consoleMessages} console messages; raw (unsanitised) payloads in the frame: ${raw ? "nothing ran or left" : "not tried"}`,
   );
   await context.close();
 }

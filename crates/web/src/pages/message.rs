@@ -36,6 +36,11 @@ use kuvert_mailbox::reading::MessageView;
 pub const BODY_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
      img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'; sandbox";
 
+/// The body frame's own style: kuvert's type and colours, nothing wider
+/// than the frame.
+const BODY_STYLE: &str = "body{margin:1rem;font:1.0625rem/1.5 system-ui,sans-serif;color:#1b1b1b;background:#fff;overflow-wrap:anywhere}\
+     a{color:#0b5394}img,table{max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #c8c8c8;padding:.25rem .5rem}";
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/messages/{id}", get(own_message))
@@ -232,8 +237,10 @@ async fn body(
         )
             .into_response());
     }
+    // The frame cannot load kuvert.css (its policy allows nothing from
+    // anywhere), so its few rules are inline, which that policy allows.
     let document = format!(
-        "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title></head><body>{}</body></html>",
+        "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title><style>{BODY_STYLE}</style></head><body>{}</body></html>",
         lang.code(),
         lang.pick("Meddelandets innehåll", "The message's content"),
         view.body
