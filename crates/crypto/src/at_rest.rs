@@ -30,6 +30,8 @@ const TAG_LEN: usize = 16;
 pub const WRAPPED_KEY_LEN: usize = NONCE_LEN + 32 + TAG_LEN;
 /// HKDF salt of the per-context wrapping keys: a fixed domain label.
 const WRAP_SALT: &[u8] = b"kuvert/data-key-wrap/v2";
+/// HKDF salt of the keys of lookup tags ([`KeyEncryptionKey::tag_key`]).
+const TAG_SALT: &[u8] = b"kuvert/lookup-tag/v1";
 /// HKDF info prefix; the context follows it (a fixed prefix keeps the
 /// concatenation unambiguous).
 const WRAP_INFO: &[u8] = b"kuvert/data-key-wrap/v2/context:";
@@ -127,6 +129,17 @@ impl KeyEncryptionKey {
         }
         let raw = Zeroizing::new(decrypt_with(&self.0, LEGACY_WRAP_AAD, wrapped)?);
         DataKey::from_slice(&raw)
+    }
+
+    /// A key for keyed lookup tags (blind indexes) beside rows this KEK
+    /// encrypts, derived with HKDF under its own salt and `label`: the KEK
+    /// itself keys nothing but wrapping, and each index has its own key.
+    pub fn tag_key(&self, label: &str) -> Result<crate::digest::Pseudonymizer, CryptoError> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        Hkdf::<Sha256>::new(Some(TAG_SALT), self.0.as_slice())
+            .expand(label.as_bytes(), key.as_mut_slice())
+            .map_err(|_| CryptoError::InvalidKey)?;
+        Ok(crate::digest::Pseudonymizer::new(*key))
     }
 
     /// HKDF-SHA256 of the KEK for one context.

@@ -471,6 +471,20 @@ impl Mailbox {
                 sender_name: sender_name.clone(),
                 delivered_at: delivered_at.clone(),
                 received_at: opened.sealed.received_at.clone(),
+                official_matter: message
+                    .header
+                    .official_matter
+                    .as_ref()
+                    .map(|m| m.id.clone()),
+            };
+            let matter_tag = match &message.header.official_matter {
+                Some(matter) => Some(crate::reading::matter_tag(
+                    &self.kek,
+                    &opened.sealed.recipient,
+                    &opened.sealed.sender_id,
+                    &matter.id,
+                )?),
+                None => None,
             };
             // Sanitised once, here, not on every read.
             let mut message = message.clone();
@@ -490,6 +504,7 @@ impl Mailbox {
                 wrapped_key: row.wrapped_key,
                 summary: row.summary,
                 content: row.content,
+                matter_tag,
             });
         }
         let mut receipt = Receipt {

@@ -109,6 +109,11 @@ pub struct Summary {
     pub delivered_at: String,
     /// The relay's seal time.
     pub received_at: String,
+    /// The sender's id of the official matter (ärende), if any: what a
+    /// lookup by the row's plain matter tag is checked against (a tag is
+    /// only an index; what links messages is this, from the ciphertext).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub official_matter: Option<String>,
 }
 
 /// What the message view shows, encrypted in the `content` column.
@@ -282,6 +287,12 @@ pub fn upgrade_legacy_row(
         sender_name: content.sender_name.clone(),
         delivered_at: delivered_at.clone(),
         received_at: content.received_at.clone(),
+        official_matter: content
+            .message
+            .header
+            .official_matter
+            .as_ref()
+            .map(|m| m.id.clone()),
     };
     let binding = row_binding(row, &id, &delivered_at);
     encrypt_row(kek, &binding, &summary, &content).map(Some)
@@ -360,6 +371,7 @@ mod tests {
             sender_name: "Demo kommun".into(),
             delivered_at: delivered_at.clone(),
             received_at: delivered_at.clone(),
+            official_matter: None,
         };
         let content = StoredContent {
             sender_name: "Demo kommun".into(),

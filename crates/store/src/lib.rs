@@ -217,6 +217,10 @@ const MAILBOX_MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/mailbox/0007_delegations.sql"),
     },
     Migration {
+        version: 8,
+        sql: include_str!("../migrations/sqlite/mailbox/0008_inbox_paging.sql"),
+    },
+    Migration {
         version: 9,
         sql: include_str!("../migrations/sqlite/mailbox/0009_notification_contacts.sql"),
     },

@@ -232,10 +232,12 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
     if is_html {
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-        );
+        // A handler's own policy stands: only the message body's frame
+        // (`pages::message`) sets one, stricter than this, which may be
+        // framed by kuvert's pages and nothing else.
+        headers
+            .entry(header::CONTENT_SECURITY_POLICY)
+            .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
         headers.insert(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -244,7 +246,9 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         );
-        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers
+            .entry(header::X_FRAME_OPTIONS)
+            .or_insert(HeaderValue::from_static("DENY"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response

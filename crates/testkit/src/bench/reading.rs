@@ -164,6 +164,7 @@ fn make_rows(
                 sender_name: sender.name.clone(),
                 delivered_at: at.clone(),
                 received_at: at.clone(),
+                official_matter: None,
             };
             let content = StoredContent {
                 sender_name: sender.name.clone(),

@@ -421,6 +421,60 @@ static PAGES: &[PageRow] = &[
     page("GET", "/dev-idp/authorize", (400, None), 400),
     page("POST", "/dev-idp/authorize", (422, None), 422),
     page("POST", "/dev-idp/token", (422, None), 422),
+    // The mailbox pages (pages/inbox.rs, pages/message.rs): logged in,
+    // `{id}` is no message (404, as another person's); the archive form
+    // here carries only the CSRF token, so it is refused before any lookup.
+    page("GET", "/inbox", (401, Some("not_logged_in")), 200),
+    page("GET", "/messages/{id}", (401, Some("not_logged_in")), 404),
+    page(
+        "GET",
+        "/messages/{id}/body",
+        (401, Some("not_logged_in")),
+        404,
+    ),
+    page(
+        "GET",
+        "/messages/{id}/attachments/{index}",
+        (401, Some("not_logged_in")),
+        404,
+    ),
+    page(
+        "POST",
+        "/messages/{id}/archive",
+        (401, Some("not_logged_in")),
+        400,
+    ),
+    // A delegate's view: no delegation `{delegation}`, so not found.
+    page(
+        "GET",
+        "/for/{delegation}/inbox",
+        (401, Some("not_logged_in")),
+        404,
+    ),
+    page(
+        "GET",
+        "/for/{delegation}/messages/{id}",
+        (401, Some("not_logged_in")),
+        404,
+    ),
+    page(
+        "GET",
+        "/for/{delegation}/messages/{id}/body",
+        (401, Some("not_logged_in")),
+        404,
+    ),
+    page(
+        "GET",
+        "/for/{delegation}/messages/{id}/attachments/{index}",
+        (401, Some("not_logged_in")),
+        404,
+    ),
+    page(
+        "POST",
+        "/for/{delegation}/messages/{id}/archive",
+        (401, Some("not_logged_in")),
+        404,
+    ),
     // Delegation: the owner's page, the grant (only the CSRF field: no
     // valid number), a revocation and the delegate's view of a delegation
     // that does not exist (the literal `{id}`: like any missing page).

@@ -30,5 +30,6 @@ mod transport;
 mod trust;
 mod web_settings;
 mod web_delegation;
+mod web_mailbox;
 mod withdrawn;
 mod witness;

@@ -150,6 +150,14 @@ pub async fn attachment(
         .mailbox()?
         .attachment(&auth.recipient, &message_id(&id)?, index)
         .await?;
+    attachment_response(file).map_err(|_| ApiError::internal())
+}
+
+/// An attachment as both the API and the web pages send it: downloaded
+/// under its name, never sniffed or shown inline.
+pub(crate) fn attachment_response(
+    file: kuvert_mailbox::reading::AttachmentFile,
+) -> Result<Response, axum::http::Error> {
     // The name was checked at intake (no separators, quotes or controls are
     // possible in a valid name except '"', which is escaped here).
     let disposition = format!(
@@ -161,7 +169,6 @@ pub async fn attachment(
         .header(header::CONTENT_DISPOSITION, disposition)
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .body(Body::from(file.bytes))
-        .map_err(|_| ApiError::internal())
 }
 
 /// Move to the archive.

@@ -10,6 +10,8 @@ pub mod access;
 pub mod delegation;
 pub mod export;
 pub mod settings;
+pub mod inbox;
+pub mod message;
 
 use crate::AppState;
 use crate::oidc::LoginError;
@@ -35,6 +37,8 @@ pub fn router() -> Router<AppState> {
         .route("/static/kuvert.css", get(stylesheet))
         .merge(settings::router())
         .merge(delegation::router())
+        .merge(inbox::router())
+        .merge(message::router())
 }
 
 /// The page language: Swedish unless `?lang=en`, or unless the person
@@ -135,6 +139,15 @@ pub enum PageError {
     Settings(#[from] settings::SettingsError),
     #[error(transparent)]
     Delegation(kuvert_mailbox::delegation::DelegationError),
+    /// A delegate who may read but not manage tried to archive.
+    #[error("this access may read the mailbox but not change it")]
+    MayNotManage,
+    /// A list's parameter (cursor, folder, sender) or a form field is not
+    /// one kuvert gave out; the code names which.
+    #[error("invalid list query or form: {0}")]
+    BadListQuery(&'static str),
+    #[error(transparent)]
+    Mailbox(kuvert_mailbox::accept::MailboxError),
 }
 
 /// What a page error says: status, code, (Swedish, English), and whether
@@ -292,6 +305,30 @@ impl PageError {
             ),
             Self::Settings(e) => e.said(),
             Self::Delegation(e) => delegation::said(e),
+            Self::MayNotManage => plain(
+                StatusCode::FORBIDDEN,
+                "read_only_access",
+                ("Du får bara läsa", "You may only read"),
+                "Din behörighet till den här brevlådan gäller bara läsning. Meddelanden kan inte arkiveras eller flyttas härifrån.",
+                "Your access to this mailbox is for reading only. Messages cannot be archived or moved from here.",
+                false,
+            ),
+            Self::BadListQuery(code) => plain(
+                StatusCode::BAD_REQUEST,
+                code,
+                ("Länken fungerar inte", "The link does not work"),
+                "Länken eller formuläret innehöll något som inte kommer från den här tjänsten (till exempel en sidmarkör som ändrats). Gå till inkorgen och försök igen.",
+                "The link or form held something that does not come from this service (for example a changed page marker). Go to the inbox and try again.",
+                false,
+            ),
+            Self::Mailbox(_) => plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                ("Något gick fel", "Something went wrong"),
+                "Något gick fel hos oss. Försök igen om en stund.",
+                "Something went wrong on our side. Try again in a while.",
+                false,
+            ),
         }
     }
 }
@@ -312,6 +349,7 @@ impl IntoResponse for PageError {
             PageError::Settings(e) if e.is_internal() => {
                 tracing::error!(error = %e, "settings page failed")
             }
+            PageError::Mailbox(e) => tracing::error!(error = %e, "page failed"),
             PageError::Login(e) => tracing::info!(code = said.code, error = %e, "login refused"),
             _ => {}
         }
