@@ -39,6 +39,8 @@ pub struct Core {
     pub db: Db,
     pub register: Arc<Register>,
     pub relay: Arc<Relay>,
+    /// Opens the web sending keys the sender pages sign with (decision 0020).
+    pub web_sender_kek: Arc<kuvert_crypto::at_rest::KeyEncryptionKey>,
 }
 
 pub struct Inner {
