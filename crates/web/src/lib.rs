@@ -175,7 +175,13 @@ pub fn router(state: AppState) -> Router {
     // are merged outside that layer.
     let mut app = app.layer(axum::middleware::from_fn(error::problems_only));
     if state.0.core.is_some() {
-        let mut web = small_bodies(pages::router());
+        // The sender pages' form carries attachments: its own limit, and
+        // charged against the intake budget like an API send.
+        let send_form = pages::sender::send_router().layer(axum::middleware::from_fn_with_state(
+            (state.clone(), pages::sender::MAX_FORM_BYTES),
+            intake_budget::charge,
+        ));
+        let mut web = small_bodies(pages::router()).merge(send_form);
         if state.0.dev_idp.is_some() {
             web = web.merge(small_bodies(dev_idp::router()));
         }

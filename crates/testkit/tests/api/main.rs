@@ -27,6 +27,7 @@ mod resilience;
 mod retries;
 mod tenants;
 mod transport;
+mod web_sender;
 mod trust;
 mod withdrawn;
 mod witness;

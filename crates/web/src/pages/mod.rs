@@ -8,6 +8,8 @@
 
 pub mod access;
 pub mod delegation;
+pub mod sender;
+pub mod sender_chart;
 
 use crate::AppState;
 use crate::oidc::LoginError;
@@ -31,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/login/callback", get(callback))
         .route("/logout", post(logout))
         .route("/static/kuvert.css", get(stylesheet))
+        .merge(sender::router())
 }
 
 /// The page language: Swedish unless `?lang=en`.
