@@ -70,11 +70,12 @@ impl Outcome {
 }
 
 /// Drawing area, in the SVG's own units (it scales to the page width).
-const LEFT: u32 = 36;
+/// About a phone's width, so that its text is about the page's size there.
+const LEFT: u32 = 28;
 const TOP: u32 = 8;
-const PLOT_HEIGHT: u32 = 160;
-const DAY_WIDTH: u32 = 20;
-const BAR_WIDTH: u32 = 14;
+const PLOT_HEIGHT: u32 = 120;
+const DAY_WIDTH: u32 = 10;
+pub const BAR_WIDTH: u32 = 7;
 
 pub struct Segment {
     pub class: &'static str,
@@ -195,7 +196,8 @@ impl Chart {
             } else {
                 format!("{day}: {}", words.join(", "))
             };
-            let label = (i % 7 == 0 || i + 1 == days.len())
+            // Today and each week back from it.
+            let label = ((days.len() - 1 - i) % 7 == 0)
                 .then(|| format!("{}/{}", day.day(), u8::from(day.month())));
             bars.push(Bar {
                 x,
@@ -235,10 +237,10 @@ impl Chart {
         let plot_right = LEFT + u32::try_from(days.len()).unwrap_or(0) * DAY_WIDTH;
         Chart {
             width: plot_right + 8,
-            height: plot_bottom + 24,
+            height: plot_bottom + 20,
             plot_bottom,
             plot_right,
-            label_y: plot_bottom + 16,
+            label_y: plot_bottom + 14,
             bars,
             ticks,
             rows,
@@ -251,6 +253,10 @@ impl Chart {
 
     pub fn left(&self) -> u32 {
         LEFT
+    }
+
+    pub fn bar_width(&self) -> u32 {
+        BAR_WIDTH
     }
 
     pub fn total_of(&self, outcome: &Outcome) -> i64 {
@@ -297,7 +303,9 @@ mod tests {
         assert_eq!(chart.total, 10);
         assert_eq!(chart.bars[0].segments.len(), 1);
         // The highest bar (7 of a scale to 10) and the stack of the last day.
-        assert_eq!(chart.bars[0].segments[0].height, 112);
+        assert_eq!(chart.bars[0].segments[0].height, 84);
+        assert!(chart.bars[29].label.is_some() && chart.bars[22].label.is_some());
+        assert!(chart.bars[28].label.is_none());
         let last = &chart.bars[29];
         assert_eq!(last.segments.len(), 2);
         assert_eq!(last.segments[0].y + last.segments[0].height, chart.plot_bottom);
