@@ -86,4 +86,3 @@ pub fn simple_delivery(
         paper_fallback: false,
     }
 }
-

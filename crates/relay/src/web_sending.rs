@@ -28,7 +28,9 @@ pub const GRANT_CREDENTIAL_LABEL: &str = "web sender (e-ID)";
 /// Why a web send did not happen. Nothing was stored.
 #[derive(Debug, thiserror::Error)]
 pub enum WebSendError {
-    #[error("the sender has no web sending key; the platform operator creates one (`kuvert tenant web-key create`)")]
+    #[error(
+        "the sender has no web sending key; the platform operator creates one (`kuvert tenant web-key create`)"
+    )]
     NoKey,
     #[error("the web sending key cannot be opened: {0}")]
     KeyUnreadable(#[from] CryptoError),
@@ -45,7 +47,10 @@ fn key_context(key_id: &str) -> Vec<u8> {
 }
 
 /// Opens a stored web sending key with the installation's web-sender KEK.
-pub fn open_web_key(kek: &KeyEncryptionKey, stored: &StoredWebKey) -> Result<SigningKey, CryptoError> {
+pub fn open_web_key(
+    kek: &KeyEncryptionKey,
+    stored: &StoredWebKey,
+) -> Result<SigningKey, CryptoError> {
     let context = key_context(&stored.key_id);
     let data_key = kek.unwrap_data_key(&context, &stored.wrapped_key)?;
     let secret = zeroize::Zeroizing::new(data_key.decrypt(&context, &stored.private_key)?);
@@ -57,7 +62,9 @@ pub fn open_web_key(kek: &KeyEncryptionKey, stored: &StoredWebKey) -> Result<Sig
     // A row whose private half was swapped for another key's is refused:
     // the relay would refuse its signature anyway, but say why here.
     if key.public_key().key_id() != stored.key_id {
-        return Err(CryptoError::Malformed("web sending key does not match its id"));
+        return Err(CryptoError::Malformed(
+            "web sending key does not match its id",
+        ));
     }
     Ok(key)
 }

@@ -1407,7 +1407,9 @@ async fn tenant(command: TenantCommand, data_dir: &Path) -> anyhow::Result<()> {
             let sender = OrganisationNumber::parse(&sender)?;
             let RecipientId::Person(person) = RecipientId::parse(&person, SystemClock.today())?
             else {
-                anyhow::bail!("the sender role is for a person: give a personal identity or coordination number");
+                anyhow::bail!(
+                    "the sender role is for a person: give a personal identity or coordination number"
+                );
             };
             if grant {
                 let pseudonym = keys.pseudonymizer().pseudonym(person.as_str());

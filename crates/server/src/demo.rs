@@ -280,7 +280,12 @@ async fn web_sending(
     };
     let tenant = TenantId::parse(&kommun.tenant)?;
     let org = OrganisationNumber::parse(&sender.id)?;
-    if tenancy.db.web_sender_key(&tenant, org.as_str()).await?.is_none() {
+    if tenancy
+        .db
+        .web_sender_key(&tenant, org.as_str())
+        .await?
+        .is_none()
+    {
         tenancy.create_web_key("demo", &tenant, &org, kek).await?;
     }
     let RecipientId::Person(person) = RecipientId::parse(&web_sender_person(), clock.today())?

@@ -7,7 +7,10 @@
 use crate::audit::AuditEntry;
 use crate::relay::{DeliveryRecord, delivery_from_row};
 use crate::tenants::{VISIBLE_SENDERS, Viewer};
-use crate::{Db, Result, StoreError, commit_audited, format_instant, inserted_once, instant, opt_instant, updated_one};
+use crate::{
+    Db, Result, StoreError, commit_audited, format_instant, inserted_once, instant, opt_instant,
+    updated_one,
+};
 use kuvert_domain::ids::TenantId;
 use kuvert_domain::status::DeliveryStatus;
 use sqlx::Row;
@@ -92,7 +95,8 @@ pub struct SentCursor {
     pub id: String,
 }
 
-const ACTIVE_GRANT: &str = "SELECT g.credential_id, g.tenant_id, t.name AS tenant_name, g.sender_id,
+const ACTIVE_GRANT: &str =
+    "SELECT g.credential_id, g.tenant_id, t.name AS tenant_name, g.sender_id,
         s.name AS sender_name, g.granted_at
    FROM web_sender_grants g
    JOIN credentials c ON c.id = g.credential_id AND c.revoked_at IS NULL

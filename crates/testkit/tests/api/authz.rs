@@ -446,10 +446,25 @@ static PAGES: &[PageRow] = &[
     // The sender pages: Anna holds no sender role, so every sender is, to
     // her, one that does not exist (the role itself: web_sender.rs).
     page("GET", "/sender", (401, Some("not_logged_in")), 200),
-    page("GET", "/sender/{sender}/new", (401, Some("not_logged_in")), 404),
+    page(
+        "GET",
+        "/sender/{sender}/new",
+        (401, Some("not_logged_in")),
+        404,
+    ),
     // Without a multipart body and its CSRF field: refused before all else.
-    page("POST", "/sender/{sender}/new", (401, Some("not_logged_in")), 403),
-    page("GET", "/sender/{sender}/sent", (401, Some("not_logged_in")), 404),
+    page(
+        "POST",
+        "/sender/{sender}/new",
+        (401, Some("not_logged_in")),
+        403,
+    ),
+    page(
+        "GET",
+        "/sender/{sender}/sent",
+        (401, Some("not_logged_in")),
+        404,
+    ),
     page(
         "GET",
         "/sender/{sender}/sent/{delivery}",
@@ -974,7 +989,8 @@ impl Fixture {
             }),
             ("POST", "/admin/v1/tenants/{id}/web-senders") => {
                 // A new person each call: a second grant to one is a 409.
-                static SERIAL: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(200);
+                static SERIAL: std::sync::atomic::AtomicU16 =
+                    std::sync::atomic::AtomicU16::new(200);
                 let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 json!({
                     "sender": if who == Some(OtherTenant) { &kommun.senders[0].id } else { &self.spare_sender },

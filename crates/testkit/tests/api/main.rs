@@ -27,7 +27,7 @@ mod resilience;
 mod retries;
 mod tenants;
 mod transport;
-mod web_sender;
 mod trust;
+mod web_sender;
 mod withdrawn;
 mod witness;

@@ -29,7 +29,8 @@ fn kommun_sender(app: &TestApp) -> String {
 }
 
 async fn deliveries(app: &TestApp) -> i64 {
-    app.query("kuvert.db", "SELECT COUNT(*) FROM deliveries").await
+    app.query("kuvert.db", "SELECT COUNT(*) FROM deliveries")
+        .await
 }
 
 /// `800101-2384` for `198001012384`: how a person writes a number, which
@@ -101,7 +102,10 @@ async fn a_person_without_the_role_gets_the_answer_of_a_missing_sender() {
     let missing = kuvert::demo::organisation_number("202900999");
     // Hanna holds the role (the demo's authority user): the pages exist.
     let hanna = logged_in(&app, "Hanna").await;
-    assert_eq!(hanna.get(&format!("/sender/{sender}/new")).await.status, 200);
+    assert_eq!(
+        hanna.get(&format!("/sender/{sender}/new")).await.status,
+        200
+    );
 
     let anna = logged_in(&app, "Anna").await;
     let list = anna.get("/sender").await;
@@ -116,7 +120,10 @@ async fn a_person_without_the_role_gets_the_answer_of_a_missing_sender() {
         let none = anna.get(&path.replace(&sender, &missing)).await;
         assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{path}");
         assert!(shows_code(&theirs, "not_found"), "{}", theirs.body);
-        assert_eq!(theirs.body, none.body, "{path}: same page as a missing sender");
+        assert_eq!(
+            theirs.body, none.body,
+            "{path}: same page as a missing sender"
+        );
         assert!(!theirs.body.contains(&sent));
     }
     // A POST with Anna's own valid CSRF token: refused alike, nothing sent.
@@ -168,7 +175,11 @@ async fn a_granted_person_sends_by_hand_signed_with_the_certified_web_key() {
     let delivery = to[prefix.len()..to.len() - "?sent=1".len()].to_owned();
     let receipt_page = hanna.get(&to).await;
     assert_eq!(receipt_page.status, StatusCode::OK);
-    assert!(receipt_page.body.contains("<h1>Skickat</h1>"), "{}", receipt_page.body);
+    assert!(
+        receipt_page.body.contains("<h1>Skickat</h1>"),
+        "{}",
+        receipt_page.body
+    );
     assert!(receipt_page.body.contains(&delivery));
 
     // The same form sent again (a double click, a reload): one delivery.
@@ -243,7 +254,9 @@ async fn a_granted_person_sends_by_hand_signed_with_the_certified_web_key() {
     let register = kuvert_mailbox::certificate::TrustedRegisters::new(vec![
         kuvert_crypto::signing::PublicKey::from_base64(&register_key).unwrap(),
     ]);
-    let certified = certificate.verify(&register).expect("certified by the register");
+    let certified = certificate
+        .verify(&register)
+        .expect("certified by the register");
     assert_eq!(certified.key_id(), web_key);
     assert_eq!(certificate.sender_id, sender);
 
@@ -265,7 +278,9 @@ async fn a_granted_person_sends_by_hand_signed_with_the_certified_web_key() {
     assert!(!granted.contains(&kuvert::demo::web_sender_person()));
 
     // And the delivery's page now says delivered, with the receipt's time.
-    let page = hanna.get(&format!("/sender/{sender}/sent/{delivery}")).await;
+    let page = hanna
+        .get(&format!("/sender/{sender}/sent/{delivery}"))
+        .await;
     assert!(page.body.contains("levererat"), "{}", page.body);
     assert!(page.body.contains("i mottagarens brevlåda"));
 }
@@ -278,21 +293,45 @@ async fn revoking_the_role_refuses_the_very_next_post_and_sends_nothing() {
     // The platform operator grants Bertil the role through the admin API.
     let path = "/admin/v1/tenants/demokommun/web-senders";
     let (status, granted) = app
-        .post(path, Some(ADMIN_TOKEN), &json!({ "sender": sender, "person": written(&bertil) }))
+        .post(
+            path,
+            Some(ADMIN_TOKEN),
+            &json!({ "sender": sender, "person": written(&bertil) }),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{granted}");
     let grant = granted["grant"].as_str().unwrap().to_owned();
     let (status, twice) = app
-        .post(path, Some(ADMIN_TOKEN), &json!({ "sender": sender, "person": bertil }))
+        .post(
+            path,
+            Some(ADMIN_TOKEN),
+            &json!({ "sender": sender, "person": bertil }),
+        )
         .await;
-    assert_eq!((status, twice["code"].as_str()), (StatusCode::CONFLICT, Some("already_granted")));
+    assert_eq!(
+        (status, twice["code"].as_str()),
+        (StatusCode::CONFLICT, Some("already_granted"))
+    );
     for (body, code) in [
-        (json!({ "sender": sender, "person": "19800101-0000" }), "invalid_person"),
-        (json!({ "sender": app.tenant("demoformedlare").senders[0].id, "person": bertil }), "unknown_sender"),
-        (json!({ "sender": sender, "person": kuvert::demo::organisation_number("802000999") }), "invalid_person"),
+        (
+            json!({ "sender": sender, "person": "19800101-0000" }),
+            "invalid_person",
+        ),
+        (
+            json!({ "sender": app.tenant("demoformedlare").senders[0].id, "person": bertil }),
+            "unknown_sender",
+        ),
+        (
+            json!({ "sender": sender, "person": kuvert::demo::organisation_number("802000999") }),
+            "invalid_person",
+        ),
     ] {
         let (status, refused) = app.post(path, Some(ADMIN_TOKEN), &body).await;
-        assert_eq!((status, refused["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some(code)), "{body}");
+        assert_eq!(
+            (status, refused["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
+            "{body}"
+        );
     }
 
     let browser = logged_in(&app, "Bertil").await;
@@ -339,7 +378,11 @@ async fn a_suspended_tenant_and_a_removed_sender_refuse_the_pages() {
     let hanna = logged_in(&app, "Hanna").await;
     let (csrf, idempotency) = open_form(&hanna, &sender).await;
     let (status, _) = app
-        .post("/admin/v1/tenants/demokommun/suspend", Some(ADMIN_TOKEN), &json!({}))
+        .post(
+            "/admin/v1/tenants/demokommun/suspend",
+            Some(ADMIN_TOKEN),
+            &json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let before = deliveries(&app).await;
@@ -354,15 +397,28 @@ async fn a_suspended_tenant_and_a_removed_sender_refuse_the_pages() {
     };
     let refused = post(&hanna, &sender, message()).await;
     assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
-    assert_eq!(hanna.get(&format!("/sender/{sender}/sent")).await.status, 404);
+    assert_eq!(
+        hanna.get(&format!("/sender/{sender}/sent")).await.status,
+        404
+    );
     assert_eq!(deliveries(&app).await, before);
 
     // Resumed, the role works again; removed, the sender is gone for good.
-    app.post("/admin/v1/tenants/demokommun/resume", Some(ADMIN_TOKEN), &json!({}))
-        .await;
-    assert_eq!(hanna.get(&format!("/sender/{sender}/new")).await.status, 200);
+    app.post(
+        "/admin/v1/tenants/demokommun/resume",
+        Some(ADMIN_TOKEN),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(
+        hanna.get(&format!("/sender/{sender}/new")).await.status,
+        200
+    );
     let (status, _) = app
-        .delete(&format!("/admin/v1/tenants/demokommun/senders/{sender}"), Some(ADMIN_TOKEN))
+        .delete(
+            &format!("/admin/v1/tenants/demokommun/senders/{sender}"),
+            Some(ADMIN_TOKEN),
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let refused = post(&hanna, &sender, message()).await;
@@ -480,7 +536,10 @@ async fn bad_input_gets_a_clear_error_and_sends_nothing() {
         assert!(shows_code(&refused, code), "{code}: {}", refused.body);
         assert!(refused.body.contains("Inget har skickats"), "{code}");
         if code == "invalid_recipient" {
-            assert!(refused.body.contains("Texten finns kvar"), "the draft is kept");
+            assert!(
+                refused.body.contains("Texten finns kvar"),
+                "the draft is kept"
+            );
             assert!(refused.body.contains(r#"aria-invalid="true""#));
         }
         assert!(refused.body.contains(&subject) || subject.trim().is_empty());
@@ -517,8 +576,17 @@ async fn the_relay_checks_the_web_key_like_any_key() {
         },
     )
     .await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
-    assert!(shows_code(&refused, "signature_key_not_certified"), "{}", refused.body);
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(
+        shows_code(&refused, "signature_key_not_certified"),
+        "{}",
+        refused.body
+    );
     assert_eq!(deliveries(&app).await, before);
 }
 
@@ -544,8 +612,13 @@ async fn the_sent_list_shows_statuses_pages_by_cursor_and_the_chart_table_equals
         app.send_ok(&anna, &format!("Brev {i}")).await;
     }
     app.send_ok(&cecilia, "Ingen brevlåda").await;
-    app.send_accepted(&token, &app.kommun_letter(&cecilia, "Papper").paper_fallback().signed())
-        .await;
+    app.send_accepted(
+        &token,
+        &app.kommun_letter(&cecilia, "Papper")
+            .paper_fallback()
+            .signed(),
+    )
+    .await;
     app.send_ok(&david, "Nekar").await;
     app.drain().await;
     // A failure the worker would record after its retries, written here.
@@ -610,19 +683,29 @@ async fn the_sent_list_shows_statuses_pages_by_cursor_and_the_chart_table_equals
     assert_eq!(page_one.len(), 25);
     let next = first.body.split("?after=").nth(1).unwrap();
     let next = &next[..next.find('"').unwrap()];
-    let second = hanna.get(&format!("/sender/{sender}/sent?after={next}")).await;
+    let second = hanna
+        .get(&format!("/sender/{sender}/sent?after={next}"))
+        .await;
     let page_two = rows(&second.body);
     assert_eq!(page_two.len(), 3, "{}", second.body);
     assert!(page_two.iter().all(|id| !page_one.contains(id)));
-    assert!(!second.body.contains("<svg"), "the chart is on the first page");
+    assert!(
+        !second.body.contains("<svg"),
+        "the chart is on the first page"
+    );
     // A cursor the viewer does not see starts over.
     let other = app.tenant("demoformedlare");
     let theirs = app
         .send_accepted(
             &other.token,
-            &app.sign(&other.senders[0], app.delivery(&other.senders[0], &anna, "Annan")),
+            &app.sign(
+                &other.senders[0],
+                app.delivery(&other.senders[0], &anna, "Annan"),
+            ),
         )
         .await;
-    let foreign = hanna.get(&format!("/sender/{sender}/sent?after={theirs}")).await;
+    let foreign = hanna
+        .get(&format!("/sender/{sender}/sent?after={theirs}"))
+        .await;
     assert_eq!(rows(&foreign.body), page_one);
 }

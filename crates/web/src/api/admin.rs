@@ -771,24 +771,18 @@ pub async fn grant_web_sender(
 ) -> Result<(StatusCode, Json<WebSenderGranted>), ApiError> {
     let tenant = tenant_id(&id)?;
     let sender = sender_number(&request.sender)?;
-    let person = match kuvert_domain::identity::RecipientId::parse(
-        &request.person,
-        state.clock().today(),
-    ) {
-        Ok(kuvert_domain::identity::RecipientId::Person(person)) => person,
-        Ok(_) | Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_person",
-                "person: not a valid personal identity or coordination number",
-            ));
-        }
-    };
-    let pseudonym = state
-        .core()?
-        .register
-        .pseudonyms
-        .pseudonym(person.as_str());
+    let person =
+        match kuvert_domain::identity::RecipientId::parse(&request.person, state.clock().today()) {
+            Ok(kuvert_domain::identity::RecipientId::Person(person)) => person,
+            Ok(_) | Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_person",
+                    "person: not a valid personal identity or coordination number",
+                ));
+            }
+        };
+    let pseudonym = state.core()?.register.pseudonyms.pseudonym(person.as_str());
     let grant = tenancy(&state)?
         .grant_web_sender("platform-operator", &tenant, &sender, &person, &pseudonym)
         .await

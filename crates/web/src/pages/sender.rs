@@ -280,7 +280,10 @@ fn multipart_error(e: &axum::extract::multipart::MultipartError) -> FormError {
 
 /// Reads the rest of the form (after the CSRF field). The body's size is
 /// bounded by [`MAX_FORM_BYTES`]; attachments are counted as they come.
-async fn read_form(multipart: &mut Multipart, draft: &mut Draft) -> Result<Vec<Attachment>, FormError> {
+async fn read_form(
+    multipart: &mut Multipart,
+    draft: &mut Draft,
+) -> Result<Vec<Attachment>, FormError> {
     let mut attachments = Vec::new();
     while let Some(field) = multipart
         .next_field()
@@ -297,9 +300,18 @@ async fn read_form(multipart: &mut Multipart, draft: &mut Draft) -> Result<Vec<A
             }
             if attachments.len() == MAX_ATTACHMENTS {
                 return Err(FormError {
-                    sv: format!("Högst {MAX_ATTACHMENTS} bilagor per meddelande. Inget har skickats."),
-                    en: format!("At most {MAX_ATTACHMENTS} attachments per message. Nothing was sent."),
-                    ..FormError::new(StatusCode::UNPROCESSABLE_ENTITY, "too_many_attachments", "", "")
+                    sv: format!(
+                        "Högst {MAX_ATTACHMENTS} bilagor per meddelande. Inget har skickats."
+                    ),
+                    en: format!(
+                        "At most {MAX_ATTACHMENTS} attachments per message. Nothing was sent."
+                    ),
+                    ..FormError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "too_many_attachments",
+                        "",
+                        "",
+                    )
                 }
                 .on("attachments"));
             }
@@ -359,7 +371,10 @@ async fn send(
         Ok(attachments) => Filled { draft, attachments },
         Err(error) => return refuse(&state, lang, &session, &grant, draft, error),
     };
-    let Filled { mut draft, attachments } = filled;
+    let Filled {
+        mut draft,
+        attachments,
+    } = filled;
     if draft.idempotency.trim().is_empty() || draft.idempotency.len() > 255 {
         draft.idempotency = session::new_secret();
     }
@@ -474,7 +489,10 @@ fn send_refused(error: &WebSendError) -> FormError {
                 Some("subject"),
             ),
             "delivery_too_large" => too_large(),
-            code if code.starts_with("attachment") || code == "bad_attachment_name" || code == "checksum_mismatch" => {
+            code if code.starts_with("attachment")
+                || code == "bad_attachment_name"
+                || code == "checksum_mismatch" =>
+            {
                 with_detail(
                     invalid.code(),
                     "En bilaga godtas inte: bara PDF-filer som är giltiga PDF kan skickas.",
@@ -489,14 +507,14 @@ fn send_refused(error: &WebSendError) -> FormError {
             "Er organisation har skickat så mycket som den får just nu. Försök igen senare. Inget har skickats.",
             "Your organisation has sent as much as it may right now. Try again later. Nothing was sent.",
         ),
-        WebSendError::Intake(IntakeError::IdempotencyKeyReused(_) | IntakeError::DuplicateDelivery(_)) => {
-            FormError::new(
-                StatusCode::CONFLICT,
-                "already_sent",
-                "Det här formuläret har redan skickats med ett annat innehåll. Öppna ett nytt formulär för ett nytt meddelande.",
-                "This form was already sent with other content. Open a new form for a new message.",
-            )
-        }
+        WebSendError::Intake(
+            IntakeError::IdempotencyKeyReused(_) | IntakeError::DuplicateDelivery(_),
+        ) => FormError::new(
+            StatusCode::CONFLICT,
+            "already_sent",
+            "Det här formuläret har redan skickats med ett annat innehåll. Öppna ett nytt formulär för ett nytt meddelande.",
+            "This form was already sent with other content. Open a new form for a new message.",
+        ),
         WebSendError::Intake(IntakeError::Withdrawn(_) | IntakeError::SenderNotAllowed(_)) => {
             FormError::new(
                 StatusCode::FORBIDDEN,
@@ -640,7 +658,12 @@ async fn sent(
     };
     let mut records = core
         .db
-        .sent_page(&viewer, &grant.sender_id, cursor.as_ref(), SENT_PAGE_SIZE + 1)
+        .sent_page(
+            &viewer,
+            &grant.sender_id,
+            cursor.as_ref(),
+            SENT_PAGE_SIZE + 1,
+        )
         .await?;
     let more = records.len() > usize::try_from(SENT_PAGE_SIZE).unwrap_or(usize::MAX);
     records.truncate(usize::try_from(SENT_PAGE_SIZE).unwrap_or(usize::MAX));
@@ -651,7 +674,12 @@ async fn sent(
     let from = today - time::Duration::days(CHART_DAYS - 1);
     let outcomes = core
         .db
-        .daily_outcomes(&viewer, &grant.sender_id, from, today + time::Duration::days(1))
+        .daily_outcomes(
+            &viewer,
+            &grant.sender_id,
+            from,
+            today + time::Duration::days(1),
+        )
         .await?;
     let page = SentPage {
         lang,

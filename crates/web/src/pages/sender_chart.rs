@@ -308,7 +308,10 @@ mod tests {
         assert!(chart.bars[28].label.is_none());
         let last = &chart.bars[29];
         assert_eq!(last.segments.len(), 2);
-        assert_eq!(last.segments[0].y + last.segments[0].height, chart.plot_bottom);
+        assert_eq!(
+            last.segments[0].y + last.segments[0].height,
+            chart.plot_bottom
+        );
         assert!(last.title.contains("2 misslyckade"), "{}", last.title);
         assert_eq!(nice_ceiling(0), 1);
         assert_eq!(nice_ceiling(7), 10);
