@@ -709,3 +709,39 @@ async fn the_sent_list_shows_statuses_pages_by_cursor_and_the_chart_table_equals
         .await;
     assert_eq!(rows(&foreign.body), page_one);
 }
+
+#[tokio::test]
+async fn the_web_keys_private_half_is_stored_only_encrypted() {
+    let app = TestApp::spawn().await;
+    let sender = kommun_sender(&app);
+    let column =
+        |name: &str| format!("SELECT {name} FROM web_sender_keys WHERE sender_id = '{sender}'");
+    let key_id: String = app.query("kuvert.db", &column("key_id")).await;
+    let wrapped_key: Vec<u8> = app.query("kuvert.db", &column("wrapped_key")).await;
+    let private_key: Vec<u8> = app.query("kuvert.db", &column("private_key")).await;
+    let kek = kuvert_crypto::keyfile::load_secret(
+        &app.data_dir().join("keys").join("web-sender-kek.aes256"),
+    )
+    .unwrap();
+    let kek = kuvert_crypto::at_rest::KeyEncryptionKey::from_bytes(&kek);
+    let mut stored = kuvert_store::web_senders::StoredWebKey {
+        key_id: key_id.clone(),
+        wrapped_key,
+        private_key,
+    };
+    let key = kuvert_relay::web_sending::open_web_key(&kek, &stored).unwrap();
+    assert_eq!(key.public_key().key_id(), key_id);
+    // Its 32 secret bytes are in no database file.
+    let secret = key.to_bytes();
+    for file in app.database_files() {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(32).any(|w| w == secret.as_slice()),
+            "{} holds the web key in the clear",
+            file.display()
+        );
+    }
+    // Bound to its key id: under another id it does not open.
+    stored.key_id = app.kommun().1.key_id.clone();
+    assert!(kuvert_relay::web_sending::open_web_key(&kek, &stored).is_err());
+}
