@@ -245,12 +245,6 @@ async fn new_form(
     ))
 }
 
-/// What the form carried, once read.
-struct Filled {
-    draft: Draft,
-    attachments: Vec<Attachment>,
-}
-
 fn too_large() -> FormError {
     FormError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -367,14 +361,10 @@ async fn send(
     session.check_csrf(csrf.as_deref())?;
     let grant = grant(&state, &session, &sender).await?;
     let mut draft = Draft::default();
-    let filled = match read_form(&mut multipart, &mut draft).await {
-        Ok(attachments) => Filled { draft, attachments },
+    let attachments = match read_form(&mut multipart, &mut draft).await {
+        Ok(attachments) => attachments,
         Err(error) => return refuse(&state, lang, &session, &grant, draft, error),
     };
-    let Filled {
-        mut draft,
-        attachments,
-    } = filled;
     if draft.idempotency.trim().is_empty() || draft.idempotency.len() > 255 {
         draft.idempotency = session::new_secret();
     }
