@@ -745,3 +745,121 @@ async fn the_web_keys_private_half_is_stored_only_encrypted() {
     stored.key_id = app.kommun().1.key_id.clone();
     assert!(kuvert_relay::web_sending::open_web_key(&kek, &stored).is_err());
 }
+
+/// `kuvert tenant web-sender grant|revoke` and `web-key create` do what the
+/// admin API does, through the same functions.
+#[tokio::test]
+async fn the_command_line_grants_and_revokes_the_role_and_makes_web_keys() {
+    let app = TestApp::spawn().await;
+    let sender = kommun_sender(&app);
+    let bertil = app.person("Bertil Berg");
+    let data = app.data_dir().to_str().unwrap().to_owned();
+    let args = |list: &[&str]| {
+        ["kuvert", "--data", &data]
+            .iter()
+            .chain(list)
+            .map(|s| (*s).to_owned())
+            .collect::<Vec<_>>()
+    };
+    let browser = logged_in(&app, "Bertil").await;
+    assert_eq!(
+        browser.get(&format!("/sender/{sender}/new")).await.status,
+        404
+    );
+    kuvert::cli::run(args(&[
+        "tenant",
+        "web-sender",
+        "grant",
+        "demokommun",
+        &sender,
+        &written(&bertil),
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(
+        browser.get(&format!("/sender/{sender}/new")).await.status,
+        200
+    );
+    // Not a person: refused, nothing granted.
+    let organisation = kuvert::demo::organisation_number("802000999");
+    assert!(
+        kuvert::cli::run(args(&[
+            "tenant",
+            "web-sender",
+            "grant",
+            "demokommun",
+            &sender,
+            &organisation
+        ]))
+        .await
+        .is_err()
+    );
+
+    // A new web key is the one the next send is signed with.
+    kuvert::cli::run(args(&[
+        "tenant",
+        "web-key",
+        "create",
+        "demokommun",
+        &sender,
+    ]))
+    .await
+    .unwrap();
+    let keys: Vec<String> = app
+        .query_all(
+            "kuvert.db",
+            &format!("SELECT key_id FROM web_sender_keys WHERE sender_id = '{sender}' ORDER BY created_at"),
+        )
+        .await;
+    assert_eq!(keys.len(), 2);
+    let (csrf, idempotency) = open_form(&browser, &sender).await;
+    let sent = post(
+        &browser,
+        &sender,
+        Message {
+            csrf: Some(&csrf),
+            idempotency: &idempotency,
+            recipient: &app.person("Anna Andersson"),
+            subject: "Med den nya nyckeln",
+            body: "x",
+            files: vec![],
+        },
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    let used: String = app
+        .query(
+            "kuvert.db",
+            "SELECT sender_key_id FROM deliveries ORDER BY received_at DESC LIMIT 1",
+        )
+        .await;
+    assert_eq!(used, keys[1]);
+
+    kuvert::cli::run(args(&[
+        "tenant",
+        "web-sender",
+        "revoke",
+        "demokommun",
+        &sender,
+        &bertil,
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(
+        browser.get(&format!("/sender/{sender}/new")).await.status,
+        404
+    );
+    assert!(
+        kuvert::cli::run(args(&[
+            "tenant",
+            "web-sender",
+            "revoke",
+            "demokommun",
+            &sender,
+            &bertil
+        ]))
+        .await
+        .is_err(),
+        "revoked once"
+    );
+}
