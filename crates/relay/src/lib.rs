@@ -4,9 +4,11 @@
 //! the operators, retrying with backoff, and records their signed receipts
 //! ([`worker`]).
 
+pub mod compose;
 pub mod intake;
 pub mod quota;
 pub mod tenancy;
+pub mod web_sending;
 pub mod worker;
 
 pub use intake::{Accepted, Caller, IntakeError, Relay, Submission};

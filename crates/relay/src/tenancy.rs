@@ -35,6 +35,8 @@ pub enum TenancyError {
     SenderTaken,
     #[error("the sender was changed meanwhile (a key was added); try again")]
     SenderChanged,
+    #[error("this person already holds the sender role for this sender")]
+    AlreadyGranted,
 }
 
 /// A new credential; the token is shown once and never stored.

@@ -477,11 +477,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             let register_key = Arc::new(kuvert_crypto::signing::SigningKey::from_bytes(
                 &keys.register.to_bytes(),
             ));
+            let web_sender_kek = Arc::new(kuvert_crypto::at_rest::KeyEncryptionKey::from_bytes(
+                &keys.web_sender_kek.to_bytes(),
+            ));
             if settings.demo {
                 demo = Some(
                     crate::demo::seed(
                         &register,
                         &register_key,
+                        &web_sender_kek,
                         &operator_id()?,
                         &RecipientTokens::new(keys.recipient_token),
                         &settings.data_dir,
@@ -496,6 +500,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 db: db.clone(),
                 register,
                 relay,
+                web_sender_kek,
             })
         }
         None => None,

@@ -446,6 +446,50 @@ enum TenantCommand {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// People (e-ID) who may send by hand from the sender pages.
+    WebSender {
+        #[command(subcommand)]
+        command: WebSenderCommand,
+    },
+    /// The key the server signs web deliveries with, per sender.
+    WebKey {
+        #[command(subcommand)]
+        command: WebKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebSenderCommand {
+    /// Give a person the sender role for one of the tenant's senders.
+    Grant {
+        /// The tenant id.
+        tenant: String,
+        /// The sender's organisation number.
+        sender: String,
+        /// The person's personal identity or coordination number.
+        person: String,
+    },
+    /// Take the role away: the person's next request is refused.
+    Revoke {
+        /// The tenant id.
+        tenant: String,
+        /// The sender's organisation number.
+        sender: String,
+        /// The person's personal identity or coordination number.
+        person: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebKeyCommand {
+    /// Generate the sender's web sending key: its public half is registered
+    /// and certified like any sender key, its private half kept encrypted.
+    Create {
+        /// The tenant id.
+        tenant: String,
+        /// The sender's organisation number.
+        sender: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -1206,6 +1250,19 @@ async fn tenant(command: TenantCommand, data_dir: &Path) -> anyhow::Result<()> {
                     .map_or_else(|| "all senders".to_owned(), |s| s.join(","));
                 println!("  credential {} {} {state} senders: {scope}", c.id, c.label);
             }
+            for g in db.web_grants(&t.id).await? {
+                let state = if g.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                let person = RecipientId::parse_canonical(&g.person)
+                    .map_or_else(|_| "?".to_owned(), |p| p.masked());
+                println!(
+                    "  web sender {} for {} person {person} {state}",
+                    g.credential_id, g.sender_id
+                );
+            }
         }
         TenantCommand::Suspend { id } => tenancy.set_suspended(actor, &tid(&id)?, true).await?,
         TenantCommand::Resume { id } => tenancy.set_suspended(actor, &tid(&id)?, false).await?,
@@ -1333,6 +1390,55 @@ async fn tenant(command: TenantCommand, data_dir: &Path) -> anyhow::Result<()> {
                 println!("revoked");
             }
         },
+        TenantCommand::WebSender { command } => {
+            let (tenant, sender, person, grant) = match command {
+                WebSenderCommand::Grant {
+                    tenant,
+                    sender,
+                    person,
+                } => (tenant, sender, person, true),
+                WebSenderCommand::Revoke {
+                    tenant,
+                    sender,
+                    person,
+                } => (tenant, sender, person, false),
+            };
+            let tenant = tid(&tenant)?;
+            let sender = OrganisationNumber::parse(&sender)?;
+            let RecipientId::Person(person) = RecipientId::parse(&person, SystemClock.today())?
+            else {
+                anyhow::bail!(
+                    "the sender role is for a person: give a personal identity or coordination number"
+                );
+            };
+            if grant {
+                let pseudonym = keys.pseudonymizer().pseudonym(person.as_str());
+                let id = tenancy
+                    .grant_web_sender(actor, &tenant, &sender, &person, &pseudonym)
+                    .await?;
+                println!("granted (grant {id})");
+            } else {
+                let id = db
+                    .web_grant_id(&tenant, sender.as_str(), person.as_str())
+                    .await?
+                    .context("this person holds no sender role for this sender")?;
+                tenancy.revoke_web_sender(actor, &tenant, &id).await?;
+                println!("revoked (grant {id})");
+            }
+        }
+        TenantCommand::WebKey {
+            command: WebKeyCommand::Create { tenant, sender },
+        } => {
+            let key_id = tenancy
+                .create_web_key(
+                    actor,
+                    &tid(&tenant)?,
+                    &OrganisationNumber::parse(&sender)?,
+                    &keys.web_sender_kek,
+                )
+                .await?;
+            println!("web key {key_id}");
+        }
     }
     db.close().await;
     Ok(())

@@ -114,9 +114,11 @@ pub fn load(data_dir: &Path) -> anyhow::Result<DemoData> {
 /// Creates the demo data (or reuses what an earlier start wrote): tenants
 /// through `db`, recipients registered with `operator` through `register`,
 /// recipient tokens minted with `tokens`.
+#[allow(clippy::too_many_arguments)]
 pub async fn seed(
     register: &Register,
     register_key: &Arc<kuvert_crypto::signing::SigningKey>,
+    web_sender_kek: &kuvert_crypto::at_rest::KeyEncryptionKey,
     operator: &OperatorId,
     tokens: &RecipientTokens,
     data_dir: &Path,
@@ -125,6 +127,11 @@ pub async fn seed(
 ) -> anyhow::Result<DemoData> {
     let db = &register.db;
     let path = demo_file(data_dir);
+    let tenancy = Tenancy {
+        db: db.clone(),
+        clock: Arc::new(kuvert_domain::clock::SystemClock),
+        register_key: register_key.clone(),
+    };
     if let Ok(mut existing) = load(data_dir) {
         let first = existing
             .tenants
@@ -140,14 +147,10 @@ pub async fn seed(
                     demo_tokens(tokens, operator, &id, clock)?;
             }
             write(&path, &existing)?;
+            web_sending(&tenancy, register, web_sender_kek, &existing, clock).await?;
             return Ok(existing);
         }
     }
-    let tenancy = Tenancy {
-        db: db.clone(),
-        clock: Arc::new(kuvert_domain::clock::SystemClock),
-        register_key: register_key.clone(),
-    };
     let plan = [
         (
             "demokommun",
@@ -249,7 +252,58 @@ pub async fn seed(
         recipients,
     };
     write(&path, &data)?;
+    web_sending(&tenancy, register, web_sender_kek, &data, clock).await?;
     Ok(data)
+}
+
+/// The demo's authority user: a case officer of Demo kommun who sends by
+/// hand from the sender pages (decision 0020).
+pub fn web_sender_person() -> String {
+    person_number("19880808", 971)
+}
+
+/// Sending by hand works at once in the demo: Demo kommun's sender has a
+/// web sending key and [`web_sender_person`] holds its sender role. Done
+/// on every start, only what is missing (a demo made before keeps its data).
+async fn web_sending(
+    tenancy: &Tenancy,
+    register: &Register,
+    kek: &kuvert_crypto::at_rest::KeyEncryptionKey,
+    data: &DemoData,
+    clock: &dyn Clock,
+) -> anyhow::Result<()> {
+    let Some(kommun) = data.tenants.first() else {
+        return Ok(());
+    };
+    let Some(sender) = kommun.senders.first() else {
+        return Ok(());
+    };
+    let tenant = TenantId::parse(&kommun.tenant)?;
+    let org = OrganisationNumber::parse(&sender.id)?;
+    if tenancy
+        .db
+        .web_sender_key(&tenant, org.as_str())
+        .await?
+        .is_none()
+    {
+        tenancy.create_web_key("demo", &tenant, &org, kek).await?;
+    }
+    let RecipientId::Person(person) = RecipientId::parse(&web_sender_person(), clock.today())?
+    else {
+        anyhow::bail!("the demo web sender is not a person");
+    };
+    if tenancy
+        .db
+        .web_grant_id(&tenant, org.as_str(), person.as_str())
+        .await?
+        .is_none()
+    {
+        let pseudonym = register.pseudonyms.pseudonym(person.as_str());
+        tenancy
+            .grant_web_sender("demo", &tenant, &org, &person, &pseudonym)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A demo recipient's mail token and registration token, each with all the
@@ -337,6 +391,14 @@ pub fn test_people(
         identity_number: person_number("19950210", 862),
         loa: Loa::Loa2,
         note: "e-legitimation på nivå 2: nekas / e-ID at level 2: refused".to_owned(),
+    });
+    people.push(TestPerson {
+        given_name: "Hanna".to_owned(),
+        family_name: "Handläggare".to_owned(),
+        identity_number: web_sender_person(),
+        loa: Loa::Loa3,
+        note: "handläggare på Demo kommun: skickar för hand / case officer at Demo kommun: sends by hand"
+            .to_owned(),
     });
     people
 }

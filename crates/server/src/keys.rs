@@ -92,6 +92,11 @@ pub const KEY_FILES: &[KeyFile] = &[
         kind: KeyKind::Aes256,
     },
     KeyFile {
+        name: "web-sender-kek.aes256",
+        purpose: "sender pages: encrypts the web sending keys the server signs with (decision 0020)",
+        kind: KeyKind::Aes256,
+    },
+    KeyFile {
         name: "relay-mailbox-credential.secret",
         purpose: "the relay's credential at the built-in mailbox",
         kind: KeyKind::Credential,
@@ -215,6 +220,8 @@ pub struct Keys {
     pub mailbox_kek: KeyEncryptionKey,
     /// The relay's credential at the built-in mailbox (`kvm_…`).
     pub relay_mailbox_credential: String,
+    /// Encrypts the private halves of the web sending keys (decision 0020).
+    pub web_sender_kek: KeyEncryptionKey,
 }
 
 impl Keys {
@@ -281,6 +288,7 @@ impl Keys {
                 .context("mailbox sealing key")?,
             mailbox_receipt: SigningKey::from_bytes(secret("mailbox-receipt.ed25519")?),
             mailbox_kek: KeyEncryptionKey::from_bytes(secret("mailbox-kek.aes256")?),
+            web_sender_kek: KeyEncryptionKey::from_bytes(secret("web-sender-kek.aes256")?),
             relay_mailbox_credential: format!(
                 "{}{}",
                 kuvert_web::auth::RELAY_CREDENTIAL_PREFIX,

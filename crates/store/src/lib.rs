@@ -26,6 +26,7 @@ pub mod revocations;
 pub mod sessions;
 pub mod tenants;
 pub mod visible;
+pub mod web_senders;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -184,6 +185,10 @@ const CORE_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 12,
         sql: include_str!("../migrations/sqlite/core/0012_web_sessions.sql"),
+    },
+    Migration {
+        version: 13,
+        sql: include_str!("../migrations/sqlite/core/0013_web_senders.sql"),
     },
 ];
 

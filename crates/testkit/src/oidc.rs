@@ -138,6 +138,19 @@ impl Browser {
         .await
     }
 
+    /// A `multipart/form-data` POST, as a form with a file input sends it.
+    pub async fn post_multipart(&self, url: &str, form: reqwest::multipart::Form) -> Seen {
+        Self::seen(
+            self.http
+                .post(self.absolute(url))
+                .multipart(form)
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await
+    }
+
     /// Starts a login: `GET /login`, whose redirect goes to the provider.
     pub async fn start_login(&self) -> Seen {
         let seen = self.get("/login").await;

@@ -39,6 +39,8 @@ pub struct Core {
     pub db: Db,
     pub register: Arc<Register>,
     pub relay: Arc<Relay>,
+    /// Opens the web sending keys the sender pages sign with (decision 0020).
+    pub web_sender_kek: Arc<kuvert_crypto::at_rest::KeyEncryptionKey>,
 }
 
 pub struct Inner {
@@ -173,7 +175,13 @@ pub fn router(state: AppState) -> Router {
     // are merged outside that layer.
     let mut app = app.layer(axum::middleware::from_fn(error::problems_only));
     if state.0.core.is_some() {
-        let mut web = small_bodies(pages::router());
+        // The sender pages' form carries attachments: its own limit, and
+        // charged against the intake budget like an API send.
+        let send_form = pages::sender::send_router().layer(axum::middleware::from_fn_with_state(
+            (state.clone(), pages::sender::MAX_FORM_BYTES),
+            intake_budget::charge,
+        ));
+        let mut web = small_bodies(pages::router()).merge(send_form);
         if state.0.dev_idp.is_some() {
             web = web.merge(small_bodies(dev_idp::router()));
         }

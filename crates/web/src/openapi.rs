@@ -148,6 +148,7 @@ impl Modify for Problems {
         api::admin::create_credential, api::admin::list_credentials, api::admin::revoke_credential,
         api::admin::add_sender, api::admin::remove_sender,
         api::admin::add_key, api::admin::revoke_key,
+        api::admin::grant_web_sender, api::admin::revoke_web_sender, api::admin::create_web_key,
     ),
     modifiers(&Security, &Problems),
     tags(

@@ -355,6 +355,28 @@ static TABLE: &[Row] = &[
         204,
         &[(OtherTenant, Hidden)],
     ),
+    // Sending by hand (decision 0020).
+    row(
+        "POST",
+        "/admin/v1/tenants/{id}/web-senders",
+        Admin,
+        201,
+        &[(OtherTenant, Problem(422, "unknown_sender"))],
+    ),
+    row(
+        "DELETE",
+        "/admin/v1/tenants/{id}/web-senders/{grant}",
+        Admin,
+        204,
+        &[(OtherTenant, Hidden)],
+    ),
+    row(
+        "POST",
+        "/admin/v1/tenants/{id}/web-keys",
+        Admin,
+        201,
+        &[(OtherTenant, Problem(404, "not_found"))],
+    ),
     // After the key rows: its control removes the spare tenant's sender.
     row(
         "DELETE",
@@ -487,6 +509,34 @@ static PAGES: &[PageRow] = &[
         404,
     ),
     page("GET", "/for/{id}", (401, Some("not_logged_in")), 404),
+    // The sender pages: Anna holds no sender role, so every sender is, to
+    // her, one that does not exist (the role itself: web_sender.rs).
+    page("GET", "/sender", (401, Some("not_logged_in")), 200),
+    page(
+        "GET",
+        "/sender/{sender}/new",
+        (401, Some("not_logged_in")),
+        404,
+    ),
+    // Without a multipart body and its CSRF field: refused before all else.
+    page(
+        "POST",
+        "/sender/{sender}/new",
+        (401, Some("not_logged_in")),
+        403,
+    ),
+    page(
+        "GET",
+        "/sender/{sender}/sent",
+        (401, Some("not_logged_in")),
+        404,
+    ),
+    page(
+        "GET",
+        "/sender/{sender}/sent/{delivery}",
+        (401, Some("not_logged_in")),
+        404,
+    ),
     // Settings (logged in, the form holds only the CSRF token): no terms
     // ticked, no sender named; empty contacts clear them; the zip.
     page("GET", "/settings", (401, Some("not_logged_in")), 200),
@@ -646,6 +696,9 @@ struct Fixture {
     spare_credential: String,
     spare_sender: String,
     spare_key: String,
+    /// A sender-role grant of the spare tenant, and the demo's of demokommun.
+    spare_grant: String,
+    kommun_grant: String,
     kommun_credential: String,
     kommun_key: String,
 }
@@ -810,7 +863,23 @@ async fn fixture() -> Fixture {
     )
     .await;
 
+    let granted = admin(
+        &app,
+        Method::POST,
+        &format!("/admin/v1/tenants/{SPARE}/web-senders"),
+        json!({ "sender": spare_sender, "person": kuvert::demo::person_number("19600101", 101) }),
+    )
+    .await;
+    let kommun_grant: String = app
+        .query(
+            "kuvert.db",
+            "SELECT credential_id FROM web_sender_grants WHERE tenant_id = 'demokommun'",
+        )
+        .await;
+
     Fixture {
+        spare_grant: granted["grant"].as_str().unwrap().to_owned(),
+        kommun_grant,
         kommun_credential: credential_id(&kommun_token),
         kommun_token,
         formedlare_token,
@@ -914,6 +983,14 @@ impl Fixture {
             .replace("{credential}", &credential)
             .replace("{key}", &key)
             .replace("{sender}", &sender)
+            .replace(
+                "{grant}",
+                match (missing, other_tenant) {
+                    (true, _) => "no-such-grant",
+                    (false, true) => &self.kommun_grant,
+                    (false, false) => &self.spare_grant,
+                },
+            )
     }
 
     /// The token `who` presents at `row`. A recipient's token is for the
@@ -1015,6 +1092,19 @@ impl Fixture {
             ("POST", "/admin/v1/tenants/{id}/credentials") => json!({ "label": "authz" }),
             ("POST", "/admin/v1/tenants/{id}/senders") => json!({
                 "id": kuvert::demo::organisation_number("202400999"), "name": "Nytt verk"
+            }),
+            ("POST", "/admin/v1/tenants/{id}/web-senders") => {
+                // A new person each call: a second grant to one is a 409.
+                static SERIAL: std::sync::atomic::AtomicU16 =
+                    std::sync::atomic::AtomicU16::new(200);
+                let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                json!({
+                    "sender": if who == Some(OtherTenant) { &kommun.senders[0].id } else { &self.spare_sender },
+                    "person": kuvert::demo::person_number("19600101", serial),
+                })
+            }
+            ("POST", "/admin/v1/tenants/{id}/web-keys") => json!({
+                "sender": if who == Some(OtherTenant) { &kommun.senders[0].id } else { &self.spare_sender },
             }),
             ("POST", "/admin/v1/tenants/{id}/keys") => json!({
                 "sender": if who == Some(OtherTenant) { &kommun.senders[0].id } else { &self.spare_sender },

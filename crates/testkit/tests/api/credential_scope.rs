@@ -325,7 +325,12 @@ async fn a_credentials_scope_is_checked_when_created_and_shown_in_the_listing() 
     );
     assert_eq!(number(&app, count).await, before, "nothing was stored");
     assert_eq!(
-        number(&app, "SELECT COUNT(*) FROM credential_senders").await,
+        // (The demo's sender-role grant is a scoped credential too: decision 0020.)
+        number(
+            &app,
+            "SELECT COUNT(*) FROM credential_senders WHERE credential_id NOT IN (SELECT credential_id FROM web_sender_grants)"
+        )
+        .await,
         0
     );
 
@@ -592,7 +597,8 @@ async fn the_command_line_scopes_credentials_and_removes_senders() {
     let scoped: Vec<String> = app
         .query_all(
             "kuvert.db",
-            "SELECT c.id FROM credentials c JOIN credential_senders s ON s.credential_id = c.id",
+            "SELECT c.id FROM credentials c JOIN credential_senders s ON s.credential_id = c.id
+              WHERE c.id NOT IN (SELECT credential_id FROM web_sender_grants)",
         )
         .await;
     assert_eq!(scoped.len(), 1);
@@ -626,7 +632,11 @@ async fn the_command_line_scopes_credentials_and_removes_senders() {
         .is_err()
     );
     assert_eq!(
-        number(&app, "SELECT COUNT(*) FROM credential_senders").await,
+        number(
+            &app,
+            "SELECT COUNT(*) FROM credential_senders WHERE credential_id NOT IN (SELECT credential_id FROM web_sender_grants)"
+        )
+        .await,
         1
     );
 

@@ -31,5 +31,6 @@ mod trust;
 mod web_settings;
 mod web_delegation;
 mod web_mailbox;
+mod web_sender;
 mod withdrawn;
 mod witness;

@@ -334,6 +334,16 @@ async fn a_tenants_audit_trail_holds_only_its_own_deliveries_and_credentials() {
             own_subjects.insert(s.id.clone());
             own_subjects.insert(s.key_id.clone());
         }
+        // The demo's web sending key and sender-role grant (decision 0020).
+        for sql in [
+            "SELECT key_id FROM web_sender_keys WHERE tenant_id = '{}'",
+            "SELECT credential_id FROM web_sender_grants WHERE tenant_id = '{}'",
+        ] {
+            let ids: Vec<String> = app
+                .query_all("kuvert.db", &sql.replace("{}", &me.tenant))
+                .await;
+            own_subjects.extend(ids);
+        }
         let mut foreign: Vec<String> = others.clone();
         foreign.push(other.tenant.clone());
         foreign.push(credential_id(&other.token));

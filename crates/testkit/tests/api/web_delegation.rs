@@ -186,6 +186,8 @@ async fn a_delegate_reads_in_a_separate_view_until_the_very_next_request_after_r
     assert!(view.body.contains("Post till Anna Andersson"));
     let english = bertil.get(&format!("/for/{id}?lang=en")).await;
     assert!(english.body.contains("Mail to Anna Andersson"));
+    // Back to Swedish (the choice is kept in a cookie).
+    bertil.get("/?lang=sv").await;
 
     // The interface the mailbox pages use: Anna's mailbox, read only.
     let access = resolved(&app, &bertil_cookie, &id).await.unwrap();
@@ -459,6 +461,7 @@ async fn every_invalid_grant_is_refused_with_its_reason_and_stores_nothing() {
         "{}",
         english.body
     );
+    anna.get("/?lang=sv").await;
 
     // Twice to the same person: the second is refused.
     granted(&app, &anna, BERTIL, "read", "").await;
@@ -576,6 +579,7 @@ async fn the_owner_sees_every_read_by_a_delegate_newest_first() {
     let english = anna.get("/delegations?lang=en").await;
     assert!(english.body.contains("Who has read my mail"));
     assert!(english.body.contains("Opened a message"));
+    anna.get("/?lang=sv").await;
 
     // In the mailbox's audit log, as the delegate, under the delegation.
     let reads: Vec<String> = app

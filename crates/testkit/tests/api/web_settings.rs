@@ -73,6 +73,8 @@ async fn registering_and_deregistering_on_the_page_is_what_the_register_api_says
     let english = browser.get("/settings?lang=en").await;
     assert!(english.body.contains(r#"<html lang="en">"#));
     assert!(english.body.contains("counts as delivered"));
+    // Back to Swedish (the choice is kept in a cookie).
+    browser.get("/?lang=sv").await;
 
     // Without the terms, or with an operator that does not exist: the
     // form again with the error beside the field, nothing registered.

@@ -39,6 +39,12 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/v1/tenants/{id}/keys", post(add_key))
         .route("/admin/v1/tenants/{id}/keys/{key}", delete(revoke_key))
+        .route("/admin/v1/tenants/{id}/web-senders", post(grant_web_sender))
+        .route(
+            "/admin/v1/tenants/{id}/web-senders/{grant}",
+            delete(revoke_web_sender),
+        )
+        .route("/admin/v1/tenants/{id}/web-keys", post(create_web_key))
 }
 
 impl From<TenancyError> for ApiError {
@@ -64,6 +70,9 @@ impl From<TenancyError> for ApiError {
             }
             TenancyError::SenderChanged => {
                 ApiError::new(StatusCode::CONFLICT, "sender_changed", e.to_string())
+            }
+            TenancyError::AlreadyGranted => {
+                ApiError::new(StatusCode::CONFLICT, "already_granted", e.to_string())
             }
         }
     }
@@ -718,4 +727,117 @@ pub async fn quota(
             lookup_ids: used.lookup_ids,
         },
     }))
+}
+
+fn sender_number(text: &str) -> Result<OrganisationNumber, ApiError> {
+    OrganisationNumber::parse(text).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_sender_id",
+            format!("sender: {e}"),
+        )
+    })
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantWebSender {
+    /// The sender's organisation number (a sender of the tenant).
+    pub sender: String,
+    /// The person's personal identity or coordination number, any usual form.
+    pub person: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebSenderGranted {
+    /// The grant's id: revoke it with `DELETE …/web-senders/{grant}`.
+    pub grant: String,
+}
+
+/// Give a person (logged in with e-ID) the sender role for one of the
+/// tenant's senders: they may then send by hand from `/sender` and see
+/// that sender's deliveries (decision 0020). 409 `already_granted` if they
+/// hold it; 422 `unknown_sender` for a sender not the tenant's.
+#[utoipa::path(post, path = "/admin/v1/tenants/{id}/web-senders", tag = "admin", request_body = GrantWebSender,
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 201, body = WebSenderGranted), (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("admin" = [])))]
+pub async fn grant_web_sender(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<GrantWebSender>,
+) -> Result<(StatusCode, Json<WebSenderGranted>), ApiError> {
+    let tenant = tenant_id(&id)?;
+    let sender = sender_number(&request.sender)?;
+    let person =
+        match kuvert_domain::identity::RecipientId::parse(&request.person, state.clock().today()) {
+            Ok(kuvert_domain::identity::RecipientId::Person(person)) => person,
+            Ok(_) | Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_person",
+                    "person: not a valid personal identity or coordination number",
+                ));
+            }
+        };
+    let pseudonym = state.core()?.register.pseudonyms.pseudonym(person.as_str());
+    let grant = tenancy(&state)?
+        .grant_web_sender("platform-operator", &tenant, &sender, &person, &pseudonym)
+        .await
+        .map_err(|e| match e {
+            TenancyError::UnknownSender => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_sender",
+                "the sender is not a sender of this tenant (or was removed from it)",
+            ),
+            e => e.into(),
+        })?;
+    Ok((StatusCode::CREATED, Json(WebSenderGranted { grant })))
+}
+
+/// Take a person's sender role away: their very next request to the sender
+/// pages is refused, and a send under way is refused at its commit.
+#[utoipa::path(delete, path = "/admin/v1/tenants/{id}/web-senders/{grant}", tag = "admin",
+    params(("id" = String, Path, description = "Tenant id"), ("grant" = String, Path, description = "The grant's id")),
+    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)), security(("admin" = [])))]
+pub async fn revoke_web_sender(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path((id, grant)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    tenancy(&state)?
+        .revoke_web_sender("platform-operator", &tenant_id(&id)?, &grant)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebKey {
+    /// The sender's organisation number.
+    pub sender: String,
+}
+
+/// Generate a sender's web sending key: the server keeps its private half
+/// (encrypted) and signs what is sent from the sender pages with it; its
+/// public half is a sender key certified by the register like any other.
+/// The newest unrevoked one is used; revoke one like any key.
+#[utoipa::path(post, path = "/admin/v1/tenants/{id}/web-keys", tag = "admin", request_body = CreateWebKey,
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 201, body = KeyAdded), (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)), security(("admin" = [])))]
+pub async fn create_web_key(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<CreateWebKey>,
+) -> Result<(StatusCode, Json<KeyAdded>), ApiError> {
+    let sender = sender_number(&request.sender)?;
+    let kek = state.core()?.web_sender_kek.clone();
+    let key_id = tenancy(&state)?
+        .create_web_key("platform-operator", &tenant_id(&id)?, &sender, &kek)
+        .await?;
+    Ok((StatusCode::CREATED, Json(KeyAdded { key_id })))
 }

@@ -12,6 +12,8 @@ pub mod export;
 pub mod settings;
 pub mod inbox;
 pub mod message;
+pub mod sender;
+pub mod sender_chart;
 
 use crate::AppState;
 use crate::oidc::LoginError;
@@ -39,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .merge(delegation::router())
         .merge(inbox::router())
         .merge(message::router())
+        .merge(sender::router())
 }
 
 /// The page language: Swedish unless `?lang=en`, or unless the person
