@@ -61,7 +61,8 @@ export default async function delegation({ browser, kuvert }) {
     check((await anna.page.getAttribute("html", "lang")) === "en", "the English page is lang=en");
 
     // Anna revokes; Bertil's very next request is refused like a missing page.
-    await anna.page.goto(`${kuvert.url}/delegations`);
+    // (Back to Swedish: the language chosen is kept until changed.)
+    await anna.page.goto(`${kuvert.url}/delegations?lang=sv`);
     await Promise.all([
       anna.page.waitForLoadState("load"),
       anna.page.click("form[action$='/revoke'] button"),
