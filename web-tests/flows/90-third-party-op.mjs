@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { check, freePort, pageBasics, settings, shoot, startKuvert, trackDocuments, viewports } from "../lib.mjs";
 import { PERSONAL_NUMBER_SCOPE, startProvider, testPerson } from "../op/provider.mjs";
 
-const methods = ["client_secret_basic"];
+const methods = ["client_secret_basic", "private_key_jwt"];
 
 export default async function thirdPartyOp({ browser, stopKuvert }) {
   for (const [i, auth] of methods.entries()) {

@@ -115,6 +115,15 @@ export async function startProvider({ port, client }) {
     features: { devInteractions: { enabled: false } },
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     pkce: { required: () => true },
+    // oidc-provider refuses to fetch from loopback (SSRF protection), and
+    // kuvert's jwks_uri is on loopback here: that one URL, nothing else.
+    fetch(url, options) {
+      if (client.jwksUri && String(url) === client.jwksUri) {
+        const { dispatcher, ...direct } = options;
+        return fetch(url, direct);
+      }
+      return fetch(url, options);
+    },
     // Short lives, as for an e-ID login (and no notices about defaults).
     ttl: { Interaction: 600, Session: 600, Grant: 600, AccessToken: 300, IdToken: 300, AuthorizationCode: 60 },
     async findAccount(ctx, id) {
@@ -148,7 +157,13 @@ export async function startProvider({ port, client }) {
   });
   const errors = [];
   for (const event of ["grant.error", "server_error", "authorization.error"]) {
-    provider.on(event, (ctx, error) => errors.push(`${event}: ${error?.message} ${error?.error_description ?? ""}`));
+    provider.on(event, (ctx, error) => {
+      // The whole chain: oidc-provider wraps the reason (a bad JWKS, a
+      // refused assertion) in a generic invalid_client.
+      let text = `${event}: ${error?.message} ${error?.error_description ?? ""}`;
+      for (let cause = error?.cause; cause; cause = cause.cause) text += ` <- ${cause.message ?? cause}`;
+      errors.push(text);
+    });
   }
   const handle = provider.callback();
   const server = createServer(async (req, res) => {

@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use kuvert_crypto::at_rest::KeyEncryptionKey;
 use kuvert_crypto::digest::{Pseudonymizer, secret_key_id};
+use kuvert_crypto::jws::JwsSigningKey;
 use kuvert_crypto::keyfile::{load_or_create_secret, load_secret};
 use kuvert_crypto::sealing::SealingPrivateKey;
 use kuvert_crypto::signing::SigningKey;
@@ -90,6 +91,11 @@ pub const KEY_FILES: &[KeyFile] = &[
         name: "mailbox-kek.aes256",
         purpose: "mailbox: wraps the data keys of stored mail",
         kind: KeyKind::Aes256,
+    },
+    KeyFile {
+        name: "oidc-client.ed25519",
+        purpose: "e-ID login: signs kuvert's client assertions (private_key_jwt), published at /login/jwks",
+        kind: KeyKind::Ed25519,
     },
     KeyFile {
         name: "relay-mailbox-credential.secret",
@@ -215,6 +221,8 @@ pub struct Keys {
     pub mailbox_kek: KeyEncryptionKey,
     /// The relay's credential at the built-in mailbox (`kvm_…`).
     pub relay_mailbox_credential: String,
+    /// Signs the e-ID login's client assertions (`private_key_jwt`).
+    pub oidc_client: std::sync::Arc<JwsSigningKey>,
 }
 
 impl Keys {
@@ -281,6 +289,9 @@ impl Keys {
                 .context("mailbox sealing key")?,
             mailbox_receipt: SigningKey::from_bytes(secret("mailbox-receipt.ed25519")?),
             mailbox_kek: KeyEncryptionKey::from_bytes(secret("mailbox-kek.aes256")?),
+            oidc_client: std::sync::Arc::new(JwsSigningKey::from_bytes(secret(
+                "oidc-client.ed25519",
+            )?)),
             relay_mailbox_credential: format!(
                 "{}{}",
                 kuvert_web::auth::RELAY_CREDENTIAL_PREFIX,

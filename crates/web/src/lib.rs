@@ -173,7 +173,7 @@ pub fn router(state: AppState) -> Router {
     // are merged outside that layer.
     let mut app = app.layer(axum::middleware::from_fn(error::problems_only));
     if state.0.core.is_some() {
-        let mut web = small_bodies(pages::router());
+        let mut web = small_bodies(pages::router()).merge(oidc::jwks::router());
         if state.0.dev_idp.is_some() {
             web = web.merge(small_bodies(dev_idp::router()));
         }
