@@ -518,12 +518,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             );
             let mut oidc = idp.oidc_settings();
             oidc.client_key = Some(keys.oidc_client.clone());
-            let rp = kuvert_web::oidc::RelyingParty::new(
-                oidc,
-                &url,
-                &transport,
-                clock.clone(),
-            )?;
+            let rp = kuvert_web::oidc::RelyingParty::new(oidc, &url, &transport, clock.clone())?;
             (Some(Arc::new(rp)), Some(idp))
         }
         (true, false, Some(mut oidc)) => {

@@ -19,6 +19,9 @@
 //!   and pragmas (WAL, `synchronous=FULL`), one after the other: the
 //!   pending login stored, taken (deleted), the session stored.
 //!
+//! The audit entry of a login is left out of the limit (it may share the
+//! session's commit). Then:
+//!
 //!     all_cores = cores / crypto
 //!     writer    = 1 / writes            (one SQLite writer)
 //!     limit     = min(all_cores, writer)

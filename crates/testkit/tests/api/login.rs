@@ -730,7 +730,13 @@ async fn private_key_jwt_signs_an_assertion_the_provider_checks_with_kuverts_jwk
         assert_eq!(claims["sub"], TestProvider::CLIENT_ID);
         assert_eq!(claims["aud"], format!("{}/token", provider.issuer));
         let life = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
-        assert!((1..=60).contains(&life), "a short-lived assertion: {life} s");
+        assert!(
+            (1..=60).contains(&life),
+            "a short-lived assertion: {life} s"
+        );
     }
-    assert_ne!(assertions[0]["jti"], assertions[1]["jti"], "a new jti each time");
+    assert_ne!(
+        assertions[0]["jti"], assertions[1]["jti"],
+        "a new jti each time"
+    );
 }

@@ -134,7 +134,9 @@ pub enum ConfigError {
     UnknownClientAuth(String),
     #[error("{0:?} needs a client secret (--oidc-client-secret)")]
     MissingSecret(ClientAuth),
-    #[error("private_key_jwt needs the installation's client key (the key file oidc-client.ed25519)")]
+    #[error(
+        "private_key_jwt needs the installation's client key (the key file oidc-client.ed25519)"
+    )]
     MissingClientKey,
     #[error(
         "private_key_jwt signs with kuvert's key; a client secret (--oidc-client-secret-file) would be ignored: leave it out"
@@ -423,7 +425,10 @@ impl RelyingParty {
                 })?;
             request = request
                 .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
-                .add_extra_param("client_assertion", self.client_assertion(key, &token_endpoint));
+                .add_extra_param(
+                    "client_assertion",
+                    self.client_assertion(key, &token_endpoint),
+                );
         }
         let response = request
             .request_async(&self.http)
