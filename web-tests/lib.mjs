@@ -41,8 +41,9 @@ export async function freePort() {
   });
 }
 
-export async function startKuvert(extraArgs = []) {
-  const data = mkdtempSync(join(tmpdir(), "kuvert-browser-"));
+/// `kuvert serve` on a free port. `data`: an existing data folder (one made
+/// with `kuvert keys init`, as in production); a fresh one by default.
+export async function startKuvert(extraArgs = [], { data = mkdtempSync(join(tmpdir(), "kuvert-browser-")) } = {}) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(

@@ -9,6 +9,7 @@
 pub mod at_rest;
 pub mod digest;
 mod error;
+pub mod jws;
 pub mod keyfile;
 pub mod sealing;
 pub mod signing;

@@ -521,15 +521,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 issuer = idp.issuer(),
                 "the development identity provider runs: anyone can log in as a test person"
             );
-            let rp = kuvert_web::oidc::RelyingParty::new(
-                idp.oidc_settings(),
-                &url,
-                &transport,
-                clock.clone(),
-            )?;
+            let mut oidc = idp.oidc_settings();
+            oidc.client_key = Some(keys.oidc_client.clone());
+            let rp = kuvert_web::oidc::RelyingParty::new(oidc, &url, &transport, clock.clone())?;
             (Some(Arc::new(rp)), Some(idp))
         }
-        (true, false, Some(oidc)) => {
+        (true, false, Some(mut oidc)) => {
+            oidc.client_key = Some(keys.oidc_client.clone());
             let rp = kuvert_web::oidc::RelyingParty::new(oidc, &url, &transport, clock.clone())?;
             (Some(Arc::new(rp)), None)
         }

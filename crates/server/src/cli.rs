@@ -176,7 +176,9 @@ struct ServeArgs {
     /// File holding the client secret (mode 0600, like a key file).
     #[arg(long, env = "KUVERT_OIDC_CLIENT_SECRET_FILE")]
     oidc_client_secret_file: Option<PathBuf>,
-    /// client_secret_basic or client_secret_post (private_key_jwt: not yet).
+    /// client_secret_basic, client_secret_post, or private_key_jwt (signed
+    /// with the key file oidc-client.ed25519, public at <public URL>/login/jwks;
+    /// no client secret then).
     #[arg(
         long,
         env = "KUVERT_OIDC_CLIENT_AUTH",

@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use kuvert_crypto::at_rest::KeyEncryptionKey;
 use kuvert_crypto::digest::{Pseudonymizer, secret_key_id};
+use kuvert_crypto::jws::JwsSigningKey;
 use kuvert_crypto::keyfile::{load_or_create_secret, load_secret};
 use kuvert_crypto::sealing::SealingPrivateKey;
 use kuvert_crypto::signing::SigningKey;
@@ -95,6 +96,11 @@ pub const KEY_FILES: &[KeyFile] = &[
         name: "web-sender-kek.aes256",
         purpose: "sender pages: encrypts the web sending keys the server signs with (decision 0020)",
         kind: KeyKind::Aes256,
+    },
+    KeyFile {
+        name: "oidc-client.ed25519",
+        purpose: "e-ID login: signs kuvert's client assertions (private_key_jwt), published at /login/jwks",
+        kind: KeyKind::Ed25519,
     },
     KeyFile {
         name: "relay-mailbox-credential.secret",
@@ -222,6 +228,8 @@ pub struct Keys {
     pub relay_mailbox_credential: String,
     /// Encrypts the private halves of the web sending keys (decision 0020).
     pub web_sender_kek: KeyEncryptionKey,
+    /// Signs the e-ID login's client assertions (`private_key_jwt`).
+    pub oidc_client: std::sync::Arc<JwsSigningKey>,
 }
 
 impl Keys {
@@ -289,6 +297,9 @@ impl Keys {
             mailbox_receipt: SigningKey::from_bytes(secret("mailbox-receipt.ed25519")?),
             mailbox_kek: KeyEncryptionKey::from_bytes(secret("mailbox-kek.aes256")?),
             web_sender_kek: KeyEncryptionKey::from_bytes(secret("web-sender-kek.aes256")?),
+            oidc_client: std::sync::Arc::new(JwsSigningKey::from_bytes(secret(
+                "oidc-client.ed25519",
+            )?)),
             relay_mailbox_credential: format!(
                 "{}{}",
                 kuvert_web::auth::RELAY_CREDENTIAL_PREFIX,

@@ -248,9 +248,14 @@ struct ProviderState {
     key: Mutex<(ed25519_dalek::SigningKey, String)>,
     codes: Mutex<HashMap<String, Issued>>,
     tamper: Mutex<Tamper>,
-    /// How the last token request authenticated: `client_secret_basic` or
-    /// `client_secret_post`.
+    /// How the last token request authenticated: `client_secret_basic`,
+    /// `client_secret_post` or `private_key_jwt`.
     last_client_auth: Mutex<Option<&'static str>>,
+    /// Where kuvert's client keys are (`private_key_jwt`); none: assertions
+    /// are refused.
+    client_jwks_uri: Mutex<Option<String>>,
+    /// The claims of every client assertion accepted, in order.
+    assertions: Mutex<Vec<Value>>,
 }
 
 /// An OpenID provider for tests: discovery, JWKS, an authorize endpoint
@@ -287,6 +292,8 @@ impl TestProvider {
             codes: Mutex::new(HashMap::new()),
             tamper: Mutex::new(Tamper::default()),
             last_client_auth: Mutex::new(None),
+            client_jwks_uri: Mutex::new(None),
+            assertions: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -322,6 +329,33 @@ impl TestProvider {
                 oidc.client_auth = kuvert_web::oidc::ClientAuth::SecretPost;
             }
         }
+    }
+
+    /// The same, authenticating with `private_key_jwt` (no secret). The
+    /// provider checks the assertions against the JWKS at `jwks_uri`
+    /// ([`TestProvider::trust_client_jwks`]).
+    pub fn configure_private_key_jwt(
+        &self,
+    ) -> impl Fn(&mut kuvert::app::Settings) + Send + Sync + 'static {
+        let basic = self.configure();
+        move |settings| {
+            basic(settings);
+            if let Some(oidc) = settings.oidc.as_mut() {
+                oidc.client_auth = kuvert_web::oidc::ClientAuth::PrivateKeyJwt;
+                oidc.client_secret = None;
+            }
+        }
+    }
+
+    /// Client assertions are checked with the keys at `jwks_uri` (fetched
+    /// at each token request, as a provider with a short cache would).
+    pub fn trust_client_jwks(&self, jwks_uri: &str) {
+        *self.state.client_jwks_uri.lock().expect("lock") = Some(jwks_uri.to_owned());
+    }
+
+    /// The claims of the client assertions accepted so far.
+    pub fn assertions(&self) -> Vec<Value> {
+        self.state.assertions.lock().expect("lock").clone()
     }
 
     /// How the last token request authenticated itself.
@@ -368,7 +402,8 @@ async fn discovery(State(state): State<Arc<ProviderState>>) -> Json<Value> {
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["EdDSA", "none"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
     }))
 }
 
@@ -420,6 +455,61 @@ struct TokenForm {
     code_verifier: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
+/// Checks a `private_key_jwt` client assertion as a provider does (RFC
+/// 7523 section 3): signed (EdDSA) by a key of the client's JWKS, `iss` and
+/// `sub` the client id, `aud` the token endpoint, not expired, a `jti` not
+/// seen before. The claims when it holds.
+async fn check_assertion(state: &ProviderState, form: &TokenForm) -> Option<Value> {
+    if form.client_assertion_type.as_deref()
+        != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    {
+        return None;
+    }
+    let jwt = form.client_assertion.as_deref()?;
+    let jwks_uri = state.client_jwks_uri.lock().expect("lock").clone()?;
+    let jwks: Value = reqwest::get(jwks_uri).await.ok()?.json().await.ok()?;
+    let decode = |part: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .ok()
+    };
+    let mut parts = jwt.split('.');
+    let (header, claims, signature) = (parts.next()?, parts.next()?, parts.next()?);
+    let header_json: Value = serde_json::from_slice(&decode(header)?).ok()?;
+    let claims_json: Value = serde_json::from_slice(&decode(claims)?).ok()?;
+    if header_json["alg"] != "EdDSA" {
+        return None;
+    }
+    let jwk = jwks["keys"]
+        .as_array()?
+        .iter()
+        .find(|k| k["kid"] == header_json["kid"] && k["kty"] == "OKP")?;
+    let public: [u8; 32] = decode(jwk["x"].as_str()?)?.try_into().ok()?;
+    let signature: [u8; 64] = decode(signature)?.try_into().ok()?;
+    ed25519_dalek::VerifyingKey::from_bytes(&public)
+        .ok()?
+        .verify_strict(
+            format!("{header}.{claims}").as_bytes(),
+            &ed25519_dalek::Signature::from_bytes(&signature),
+        )
+        .ok()?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let jti = claims_json["jti"].as_str()?;
+    let mut seen = state.assertions.lock().expect("lock");
+    let fresh = claims_json["iss"] == state.client_id.as_str()
+        && claims_json["sub"] == state.client_id.as_str()
+        && claims_json["aud"] == format!("{}/token", state.issuer).as_str()
+        && claims_json["exp"].as_i64().is_some_and(|exp| exp > now)
+        && !seen.iter().any(|earlier| earlier["jti"] == jti);
+    if !fresh {
+        return None;
+    }
+    seen.push(claims_json.clone());
+    Some(claims_json)
 }
 
 async fn token(
@@ -436,12 +526,20 @@ async fn token(
         headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str());
     let post = form.client_id.as_deref() == Some(state.client_id.as_str())
         && form.client_secret.as_deref() == Some(state.client_secret.as_str());
-    *state.last_client_auth.lock().expect("lock") = match (basic, post) {
-        (true, false) => Some("client_secret_basic"),
-        (false, true) => Some("client_secret_post"),
+    let assertion = form.client_assertion.is_some();
+    let assertion_ok = assertion
+        && form
+            .client_id
+            .as_deref()
+            .is_none_or(|id| id == state.client_id)
+        && check_assertion(&state, &form).await.is_some();
+    *state.last_client_auth.lock().expect("lock") = match (basic, post, assertion) {
+        (true, false, false) => Some("client_secret_basic"),
+        (false, true, false) => Some("client_secret_post"),
+        (false, false, true) if assertion_ok => Some("private_key_jwt"),
         _ => None,
     };
-    if basic == post {
+    if state.last_client_auth.lock().expect("lock").is_none() {
         // Neither, or both at once (RFC 6749 2.3: one method per request).
         return (
             StatusCode::UNAUTHORIZED,

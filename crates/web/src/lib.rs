@@ -181,7 +181,9 @@ pub fn router(state: AppState) -> Router {
             (state.clone(), pages::sender::MAX_FORM_BYTES),
             intake_budget::charge,
         ));
-        let mut web = small_bodies(pages::router()).merge(send_form);
+        let mut web = small_bodies(pages::router())
+            .merge(send_form)
+            .merge(oidc::jwks::router());
         if state.0.dev_idp.is_some() {
             web = web.merge(small_bodies(dev_idp::router()));
         }

@@ -287,7 +287,7 @@ pub async fn measure(iterations: usize, scratch: &Path) -> anyhow::Result<Limit>
 }
 
 /// A connection with kuvert's settings (`Db::open` made the schema).
-async fn writer(path: &Path, schema: Schema) -> anyhow::Result<SqlitePool> {
+pub async fn writer(path: &Path, schema: Schema) -> anyhow::Result<SqlitePool> {
     Db::open(path, schema).await?.close().await;
     let options = SqliteConnectOptions::new()
         .filename(path)

@@ -4,6 +4,7 @@
 pub mod e2e;
 pub mod largest;
 pub mod limit;
+pub mod pages;
 pub mod proc;
 pub mod reading;
 pub mod report;

@@ -3,7 +3,7 @@
 //! same run (see docs/performance.md for what each figure means).
 //!
 //!     cargo run --release -p kuvert-testkit --bin kuvert-bench -- \
-//!         [--messages N] [--runs R] [--only limit,e2e,pdf,reach,mailbox,memory,largest] \
+//!         [--messages N] [--runs R] [--only limit,e2e,pdf,reach,mailbox,memory,largest,pages] \
 //!         [--json docs/bench/latest.json]
 //!
 //! kuvert runs as a child process (`kuvert-bench node serve …`, the
@@ -47,14 +47,17 @@ struct Args {
     /// Runs of each figure; the table quotes medians.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Which parts: limit, e2e, pdf, reach, mailbox, memory, largest
+    /// Which parts: limit, e2e, pdf, reach, mailbox, memory, largest, pages
     /// (comma-separated).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "limit,e2e,pdf,reach,mailbox,memory,largest"
+        default_value = "limit,e2e,pdf,reach,mailbox,memory,largest,pages"
     )]
     only: Vec<String>,
+    /// Logins per run of the pages group (the code flow through the dev IdP).
+    #[arg(long, default_value_t = 2000)]
+    logins: usize,
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -120,6 +123,9 @@ struct Results {
     memory: Option<SendResult>,
     /// The largest request of each kind and the server memory it costs.
     largest: Vec<bench::largest::Largest>,
+    /// The web pages (issue 18): logins per second, later the inbox and
+    /// message pages beside the API reads they wrap.
+    pages: Option<bench::pages::PagesResult>,
     table: Vec<Row>,
 }
 
@@ -128,7 +134,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     for part in &only {
         anyhow::ensure!(
             [
-                "limit", "e2e", "pdf", "reach", "mailbox", "memory", "largest"
+                "limit", "e2e", "pdf", "reach", "mailbox", "memory", "largest", "pages"
             ]
             .contains(part),
             "unknown part {part:?} in --only"
@@ -186,7 +192,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             "reach_recipients": args.reach_recipients,
             "mailbox_messages": args.mailbox_messages,
             "memory_messages": args.memory_messages, "samples": args.samples,
-            "limit_iterations": args.limit_iterations,
+            "limit_iterations": args.limit_iterations, "logins": args.logins,
         }),
         calibration,
         limit: Vec::new(),
@@ -195,6 +201,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         reading: None,
         memory: None,
         largest: Vec::new(),
+        pages: None,
         table: Vec::new(),
     };
 
@@ -291,6 +298,20 @@ async fn run(args: &Args) -> anyhow::Result<()> {
                 l.peak_after_mib
             );
         }
+    }
+
+    if only.contains("pages") {
+        eprintln!(
+            "pages: {} logins per run, {} browsers …",
+            args.logins,
+            bench::pages::LOGIN_CLIENTS
+        );
+        let plan = bench::pages::PagesPlan {
+            logins: args.logins.max(1),
+            runs: args.runs,
+            limit_iterations: args.limit_iterations,
+        };
+        results.pages = Some(bench::pages::run(&plan, keep).await?);
     }
 
     results.table = rows(&results);
@@ -515,6 +536,9 @@ fn rows(r: &Results) -> Vec<Row> {
             m.delivered_per_s,
             "msg/s",
         ));
+    }
+    if let Some(pages) = &r.pages {
+        bench::pages::rows(pages, &mut rows);
     }
     for l in &r.largest {
         rows.push(

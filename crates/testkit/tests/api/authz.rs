@@ -432,6 +432,8 @@ static PAGES: &[PageRow] = &[
     // No login under way in this browser.
     page("GET", "/login/callback", (400, Some("login_expired")), 400),
     page("POST", "/logout", (401, Some("not_logged_in")), 303),
+    // kuvert's public client key (private_key_jwt), for the provider.
+    page("GET", "/login/jwks", (200, None), 200),
     page(
         "GET",
         "/dev-idp/.well-known/openid-configuration",

@@ -708,3 +708,50 @@ async fn a_malformed_identity_number_is_refused_and_not_stored() {
         refused_with(tamper, StatusCode::FORBIDDEN, "identity_malformed").await;
     }
 }
+
+#[tokio::test]
+async fn private_key_jwt_signs_an_assertion_the_provider_checks_with_kuverts_jwks() {
+    let provider = TestProvider::start().await;
+    let app = TestApp::spawn_configured(None, provider.configure_private_key_jwt()).await;
+    let published = app.browser().get("/login/jwks").await;
+    assert_eq!(published.status, StatusCode::OK, "{}", published.body);
+    let jwks: serde_json::Value = serde_json::from_str(&published.body).unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(
+        (&key["kty"], &key["crv"], &key["alg"]),
+        (&json!("OKP"), &json!("Ed25519"), &json!("EdDSA"))
+    );
+    assert!(key.get("d").is_none(), "the private half is not published");
+
+    // A provider that holds another installation's keys refuses the code:
+    // the assertion, signed with this installation's key, is what
+    // authenticates kuvert (there is no secret).
+    let other = TestApp::spawn().await;
+    provider.trust_client_jwks(&format!("{}/login/jwks", other.url));
+    let refused = app.browser().login_auto().await;
+    assert_refused(&app, &refused, StatusCode::BAD_REQUEST, "code_refused").await;
+    assert!(provider.assertions().is_empty());
+
+    provider.trust_client_jwks(&format!("{}/login/jwks", app.url));
+    for _ in 0..2 {
+        let done = app.browser().login_auto().await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        assert_eq!(provider.last_client_auth(), Some("private_key_jwt"));
+    }
+    let assertions = provider.assertions();
+    assert_eq!(assertions.len(), 2);
+    for claims in &assertions {
+        assert_eq!(claims["iss"], TestProvider::CLIENT_ID);
+        assert_eq!(claims["sub"], TestProvider::CLIENT_ID);
+        assert_eq!(claims["aud"], format!("{}/token", provider.issuer));
+        let life = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+        assert!(
+            (1..=60).contains(&life),
+            "a short-lived assertion: {life} s"
+        );
+    }
+    assert_ne!(
+        assertions[0]["jti"], assertions[1]["jti"],
+        "a new jti each time"
+    );
+}

@@ -11,10 +11,12 @@
 //! when an ID token names a key it does not hold (key rotation).
 
 pub mod claims;
+pub mod jwks;
 
 pub use claims::{ClaimNames, Loa, LoaError, LoggedIn};
 
 use crate::session::PENDING_LOGIN_SECONDS;
+use kuvert_crypto::jws::JwsSigningKey;
 use kuvert_domain::clock::Clock;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey,
@@ -33,6 +35,11 @@ use std::sync::Arc;
 
 /// How long one request to the provider (discovery, JWKS, token) may take.
 pub const PROVIDER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a client assertion is valid: one token request, with room for
+/// clocks a little apart.
+const CLIENT_ASSERTION_SECONDS: i64 = 60;
+const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// The signature algorithms an ID token may use: asymmetric only. No `none`,
 /// and no HMAC, which would make the client secret a signing key.
@@ -55,9 +62,9 @@ pub enum ClientAuth {
     SecretBasic,
     /// `client_secret_post`: both in the form body.
     SecretPost,
-    /// `private_key_jwt` (RFC 7523): not built yet. The hook is here so the
-    /// setting exists; [`RelyingParty::new`] refuses it until a signing key
-    /// setting and the assertion are added (decision 0018).
+    /// `private_key_jwt` (RFC 7523): a short-lived JWT signed with the
+    /// installation's own key ([`OidcSettings::client_key`]), whose public
+    /// half kuvert publishes at `GET /login/jwks`. No secret is shared.
     PrivateKeyJwt,
 }
 
@@ -80,6 +87,11 @@ pub struct OidcSettings {
     pub client_id: String,
     pub client_secret: Option<String>,
     pub client_auth: ClientAuth,
+    /// The key of `private_key_jwt` (the key file `oidc-client.ed25519`).
+    /// The server sets it whenever it starts the login; it is published at
+    /// `GET /login/jwks` even while a secret is used, so a provider can be
+    /// given the key before the switch.
+    pub client_key: Option<Arc<JwsSigningKey>>,
     pub claims: ClaimNames,
     /// The lowest level of assurance that may log in ([`Loa::Loa3`]: reading
     /// mail needs it).
@@ -95,6 +107,7 @@ impl OidcSettings {
             client_id: client_id.to_owned(),
             client_secret: client_secret.map(str::to_owned),
             client_auth: ClientAuth::SecretBasic,
+            client_key: None,
             claims: ClaimNames::default(),
             min_loa: Loa::Loa3,
             extra_scopes: Vec::new(),
@@ -115,12 +128,20 @@ pub enum ConfigError {
     RedirectUrl(String),
     #[error("the issuer {0:?} is plain HTTP, which is refused outside the demo and tests")]
     PlainHttpIssuer(String),
-    #[error("unknown client authentication {0:?}: use client_secret_basic or client_secret_post")]
+    #[error(
+        "unknown client authentication {0:?}: use client_secret_basic, client_secret_post or private_key_jwt"
+    )]
     UnknownClientAuth(String),
     #[error("{0:?} needs a client secret (--oidc-client-secret)")]
     MissingSecret(ClientAuth),
-    #[error("private_key_jwt client authentication is not supported yet; use a client secret")]
-    PrivateKeyJwtUnsupported,
+    #[error(
+        "private_key_jwt needs the installation's client key (the key file oidc-client.ed25519)"
+    )]
+    MissingClientKey,
+    #[error(
+        "private_key_jwt signs with kuvert's key; a client secret (--oidc-client-secret-file) would be ignored: leave it out"
+    )]
+    SecretWithPrivateKeyJwt,
     #[error(
         "the minimum level of assurance may not be below loa3 (reading mail needs it), got {0}"
     )]
@@ -260,7 +281,13 @@ impl RelyingParty {
         let redirect_url =
             RedirectUrl::new(callback.clone()).map_err(|_| ConfigError::RedirectUrl(callback))?;
         match settings.client_auth {
-            ClientAuth::PrivateKeyJwt => return Err(ConfigError::PrivateKeyJwtUnsupported),
+            ClientAuth::PrivateKeyJwt if settings.client_key.is_none() => {
+                return Err(ConfigError::MissingClientKey);
+            }
+            ClientAuth::PrivateKeyJwt if settings.client_secret.is_some() => {
+                return Err(ConfigError::SecretWithPrivateKeyJwt);
+            }
+            ClientAuth::PrivateKeyJwt => {}
             auth if settings.client_secret.is_none() => {
                 return Err(ConfigError::MissingSecret(auth));
             }
@@ -302,9 +329,40 @@ impl RelyingParty {
         )
         .set_redirect_uri(self.redirect_url.clone())
         .set_auth_type(match self.settings.client_auth {
-            ClientAuth::SecretPost => AuthType::RequestBody,
-            _ => AuthType::BasicAuth,
+            // With private_key_jwt there is no secret: the client id goes in
+            // the body beside the assertion (RFC 7523 section 3.2).
+            ClientAuth::SecretPost | ClientAuth::PrivateKeyJwt => AuthType::RequestBody,
+            ClientAuth::SecretBasic => AuthType::BasicAuth,
         })
+    }
+
+    /// The public half of the client key as a JWK Set, for `GET
+    /// /login/jwks`; `None` without a key.
+    pub fn client_jwks(&self) -> Option<serde_json::Value> {
+        let key = self.settings.client_key.as_ref()?;
+        let jwk: serde_json::Map<String, serde_json::Value> = key
+            .public_jwk()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), serde_json::Value::String(value)))
+            .collect();
+        Some(serde_json::json!({ "keys": [jwk] }))
+    }
+
+    /// The client assertion of RFC 7523 for one token request: `iss` and
+    /// `sub` are the client id, `aud` the token endpoint, `jti` random (a
+    /// provider refuses a replay), `exp` a minute away.
+    fn client_assertion(&self, key: &JwsSigningKey, token_endpoint: &str) -> String {
+        let now = self.clock.now().unix_timestamp();
+        let header = serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": key.kid() });
+        let claims = serde_json::json!({
+            "iss": self.settings.client_id,
+            "sub": self.settings.client_id,
+            "aud": token_endpoint,
+            "jti": CsrfToken::new_random().secret(),
+            "iat": now,
+            "exp": now + CLIENT_ASSERTION_SECONDS,
+        });
+        key.sign_compact(&header.to_string(), &claims.to_string())
     }
 
     /// Step 1: the provider's authorization URL, with a fresh `state`,
@@ -352,10 +410,27 @@ impl RelyingParty {
         }
         let metadata = self.metadata().await?;
         let client = self.client(metadata.clone());
-        let response = client
+        let mut request = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| LoginError::ProviderUnavailable(error_chain(&e)))?
-            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
+        if let (ClientAuth::PrivateKeyJwt, Some(key)) =
+            (self.settings.client_auth, &self.settings.client_key)
+        {
+            let token_endpoint = metadata
+                .token_endpoint()
+                .map(|url| url.as_str().to_owned())
+                .ok_or_else(|| {
+                    LoginError::ProviderUnavailable("the provider names no token endpoint".into())
+                })?;
+            request = request
+                .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
+                .add_extra_param(
+                    "client_assertion",
+                    self.client_assertion(key, &token_endpoint),
+                );
+        }
+        let response = request
             .request_async(&self.http)
             .await
             .map_err(|e| match e {
@@ -452,11 +527,19 @@ mod tests {
             new(no_secret, false),
             Err(ConfigError::MissingSecret(ClientAuth::SecretBasic))
         ));
-        let mut jwt = good;
+        let mut jwt = OidcSettings::new("https://eid.example.se", "kuvert", None);
         jwt.client_auth = ClientAuth::PrivateKeyJwt;
         assert!(matches!(
-            new(jwt, false),
-            Err(ConfigError::PrivateKeyJwtUnsupported)
+            new(jwt.clone(), false),
+            Err(ConfigError::MissingClientKey)
+        ));
+        jwt.client_key = Some(Arc::new(JwsSigningKey::from_bytes(&[7; 32])));
+        assert!(new(jwt.clone(), false).is_ok());
+        let mut both = jwt;
+        both.client_secret = Some("secret".to_owned());
+        assert!(matches!(
+            new(both, false),
+            Err(ConfigError::SecretWithPrivateKeyJwt)
         ));
         assert!(matches!(
             ClientAuth::parse("client_secret_jwt"),
