@@ -108,6 +108,9 @@ async fn a_person_without_the_role_gets_the_answer_of_a_missing_sender() {
     );
 
     let anna = logged_in(&app, "Anna").await;
+    // The start page offers the sender pages only to a person with the role.
+    assert!(!anna.get("/").await.body.contains(r#"href="/sender""#));
+    assert!(hanna.get("/").await.body.contains(r#"href="/sender""#));
     let list = anna.get("/sender").await;
     assert_eq!(list.status, StatusCode::OK);
     assert!(!list.body.contains(&sender), "{}", list.body);
@@ -357,6 +360,7 @@ async fn revoking_the_role_refuses_the_very_next_post_and_sends_nothing() {
     assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
     assert_eq!(deliveries(&app).await, before, "nothing sent");
     assert!(!browser.get("/sender").await.body.contains(&sender));
+    assert!(!browser.get("/").await.body.contains(r#"href="/sender""#));
     // Its credential went with it: revoked in the same transaction.
     let revoked: Option<String> = app
         .query(

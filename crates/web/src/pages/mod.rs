@@ -432,6 +432,8 @@ pub(crate) struct PersonView {
     number: String,
     loa: &'static str,
     csrf: String,
+    /// Holds a sender role: the start page links the sender pages.
+    sends: bool,
 }
 
 #[derive(Template)]
@@ -449,12 +451,28 @@ async fn start(
     lang: Lang,
     MaybeSession(session): MaybeSession,
 ) -> Result<Html<String>, PageError> {
-    let person = session.map(|s| PersonView {
-        name: format!("{} {}", s.given_name, s.family_name),
-        number: s.person.masked(),
-        loa: s.loa.short(),
-        csrf: s.csrf_token.clone(),
-    });
+    let person = match session {
+        None => None,
+        Some(s) => {
+            // The sender pages are offered to whoever holds a sender role
+            // (they check the role again themselves, on every request).
+            let sends = match state.core() {
+                Ok(core) => !core
+                    .db
+                    .active_web_grants(s.person.as_str())
+                    .await?
+                    .is_empty(),
+                Err(_) => false,
+            };
+            Some(PersonView {
+                name: format!("{} {}", s.given_name, s.family_name),
+                number: s.person.masked(),
+                loa: s.loa.short(),
+                csrf: s.csrf_token.clone(),
+                sends,
+            })
+        }
+    };
     let page = StartPage {
         lang,
         test_login: state.dev_idp().is_some(),
