@@ -122,18 +122,41 @@ impl Mailbox {
         })
     }
 
-    /// Opens a message and marks it read.
+    /// Opens a message and marks it read (the recipient opened it).
     pub async fn read(
         &self,
         recipient: &RecipientId,
         id: &MailboxMessageId,
     ) -> Result<MessageView, MailboxError> {
+        self.open_message(recipient, id, true).await
+    }
+
+    /// Opens a message of `owner` for someone reading it by delegation:
+    /// it stays unread for the owner, and no `message.read` entry says the
+    /// recipient read it (the delegate's read is audited as theirs,
+    /// `delegation.read`, decision 0019).
+    pub async fn read_for_delegate(
+        &self,
+        owner: &RecipientId,
+        id: &MailboxMessageId,
+    ) -> Result<MessageView, MailboxError> {
+        self.open_message(owner, id, false).await
+    }
+
+    async fn open_message(
+        &self,
+        recipient: &RecipientId,
+        id: &MailboxMessageId,
+        mark_read: bool,
+    ) -> Result<MessageView, MailboxError> {
         let row = self.own_message(recipient, id).await?;
         let (summary, content) = decrypt_message(&self.kek, &row)?;
         let now = self.clock.now();
-        self.db
-            .mailbox_mark_read(recipient.as_str(), id, now)
-            .await?;
+        if mark_read {
+            self.db
+                .mailbox_mark_read(recipient.as_str(), id, now)
+                .await?;
+        }
         let message = content.message;
         let body = match message.body.content_type {
             BodyContentType::TextHtml if !content.body_sanitised => {
@@ -165,7 +188,11 @@ impl Mailbox {
             subject: summary.subject,
             delivered_at: summary.delivered_at,
             received_at: summary.received_at,
-            read_at: Some(format_instant(row.read_at.unwrap_or(now))),
+            read_at: if mark_read {
+                Some(format_instant(row.read_at.unwrap_or(now)))
+            } else {
+                row.read_at.map(format_instant)
+            },
             archived: row.archived_at.is_some(),
             content_type: message.body.content_type,
             body,

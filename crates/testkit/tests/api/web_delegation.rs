@@ -673,3 +673,89 @@ async fn grants_at_once_cannot_pass_the_limit_together() {
     );
     assert_eq!(counts(&app).await.0, limit);
 }
+
+/// Through the mailbox pages: every way a delegate reads (the page, the
+/// body alone, an attachment) and manages (archive) is in the owner's list,
+/// and none marks the owner's mail read or says the owner read it.
+#[tokio::test]
+async fn a_delegates_reads_through_the_pages_are_the_owners_to_see_and_leave_mail_unread() {
+    let app = TestApp::spawn().await;
+    let (tenant, _) = app.kommun();
+    let delivery = app.send_ok(ANNA, "Till Anna").await;
+    app.wait_delivered(&tenant.token, &delivery).await;
+    let message: String = app
+        .query(
+            "mailbox.db",
+            &format!("SELECT id FROM mailbox_messages WHERE recipient_id = '{ANNA}'"),
+        )
+        .await;
+    let (anna, _) = login(&app, "Anna").await;
+    let (bertil, _) = login(&app, "Bertil").await;
+    let read_only = granted(&app, &anna, BERTIL, "read", "").await;
+
+    let page = bertil
+        .get(&format!("/for/{read_only}/messages/{message}"))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Till Anna"));
+    let body = bertil
+        .get(&format!("/for/{read_only}/messages/{message}/body"))
+        .await;
+    assert_eq!(body.status, StatusCode::OK, "{}", body.body);
+    assert_eq!(body.headers["cache-control"], "no-store");
+    // Read only: archiving is refused and changes nothing.
+    let csrf = bertil
+        .get(&format!("/for/{read_only}/inbox"))
+        .await
+        .hidden_field("csrf")
+        .expect("the inbox's CSRF field");
+    let refused = bertil
+        .post_form(
+            &format!("/for/{read_only}/messages/{message}/archive"),
+            &[("csrf", &csrf), ("archived", "1")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+
+    // Still unread for Anna, and no entry says she read it.
+    let unread: i64 = app
+        .query(
+            "mailbox.db",
+            "SELECT count(*) FROM mailbox_messages WHERE read_at IS NULL",
+        )
+        .await;
+    assert_eq!(unread, 1, "the delegate's reading left it unread");
+    let said_read: i64 = app
+        .query(
+            "mailbox.db",
+            "SELECT count(*) FROM audit_log WHERE action = 'message.read'",
+        )
+        .await;
+    assert_eq!(said_read, 0, "no entry says the recipient read it");
+
+    // With the right to manage, archiving works and is Anna's to see too.
+    revoke(&anna, &read_only).await;
+    let manage = granted(&app, &anna, BERTIL, "manage", "").await;
+    let csrf = bertil
+        .get(&format!("/for/{manage}/inbox"))
+        .await
+        .hidden_field("csrf")
+        .expect("the inbox's CSRF field");
+    let archived = bertil
+        .post_form(
+            &format!("/for/{manage}/messages/{message}/archive"),
+            &[("csrf", &csrf), ("archived", "1")],
+        )
+        .await;
+    assert_eq!(archived.status, StatusCode::SEE_OTHER, "{}", archived.body);
+
+    let owner = anna.get("/delegations").await;
+    let reads = reads_section(&owner.body);
+    for what in [
+        "Öppnade ett meddelande",
+        "Läste ett meddelandes innehåll",
+        "Arkiverade ett meddelande",
+    ] {
+        assert!(reads.contains(what), "{what} in {reads}");
+    }
+}

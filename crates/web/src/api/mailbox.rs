@@ -168,6 +168,8 @@ pub(crate) fn attachment_response(
         .header(header::CONTENT_TYPE, file.content_type)
         .header(header::CONTENT_DISPOSITION, disposition)
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        // Mail content stays out of every cache (a shared computer's too).
+        .header(header::CACHE_CONTROL, "no-store")
         .body(Body::from(file.bytes))
 }
 

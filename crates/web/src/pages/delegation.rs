@@ -295,6 +295,15 @@ fn read_row(lang: Lang, r: &DelegateRead) -> ReadRow {
     let what = match r.what.as_str() {
         "message" => lang.pick("Öppnade ett meddelande", "Opened a message"),
         "attachment" => lang.pick("Hämtade en bilaga", "Downloaded an attachment"),
+        "body" => lang.pick(
+            "Läste ett meddelandes innehåll",
+            "Read the content of a message",
+        ),
+        "archived" => lang.pick("Arkiverade ett meddelande", "Archived a message"),
+        "unarchived" => lang.pick(
+            "Flyttade tillbaka ett meddelande till inkorgen",
+            "Moved a message back to the inbox",
+        ),
         _ => lang.pick("Läste", "Read"),
     };
     ReadRow {

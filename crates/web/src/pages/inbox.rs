@@ -335,6 +335,9 @@ async fn archive(
     mailbox(state)?
         .archive(&access.owner, &id, archived)
         .await?;
+    // What a delegate with the right to manage did is the owner's to see.
+    let what = if archived { "archived" } else { "unarchived" };
+    super::delegation::record_read(state, &access, &id, what).await?;
     let prefix = access.prefix();
     let en = !lang.is_swedish();
     let to = match form.back.as_deref() {

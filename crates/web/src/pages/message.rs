@@ -123,11 +123,8 @@ async fn show_message(
 ) -> Result<Html<String>, PageError> {
     let id = message_id(id)?;
     let mailbox = mailbox(state)?;
-    // Opening marks it read, as the API's read does.
-    let view = mailbox.read(&access.owner, &id).await?;
-    if access.delegated.is_some() {
-        super::delegation::record_read(state, &access, &id, "message").await?;
-    }
+    let view = open(mailbox, &access, &id).await?;
+    super::delegation::record_read(state, &access, &id, "message").await?;
     let linked = mailbox
         .same_matter(&access.owner, &view)
         .await?
@@ -226,13 +223,28 @@ async fn body(
     id: &str,
 ) -> Result<Response, PageError> {
     let id = message_id(id)?;
-    let view = mailbox(state)?.read(&access.owner, &id).await?;
+    let view = open(mailbox(state)?, &access, &id).await?;
+    // The body alone is a read too: a delegate fetching it directly is in
+    // the owner's list of reads like one opening the page.
+    super::delegation::record_read(state, &access, &id, "body").await?;
     if view.content_type != BodyContentType::TextHtml {
+        // Mail content: never cached, never sniffed into something else.
         return Ok((
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            )],
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                (
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(BODY_CONTENT_SECURITY_POLICY),
+                ),
+            ],
             view.body,
         )
             .into_response());
@@ -256,6 +268,21 @@ async fn body(
         HeaderValue::from_static("SAMEORIGIN"),
     );
     Ok(response)
+}
+
+/// Opening marks a message read when its recipient opens it, as the API's
+/// read does; a delegate's opening leaves it unread for the owner.
+async fn open(
+    mailbox: &kuvert_mailbox::accept::Mailbox,
+    access: &MailboxAccess,
+    id: &kuvert_domain::ids::MailboxMessageId,
+) -> Result<kuvert_mailbox::reading::MessageView, PageError> {
+    let view = if access.delegated.is_some() {
+        mailbox.read_for_delegate(&access.owner, id).await?
+    } else {
+        mailbox.read(&access.owner, id).await?
+    };
+    Ok(view)
 }
 
 async fn own_attachment(
