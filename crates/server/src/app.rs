@@ -556,6 +556,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         login,
         dev_idp,
         sessions,
+        export_slots: kuvert_web::pages::export::export_slots(),
     }));
     let app = kuvert_web::router(state.clone());
     let mut server_shutdown = shutdown_rx.clone();

@@ -63,6 +63,9 @@ pub struct Inner {
     pub dev_idp: Option<Arc<dev_idp::DevIdp>>,
     /// Web session limits and cookie flags.
     pub sessions: session::SessionSettings,
+    /// Mail exports running on this node (see
+    /// [`pages::export::MAX_CONCURRENT_EXPORTS`]).
+    pub export_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Which audit logs no longer verify at their checkpointer, and why: it

@@ -600,3 +600,31 @@ async fn an_empty_mailbox_exports_an_index_only_in_english_too() {
     assert!(index.contains(r#"<html lang="en">"#));
     assert!(index.contains("You have no messages."));
 }
+
+#[tokio::test]
+async fn exports_beyond_the_nodes_limit_are_refused_until_one_ends_and_nothing_is_audited() {
+    let app = TestApp::spawn().await;
+    let (browser, csrf) = logged_in(&app, "Anna").await;
+    let audited = || async {
+        app.query::<i64>(
+            "mailbox.db",
+            "SELECT count(*) FROM audit_log WHERE action = 'mailbox.exported'",
+        )
+        .await
+    };
+    let held = kuvert_web::pages::export::hold_all_export_slots(app.app_state())
+        .expect("every export slot is free");
+    let busy = browser
+        .post_form("/settings/export", &[("csrf", csrf.as_str())])
+        .await;
+    assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE, "{}", busy.body);
+    assert!(busy.body.contains("<code>exports_busy</code>"), "{}", busy.body);
+    assert!(busy.headers.contains_key("retry-after"));
+    assert_eq!(audited().await, 0, "a refused export is not audited");
+    drop(held);
+    let done = browser
+        .post_form("/settings/export", &[("csrf", csrf.as_str())])
+        .await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert_eq!(audited().await, 1);
+}

@@ -50,6 +50,28 @@ use zip::write::SimpleFileOptions;
 pub const CHUNK_BYTES: usize = 64 * 1024;
 /// Chunks in flight between the writer and the response at most.
 pub const CHANNEL_CHUNKS: usize = 4;
+
+/// Exports one node runs at once, at most: each holds a blocking thread and
+/// a reader connection while its download lasts, so one person scripting
+/// exports cannot take them all. More are refused with 503 `exports_busy`
+/// (`Retry-After`), before anything is audited or read.
+pub const MAX_CONCURRENT_EXPORTS: usize = 8;
+
+/// The slots of one node, for [`crate::Inner::export_slots`].
+pub fn export_slots() -> std::sync::Arc<tokio::sync::Semaphore> {
+    std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_EXPORTS))
+}
+
+/// Takes every export slot of this node until the permit is dropped (for
+/// tests of the refusal, like `Db::hold_writer`).
+pub fn hold_all_export_slots(state: &AppState) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    state
+        .0
+        .export_slots
+        .clone()
+        .try_acquire_many_owned(u32::try_from(MAX_CONCURRENT_EXPORTS).ok()?)
+        .ok()
+}
 /// The longest file or folder name written (characters, extension kept).
 pub const MAX_NAME_CHARS: usize = 80;
 
@@ -100,6 +122,13 @@ pub async fn download(
 ) -> Result<Response, PageError> {
     session.check_csrf(form.csrf.as_deref())?;
     let mailbox = state.0.mailbox.clone().ok_or(PageError::NotFound)?;
+    // Held by the writing task until the zip is written or broken off.
+    let slot = state
+        .0
+        .export_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| SettingsError::ExportsBusy)?;
     let recipient = session.recipient();
     let subject = pseudonym(&state, &recipient)?;
     let count = mailbox
@@ -115,6 +144,7 @@ pub async fn download(
     let person = format!("{} {}", session.given_name, session.family_name);
     let today = state.clock().today().to_string();
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let failed = chunks.clone();
         let writer = ChannelWriter::new(chunks);
         if let Err(error) = write_zip(&runtime, &mailbox, &recipient, lang, &person, writer) {

@@ -59,6 +59,10 @@ pub enum SettingsError {
     /// malformed: not something a person typed.
     #[error("the form is incomplete or malformed: {0}")]
     InvalidForm(&'static str),
+    /// As many exports as this node runs at once are under way
+    /// ([`super::export::MAX_CONCURRENT_EXPORTS`]).
+    #[error("too many exports are under way")]
+    ExportsBusy,
 }
 
 impl SettingsError {
@@ -105,6 +109,16 @@ impl SettingsError {
                 "Formuläret var ofullständigt eller felaktigt, så inget har ändrats. Gå tillbaka, ladda om sidan och försök igen.",
                 "The form was incomplete or malformed, so nothing was changed. Go back, reload the page and try again.",
             ),
+            Self::ExportsBusy => plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "exports_busy",
+                (
+                    "Många hämtar sin post just nu",
+                    "Many are downloading their mail right now",
+                ),
+                "Just nu hämtar många sin post på en gång. Inget har ändrats; försök igen om en minut.",
+                "Very many are downloading their mail at once right now. Nothing was changed; try again in a minute.",
+            ),
             Self::Register(_) | Self::Mailbox(_) => plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -117,7 +131,7 @@ impl SettingsError {
 
     /// Whether this is our fault (logged as an error).
     pub(super) fn is_internal(&self) -> bool {
-        self.said().status.is_server_error()
+        !matches!(self, Self::ExportsBusy) && self.said().status.is_server_error()
     }
 }
 
