@@ -341,18 +341,15 @@ pub(crate) fn human_size(bytes: usize, lang: Lang) -> String {
 
 /// An instant (RFC 3339, UTC) in Swedish time, as in "1 december 2026 kl.
 /// 18:35" (`with_seconds` adds them: the legal moment of delivery is shown
-/// to the second). Sweden keeps CET (UTC+1), and CEST (UTC+2) from 01:00
-/// UTC on the last Sunday of March to 01:00 UTC on the last Sunday of
-/// October (the EU rule), which is computed here rather than read from a
-/// time-zone database. A string that does not parse is shown as it is.
+/// to the second), by [`kuvert_domain::swedish_time`] (CET, and CEST by the
+/// EU rule). A string that does not parse is shown as it is.
 pub(crate) fn local_time(instant: &str, lang: Lang, with_seconds: bool) -> String {
     let Ok(at) = kuvert_domain::clock::parse_instant(instant) else {
         return instant.to_owned();
     };
-    let at = at.to_offset(time::UtcOffset::UTC);
-    let summer = is_summer_time(at);
-    let offset = if summer { 2 } else { 1 };
-    let local = at + time::Duration::hours(offset);
+    let offset = kuvert_domain::swedish_time::offset_at(at);
+    let summer = offset.whole_hours() == 2;
+    let local = at.to_offset(offset);
     let month = usize::from(u8::from(local.month())).saturating_sub(1);
     const SV: [&str; 12] = [
         "januari",
@@ -406,22 +403,6 @@ pub(crate) fn local_time(instant: &str, lang: Lang, with_seconds: bool) -> Strin
             local.year(),
             if summer { "CEST" } else { "CET" }
         ),
-    }
-}
-
-/// Whether `at` (UTC) falls in Swedish summer time.
-fn is_summer_time(at: time::OffsetDateTime) -> bool {
-    let year = at.year();
-    let switch = |month: time::Month| {
-        // The last Sunday of the month, 01:00 UTC.
-        let day = time::Date::from_calendar_date(year, month, 31).ok()?;
-        let back = i64::from(day.weekday().number_days_from_sunday());
-        let sunday = day - time::Duration::days(back);
-        Some(sunday.with_hms(1, 0, 0).ok()?.assume_utc())
-    };
-    match (switch(time::Month::March), switch(time::Month::October)) {
-        (Some(start), Some(end)) => at >= start && at < end,
-        _ => false,
     }
 }
 
