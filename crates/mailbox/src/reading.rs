@@ -99,19 +99,7 @@ impl Mailbox {
         // decrypt with its own fields fails the whole answer (never skipped).
         let messages = rows
             .iter()
-            .map(|row| {
-                let summary = decrypt_summary(&self.kek, row)?;
-                Ok(MessageSummary {
-                    id: row.id,
-                    sender_id: summary.sender_id,
-                    sender_name: summary.sender_name,
-                    subject: summary.subject,
-                    delivered_at: summary.delivered_at,
-                    received_at: summary.received_at,
-                    read: row.read_at.is_some(),
-                    archived: row.archived_at.is_some(),
-                })
-            })
+            .map(|row| self.summary_of(row))
             .collect::<Result<_, MailboxError>>()?;
         Ok(MessagePage {
             messages,

@@ -191,7 +191,11 @@ async fn the_language_chosen_stays_on_the_following_pages_until_changed() {
     // on error pages too.
     assert!(browser.get("/").await.body.contains(r#"<html lang="en">"#));
     let missing = browser.get("/login/callback").await;
-    assert!(missing.body.contains(r#"<html lang="en">"#), "{}", missing.body);
+    assert!(
+        missing.body.contains(r#"<html lang="en">"#),
+        "{}",
+        missing.body
+    );
     browser.get("/?lang=sv").await;
     assert!(browser.get("/").await.body.contains(r#"<html lang="sv">"#));
 }

@@ -617,8 +617,17 @@ async fn exports_beyond_the_nodes_limit_are_refused_until_one_ends_and_nothing_i
     let busy = browser
         .post_form("/settings/export", &[("csrf", csrf.as_str())])
         .await;
-    assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE, "{}", busy.body);
-    assert!(busy.body.contains("<code>exports_busy</code>"), "{}", busy.body);
+    assert_eq!(
+        busy.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        busy.body
+    );
+    assert!(
+        busy.body.contains("<code>exports_busy</code>"),
+        "{}",
+        busy.body
+    );
     assert!(busy.headers.contains_key("retry-after"));
     assert_eq!(audited().await, 0, "a refused export is not audited");
     drop(held);

@@ -9,11 +9,11 @@
 pub mod access;
 pub mod delegation;
 pub mod export;
-pub mod settings;
 pub mod inbox;
 pub mod message;
 pub mod sender;
 pub mod sender_chart;
+pub mod settings;
 
 use crate::AppState;
 use crate::oidc::LoginError;
