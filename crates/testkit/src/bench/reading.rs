@@ -121,11 +121,45 @@ async fn load_recipients(data: &Path, count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whose the loaded messages are, from whom, and which of them are read.
+pub struct Spread {
+    pub recipients: Recipients,
+    /// Message `i` is from sender `i % n` of these.
+    pub senders: Vec<kuvert::demo::DemoSender>,
+    /// Message `i` is unread when `i % unread_one_in == 0` (1: all unread),
+    /// the others read when they were delivered.
+    pub unread_one_in: usize,
+}
+
+pub enum Recipients {
+    /// Message `i` is for [`recipient_number`]`(i % n)`.
+    Numbered(usize),
+    /// Every message is for this one (canonical digits).
+    One(String),
+}
+
+impl Spread {
+    fn recipient(&self, i: usize) -> String {
+        match &self.recipients {
+            Recipients::Numbered(n) => recipient_number(i % (*n).max(1)),
+            Recipients::One(id) => id.clone(),
+        }
+    }
+
+    fn sender(&self, i: usize) -> anyhow::Result<&kuvert::demo::DemoSender> {
+        self.senders
+            .get(i % self.senders.len().max(1))
+            .context("a spread without senders")
+    }
+}
+
 struct Row {
     delivery_id: String,
     message_id: String,
     recipient: String,
+    sender_id: String,
     delivered_at: String,
+    read_at: Option<String>,
     wrapped_key: Vec<u8>,
     subject: Vec<u8>,
     content: Vec<u8>,
@@ -136,8 +170,7 @@ fn make_rows(
     kek: &kuvert_crypto::at_rest::KeyEncryptionKey,
     range: std::ops::Range<usize>,
     total: usize,
-    recipients: usize,
-    sender: &kuvert::demo::DemoSender,
+    spread: &Spread,
     message: &kuvert_domain::delivery::SecureMessage,
     base: time::OffsetDateTime,
 ) -> anyhow::Result<Vec<Row>> {
@@ -145,7 +178,8 @@ fn make_rows(
         .map(|i| {
             let id = MailboxMessageId::new().to_string();
             let delivery_id = DeliveryId::new().to_string();
-            let recipient = recipient_number(i % recipients);
+            let recipient = spread.recipient(i);
+            let sender = spread.sender(i)?;
             let at = format_instant(base - time::Duration::seconds((total - i) as i64));
             let subject = format!("Beslut nr {i}");
             let mut message = message.clone();
@@ -177,6 +211,8 @@ fn make_rows(
             Ok(Row {
                 delivery_id,
                 recipient,
+                sender_id: sender.id.clone(),
+                read_at: (i % spread.unread_one_in.max(1) != 0).then(|| at.clone()),
                 delivered_at: at,
                 subject: row.summary,
                 content: row.content,
@@ -187,10 +223,11 @@ fn make_rows(
         .collect()
 }
 
-async fn load_messages(data: &Path, count: usize, recipients: usize) -> anyhow::Result<()> {
+/// Loads `count` messages into the stopped instance at `data`, spread over
+/// recipients, senders and read state as `spread` says.
+pub async fn load_messages(data: &Path, count: usize, spread: Spread) -> anyhow::Result<()> {
     let keys = kuvert::keys::Keys::load_existing(data)?;
-    let demo = kuvert::demo::load(data)?;
-    let sender = super::e2e::demo_kommun(&demo)?.1.clone();
+    let sender = spread.sender(0)?.clone();
     let body = "Hej! Här kommer ett beslut från kommunen. ".repeat(50);
     let delivery = kuvert::client::simple_delivery(
         &sender.id,
@@ -203,7 +240,6 @@ async fn load_messages(data: &Path, count: usize, recipients: usize) -> anyhow::
         Vec::new(),
     );
     let message = delivery.messages[0].clone();
-    let row_sender = sender.clone();
     let base = time::OffsetDateTime::now_utc();
     let receipt = "r".repeat(600);
     const CHUNK: usize = 2000;
@@ -215,8 +251,7 @@ async fn load_messages(data: &Path, count: usize, recipients: usize) -> anyhow::
                 &keys.mailbox_kek,
                 start..(start + CHUNK).min(count),
                 count,
-                recipients,
-                &row_sender,
+                &spread,
                 &message,
                 base,
             )?;
@@ -238,7 +273,7 @@ async fn load_messages(data: &Path, count: usize, recipients: usize) -> anyhow::
             q.push_values(part, |mut b, r| {
                 b.push_bind(&r.delivery_id)
                     .push_bind(&r.recipient)
-                    .push_bind(&sender.id)
+                    .push_bind(&r.sender_id)
                     .push_bind("ed25519:0000000000000000")
                     .push_bind(&r.delivered_at)
                     .push_bind(&r.delivered_at)
@@ -247,15 +282,16 @@ async fn load_messages(data: &Path, count: usize, recipients: usize) -> anyhow::
             q.build().execute(&mut *tx).await?;
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO mailbox_messages (id, delivery_id, position, recipient_id, sender_id,
-                   delivered_at, format, wrapped_key, subject, content) ",
+                   delivered_at, read_at, format, wrapped_key, subject, content) ",
             );
             q.push_values(part, |mut b, r| {
                 b.push_bind(&r.message_id)
                     .push_bind(&r.delivery_id)
                     .push_bind(0_i64)
                     .push_bind(&r.recipient)
-                    .push_bind(&sender.id)
+                    .push_bind(&r.sender_id)
                     .push_bind(&r.delivered_at)
+                    .push_bind(&r.read_at)
                     .push_bind(kuvert_store::mailbox::ROW_FORMAT_BOUND)
                     .push_bind(&r.wrapped_key)
                     .push_bind(&r.subject)
@@ -334,7 +370,13 @@ pub async fn run(plan: &ReadingPlan, keep: Option<&Path>) -> anyhow::Result<Read
     }
     let started = Instant::now();
     if messages > 0 {
-        load_messages(&dir.path, messages, plan.recipients).await?;
+        let demo = kuvert::demo::load(&dir.path)?;
+        let spread = Spread {
+            recipients: Recipients::Numbered(plan.recipients),
+            senders: vec![super::e2e::demo_kommun(&demo)?.1.clone()],
+            unread_one_in: 1,
+        };
+        load_messages(&dir.path, messages, spread).await?;
     }
     let load_messages_s = started.elapsed().as_secs_f64();
     let mailbox_db_mib = std::fs::metadata(dir.path.join("mailbox.db"))

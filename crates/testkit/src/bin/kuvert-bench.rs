@@ -80,7 +80,8 @@ struct Args {
     /// Messages in the long send whose server memory is watched.
     #[arg(long, default_value_t = 1_000_000)]
     memory_messages: usize,
-    /// Timed requests per lookup/reading figure and run.
+    /// Timed requests per lookup/reading figure and run (and page/API
+    /// pairs per page figure and run).
     #[arg(long, default_value_t = 300)]
     samples: usize,
     /// Iterations of each crypto operation in the machine limit.
@@ -123,8 +124,8 @@ struct Results {
     memory: Option<SendResult>,
     /// The largest request of each kind and the server memory it costs.
     largest: Vec<bench::largest::Largest>,
-    /// The web pages (issue 18): logins per second, later the inbox and
-    /// message pages beside the API reads they wrap.
+    /// The web pages (issue 18): logins per second, the inbox and message
+    /// pages beside the API reads they wrap.
     pages: Option<bench::pages::PagesResult>,
     table: Vec<Row>,
 }
@@ -310,6 +311,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             logins: args.logins.max(1),
             runs: args.runs,
             limit_iterations: args.limit_iterations,
+            samples: args.samples.max(1),
         };
         results.pages = Some(bench::pages::run(&plan, keep).await?);
     }
