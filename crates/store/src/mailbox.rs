@@ -316,9 +316,13 @@ impl Db {
 
     /// (total, unread) of a recipient's non-deleted messages in a folder.
     pub async fn mailbox_counts(&self, recipient: &str, folder: Folder) -> Result<(i64, i64)> {
+        // Written as the expression of the index `mailbox_messages_unread_first`
+        // (mailbox migration 0008), so the count is read from that index
+        // instead of every row of the recipient (the bench of the pages: 20 ms
+        // of a 33 ms list at 10 000 messages).
         let archived = match folder {
-            Folder::Inbox => "archived_at IS NULL",
-            Folder::Archive => "archived_at IS NOT NULL",
+            Folder::Inbox => "(archived_at IS NULL) = 1",
+            Folder::Archive => "(archived_at IS NULL) = 0",
         };
         let sql = format!(
             "SELECT COUNT(*), COALESCE(SUM(read_at IS NULL), 0) FROM mailbox_messages
